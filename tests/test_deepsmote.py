@@ -1,0 +1,232 @@
+import numpy as np
+import pytest
+import torch
+
+from torch_deepsmote import DeepSMOTE
+
+from conftest import TINY, make_shapes
+
+
+def fit_resample(X, y, **kwargs):
+    return DeepSMOTE(**{"random_state": 0, "knn": "torch", **TINY, **kwargs}).fit_resample(X, y)
+
+
+def test_fit_resample_puts_originals_first_then_fills_minorities(shapes):
+    X, y = shapes
+    X_res, y_res = fit_resample(X, y)
+    assert isinstance(X_res, np.ndarray) and X_res.dtype == np.uint8
+    np.testing.assert_array_equal(X_res[: len(X)], X)
+    np.testing.assert_array_equal(y_res[: len(y)], y)
+    assert np.bincount(y_res).tolist() == [60, 60, 60]
+    assert y_res.dtype == y.dtype
+    # New images are grouped by class in sorted order.
+    assert y_res[len(y):].tolist() == [1] * 36 + [2] * 52
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_images_in_unit_range_keep_dtype_and_range(dtype):
+    X, y = make_shapes((30, 10), dtype=dtype)
+    X_res, _ = fit_resample(X, y)
+    assert X_res.dtype == dtype
+    new = X_res[len(X):]
+    assert new.min() >= 0 and new.max() <= 1
+
+
+def test_normalised_images_keep_their_value_range():
+    X, y = make_shapes((30, 10), dtype=np.float32)
+    X = (X - 0.3) / 0.2  # a Normalize(mean=0.3, std=0.2) style range
+    model = DeepSMOTE(random_state=0, knn="torch", **TINY)
+    X_res, _ = model.fit_resample(X, y)
+    new = X_res[len(X) :]
+    assert new.min() >= X.min() - 1e-5 and new.max() <= X.max() + 1e-5
+    # The data's own range maps onto the decoder's [-1, 1], not [0, 1].
+    fmt = model.image_format_
+    assert (fmt.low, fmt.high) == pytest.approx((float(X.min()), float(X.max())))
+    ends = fmt.from_unit(torch.tensor([-1.0, 0.0, 1.0]))
+    torch.testing.assert_close(ends, torch.tensor([X.min(), (X.min() + X.max()) / 2, X.max()]))
+    torch.testing.assert_close(fmt.to_unit(torch.from_numpy(X)).aminmax(), (torch.tensor(-1.0), torch.tensor(1.0)))
+
+
+def test_channel_less_images_and_tensors_keep_their_form():
+    X, y = make_shapes((30, 10))
+    X_res, y_res = fit_resample(torch.from_numpy(X[:, 0]), torch.from_numpy(y))
+    assert isinstance(X_res, torch.Tensor) and X_res.shape == (60, 16, 16)
+    assert X_res.dtype == torch.uint8 and y_res.dtype == torch.int64
+    assert torch.equal(X_res[:40], torch.from_numpy(X[:, 0]))
+
+
+def test_colour_images():
+    X, y = make_shapes((30, 10), channels=3)
+    X_res, _ = fit_resample(X, y)
+    assert X_res.shape == (60, 3, 16, 16)
+
+
+def test_sample_gives_images_of_the_asked_class_reproducibly(fitted):
+    a = fitted.sample(5, 2, random_state=7)
+    b = fitted.sample(5, 2, random_state=7)
+    c = fitted.sample(5, 2, random_state=8)
+    assert a.shape == (5, 1, 16, 16) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_sample_without_seed_continues_the_fitted_generator(fitted):
+    assert not np.array_equal(fitted.sample(5, 1), fitted.sample(5, 1))
+
+
+def test_plan_codes_are_smote_interpolations(fitted):
+    plan = fitted.plan({1: 6}, random_state=0)
+    z = fitted.plan_codes(plan)
+    lam = plan.lam[:, None]
+    expected = fitted.latents_[plan.base] + lam * (fitted.latents_[plan.neighbor] - fitted.latents_[plan.base])
+    torch.testing.assert_close(z, expected)
+    assert (fitted.labels_[plan.base] == 1).all() and (fitted.labels_[plan.neighbor] == 1).all()
+
+
+def test_encode_decode_round_trip_shapes(fitted, shapes):
+    X, _ = shapes
+    codes = fitted.encode(X[:7])
+    assert codes.shape == (7, 8) and codes.dtype == torch.float32
+    torch.testing.assert_close(codes, fitted.latents_[:7])
+    images = fitted.decode(codes)
+    assert images.shape == (7, 1, 16, 16) and images.dtype == np.uint8
+
+
+def test_fit_is_reproducible_for_a_seed(shapes):
+    X, y = shapes
+    a, _ = fit_resample(X, y, random_state=5)
+    b, _ = fit_resample(X, y, random_state=5)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_save_and_load_round_trip(fitted, tmp_path):
+    path = tmp_path / "model.pt"
+    fitted.save(path)
+    loaded = DeepSMOTE.load(path, device="cpu")
+    assert loaded.image_shape_ == fitted.image_shape_
+    assert loaded.sampling_strategy_ == fitted.sampling_strategy_
+    assert torch.equal(loaded.latents_, fitted.latents_)
+    assert torch.equal(loaded.neighbors_, fitted.neighbors_)
+    np.testing.assert_array_equal(loaded.sample(6, 2, random_state=1), fitted.sample(6, 2, random_state=1))
+    codes = fitted.latents_[:4]
+    np.testing.assert_array_equal(loaded.decode(codes), fitted.decode(codes))
+    assert not any(p.name.startswith("model.pt.tmp") for p in tmp_path.iterdir())
+
+
+def test_load_rejects_damaged_and_foreign_files(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(RuntimeError, match="bad.pt"):
+        DeepSMOTE.load(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"format_version": 99}, other)
+    with pytest.raises(RuntimeError, match="format version"):
+        DeepSMOTE.load(other)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        DeepSMOTE.load(tmp_path / "missing.pt")
+
+
+def test_fit_dataset_reads_a_tensor_dataset(shapes):
+    from torch.utils.data import TensorDataset
+
+    X, y = shapes
+    ds = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    model = DeepSMOTE(random_state=0, **TINY).fit_dataset(ds)
+    assert model.image_shape_ == (1, 16, 16)
+    assert model.sampling_strategy_ == {0: 0, 1: 36, 2: 52}
+
+
+def test_sampling_strategy_forms_pass_through(shapes):
+    X, y = shapes
+    for strategy, counts in [
+        ("minority", [60, 24, 60]),
+        ("not majority", [60, 60, 60]),
+        ({1: 30, 2: 10}, [60, 30, 10]),
+        (lambda labels: {2: 20}, [60, 24, 20]),
+    ]:
+        _, y_res = fit_resample(X, y, sampling_strategy=strategy, max_epochs=1)
+        assert np.bincount(y_res).tolist() == counts, strategy
+
+
+def test_a_class_with_few_images_shrinks_k_with_a_warning():
+    X, y = make_shapes((30, 3))
+    with pytest.warns(UserWarning, match="k_neighbors|neighbo"):
+        model = DeepSMOTE(random_state=0, knn="torch", **TINY).fit(X, y)
+    assert model.n_neighbors_[1] == 2
+
+
+def test_a_class_of_one_image_gets_copies_of_its_code():
+    X, y = make_shapes((30, 1))
+    with pytest.warns(UserWarning):
+        model = DeepSMOTE(random_state=0, knn="torch", **TINY).fit(X, y)
+    plan = model.plan()
+    z = model.plan_codes(plan)
+    assert (plan.labels == 1).sum() == 29
+    torch.testing.assert_close(z, model.latents_[y == 1].expand(29, -1))
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "make,exc,match",
+    [
+        (lambda X, y: (X, y[:-1]), ValueError, "one label per image"),
+        (lambda X, y: (X, np.zeros_like(y)), ValueError, "two classes"),
+        (lambda X, y: (X[:0], y[:0]), ValueError, "at least one image"),
+        (lambda X, y: ([X[0], X[1, :, :8]], y[:2]), ValueError, "one shape"),
+        (lambda X, y: (np.where(np.arange(len(X))[:, None, None, None] == 3, np.nan, X / 255.0), y),
+         ValueError, "image 3 has NaN"),
+        (lambda X, y: (np.where(X > 250, np.inf, X / 255.0), y), ValueError, "infinite"),
+        (lambda X, y: (X[:, 0, 0], y), ValueError, r"\(N, C, H, W\)"),
+        (lambda X, y: ("images", y), TypeError, "numpy array or a torch.Tensor"),
+        (lambda X, y: (X, y.astype(str)), TypeError, "integer class labels"),
+        (lambda X, y: (X[:, :, :4, :4], y), ValueError, "image_shape"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(shapes, make, exc, match):
+    X, y = shapes
+    X_bad, y_bad = make(X, y)
+    with pytest.raises(exc, match=match):
+        DeepSMOTE(**TINY).fit(X_bad, y_bad)
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(k_neighbors=0), ValueError, "k_neighbors=0"),
+        (dict(k_neighbors=-2), ValueError, "k_neighbors=-2"),
+        (dict(k_neighbors=2.5), TypeError, "k_neighbors"),
+        (dict(sampling_strategy="balanced"), ValueError, "sampling_strategy='balanced'"),
+        (dict(knn="annoy"), ValueError, "knn"),
+        (dict(random_state=-1), ValueError, "random_state"),
+        (dict(device="tpu:9"), ValueError, "device"),
+        (dict(latent_dim=0), ValueError, "latent_dim"),
+    ],
+)
+def test_bad_options_fail_at_construction(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        DeepSMOTE(**kwargs)
+
+
+def test_a_dict_asking_fewer_images_than_a_class_has_is_rejected_before_training(shapes):
+    X, y = shapes
+    model = DeepSMOTE(sampling_strategy={1: 5}, **TINY)
+    with pytest.raises(ValueError, match="1"):
+        model.fit(X, y)
+    assert not hasattr(model, "encoder_")  # failed before any training
+
+
+def test_unfitted_model_says_so():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        DeepSMOTE().sample(3, 0)
+
+
+def test_unknown_label_and_bad_n_in_sample(fitted):
+    with pytest.raises(ValueError, match="label"):
+        fitted.sample(3, 9)
+    with pytest.raises(ValueError, match="n=0"):
+        fitted.sample(0, 1)
+
+
+def test_encode_rejects_images_of_another_shape(fitted):
+    with pytest.raises(ValueError, match="shape"):
+        fitted.encode(np.zeros((2, 1, 20, 20), np.uint8))

@@ -1,0 +1,315 @@
+"""Tests of the k-NN backends and the per-class neighbour table."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from torch_deepsmote.knn import (
+    FaissKNN,
+    KNNBackend,
+    SklearnKNN,
+    TorchKNN,
+    class_neighbors,
+    get_knn,
+)
+
+
+def _faiss_backend():
+    pytest.importorskip("faiss")
+    return FaissKNN()
+
+
+def _sklearn_backend():
+    neighbors = pytest.importorskip("sklearn.neighbors")
+    return get_knn(neighbors.NearestNeighbors())
+
+
+BACKENDS = {
+    "torch": lambda: TorchKNN(),
+    "torch-chunk-2": lambda: TorchKNN(chunk_size=2),
+    "faiss": _faiss_backend,
+    "sklearn": _sklearn_backend,
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request):
+    return BACKENDS[request.param]()
+
+
+def brute_force(x: torch.Tensor, k: int) -> torch.Tensor:
+    distances = torch.cdist(x, x)
+    distances.fill_diagonal_(float("inf"))
+    return distances.argsort(dim=1, stable=True)[:, :k]
+
+
+def random_points(n: int, d: int, seed: int, dtype=torch.float64) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+# --- the backend contract ------------------------------------------------------------------
+
+
+def test_backend_finds_golden_neighbours_of_1d_points(backend):
+    # Gaps 1, 2, 4, 8: every neighbour order is unambiguous.
+    x = torch.tensor([[0.0], [1.0], [3.0], [7.0], [15.0]])
+    result = backend.kneighbors(x, 2)
+    assert result.dtype == torch.long
+    assert result.tolist() == [[1, 2], [0, 2], [1, 0], [2, 1], [3, 2]]
+
+
+def test_backend_with_k_equal_n_minus_one_returns_every_other_row(backend):
+    x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    assert backend.kneighbors(x, 3).tolist() == [[1, 2, 3], [0, 2, 3], [1, 0, 3], [2, 1, 0]]
+
+
+def test_backend_never_returns_self_among_duplicates(backend):
+    # Six copies of one point and three other points: distance ties at zero everywhere.
+    x = torch.tensor([[1.0, 1.0]] * 6 + [[5.0, 5.0], [5.0, 5.0], [9.0, 0.0]])
+    n = x.shape[0]
+    for k in (1, 3, 5, n - 1):
+        result = backend.kneighbors(x, k)
+        assert result.shape == (n, k)
+        assert not (result == torch.arange(n)[:, None]).any()
+        assert all(len(set(row)) == k for row in result.tolist())
+    # With k < 6, a copy's neighbours are all other copies (distance 0).
+    copies = backend.kneighbors(x, 5)[:6]
+    assert (copies < 6).all()
+    assert backend.kneighbors(x, 1)[6:8].tolist() == [[7], [6]]
+
+
+def test_backend_rejects_k_out_of_range(backend):
+    x = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match=r"`k` should be at most n - 1 = 3.*k=4"):
+        backend.kneighbors(x, 4)
+    with pytest.raises(ValueError, match="`k` should be a positive integer"):
+        backend.kneighbors(x, 0)
+    with pytest.raises(TypeError, match="`k` should be a positive integer"):
+        backend.kneighbors(x, True)
+
+
+def test_backend_rejects_non_finite_and_non_2d_points(backend):
+    with pytest.raises(ValueError, match="finite"):
+        backend.kneighbors(torch.tensor([[0.0], [float("nan")], [1.0]]), 1)
+    with pytest.raises(ValueError, match="2-D"):
+        backend.kneighbors(torch.zeros(5), 1)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 2048])
+def test_torch_knn_equals_brute_force_on_random_data(chunk_size):
+    x = random_points(130, 6, seed=chunk_size)
+    assert torch.equal(TorchKNN(chunk_size).kneighbors(x, 5), brute_force(x, 5))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(2, 40),
+    d=st.integers(1, 8),
+    chunk_size=st.integers(1, 50),
+    seed=st.integers(0, 2**31 - 1),
+    data=st.data(),
+)
+def test_torch_knn_distances_equal_brute_force_for_random_shapes(n, d, chunk_size, seed, data):
+    k = data.draw(st.integers(1, n - 1))
+    x = random_points(n, d, seed)
+    result = TorchKNN(chunk_size).kneighbors(x, k)
+    assert not (result == torch.arange(n)[:, None]).any()
+    # Compare distances rather than indices, so that (improbable) ties cannot flake.
+    full = torch.cdist(x, x)
+    full.fill_diagonal_(float("inf"))
+    found = full.gather(1, result)
+    expected = full.sort(dim=1).values[:, :k]
+    torch.testing.assert_close(found, expected)
+
+
+def test_torch_knn_accepts_half_precision_and_integer_points():
+    x = torch.tensor([[0], [1], [3], [7]])
+    assert TorchKNN().kneighbors(x, 1).tolist() == [[1], [0], [1], [2]]
+    assert TorchKNN().kneighbors(x.half(), 1).tolist() == [[1], [0], [1], [2]]
+
+
+def test_faiss_knn_matches_torch_knn_on_random_data():
+    pytest.importorskip("faiss")
+    x = random_points(600, 16, seed=0, dtype=torch.float32)
+    assert torch.equal(FaissKNN().kneighbors(x, 5), TorchKNN().kneighbors(x, 5))
+
+
+def test_sklearn_adapter_matches_torch_knn_and_leaves_the_estimator_unfitted():
+    neighbors = pytest.importorskip("sklearn.neighbors")
+    estimator = neighbors.NearestNeighbors(n_neighbors=2)
+    x = random_points(200, 8, seed=1)
+    result = get_knn(estimator).kneighbors(x, 5)
+    assert torch.equal(result, TorchKNN().kneighbors(x, 5))
+    assert not hasattr(estimator, "n_samples_fit_")  # cloned, as imbalanced-learn does
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_knn_backends_on_cuda_match_cpu():
+    x = random_points(3000, 32, seed=2, dtype=torch.float32)
+    expected = TorchKNN().kneighbors(x, 5)
+    on_cuda = TorchKNN(chunk_size=512).kneighbors(x.cuda(), 5)
+    assert on_cuda.is_cuda
+    assert torch.equal(on_cuda.cpu(), expected)
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return
+    faiss_result = FaissKNN().kneighbors(x.cuda(), 5)
+    assert faiss_result.is_cuda
+    assert torch.equal(faiss_result.cpu(), expected)
+
+
+# --- get_knn --------------------------------------------------------------------------------
+
+
+def test_get_knn_resolves_names():
+    assert isinstance(get_knn("torch"), TorchKNN)
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        assert isinstance(get_knn("auto"), TorchKNN)
+    else:
+        assert isinstance(get_knn("auto"), FaissKNN)
+        assert isinstance(get_knn("faiss"), FaissKNN)
+
+
+def test_get_knn_without_faiss_falls_back_to_torch_or_names_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # makes `import faiss` raise ImportError
+    assert isinstance(get_knn("auto"), TorchKNN)
+    with pytest.raises(ImportError, match=r'pip install "torch-deepsmote\[cpu\]"'):
+        get_knn("faiss")
+    with pytest.raises(ImportError, match="torch-deepsmote"):
+        FaissKNN()
+
+
+def test_get_knn_passes_objects_through_and_wraps_sklearn_style_ones():
+    class Ours:
+        def kneighbors(self, x, k):
+            return TorchKNN().kneighbors(x, k)
+
+    class SklearnStyle(Ours):
+        def fit(self, x):
+            return self
+
+    ours = Ours()
+    torch_knn = TorchKNN(chunk_size=3)
+    assert get_knn(ours) is ours
+    assert get_knn(torch_knn) is torch_knn
+    assert isinstance(get_knn(SklearnStyle()), SklearnKNN)
+    assert isinstance(ours, KNNBackend)
+
+
+@pytest.mark.parametrize(
+    ("knn", "error", "match"),
+    [
+        ("kdtree", ValueError, r"`knn` should be one of 'auto', 'faiss', 'torch'.*knn='kdtree'"),
+        (5, TypeError, "`knn` should be one of"),
+        (None, TypeError, "`knn` should be one of"),
+        (TorchKNN, TypeError, "an instance, not a class"),
+    ],
+)
+def test_get_knn_rejects_invalid_arguments(knn, error, match):
+    with pytest.raises(error, match=match):
+        get_knn(knn)
+
+
+def test_backends_validate_their_arguments():
+    with pytest.raises(ValueError, match="`chunk_size` should be a positive integer"):
+        TorchKNN(chunk_size=0)
+    with pytest.raises(TypeError, match="`chunk_size` should be a positive integer"):
+        TorchKNN(chunk_size=2.5)
+    pytest.importorskip("faiss")
+    with pytest.raises(TypeError, match="`use_gpu` should be a bool"):
+        FaissKNN(use_gpu="yes")
+
+
+# --- class_neighbors ------------------------------------------------------------------------
+
+# Class 0 at 0, 1, 3, 7; class 1 at 100, 101, 103, interleaved by row.
+LATENTS_1D = torch.tensor([[0.0], [100.0], [1.0], [101.0], [3.0], [103.0], [7.0]])
+LABELS_1D = torch.tensor([0, 1, 0, 1, 0, 1, 0])
+
+
+def test_class_neighbors_returns_golden_global_indices(backend):
+    neighbors, n_neighbors = class_neighbors(LATENTS_1D, LABELS_1D, 2, knn=backend)
+    assert neighbors.tolist() == [[2, 4], [3, 5], [0, 4], [1, 5], [2, 0], [3, 1], [4, 2]]
+    assert n_neighbors == {0: 2, 1: 2}
+
+
+def test_class_neighbors_never_crosses_classes():
+    latents = random_points(300, 4, seed=3)
+    labels = torch.randint(0, 4, (300,), generator=torch.Generator().manual_seed(3))
+    neighbors, n_neighbors = class_neighbors(latents, labels, 5, knn="torch")
+    assert neighbors.shape == (300, 5)
+    assert (labels[neighbors] == labels[:, None]).all()
+    assert not (neighbors == torch.arange(300)[:, None]).any()
+    assert n_neighbors == {0: 5, 1: 5, 2: 5, 3: 5}
+
+
+def test_class_with_at_most_k_samples_shrinks_k_and_warns():
+    with pytest.warns(UserWarning) as record:
+        neighbors, n_neighbors = class_neighbors(LATENTS_1D, LABELS_1D, 5, knn="torch")
+    messages = [str(warning.message) for warning in record]
+    assert len(messages) == 2
+    assert "Class 0 has 4 samples, not more than k_neighbors=5" in messages[0]
+    assert "Class 1 has 3 samples, not more than k_neighbors=5" in messages[1]
+    assert "their 2 nearest neighbours" in messages[1]
+    assert n_neighbors == {0: 3, 1: 2}
+    assert neighbors[1].tolist() == [3, 5, -1, -1, -1]
+    assert neighbors[0].tolist() == [2, 4, 6, -1, -1]
+
+
+def test_single_sample_class_points_to_itself_and_warns_about_copies():
+    latents = torch.tensor([[0.0], [1.0], [2.0], [50.0]])
+    labels = torch.tensor([0, 0, 0, 7])
+    with pytest.warns(UserWarning, match=r"Class 7 has a single sample.*copies"):
+        neighbors, n_neighbors = class_neighbors(latents, labels, 2, knn="torch")
+    assert n_neighbors == {0: 2, 7: 1}
+    assert neighbors[3].tolist() == [3, -1]
+
+
+def test_class_neighbors_does_not_warn_when_every_class_is_large_enough():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        class_neighbors(LATENTS_1D, LABELS_1D, 2, knn="torch")
+
+
+def test_class_neighbors_accepts_numpy_labels_and_returns_a_cpu_table():
+    neighbors, _ = class_neighbors(LATENTS_1D, np.asarray(LABELS_1D), 1, knn="torch")
+    assert neighbors.device.type == "cpu"
+    assert neighbors[:, 0].tolist() == [2, 3, 0, 1, 2, 3, 4]
+
+
+def test_class_neighbors_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="`k_neighbors` should be a positive integer"):
+        class_neighbors(LATENTS_1D, LABELS_1D, 0)
+    with pytest.raises(ValueError, match="`labels` should be a 1-D tensor of length N = 7"):
+        class_neighbors(LATENTS_1D, LABELS_1D[:3], 1)
+    with pytest.raises(ValueError, match="integer class labels"):
+        class_neighbors(LATENTS_1D, LABELS_1D.float(), 1)
+
+
+def test_class_neighbors_rejects_a_backend_that_returns_self():
+    class IncludesSelf:
+        def kneighbors(self, x, k):
+            return torch.arange(x.shape[0])[:, None].repeat(1, k)
+
+    with pytest.raises(ValueError, match="never return a row as its own neighbour"):
+        class_neighbors(LATENTS_1D, LABELS_1D, 1, knn=IncludesSelf())
+
+
+def test_faiss_knn_forced_onto_a_missing_gpu_names_the_gpu_install():
+    faiss = pytest.importorskip("faiss")
+    if faiss.get_num_gpus() > 0:
+        pytest.skip("FAISS sees a GPU here")
+    with pytest.raises(RuntimeError, match=r"torch-deepsmote\[gpu\]"):
+        FaissKNN(use_gpu=True).kneighbors(torch.zeros(3, 2), 1)
+    assert FaissKNN(use_gpu=False).kneighbors(torch.zeros(3, 2), 1).shape == (3, 1)

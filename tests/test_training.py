@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+import torch
+
+from torch_deepsmote import DeepSMOTE
+from torch_deepsmote.models import Decoder, Encoder
+from torch_deepsmote.training import TrainingConfig, fit_autoencoder, resolve_precision
+
+from conftest import TINY
+
+
+def state_equal(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_reconstruction_loss_falls_clearly(shapes):
+    X, y = shapes
+    model = DeepSMOTE(
+        latent_dim=16,
+        hidden_channels=8,
+        batch_size=16,
+        max_epochs=8,
+        patience=0,
+        lr=2e-3,
+        random_state=0,
+        progress=False,
+    ).fit(X, y)
+    rec = [h["reconstruction"] for h in model.history_]
+    assert len(rec) == 8
+    assert rec[-1] < 0.5 * rec[0], rec
+    # The trained decoder reconstructs held-in images better than the untrained one.
+    x = torch.from_numpy(X[:32]).float() / 127.5 - 1
+    with torch.no_grad():
+        trained = torch.mean((model.decoder_(model.encoder_(x)) - x) ** 2)
+    assert float(trained) < rec[0]
+
+
+def test_fixed_random_state_reproduces_the_cpu_run_bit_for_bit(shapes):
+    X, y = shapes
+    a = DeepSMOTE(random_state=3, **TINY).fit(X, y)
+    b = DeepSMOTE(random_state=3, **TINY).fit(X, y)
+    assert state_equal(a.encoder_.state_dict(), b.encoder_.state_dict())
+    assert state_equal(a.decoder_.state_dict(), b.decoder_.state_dict())
+    assert torch.equal(a.latents_, b.latents_)
+    assert [h["loss"] for h in a.history_] == [h["loss"] for h in b.history_]
+
+
+def test_different_random_states_give_different_weights(shapes):
+    X, y = shapes
+    a = DeepSMOTE(random_state=1, **TINY).fit(X, y)
+    b = DeepSMOTE(random_state=2, **TINY).fit(X, y)
+    assert not torch.equal(a.latents_, b.latents_)
+
+
+def test_training_does_not_touch_the_global_rng(shapes):
+    X, y = shapes
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    DeepSMOTE(random_state=0, **TINY).fit(X, y)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def run(images, labels, **config):
+    torch.manual_seed(0)
+    enc, dec = Encoder((1, 16, 16), 8, hidden=4), Decoder((1, 16, 16), 8, hidden=4)
+    history = fit_autoencoder(
+        enc,
+        dec,
+        images,
+        labels,
+        lambda b: b.float() / 127.5 - 1,
+        config=TrainingConfig(batch_size=16, **config),
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+        progress=False,
+    )
+    return enc, dec, history
+
+
+def test_plateau_stops_before_max_epochs(shapes):
+    X, y = shapes
+    # A relative improvement of 90% per epoch never happens: stop after `patience` epochs.
+    _, _, history = run(
+        torch.from_numpy(X), torch.from_numpy(y), max_epochs=20, patience=2, min_delta=0.9
+    )
+    assert len(history) == 3
+
+
+def test_best_epoch_weights_are_kept(shapes):
+    X, y = shapes
+    images, labels = torch.from_numpy(X), torch.from_numpy(y)
+    # A large learning rate makes the loss curve bumpy, so the best epoch is often not the last.
+    enc, dec, history = run(images, labels, max_epochs=4, patience=0, lr=0.05)
+    best = int(np.argmin([h["loss"] for h in history]))
+    # The same run stopped right after the best epoch ends with the same weights.
+    enc_best, dec_best, _ = run(images, labels, max_epochs=best + 1, patience=0, lr=0.05)
+    assert state_equal(enc.state_dict(), enc_best.state_dict())
+    assert state_equal(dec.state_dict(), dec_best.state_dict())
+
+
+def test_penalty_weight_zero_reports_no_penalty(shapes):
+    X, y = shapes
+    _, _, history = run(torch.from_numpy(X), torch.from_numpy(y), max_epochs=1, penalty_weight=0.0)
+    assert history[0]["penalty"] == 0
+    assert history[0]["loss"] == history[0]["reconstruction"]
+
+
+def test_bf16_autocast_trains_on_cpu(shapes):
+    X, y = shapes
+    _, _, history = run(
+        torch.from_numpy(X), torch.from_numpy(y), max_epochs=1, precision="bf16", channels_last=True
+    )
+    assert np.isfinite(history[0]["loss"])
+
+
+def test_precision_resolution():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) is None
+    assert resolve_precision("fp32", cpu) is None
+    assert resolve_precision("bf16", cpu) is torch.bfloat16
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16", cpu)
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc",
+    [
+        (dict(batch_size=0), ValueError),
+        (dict(batch_size=True), TypeError),
+        (dict(lr=0), ValueError),
+        (dict(max_epochs=-1), ValueError),
+        (dict(patience=-1), ValueError),
+        (dict(precision="fp8"), ValueError),
+    ],
+)
+def test_bad_training_options_are_rejected(kwargs, exc):
+    with pytest.raises(exc, match=next(iter(kwargs))):
+        TrainingConfig(**kwargs)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_with_autocast(shapes):
+    X, y = shapes
+    model = DeepSMOTE(device="cuda", random_state=0, **TINY).fit(X, y)
+    assert np.isfinite(model.history_[-1]["loss"])
+    assert model.sample(4, 2).shape == (4, 1, 16, 16)

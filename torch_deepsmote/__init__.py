@@ -1,0 +1,30 @@
+"""torch_deepsmote: DeepSMOTE over-sampling for imbalanced image data in PyTorch.
+
+Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and
+SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
+"""
+
+from .deepsmote import DeepSMOTE
+from .knn import FaissKNN, TorchKNN, get_knn
+from .losses import DeepSMOTELoss
+from .models import Decoder, Encoder
+from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
+from .training import TrainingConfig, fit_autoencoder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeepSMOTE",
+    "DeepSMOTELoss",
+    "Decoder",
+    "Encoder",
+    "FaissKNN",
+    "SMOTEPlan",
+    "TorchKNN",
+    "TrainingConfig",
+    "fit_autoencoder",
+    "get_knn",
+    "interpolate",
+    "plan_synthetic",
+    "resolve_sampling_strategy",
+]

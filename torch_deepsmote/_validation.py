@@ -1,0 +1,124 @@
+"""Shared argument checks, so every error reads the same way.
+
+Messages follow one template: "`name` should be <rule>, but got name=<value>." plus
+the fix where there is one. The exception type follows the cause: ``TypeError`` for
+a wrong type, ``ValueError`` for a bad value.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterable
+
+import torch
+
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_positive_int",
+    "check_non_negative_int",
+    "check_positive_float",
+    "check_fraction",
+    "check_random_state",
+    "make_generator",
+    "resolve_device",
+]
+
+
+def _fail(name: str, rule: str, value: Any, fix: str = "", exc: type = ValueError) -> None:
+    message = f"`{name}` should be {rule}, but got {name}={value!r}."
+    if fix:
+        message += f" {fix}"
+    raise exc(message)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        _fail(name, "a bool", value, exc=TypeError)
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    # NOTE: bool is a subclass of int; ``k_neighbors=True`` is a bug, not 1.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    if not _is_int(value):
+        _fail(name, "a positive integer", value, exc=TypeError)
+    if value <= 0:
+        _fail(name, "a positive integer", value)
+    return int(value)
+
+
+def check_non_negative_int(name: str, value: Any) -> int:
+    if not _is_int(value):
+        _fail(name, "a non-negative integer", value, exc=TypeError)
+    if value < 0:
+        _fail(name, "a non-negative integer", value)
+    return int(value)
+
+
+def check_positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    rule = "a non-negative number" if allow_zero else "a positive number"
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        _fail(name, rule, value, exc=TypeError)
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")) or value < 0:
+        _fail(name, rule, value)
+    if value == 0 and not allow_zero:
+        _fail(name, rule, value)
+    return value
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """A float in the half-open interval (0, 1]."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        _fail(name, "a number in (0, 1]", value, exc=TypeError)
+    if not 0 < float(value) <= 1:
+        _fail(name, "a number in (0, 1]", value)
+    return float(value)
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        _fail(name, "one of " + ", ".join(repr(c) for c in choices), value)
+    return value
+
+
+def check_random_state(name: str, value: Any) -> int | None:
+    """``None`` (fresh entropy) or a non-negative integer seed."""
+    if value is None:
+        return None
+    if isinstance(value, torch.Generator):
+        _fail(name, "None or an integer seed", value, "Pass the seed itself.", exc=TypeError)
+    return check_non_negative_int(name, value)
+
+
+def make_generator(seed: int | None) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded from ``seed`` (fresh entropy when ``None``).
+
+    Every random choice of the library is drawn from such a local generator, never from
+    the global RNG, so that a fixed seed gives the same result whatever else the user's
+    program draws.
+    """
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def resolve_device(device: Any) -> torch.device:
+    """``None`` means CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"`device` should be None, a torch.device or a device string such as 'cpu' "
+            f"or 'cuda:0', but got device={device!r}."
+        ) from error

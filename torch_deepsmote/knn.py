@@ -1,0 +1,440 @@
+"""Exact k-nearest-neighbour search in latent space, behind one small interface.
+
+A backend is any object with ``kneighbors(x, k) -> LongTensor (n, k)`` that returns, for
+every row of ``x``, the indices of its ``k`` nearest *other* rows (squared L2), nearest
+first. Two backends ship here: :class:`TorchKNN` (pure torch, any device, chunked) and
+:class:`FaissKNN` (``faiss.IndexFlatL2``, optional dependency). :func:`get_knn` turns the
+user's ``knn`` argument (a name or an object, as imbalanced-learn's ``k_neighbors``) into a
+backend, and :func:`class_neighbors` builds the per-class neighbour table that SMOTE draws
+from.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from ._validation import check_bool, check_positive_int
+
+__all__ = [
+    "KNNBackend",
+    "TorchKNN",
+    "FaissKNN",
+    "SklearnKNN",
+    "get_knn",
+    "class_neighbors",
+]
+
+_KNN_NAMES = ("auto", "faiss", "torch")
+
+# NOTE: FAISS's GPU flat search supports at most this many neighbours; beyond it we search
+# on the CPU rather than fail (SMOTE uses k=5, so this only guards odd configurations).
+_FAISS_GPU_MAX_K = 2048
+
+
+@runtime_checkable
+class KNNBackend(Protocol):
+    """What :func:`class_neighbors` needs from a neighbour-search backend."""
+
+    def kneighbors(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Indices (n, k) int64 of each row's ``k`` nearest other rows, nearest first."""
+        ...
+
+
+def _check_points(x: Any, k: Any) -> tuple[torch.Tensor, int]:
+    """Validate ``x`` (n, d) and ``k`` (1 <= k <= n - 1) for a ``kneighbors`` call."""
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(np.asarray(x))
+    if x.ndim != 2:
+        raise ValueError(
+            f"`x` should be a 2-D tensor of shape (n, d), but got x with shape {tuple(x.shape)}."
+        )
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"`x` should hold real numbers, but got x with dtype {x.dtype}.")
+    k = check_positive_int("k", k)
+    n = x.shape[0]
+    if k > n - 1:
+        raise ValueError(
+            f"`k` should be at most n - 1 = {n - 1} (a row is never its own neighbour), "
+            f"but got k={k}."
+        )
+    x = x.detach()
+    if not torch.is_floating_point(x):
+        x = x.float()
+    if not bool(torch.isfinite(x).all()):
+        # NaN distances would sort unpredictably; a diverged encoder is the usual cause.
+        raise ValueError("`x` should contain only finite values, but got x with NaN or inf.")
+    return x, k
+
+
+def _drop_self(indices: np.ndarray | torch.Tensor, k: int) -> torch.Tensor:
+    """Turn a (n, k + 1) search result that may contain the query itself into (n, k).
+
+    Removes the query's own index from its row where present, otherwise the last column:
+    with exact duplicates, a search may rank other copies ahead of the query itself.
+    """
+    indices = torch.as_tensor(indices, dtype=torch.long)
+    n = indices.shape[0]
+    rows = torch.arange(n, device=indices.device)
+    is_self = indices == rows[:, None]
+    drop = torch.where(
+        is_self.any(dim=1),
+        is_self.int().argmax(dim=1),
+        torch.full((n,), k, device=indices.device, dtype=torch.long),
+    )
+    keep = torch.ones_like(indices, dtype=torch.bool)
+    keep[rows, drop] = False
+    return indices[keep].reshape(n, k)
+
+
+class TorchKNN:
+    """Exact k-NN in pure torch, on whatever device the points live.
+
+    Squared distances are ``||a||^2 - 2 a.b + ||b||^2`` for a chunk of query rows against all
+    rows, so memory is O(chunk_size * n). Exact up to floating-point rounding.
+
+    Args:
+        chunk_size: Query rows per chunk.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+        >>> TorchKNN().kneighbors(x, k=2)
+        tensor([[1, 2],
+                [0, 2],
+                [1, 0],
+                [2, 1]])
+    """
+
+    def __init__(self, chunk_size: int = 2048) -> None:
+        self.chunk_size = check_positive_int("chunk_size", chunk_size)
+
+    def __repr__(self) -> str:
+        return f"TorchKNN(chunk_size={self.chunk_size})"
+
+    @torch.no_grad()
+    def kneighbors(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Find each row's ``k`` nearest other rows.
+
+        Args:
+            x: Points, shape (n, d), any real dtype (half precision is computed in float32).
+            k: Neighbours per row, ``1 <= k <= n - 1``.
+
+        Returns:
+            LongTensor (n, k) on ``x``'s device: indices into ``x``, nearest first, never
+            the row itself (other exact copies of it may appear).
+
+        Raises:
+            ValueError: ``x`` is not 2-D or not finite, or ``k`` is out of range.
+            TypeError: ``k`` is not an integer.
+        """
+        x, k = _check_points(x, k)
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        n = x.shape[0]
+        squared_norms = (x * x).sum(dim=1)
+        out = torch.empty((n, k), dtype=torch.long, device=x.device)
+        for start in range(0, n, self.chunk_size):
+            stop = min(start + self.chunk_size, n)
+            query = x[start:stop]
+            # ||b||^2 - 2 a.b in one fused call, then + ||a||^2 in place: one (chunk, n) buffer.
+            distances = torch.addmm(squared_norms[None, :], query, x.T, alpha=-2.0)
+            distances += squared_norms[start:stop, None]
+            # Mask the query itself only (not its duplicates), so copies stay neighbours.
+            local = torch.arange(stop - start, device=x.device)
+            distances[local, local + start] = float("inf")
+            out[start:stop] = torch.topk(distances, k, dim=1, largest=False, sorted=True).indices
+        return out
+
+
+def _import_faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as error:
+        raise ImportError(
+            "The FAISS k-NN backend needs the `faiss` package: "
+            'pip install "torch-deepsmote[cpu]" (or "torch-deepsmote[gpu]" for faiss-gpu), '
+            'or pass knn="torch" for the pure-torch backend.'
+        ) from error
+    return faiss
+
+
+class FaissKNN:
+    """Exact k-NN with FAISS (``faiss.IndexFlatL2``), on GPU when it can be.
+
+    Args:
+        use_gpu: ``None`` searches on a FAISS GPU index when FAISS reports a GPU and ``x``
+            is on CUDA, else on the CPU; ``True`` always uses a GPU index; ``False`` never.
+
+    Raises:
+        ImportError: ``faiss`` is not installed (names the install command).
+        TypeError: ``use_gpu`` is not None or a bool.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+        >>> FaissKNN().kneighbors(x, k=2)  # doctest: +SKIP
+        tensor([[1, 2],
+                [0, 2],
+                [1, 0],
+                [2, 1]])
+    """
+
+    def __init__(self, use_gpu: bool | None = None) -> None:
+        if use_gpu is not None:
+            check_bool("use_gpu", use_gpu)
+        self.use_gpu = use_gpu
+        _import_faiss()  # fail here, at configuration time, rather than mid-fit
+
+    def __repr__(self) -> str:
+        return f"FaissKNN(use_gpu={self.use_gpu})"
+
+    def kneighbors(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Find each row's ``k`` nearest other rows (same contract as :class:`TorchKNN`).
+
+        Args:
+            x: Points, shape (n, d); searched in float32, as FAISS requires.
+            k: Neighbours per row, ``1 <= k <= n - 1``.
+
+        Returns:
+            LongTensor (n, k) on ``x``'s device, nearest first, never the row itself.
+
+        Raises:
+            ValueError: ``x`` is not 2-D or not finite, or ``k`` is out of range.
+            RuntimeError: ``use_gpu=True`` but the installed FAISS has no GPU support.
+        """
+        faiss = _import_faiss()
+        x, k = _check_points(x, k)
+        points = np.ascontiguousarray(x.cpu().numpy(), dtype=np.float32)
+        index = faiss.IndexFlatL2(points.shape[1])
+        if self._wants_gpu(faiss, x) and k + 1 <= _FAISS_GPU_MAX_K:
+            resources = faiss.StandardGpuResources()  # must outlive the search below
+            device_id = x.device.index if x.is_cuda and x.device.index is not None else 0
+            index = faiss.index_cpu_to_gpu(resources, device_id, index)
+        index.add(points)
+        # Search one extra neighbour, since the query itself is (usually) among the results.
+        _, found = index.search(points, k + 1)
+        return _drop_self(found, k).to(x.device)
+
+    def _wants_gpu(self, faiss: Any, x: torch.Tensor) -> bool:
+        has_gpu = hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+        if self.use_gpu is None:
+            return has_gpu and x.is_cuda
+        if self.use_gpu and not has_gpu:
+            raise RuntimeError(
+                "`use_gpu` is True, but the installed FAISS reports no GPU. Install FAISS "
+                'with GPU support (pip install "torch-deepsmote[gpu]") or pass use_gpu=None.'
+            )
+        return self.use_gpu
+
+
+class SklearnKNN:
+    """Adapter for a scikit-learn style estimator, such as ``sklearn.neighbors.NearestNeighbors``.
+
+    The estimator is cloned (when scikit-learn is installed), fitted on ``x`` and queried for
+    ``k + 1`` neighbours of ``x`` itself; the query's own index is then dropped as in
+    :class:`FaissKNN`.
+
+    Args:
+        estimator: An object with ``fit(X)`` and ``kneighbors(X, n_neighbors, return_distance)``.
+    """
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def __repr__(self) -> str:
+        return f"SklearnKNN({self.estimator!r})"
+
+    def kneighbors(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Find each row's ``k`` nearest other rows (same contract as :class:`TorchKNN`).
+
+        Args:
+            x: Points, shape (n, d); passed to the estimator as a numpy array.
+            k: Neighbours per row, ``1 <= k <= n - 1``.
+
+        Returns:
+            LongTensor (n, k) on ``x``'s device, nearest first, never the row itself.
+        """
+        x, k = _check_points(x, k)
+        points = x.cpu().numpy()
+        estimator = _clone(self.estimator)
+        estimator.fit(points)
+        found = estimator.kneighbors(points, n_neighbors=k + 1, return_distance=False)
+        return _drop_self(np.asarray(found), k).to(x.device)
+
+
+def _clone(estimator: Any) -> Any:
+    # Like imbalanced-learn, never refit the user's own object: it may be shared elsewhere.
+    try:
+        from sklearn.base import clone
+    except ImportError:
+        return estimator
+    try:
+        return clone(estimator)
+    except TypeError:  # not a scikit-learn estimator (no get_params); use it as it is
+        return estimator
+
+
+def get_knn(knn: str | Any = "auto") -> Any:
+    """Turn a ``knn`` argument into a backend with ``kneighbors(x, k)``.
+
+    Args:
+        knn: ``"auto"`` (FAISS when ``faiss`` imports, else torch), ``"faiss"``, ``"torch"``,
+            an object with ``kneighbors(x, k)`` (used as it is), or a scikit-learn style
+            estimator with ``fit`` and ``kneighbors(X, n_neighbors=...)`` (wrapped in
+            :class:`SklearnKNN`).
+
+    Returns:
+        The backend.
+
+    Raises:
+        ValueError: Unknown name.
+        TypeError: Neither a name nor an object with ``kneighbors``.
+        ImportError: ``"faiss"`` without ``faiss`` installed.
+
+    Example:
+        >>> get_knn("torch")
+        TorchKNN(chunk_size=2048)
+    """
+    if isinstance(knn, str):
+        if knn not in _KNN_NAMES:
+            raise ValueError(
+                f"`knn` should be one of {', '.join(repr(n) for n in _KNN_NAMES)} or an object "
+                f"with a `kneighbors` method, but got knn={knn!r}."
+            )
+        if knn == "torch":
+            return TorchKNN()
+        if knn == "faiss":
+            return FaissKNN()
+        try:
+            return FaissKNN()
+        except ImportError:
+            return TorchKNN()
+    if isinstance(knn, type) or not callable(getattr(knn, "kneighbors", None)):
+        raise TypeError(
+            f"`knn` should be one of {', '.join(repr(n) for n in _KNN_NAMES)} or an object "
+            f"(an instance, not a class) with a `kneighbors` method, but got knn={knn!r}."
+        )
+    if isinstance(knn, (TorchKNN, FaissKNN, SklearnKNN)):
+        return knn
+    # NOTE: a `fit` method is what tells scikit-learn's convention (fit, then
+    # kneighbors(X, n_neighbors=...)) from ours (kneighbors(x, k) on the points themselves).
+    if callable(getattr(knn, "fit", None)):
+        return SklearnKNN(knn)
+    return knn
+
+
+def class_neighbors(
+    latents: torch.Tensor,
+    labels: torch.Tensor,
+    k_neighbors: int,
+    knn: str | Any = "auto",
+) -> tuple[torch.Tensor, dict[int, int]]:
+    """Find each code's nearest codes of the same class (the SMOTE neighbour table).
+
+    A class with ``n_c <= k_neighbors`` samples uses ``k_c = n_c - 1`` neighbours and warns.
+    A class with a single sample has no neighbour: its own row is stored in column 0, so its
+    synthetic samples are copies of it, and it warns.
+
+    Args:
+        latents: Codes, shape (N, d).
+        labels: Integer class labels, shape (N,).
+        k_neighbors: Neighbours per code, as in SMOTE (the paper uses 5).
+        knn: Backend or backend name, see :func:`get_knn`.
+
+    Returns:
+        ``(neighbors, n_neighbors)``: ``neighbors`` is a LongTensor (N, k_neighbors) on the
+        CPU (a small table, consumed by the CPU-side plan) holding *global* row indices of
+        each row's nearest same-class rows, nearest first; columns past the class's count
+        are -1. ``n_neighbors`` maps every class (Python int, sorted) to its number of valid
+        columns (>= 1).
+
+    Raises:
+        ValueError: Shapes disagree, labels are not integers, or a backend returns a bad table.
+        TypeError: ``k_neighbors`` is not an integer, or ``knn`` is not a valid backend.
+
+    Example:
+        >>> latents = torch.tensor([[0.0], [1.0], [3.0], [10.0], [12.0], [20.0]])
+        >>> labels = torch.tensor([0, 0, 0, 1, 1, 1])
+        >>> neighbors, n_neighbors = class_neighbors(latents, labels, 2, knn="torch")
+        >>> neighbors
+        tensor([[1, 2],
+                [0, 2],
+                [1, 0],
+                [4, 5],
+                [3, 5],
+                [4, 3]])
+        >>> n_neighbors
+        {0: 2, 1: 2}
+    """
+    k_neighbors = check_positive_int("k_neighbors", k_neighbors)
+    labels = torch.as_tensor(labels)
+    if not isinstance(latents, torch.Tensor):
+        latents = torch.as_tensor(np.asarray(latents))
+    if latents.ndim != 2:
+        raise ValueError(
+            "`latents` should be a 2-D tensor of shape (N, d), but got latents with shape "
+            f"{tuple(latents.shape)}."
+        )
+    if labels.ndim != 1 or labels.shape[0] != latents.shape[0]:
+        raise ValueError(
+            f"`labels` should be a 1-D tensor of length N = {latents.shape[0]}, but got labels "
+            f"with shape {tuple(labels.shape)}."
+        )
+    if labels.dtype == torch.bool or torch.is_floating_point(labels) or labels.is_complex():
+        raise ValueError(
+            f"`labels` should hold integer class labels, but got labels with dtype {labels.dtype}."
+        )
+    backend = get_knn(knn)
+    labels = labels.cpu().long()
+    neighbors = torch.full((labels.shape[0], k_neighbors), -1, dtype=torch.long)
+    n_neighbors: dict[int, int] = {}
+    for label in torch.unique(labels).tolist():
+        rows = torch.nonzero(labels == label).flatten()
+        n_class = rows.numel()
+        if n_class == 1:
+            warnings.warn(
+                f"Class {label} has a single sample, so it has no neighbour to interpolate "
+                f"with (k_neighbors={k_neighbors}): its synthetic samples are copies of it.",
+                UserWarning,
+                stacklevel=2,
+            )
+            neighbors[rows, 0] = rows
+            n_neighbors[label] = 1
+            continue
+        k_class = min(k_neighbors, n_class - 1)
+        if k_class < k_neighbors:
+            warnings.warn(
+                f"Class {label} has {n_class} samples, not more than k_neighbors={k_neighbors}: "
+                f"its codes use their {k_class} nearest neighbours instead.",
+                UserWarning,
+                stacklevel=2,
+            )
+        local = backend.kneighbors(latents[rows.to(latents.device)], k_class)
+        local = _check_table(local, n_class, k_class, backend)
+        neighbors[rows, :k_class] = rows[local]
+        n_neighbors[label] = k_class
+    return neighbors, n_neighbors
+
+
+def _check_table(local: Any, n: int, k: int, backend: Any) -> torch.Tensor:
+    """Check a backend's answer, since a user's object may follow another convention."""
+    local = local.cpu() if torch.is_tensor(local) else torch.as_tensor(np.asarray(local))
+    if tuple(local.shape) != (n, k):
+        raise ValueError(
+            f"`knn` should return indices of shape (n, k) = ({n}, {k}) from kneighbors(x, k), "
+            f"but got knn={backend!r} returning shape {tuple(local.shape)}."
+        )
+    local = local.long()
+    if n and (local.min() < 0 or local.max() >= n):
+        raise ValueError(
+            f"`knn` should return indices in [0, {n}), but got knn={backend!r} returning "
+            f"indices from {int(local.min())} to {int(local.max())}."
+        )
+    if bool((local == torch.arange(n)[:, None]).any()):
+        raise ValueError(
+            f"`knn` should never return a row as its own neighbour, but got knn={backend!r} "
+            "doing so. A scikit-learn style object needs a `fit` method to be recognised."
+        )
+    return local

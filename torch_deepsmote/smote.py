@@ -1,0 +1,326 @@
+"""SMOTE in latent space: how many samples, which pairs, and the interpolation itself.
+
+DeepSMOTE (Dablain, Krawczyk and Chawla, "DeepSMOTE: Fusing Deep Learning and SMOTE for
+Imbalanced Data", IEEE Transactions on Neural Networks and Learning Systems, 2022) applies
+SMOTE (Chawla, Bowyer, Hall and Kegelmeyer, "SMOTE: Synthetic Minority Over-sampling
+Technique", Journal of Artificial Intelligence Research 16, 2002) to an autoencoder's codes:
+pick a base code of the class uniformly, one of its k nearest same-class codes uniformly,
+and ``lam ~ U(0, 1)``; the synthetic code is ``z = base + lam * (neighbour - base)``.
+
+Randomness and arithmetic are kept apart, as in imbalanced-learn: :func:`plan_synthetic`
+draws every random choice from a ``torch.Generator`` into a :class:`SMOTEPlan`, which can
+be stored, tested with exact numbers and replayed; :func:`interpolate` is a pure function.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from ._validation import check_choice, check_fraction
+
+__all__ = [
+    "SamplingStrategy",
+    "SMOTEPlan",
+    "resolve_sampling_strategy",
+    "plan_synthetic",
+    "interpolate",
+]
+
+SamplingStrategy = Union[str, float, Mapping[int, int], Callable[[np.ndarray], Mapping[int, int]]]
+
+_STRATEGY_NAMES = ("auto", "minority", "not minority", "not majority", "all")
+
+
+def _label_array(labels: Any) -> np.ndarray:
+    """Labels as a 1-D int64 numpy array (from a tensor, an array or a sequence)."""
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"`labels` should be 1-D, but got labels with shape {y.shape}.")
+    if y.dtype == np.bool_ or not (np.issubdtype(y.dtype, np.integer) or y.size == 0):
+        raise ValueError(
+            f"`labels` should hold integer class labels, but got labels with dtype {y.dtype}."
+        )
+    return y.astype(np.int64, copy=False)
+
+
+def resolve_sampling_strategy(
+    sampling_strategy: SamplingStrategy, labels: torch.Tensor | np.ndarray | Sequence[int]
+) -> dict[int, int]:
+    """Turn imbalanced-learn's over-sampling ``sampling_strategy`` into new-sample counts.
+
+    Same semantics as ``imblearn.utils.check_sampling_strategy(sampling_strategy, y,
+    "over-sampling")``; ties for majority or minority go to the smallest label.
+
+    Args:
+        sampling_strategy: One of
+
+            - ``"auto"`` (same as ``"not majority"``), ``"minority"``, ``"not minority"``,
+              ``"not majority"``, ``"all"``: the targeted classes are filled up to the
+              majority count;
+            - a float in (0, 1], two classes only: the wanted ratio
+              ``n_minority_after / n_majority``;
+            - a dict ``{class: wanted total count}``; classes left out get no new samples;
+            - a callable ``f(y: np.ndarray) -> dict``, handled like the dict.
+        labels: Class labels, shape (N,), integers (tensor, array or sequence).
+
+    Returns:
+        ``{class: number of new samples}`` for every class in ``labels``, Python ints, keys
+        sorted, 0 where the class is not over-sampled.
+
+    Raises:
+        ValueError: Unknown name, fewer than two classes, a float with more than two classes
+            or one that would add no sample, a dict naming an absent class or asking for
+            fewer samples than a class has.
+        TypeError: ``sampling_strategy`` is of none of these types, or a dict value is not an
+            integer.
+
+    Example:
+        >>> resolve_sampling_strategy("auto", [0, 0, 0, 0, 1, 1, 2])
+        {0: 0, 1: 2, 2: 3}
+        >>> resolve_sampling_strategy({2: 2}, [0, 0, 0, 0, 1, 1, 2])
+        {0: 0, 1: 0, 2: 1}
+    """
+    y = _label_array(labels)
+    classes, counts = np.unique(y, return_counts=True)
+    current = {int(c): int(n) for c, n in zip(classes, counts)}
+    if len(current) < 2:
+        raise ValueError(
+            f"`labels` should contain at least two classes to over-sample, but got labels "
+            f"with classes {list(current)}."
+        )
+    # max()/min() return the first key reaching the extreme: ties go to the smallest label,
+    # as in imbalanced-learn (whose class dict is also in np.unique order).
+    majority = max(current, key=current.__getitem__)
+    minority = min(current, key=current.__getitem__)
+    n_majority = current[majority]
+
+    if isinstance(sampling_strategy, str):
+        if sampling_strategy == "majority":
+            raise ValueError(
+                f"`sampling_strategy` should be one of {', '.join(map(repr, _STRATEGY_NAMES))}, "
+                f"but got sampling_strategy='majority'. 'majority' targets only the majority "
+                "class, which over-sampling cannot add to."
+            )
+        check_choice("sampling_strategy", sampling_strategy, _STRATEGY_NAMES)
+        targeted = {
+            "auto": lambda c: c != majority,
+            "not majority": lambda c: c != majority,
+            "not minority": lambda c: c != minority,
+            "minority": lambda c: c == minority,
+            "all": lambda c: True,
+        }[sampling_strategy]
+        n_new = {c: n_majority - n for c, n in current.items() if targeted(c)}
+    elif isinstance(sampling_strategy, Mapping):
+        n_new = _from_totals(sampling_strategy, current, "sampling_strategy")
+    elif callable(sampling_strategy):
+        totals = sampling_strategy(y)
+        if not isinstance(totals, Mapping):
+            raise TypeError(
+                "`sampling_strategy` should return a dict {class: total count} when it is a "
+                f"callable, but got sampling_strategy={sampling_strategy!r} returning {totals!r}."
+            )
+        n_new = _from_totals(totals, current, "sampling_strategy(labels)")
+    elif isinstance(sampling_strategy, numbers.Real) and not isinstance(sampling_strategy, bool):
+        ratio = check_fraction("sampling_strategy", sampling_strategy)
+        if len(current) != 2:
+            raise ValueError(
+                "`sampling_strategy` should be a string, a dict or a callable when there are "
+                f"more than two classes (a float ratio needs exactly two), but got "
+                f"sampling_strategy={sampling_strategy!r} with classes {list(current)}."
+            )
+        # Same expression and truncation as imbalanced-learn, so counts match to the sample.
+        n_new = {c: int(n_majority * ratio - n) for c, n in current.items() if c != majority}
+        if any(n <= 0 for n in n_new.values()):
+            n_minority = current[minority]
+            raise ValueError(
+                "`sampling_strategy` should be a ratio n_minority_after / n_majority that adds "
+                f"at least one sample, here at least ({n_minority} + 1) / {n_majority}, but got "
+                f"sampling_strategy={sampling_strategy!r}; over-sampling cannot remove samples."
+            )
+    else:
+        raise TypeError(
+            f"`sampling_strategy` should be one of {', '.join(map(repr, _STRATEGY_NAMES))}, a "
+            "float in (0, 1], a dict {class: total count} or a callable returning such a dict, "
+            f"but got sampling_strategy={sampling_strategy!r}."
+        )
+    return {c: int(n_new.get(c, 0)) for c in sorted(current)}
+
+
+def _from_totals(totals: Mapping, current: dict[int, int], name: str) -> dict[int, int]:
+    """New-sample counts from a ``{class: wanted total}`` mapping."""
+    unknown = [c for c in totals if c not in current]
+    if unknown:
+        raise ValueError(
+            f"`{name}` should only name classes present in `labels` ({list(current)}), but got "
+            f"{name}={dict(totals)!r} with unknown classes {unknown}."
+        )
+    n_new = {}
+    for label, total in totals.items():
+        if not isinstance(total, numbers.Integral) or isinstance(total, bool):
+            raise TypeError(
+                f"`{name}` should map classes to integer counts, but got {name}={dict(totals)!r}."
+            )
+        if total < current[label]:
+            raise ValueError(
+                f"`{name}` should ask for at least as many samples as each class has, since "
+                f"over-sampling cannot remove samples, but got {name}={dict(totals)!r}: class "
+                f"{label} has {current[label]} samples and {total} were requested."
+            )
+        n_new[int(label)] = int(total) - current[label]
+    return n_new
+
+
+@dataclass(frozen=True, eq=False)  # NOTE: eq=False, since `==` on tensors is elementwise
+class SMOTEPlan:
+    """The random choices behind ``m`` synthetic samples, grouped by class in sorted order.
+
+    Attributes:
+        labels: LongTensor (m,), class of each synthetic sample.
+        base: LongTensor (m,), global row index of the base code.
+        neighbor: LongTensor (m,), global row index of the chosen neighbour code.
+        lam: FloatTensor (m,), interpolation steps in [0, 1).
+    """
+
+    labels: torch.Tensor
+    base: torch.Tensor
+    neighbor: torch.Tensor
+    lam: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def plan_synthetic(
+    n_new: Mapping[int, int],
+    labels: torch.Tensor,
+    neighbors: torch.Tensor,
+    n_neighbors: Mapping[int, int],
+    generator: torch.Generator,
+) -> SMOTEPlan:
+    """Draw the base, neighbour and step of every synthetic sample.
+
+    For each class ``c`` in sorted order with ``n_new[c] > 0``: ``n_new[c]`` base rows
+    uniformly (with replacement) among the rows of class ``c``, then for each one a neighbour
+    column uniformly in ``[0, n_neighbors[c])``, then ``lam ~ U(0, 1)``. Every draw comes from
+    ``generator`` in this fixed order, so a seed gives the same plan bit for bit.
+
+    Args:
+        n_new: ``{class: number of new samples}``, e.g. from :func:`resolve_sampling_strategy`.
+        labels: Integer class labels of the codes, shape (N,).
+        neighbors: Same-class neighbour table, LongTensor (N, k), global row indices, as from
+            :func:`~torch_deepsmote.knn.class_neighbors`.
+        n_neighbors: ``{class: number of valid columns of neighbors}``.
+        generator: A CPU ``torch.Generator``, the only source of randomness.
+
+    Returns:
+        The :class:`SMOTEPlan` (CPU tensors) of ``sum(n_new.values())`` samples.
+
+    Raises:
+        TypeError: ``generator`` is not a CPU ``torch.Generator``.
+        ValueError: Shapes disagree, a class to over-sample has no rows, or ``n_neighbors``
+            does not match ``neighbors``.
+
+    Example:
+        >>> labels = torch.tensor([0, 0, 0, 1, 1])
+        >>> neighbors = torch.tensor([[1], [0], [1], [4], [3]])
+        >>> plan = plan_synthetic({0: 0, 1: 3}, labels, neighbors, {0: 1, 1: 1},
+        ...                       torch.Generator().manual_seed(0))
+        >>> len(plan), plan.labels.tolist()
+        (3, [1, 1, 1])
+    """
+    if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
+        raise TypeError(
+            f"`generator` should be a CPU torch.Generator, but got generator={generator!r}."
+        )
+    labels = torch.as_tensor(labels).cpu()
+    neighbors = torch.as_tensor(neighbors).cpu()
+    if labels.ndim != 1 or neighbors.ndim != 2 or neighbors.shape[0] != labels.shape[0]:
+        raise ValueError(
+            "`neighbors` should have shape (N, k) for `labels` of shape (N,), but got "
+            f"neighbors with shape {tuple(neighbors.shape)} and labels with shape "
+            f"{tuple(labels.shape)}."
+        )
+    parts: list[tuple[torch.Tensor, ...]] = []
+    for label in sorted(n_new):
+        count = int(n_new[label])
+        if count < 0:
+            raise ValueError(f"`n_new` should hold non-negative counts, but got n_new={n_new!r}.")
+        if count == 0:
+            continue
+        rows = torch.nonzero(labels == label).flatten()
+        n_columns = int(n_neighbors.get(label, 0))
+        if rows.numel() == 0 or not 1 <= n_columns <= neighbors.shape[1]:
+            raise ValueError(
+                f"`n_new` should only ask for classes with rows in `labels` and 1 to "
+                f"{neighbors.shape[1]} valid neighbour columns, but got n_new={n_new!r} asking "
+                f"for class {label}, which has {rows.numel()} rows and n_neighbors={n_columns}."
+            )
+        # NOTE: this draw order (base, column, lam; class by class) is part of the contract:
+        # changing it changes every plan for a given seed.
+        base = rows[torch.randint(rows.numel(), (count,), generator=generator)]
+        column = torch.randint(n_columns, (count,), generator=generator)
+        lam = torch.rand(count, generator=generator)
+        plan_labels = torch.full((count,), int(label), dtype=torch.long)
+        parts.append((plan_labels, base, neighbors[base, column], lam))
+    if not parts:
+        empty = torch.empty(0, dtype=torch.long)
+        return SMOTEPlan(empty, empty.clone(), empty.clone(), torch.empty(0))
+    plan_labels, base, neighbor, lam = (torch.cat(column) for column in zip(*parts))
+    if bool((neighbor < 0).any()):
+        raise ValueError(
+            "`n_neighbors` should not exceed the valid (non -1) columns of `neighbors`, but got "
+            f"n_neighbors={dict(n_neighbors)!r}."
+        )
+    return SMOTEPlan(plan_labels, base, neighbor.long(), lam)
+
+
+def interpolate(
+    latents: torch.Tensor, base: torch.Tensor, neighbor: torch.Tensor, lam: torch.Tensor
+) -> torch.Tensor:
+    """The SMOTE step: ``z = latents[base] + lam * (latents[neighbor] - latents[base])``.
+
+    A pure function: the same inputs always give the same codes.
+
+    Args:
+        latents: Codes, shape (N, d), on any device.
+        base: Row indices of the base codes, LongTensor (m,).
+        neighbor: Row indices of the neighbour codes, LongTensor (m,).
+        lam: Steps in [0, 1], shape (m,); cast to ``latents``' dtype.
+
+    Returns:
+        Synthetic codes, shape (m, d), ``latents``' dtype and device.
+
+    Raises:
+        ValueError: ``latents`` is not 2-D, or ``base``, ``neighbor`` and ``lam`` are not 1-D
+            of one length.
+
+    Example:
+        >>> latents = torch.tensor([[0.0, 0.0], [2.0, 4.0]])
+        >>> interpolate(latents, torch.tensor([0]), torch.tensor([1]), torch.tensor([0.25]))
+        tensor([[0.5000, 1.0000]])
+    """
+    if latents.ndim != 2:
+        raise ValueError(
+            "`latents` should have shape (N, d), but got latents with shape "
+            f"{tuple(latents.shape)}."
+        )
+    shapes = [tuple(t.shape) for t in (base, neighbor, lam)]
+    if any(len(s) != 1 for s in shapes) or len(set(shapes)) != 1:
+        raise ValueError(
+            "`base`, `neighbor` and `lam` should be 1-D of one length m, but got shapes "
+            f"base={shapes[0]}, neighbor={shapes[1]}, lam={shapes[2]}."
+        )
+    device = latents.device
+    start = latents[base.to(device)]
+    end = latents[neighbor.to(device)]
+    # Written out rather than torch.lerp, whose formula switches for weights >= 0.5: this
+    # keeps results equal, bit for bit, to the textbook expression that tests can check.
+    return start + lam.to(device=device, dtype=latents.dtype)[:, None] * (end - start)
