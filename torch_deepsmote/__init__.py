@@ -4,21 +4,26 @@ Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Lea
 SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 """
 
+from .dataset import OversampledDataset
 from .deepsmote import DeepSMOTE
 from .knn import FaissKNN, TorchKNN, get_knn
 from .losses import DeepSMOTELoss
 from .models import Decoder, Encoder
+from .sampler import ClassBalancedBatchSampler, DeepSMOTESampler
 from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
 from .training import TrainingConfig, fit_autoencoder
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClassBalancedBatchSampler",
     "DeepSMOTE",
+    "DeepSMOTESampler",
     "DeepSMOTELoss",
     "Decoder",
     "Encoder",
     "FaissKNN",
+    "OversampledDataset",
     "SMOTEPlan",
     "TorchKNN",
     "TrainingConfig",

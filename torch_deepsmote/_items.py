@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-__all__ = ["image_to_tensor", "target_to_int", "read_dataset"]
+__all__ = ["ItemForm", "image_to_tensor", "target_to_int", "read_dataset"]
 
 
 def image_to_tensor(image: Any) -> Tensor:
@@ -48,15 +49,18 @@ def target_to_int(target: Any) -> int:
     )
 
 
-def read_dataset(dataset: Any, progress: bool = False) -> tuple[Tensor, Tensor]:
+def read_dataset(
+    dataset: Any, progress: bool = False, with_targets: bool = True
+) -> tuple[Tensor, Tensor | None]:
     """Read every item of a map-style dataset.
 
     Args:
         dataset: Items are (image, target).
         progress: Show a tqdm bar.
+        with_targets: Also convert the targets to labels (``None`` is returned otherwise).
 
     Returns:
-        Images (N, C, H, W) in the items' dtype and labels (N,) int64.
+        Images (N, C, H, W) in the items' dtype and labels (N,) int64 or ``None``.
 
     Raises:
         ValueError: An empty dataset or images of different shapes (the index is named).
@@ -77,8 +81,9 @@ def read_dataset(dataset: Any, progress: bool = False) -> tuple[Tensor, Tensor]:
                 f"and item {i} has {tuple(tensor.shape)}. Add a Resize/CenterCrop transform."
             )
         images[i] = tensor
-        labels[i] = target_to_int(target)
-    return images, labels
+        if with_targets:
+            labels[i] = target_to_int(target)
+    return images, labels if with_targets else None
 
 
 def _unpack(item: Any, index: int) -> tuple[Any, Any]:
@@ -88,3 +93,57 @@ def _unpack(item: Any, index: int) -> tuple[Any, Any]:
             f"{type(item).__name__}."
         )
     return item[0], item[1]
+
+
+@dataclass(frozen=True)
+class ItemForm:
+    """How a dataset's raw items look, so synthetic items can be made alike.
+
+    Attributes:
+        image: ``"pil"``, ``"tensor"`` or ``"numpy"``.
+        pil_mode: The PIL mode (``"L"``, ``"RGB"``, ...) for PIL images.
+        squeeze: Whether a single-channel image has no channel axis ((H, W)).
+        target: ``"int"``, ``"tensor"`` or ``"numpy"``.
+        target_dtype: The dtype's name of tensor or numpy targets.
+    """
+
+    image: str
+    pil_mode: str | None
+    squeeze: bool
+    target: str
+    target_dtype: str | None
+
+    @classmethod
+    def of(cls, image: Any, target: Any) -> "ItemForm":
+        if isinstance(image, Tensor):
+            kind, mode, squeeze = "tensor", None, image.ndim == 2
+        elif isinstance(image, np.ndarray):
+            kind, mode, squeeze = "numpy", None, image.ndim == 2
+        else:
+            kind, mode, squeeze = "pil", getattr(image, "mode", None), False
+        if isinstance(target, Tensor):
+            target_kind, target_dtype = "tensor", str(target.dtype).removeprefix("torch.")
+        elif isinstance(target, (np.ndarray, np.generic)):
+            target_kind, target_dtype = "numpy", str(np.asarray(target).dtype)
+        else:
+            target_kind, target_dtype = "int", None
+        return cls(kind, mode, squeeze, target_kind, target_dtype)
+
+    def make_image(self, image: Tensor) -> Any:
+        """(C, H, W) tensor in the raw dtype and range -> an image of this form."""
+        if self.image == "pil":
+            from torchvision.transforms.functional import to_pil_image
+
+            mode = self.pil_mode if self.pil_mode in ("L", "RGB", "RGBA", "LA") else None
+            return to_pil_image(image, mode=mode)
+        if self.image == "numpy":
+            array = image.numpy()
+            return array[0] if self.squeeze else np.ascontiguousarray(array.transpose(1, 2, 0))
+        return image[0] if self.squeeze else image
+
+    def make_target(self, label: int) -> Any:
+        if self.target == "tensor":
+            return torch.tensor(label, dtype=getattr(torch, self.target_dtype))
+        if self.target == "numpy":
+            return np.asarray(label, dtype=self.target_dtype)[()]
+        return int(label)

@@ -26,11 +26,11 @@ from .knn import class_neighbors, get_knn
 from .latents import decode_codes, encode_images
 from .models import Decoder, Encoder
 from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
+from ._persistence import model_from_state, model_state
 from .training import TrainingConfig, fit_autoencoder
 
 __all__ = ["DeepSMOTE"]
 
-FORMAT_VERSION = 1
 STRATEGY_STRINGS = ("auto", "minority", "not minority", "not majority", "all")
 
 
@@ -359,33 +359,18 @@ class DeepSMOTE:
         """Save the fitted model (weights, codes, neighbour table, settings) to one file.
 
         The file is written beside ``path`` first and renamed, so a crash never leaves a
-        half-written file under ``path``.
+        half-written file under ``path``. A ``knn`` object or a callable
+        ``sampling_strategy`` is not saved: ``'auto'`` and the resolved counts stand in.
         """
         self._check_fitted()
-        params = self.get_params()
-        if not isinstance(params["knn"], str):
-            params["knn"] = "auto"  # a user's object is not saved; 'auto' is used on load
-        if callable(params["sampling_strategy"]):
-            params["sampling_strategy"] = self.sampling_strategy_  # functions do not pickle safely
-        state = {
-            "format_version": FORMAT_VERSION,
-            "params": params,
-            "image_shape": list(self.image_shape_),
-            "image_format": self.image_format_.to_dict(),
-            "encoder": self.encoder_.state_dict(),
-            "decoder": self.decoder_.state_dict(),
-            "latents": self.latents_,
-            "labels": self.labels_,
-            "neighbors": self.neighbors_,
-            "n_neighbors": self.n_neighbors_,
-            "sampling_strategy_": self.sampling_strategy_,
-            "history": self.history_,
-            "generator_state": self._generator.get_state(),
-        }
         path = os.fspath(path)
         tmp = f"{path}.tmp-{os.getpid()}"
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(model_state(self), tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: Any = None) -> "DeepSMOTE":
@@ -409,38 +394,4 @@ class DeepSMOTE:
                 f"Could not read a DeepSMOTE model from {path!r}: the file is damaged or not "
                 f"a DeepSMOTE model ({error})."
             ) from error
-        if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-            found = state.get("format_version") if isinstance(state, dict) else None
-            raise RuntimeError(
-                f"{path!r} is not a DeepSMOTE model of format version {FORMAT_VERSION} "
-                f"(found {found!r}). Refit and save it again."
-            )
-        params = dict(state["params"])
-        params["device"] = device
-        config_keys = TrainingConfig.__dataclass_fields__.keys()
-        model = cls(**{k: v for k, v in params.items() if k in config_keys or k in _INIT_KEYS})
-        shape = tuple(state["image_shape"])
-        model.image_shape_ = shape
-        model.image_format_ = ImageFormat(**state["image_format"])
-        model.encoder_ = Encoder(shape, model.latent_dim, model.hidden_channels)
-        model.decoder_ = Decoder(shape, model.latent_dim, model.hidden_channels)
-        model.encoder_.load_state_dict(state["encoder"])
-        model.decoder_.load_state_dict(state["decoder"])
-        model.encoder_.eval().to(model.device)
-        model.decoder_.eval().to(model.device)
-        model.latents_ = state["latents"]
-        model.labels_ = state["labels"]
-        model.classes_ = torch.unique(model.labels_)
-        model.neighbors_ = state["neighbors"]
-        model.n_neighbors_ = {int(k): int(v) for k, v in state["n_neighbors"].items()}
-        model.sampling_strategy_ = {int(k): int(v) for k, v in state["sampling_strategy_"].items()}
-        model.history_ = state["history"]
-        model._generator = torch.Generator()
-        model._generator.set_state(state["generator_state"])
-        return model
-
-
-_INIT_KEYS = (
-    "sampling_strategy", "k_neighbors", "knn", "latent_dim", "hidden_channels", "device",
-    "random_state", "progress",
-)
+        return model_from_state(cls, state, device=device, source=path)

@@ -1,0 +1,297 @@
+"""Contract suite for OversampledDataset: every dataset kind x item type x worker setting."""
+
+from __future__ import annotations
+
+import pickle
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
+from torchvision.datasets import ImageFolder
+from torchvision.transforms import ToTensor
+
+from torch_deepsmote import DeepSMOTE, OversampledDataset
+
+from conftest import TINY, make_shapes
+
+COUNTS = (40, 16, 6)
+FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
+
+
+class VisionLike(Dataset):
+    """Like torchvision's MNIST: uint8 data, ``targets`` tensor, PIL items, a transform."""
+
+    def __init__(self, images, labels, transform=None, target_transform=None, mode="L"):
+        self.data, self.targets = images, torch.as_tensor(labels)
+        self.transform, self.target_transform, self.mode = transform, target_transform, mode
+        self.classes = [f"class {c}" for c in range(int(self.targets.max()) + 1)]
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        array = self.data[i][0] if self.mode == "L" else self.data[i].transpose(1, 2, 0)
+        image, target = Image.fromarray(array, mode=self.mode), int(self.targets[i])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target
+
+
+class NumpyItems(Dataset):
+    """A user's own dataset: numpy (H, W) items, numpy targets, no labels attribute."""
+
+    def __init__(self, images, labels):
+        self.images, self.y = images, labels
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i][0], self.y[i]
+
+
+class Flip:
+    """A deterministic, picklable transform whose effect is visible."""
+
+    def __call__(self, image):
+        return torch.flip(image, dims=[-1]) if isinstance(image, torch.Tensor) else image
+
+
+def load_grey(path):
+    return Image.open(path).convert("L")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_shapes(COUNTS)
+
+
+def make_kind(kind, data, tmp_path_factory):
+    X, y = data
+    if kind == "tensor_uint8":
+        return TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    if kind == "tensor_float":
+        return TensorDataset(torch.from_numpy(X).float() / 255, torch.from_numpy(y))
+    if kind == "pil":
+        return VisionLike(X, y)
+    if kind == "pil_totensor":
+        return VisionLike(X, y, transform=ToTensor())
+    if kind == "pil_rgb":
+        return VisionLike(np.repeat(X, 3, axis=1), y, transform=ToTensor(), mode="RGB")
+    if kind == "subset":
+        return Subset(VisionLike(X, y, transform=ToTensor()), list(range(0, len(y), 1)))
+    if kind == "concat":
+        half = len(y) // 2
+        return ConcatDataset([VisionLike(X[:half], y[:half], transform=ToTensor()),
+                              VisionLike(X[half:], y[half:], transform=ToTensor())])
+    if kind == "numpy":
+        return NumpyItems(X, y)
+    if kind == "image_folder":
+        root = tmp_path_factory.mktemp("folder")
+        for i, (img, label) in enumerate(zip(X, y)):
+            folder = root / f"c{label}"
+            folder.mkdir(exist_ok=True)
+            Image.fromarray(img[0]).save(folder / f"{i:04d}.png")
+        return ImageFolder(root, transform=ToTensor(), loader=load_grey)
+    raise ValueError(kind)
+
+
+KINDS = ["tensor_uint8", "tensor_float", "pil", "pil_totensor", "pil_rgb", "subset", "concat",
+         "numpy", "image_folder"]
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def case(request, data, tmp_path_factory):
+    base = make_kind(request.param, data, tmp_path_factory)
+    with pytest.warns(UserWarning) if request.param == "concat" else _nullcontext():
+        ds = OversampledDataset(base, **FIT)
+    return request.param, base, ds
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def same(a, b):
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, Image.Image):
+        return isinstance(b, Image.Image) and a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b))
+    return a == b
+
+
+def test_length_and_class_balance(case):
+    _, base, ds = case
+    assert ds.n_real == len(base) == sum(COUNTS)
+    assert len(ds) == ds.n_real + ds.n_synthetic == 3 * COUNTS[0]
+    assert Counter(ds.targets) == {0: 40, 1: 40, 2: 40}
+    assert Counter(int(ds[i][1]) for i in range(len(ds))) == {0: 40, 1: 40, 2: 40}
+
+
+def test_real_items_are_returned_unchanged(case):
+    _, base, ds = case
+    for i in (0, 17, ds.n_real - 1):
+        (a, ta), (b, tb) = ds[i], base[i]
+        assert same(a, b) and same(ta, tb)
+
+
+def test_synthetic_items_look_like_real_ones(case):
+    kind, base, ds = case
+    real_image, real_target = base[0]
+    for i in (ds.n_real, len(ds) - 1):
+        image, target = ds[i]
+        assert type(image) is type(real_image)
+        assert type(target) is type(real_target)
+        if isinstance(image, torch.Tensor):
+            assert image.shape == real_image.shape and image.dtype == real_image.dtype
+            lo, hi = (0, 255) if image.dtype == torch.uint8 else (0.0, 1.0)
+            assert image.min() >= lo and image.max() <= hi
+        elif isinstance(image, np.ndarray):
+            assert image.shape == real_image.shape and image.dtype == real_image.dtype
+        else:
+            assert image.mode == real_image.mode and image.size == real_image.size
+        assert int(target) == ds.targets[i]
+
+
+def test_provenance_of_synthetic_items(case):
+    _, _, ds = case
+    assert ds.origin(0) is None and not ds.is_synthetic(0)
+    info = ds.origin(len(ds) - 1)
+    assert ds.is_synthetic(len(ds) - 1)
+    assert info["label"] == ds.targets[-1] == 2
+    assert ds.targets[info["base"]] == ds.targets[info["neighbor"]] == 2
+    assert 0 <= info["lam"] < 1
+
+
+def test_items_are_deterministic_for_a_seed_and_fresh_per_epoch(case):
+    _, _, ds = case
+    i = len(ds) - 3
+    first = ds[i][0]
+    clone = pickle.loads(pickle.dumps(ds))
+    assert same(clone[i][0], first)
+    ds.set_epoch(1)
+    try:
+        assert ds.origin(i) != clone.origin(i)
+        clone.set_epoch(1)
+        assert same(ds[i][0], clone[i][0])
+    finally:
+        ds.set_epoch(0)
+    assert same(ds[i][0], first)
+
+
+def test_dataloader_with_workers_gives_the_same_items(case):
+    kind, _, ds = case
+    if kind not in ("tensor_uint8", "pil_totensor"):
+        pytest.skip("workers are covered on two kinds; the others share the code path")
+    collate = (lambda batch: batch)
+    serial = [item for batch in DataLoader(ds, batch_size=16, collate_fn=collate) for item in batch]
+    loader = DataLoader(ds, batch_size=16, num_workers=2, collate_fn=collate,
+                        multiprocessing_context="fork")
+    forked = [item for batch in loader for item in batch]
+    assert len(forked) == len(serial) == len(ds)
+    assert all(same(a[0], b[0]) and same(a[1], b[1]) for a, b in zip(serial, forked))
+
+
+def test_spawned_workers_and_persistent_workers_see_set_epoch(data):
+    X, y = data
+    ds = OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)),
+                            **FIT)
+    loader = DataLoader(ds, batch_size=32, num_workers=1, multiprocessing_context="spawn",
+                        persistent_workers=True)
+    epochs = []
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        epochs.append(torch.cat([images for images, _ in loader]))
+    expected = []
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        expected.append(torch.stack([ds[i][0] for i in range(len(ds))]))
+    assert torch.equal(epochs[0], expected[0]) and torch.equal(epochs[1], expected[1])
+    assert not torch.equal(epochs[0][ds.n_real:], epochs[1][ds.n_real:])
+
+
+def test_transforms_apply_to_synthetic_and_optionally_to_real(data):
+    X, y = data
+    base = VisionLike(X, y, transform=ToTensor(), target_transform=lambda t: t + 100)
+    model = DeepSMOTE(**FIT).fit(X, y)
+    ds = OversampledDataset(base, model, transform=Flip(), target_transform=lambda t: -t)
+    plain = OversampledDataset(base, model)
+    i = len(ds) - 1
+    assert torch.equal(ds[i][0], torch.flip(plain[i][0], dims=[-1]))
+    assert plain[i][1] == 102 and ds[i][1] == -102  # the dataset's own, then the wrapper's
+    assert same(ds[0][0], base[0][0]) and ds[0][1] == base[0][1]
+    both = OversampledDataset(base, model, transform=Flip(), transform_real=True)
+    assert torch.equal(both[0][0], torch.flip(base[0][0], dims=[-1]))
+
+
+def test_fitting_sets_random_augmentation_aside(data):
+    X, y = data
+    calls = []
+
+    def augment(image):
+        calls.append(1)
+        return ToTensor()(image)
+
+    base = VisionLike(X, y, transform=augment)
+    OversampledDataset(base, **FIT)
+    assert calls == [] and base.transform is augment  # restored afterwards
+
+
+def test_labels_are_found_or_given(data):
+    X, y = data
+    ds = OversampledDataset(NumpyItems(X, y), **FIT)  # one pass over targets
+    assert ds.targets[: len(y)] == y.tolist()
+    relabelled = OversampledDataset(NumpyItems(X, y), labels=(y == 0).astype(int),
+                                    **FIT)
+    assert Counter(relabelled.targets) == {1: 40, 0: 40}
+    with pytest.raises(ValueError, match="one label per image"):
+        OversampledDataset(NumpyItems(X, y), labels=y[:-1], **FIT)
+
+
+def test_classes_and_class_to_idx(data):
+    X, y = data
+    ds = OversampledDataset(Subset(VisionLike(X, y), range(len(y))), **FIT)
+    assert ds.classes == ["class 0", "class 1", "class 2"]
+    plain = OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)),
+                               **FIT)
+    assert plain.classes == [0, 1, 2] and plain.class_to_idx == {0: 0, 1: 1, 2: 2}
+
+
+def test_sampling_strategy_and_index_errors(data):
+    X, y = data
+    model = DeepSMOTE(**FIT).fit(X, y)
+    ds = OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), model,
+                            sampling_strategy="minority")
+    assert Counter(ds.targets) == {0: 40, 1: 16, 2: 40}
+    assert same(ds[-1][0], ds[len(ds) - 1][0])
+    with pytest.raises(IndexError, match="out of range"):
+        ds[len(ds)]
+
+
+def test_bad_arguments(data):
+    X, y = data
+    base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    with pytest.raises(ValueError, match="on_mismatch"):
+        OversampledDataset(base, on_mismatch="ignore", **FIT)
+    with pytest.raises(ValueError, match="unfitted"):
+        OversampledDataset(base, DeepSMOTE())
+    with pytest.raises(ValueError, match="len\\(dataset\\)=0"):
+        OversampledDataset(TensorDataset(torch.zeros(0, 1, 8, 8), torch.zeros(0)), **FIT)
+    model = DeepSMOTE(**FIT).fit(X, y)
+    with pytest.raises(ValueError, match="model"):
+        OversampledDataset(base, model, max_epochs=3)
+    small = TensorDataset(torch.from_numpy(X[:, :, :8, :8]), torch.from_numpy(y))
+    with pytest.raises(ValueError, match="shape"):
+        OversampledDataset(small, model)

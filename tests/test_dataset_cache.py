@@ -1,0 +1,100 @@
+"""OversampledDataset's HDF5 cache: reuse, invalidation, corruption, per-process reads."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import torch_deepsmote.deepsmote as deepsmote_module
+from torch_deepsmote import OversampledDataset
+from torch_deepsmote.cache import StaleCacheError
+
+from conftest import TINY, make_shapes
+
+FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
+
+
+@pytest.fixture()
+def base():
+    X, y = make_shapes((40, 16, 6))
+    return TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+
+
+def items(ds):
+    return torch.stack([ds[i][0] for i in range(len(ds))])
+
+
+def test_second_run_loads_the_cache_and_trains_nothing(base, tmp_path, monkeypatch):
+    first = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    assert (tmp_path / "deepsmote.h5").exists()
+    calls = []
+    monkeypatch.setattr(deepsmote_module, "fit_autoencoder",
+                        lambda *a, **k: calls.append(1) or [])
+    second = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    assert calls == []
+    assert torch.equal(items(first), items(second))
+    assert torch.equal(second.model.latents_, first.model.latents_)
+
+
+def test_a_changed_image_is_noticed_and_refitted(base, tmp_path):
+    OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    X, y = base.tensors
+    X = X.clone()
+    X[33, 0, 5, 5] ^= 1  # one pixel of one image
+    with pytest.warns(UserWarning, match="stale"):
+        OversampledDataset(TensorDataset(X, y), cache_dir=tmp_path, **FIT)
+
+
+def test_a_changed_setting_is_noticed_and_refitted(base, tmp_path):
+    OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    with pytest.warns(UserWarning, match="stale"):
+        refit = OversampledDataset(base, cache_dir=tmp_path, **{**FIT, "k_neighbors": 3})
+    assert refit.model.neighbors_.shape[1] == 3
+
+
+def test_changed_setting_raises_when_asked(base, tmp_path):
+    OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    with pytest.raises(StaleCacheError, match="config_fingerprint"):
+        OversampledDataset(base, cache_dir=tmp_path, on_mismatch="raise", **{**FIT, "latent_dim": 6})
+    # Settings that change neither weights nor codes do not invalidate it.
+    OversampledDataset(base, cache_dir=tmp_path, on_mismatch="raise",
+                       sampling_strategy="minority", **FIT)
+
+
+def test_a_truncated_cache_is_detected_and_rebuilt(base, tmp_path):
+    OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    path = tmp_path / "deepsmote.h5"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.warns(UserWarning, match="deepsmote.h5"):
+        rebuilt = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    assert len(rebuilt) == 120
+    OversampledDataset(base, cache_dir=tmp_path, on_mismatch="raise", **FIT)  # good again
+
+
+def test_a_corrupted_cache_raises_with_the_file_name_when_asked(base, tmp_path):
+    OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    path = tmp_path / "deepsmote.h5"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    with pytest.raises(Exception, match="deepsmote.h5"):
+        OversampledDataset(base, cache_dir=tmp_path, on_mismatch="raise", **FIT)
+
+
+def test_cached_dataset_pickles_small_and_reads_lazily(base, tmp_path):
+    ds = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    blob = pickle.dumps(ds)
+    clone = pickle.loads(blob)
+    assert "model" not in clone.__dict__ and clone._synth is None
+    assert torch.equal(items(clone), items(ds))
+    assert clone._synth is not None and "cache" in clone._synth  # rows read from HDF5
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_workers_read_the_cache_in_their_own_process(base, tmp_path, context):
+    ds = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    loader = DataLoader(ds, batch_size=32, num_workers=2, multiprocessing_context=context)
+    assert torch.equal(torch.cat([x for x, _ in loader]), items(ds))

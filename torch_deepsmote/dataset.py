@@ -1,0 +1,401 @@
+"""``OversampledDataset``: a map-style dataset of real items followed by DeepSMOTE ones.
+
+Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and
+SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
+
+Indices ``[0, n_real)`` route to the wrapped dataset unchanged; indices ``[n_real, len)``
+are synthetic images decoded from a SMOTE plan drawn from ``(seed, epoch)``. DataLoader
+calls :meth:`OversampledDataset.__getitems__` with a whole batch of indices, so each batch
+costs one decoder call, not one per image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, get_worker_info
+
+from ._images import as_image_tensor, as_label_tensor
+from ._introspect import find_classes, find_labels, raw_items, transform_owners
+from ._items import ItemForm, image_to_tensor, read_dataset, target_to_int
+from ._persistence import ARRAY_KEYS, model_from_state, model_state
+from ._validation import check_bool, check_choice, check_non_negative_int, check_positive_int
+from .cache import (
+    CacheError,
+    CacheFile,
+    StaleCacheError,
+    fingerprint_arrays,
+    fingerprint_config,
+    write_cache,
+)
+from .deepsmote import DeepSMOTE
+from .latents import decode_codes
+from .models import Decoder
+from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
+
+__all__ = ["OversampledDataset"]
+
+CACHE_NAME = "deepsmote.h5"
+# Settings that change neither the trained weights nor the codes: not in the fingerprint.
+_NOT_FINGERPRINTED = ("progress", "device", "knn", "sampling_strategy")
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # Mix (seed, epoch) so that (0, 1) and (1, 0) give unrelated plans.
+    digest = hashlib.sha256(f"deepsmote-plan:{seed}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:7], "little")
+
+
+class OversampledDataset(Dataset):
+    """Real items, then synthetic DeepSMOTE items that balance the classes.
+
+    Args:
+        dataset: A map-style dataset of (image, target) items: torchvision datasets (PIL or
+            tensor images), ``Subset``, ``ConcatDataset``, ``ImageFolder``, ``TensorDataset``
+            or a user's own. Images must share one shape (add a Resize transform otherwise).
+        model: A fitted :class:`DeepSMOTE`; ``None`` fits one on ``dataset`` (``fit_params``).
+        labels: (N,) class of every item; found from ``.targets`` / ``.labels`` (through
+            ``Subset`` and ``ConcatDataset``) or by reading the items once when omitted.
+        sampling_strategy: How many images to add per class (imbalanced-learn's forms);
+            ``None`` uses the model's.
+        cache_dir: Folder for the HDF5 cache. A second run with the same dataset and settings
+            loads it and trains nothing; a changed dataset or setting is detected.
+        on_mismatch: ``'refit'`` (default) rebuilds a stale or damaged cache with a warning;
+            ``'raise'`` raises instead.
+        transform: Applied to synthetic images (after the wrapped dataset's own transform),
+            and to real ones when ``transform_real`` is set.
+        target_transform: Likewise for targets.
+        transform_real: Also apply ``transform`` / ``target_transform`` to real items.
+        seed: Seed of the synthetic draw; epoch ``e`` uses a plan drawn from ``(seed, e)``.
+        device: Where the main process decodes; ``None`` is the model's device. DataLoader
+            workers always decode on the CPU (a forked worker must not touch CUDA).
+        decode_batch_size: Codes per decoder call.
+        progress: Show progress bars while reading and fitting.
+        **fit_params: :class:`DeepSMOTE` arguments used when fitting (``max_epochs``,
+            ``random_state``, ...).
+
+    How fitting reads the data: while reading, the wrapped datasets' ``transform``,
+    ``target_transform`` and ``transforms`` attributes (torchvision's convention) are set
+    to ``None`` and restored afterwards, so the autoencoder sees raw images free of random
+    augmentation. Synthetic images are made in that raw form (a PIL image of the same mode,
+    a tensor or an array of the same dtype and range) and then pass through the wrapped
+    dataset's own transform, so real and synthetic items come out alike. A dataset without
+    a ``transform`` attribute is read as it is: its items should not be randomly augmented.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> X = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8)
+        >>> y = torch.tensor([0] * 30 + [1] * 10)
+        >>> ds = OversampledDataset(TensorDataset(X, y), latent_dim=4, hidden_channels=4,
+        ...                         max_epochs=1, progress=False, random_state=0)
+        >>> len(ds), ds.n_real, ds.is_synthetic(45)
+        (60, 40, True)
+        >>> image, target = ds[45]
+        >>> image.shape, image.dtype, target
+        (torch.Size([1, 8, 8]), torch.uint8, tensor(1))
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        model: DeepSMOTE | None = None,
+        *,
+        labels: Any = None,
+        sampling_strategy: Any = None,
+        cache_dir: str | os.PathLike | None = None,
+        on_mismatch: str = "refit",
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        transform_real: bool = False,
+        seed: int = 0,
+        device: Any = None,
+        decode_batch_size: int = 256,
+        progress: bool = True,
+        **fit_params: Any,
+    ) -> None:
+        check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
+        self.transform_real = check_bool("transform_real", transform_real)
+        self.seed = check_non_negative_int("seed", seed)
+        self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
+        if model is not None and (fit_params or cache_dir is not None):
+            raise ValueError(
+                "`model` should be None when fit options or `cache_dir` are given, but got a "
+                "fitted model and " + ", ".join(sorted(fit_params) or ["cache_dir"])
+                + ". Pass either a fitted model or the options to fit one."
+            )
+        if model is not None and not hasattr(model, "latents_"):
+            raise ValueError("`model` should be a fitted DeepSMOTE, but got an unfitted one. "
+                             "Call model.fit(...) first, or pass model=None to fit here.")
+        self.dataset = dataset
+        self.transform = transform
+        self.target_transform = target_transform
+        self.n_real = len(dataset)
+        if self.n_real == 0:
+            raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
+
+        owners = transform_owners(dataset)
+        # Synthetic items get the transform of the first wrapped dataset that has one.
+        self._item_transform = getattr(owners[0], "transform", None) if owners else None
+        self._item_target_transform = getattr(owners[0], "target_transform", None) if owners else None
+        if any(getattr(o, "transform", None) is not self._item_transform for o in owners[1:]):
+            warnings.warn("The wrapped datasets have different transforms; synthetic items use "
+                          "the first one's.", UserWarning, stacklevel=2)
+
+        with raw_items(dataset):
+            raw_image, raw_target = dataset[0]
+            self._form = ItemForm.of(raw_image, raw_target)
+            found = find_labels(dataset) if labels is None else labels
+            if found is None:  # one pass over the (raw) targets
+                found = [target_to_int(dataset[i][1]) for i in range(self.n_real)]
+            self._labels = as_label_tensor(found, self.n_real, "labels")
+            if model is None:
+                model = self._fit_or_load(cache_dir, on_mismatch, progress, fit_params)
+            elif tuple(image_to_tensor(raw_image).shape) != model.image_shape_:
+                raise ValueError(
+                    f"`model` should be fitted on images of the dataset's shape "
+                    f"{tuple(image_to_tensor(raw_image).shape)}, but was fitted on "
+                    f"{model.image_shape_}."
+                )
+        self.model = model
+        self._n_new = resolve_sampling_strategy(
+            model.sampling_strategy if sampling_strategy is None else sampling_strategy,
+            self._labels,
+        )
+        self._neighbors, self._n_neighbors = model.neighbors_, dict(model.n_neighbors_)
+        self._model_labels = model.labels_
+        self._device = torch.device(device) if device is not None else model.device
+        # The epoch lives in shared memory so persistent DataLoader workers see set_epoch.
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._plan_cache: tuple[int, SMOTEPlan] | None = None
+        self._synth: dict | None = None
+        if self._device.type == "cuda" or model.device.type == "cuda":
+            # Forked workers inherit this object but must not touch CUDA: keep a CPU copy.
+            self._snapshot = _snapshot(model)
+        self.targets = self._labels.tolist() + self._plan().labels.tolist()
+
+    # ------------------------------------------------------------------ fitting / cache
+    def _fit_or_load(self, cache_dir, on_mismatch, progress, fit_params) -> DeepSMOTE:
+        model = DeepSMOTE(**{"progress": progress, **fit_params})  # checks options first
+        images, _ = read_dataset(self.dataset, progress=model.progress, with_targets=False)
+        images, image_format = as_image_tensor(images, "dataset images")
+        if cache_dir is None:
+            return model._fit(images, self._labels, image_format)
+        self._cache_path = str(Path(cache_dir) / CACHE_NAME)
+        config = {k: v for k, v in model.get_params().items() if k not in _NOT_FINGERPRINTED}
+        # Every image is hashed, not a sample: an edited image must not pass for the old one.
+        expected = {
+            "dataset_fingerprint": fingerprint_arrays(self._labels, images),
+            "config_fingerprint": fingerprint_config(config),
+        }
+        if os.path.exists(self._cache_path):
+            try:
+                with CacheFile(self._cache_path) as cache:
+                    cache.open()
+                    cache.check(expected)
+                    cache.verify()
+                    state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
+                    arrays = {key: cache.array(key) for key in ARRAY_KEYS}
+                return model_from_state(DeepSMOTE, state, model.device, arrays,
+                                        source=self._cache_path)
+            except CacheError as error:
+                if on_mismatch == "raise":
+                    raise
+                kind = "stale" if isinstance(error, StaleCacheError) else "damaged"
+                warnings.warn(f"Rebuilding the {kind} DeepSMOTE cache: {error}", UserWarning,
+                              stacklevel=3)
+        model._fit(images, self._labels, image_format)
+        blob = io.BytesIO()
+        torch.save(model_state(model, arrays=False), blob)
+        write_cache(
+            self._cache_path,
+            arrays={key: getattr(model, f"{key}_") for key in ARRAY_KEYS},
+            blobs={"model": blob.getvalue()},
+            attrs=expected,
+        )
+        return model
+
+    # ------------------------------------------------------------------ epochs and plans
+    def set_epoch(self, epoch: int) -> None:
+        """Draw a fresh synthetic set for ``epoch`` (the same on every process).
+
+        Without a call the epoch-0 set is used throughout, as in the paper.
+        """
+        self._epoch.fill_(check_non_negative_int("epoch", epoch))
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
+
+    def _plan(self) -> SMOTEPlan:
+        epoch = int(self._epoch[0])
+        if self._plan_cache is None or self._plan_cache[0] != epoch:
+            generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
+            plan = plan_synthetic(self._n_new, self._model_labels, self._neighbors,
+                                  self._n_neighbors, generator)
+            self._plan_cache = (epoch, plan)
+        return self._plan_cache[1]
+
+    # ------------------------------------------------------------------ metadata
+    def __len__(self) -> int:
+        return self.n_real + sum(self._n_new.values())
+
+    @property
+    def n_synthetic(self) -> int:
+        return len(self) - self.n_real
+
+    @property
+    def classes(self) -> list:
+        return find_classes(self.dataset) or torch.unique(self._labels).tolist()
+
+    @property
+    def class_to_idx(self) -> dict:
+        mapping = getattr(self.dataset, "class_to_idx", None)
+        return dict(mapping) if mapping else {c: i for i, c in enumerate(self.classes)}
+
+    def _check_index(self, index: int) -> int:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} is out of range for a dataset of length {n}.")
+        return index + n if index < 0 else index
+
+    def is_synthetic(self, index: int) -> bool:
+        return self._check_index(index) >= self.n_real
+
+    def origin(self, index: int) -> dict | None:
+        """Where a synthetic item comes from; ``None`` for a real item.
+
+        Returns:
+            ``{"label", "base", "neighbor", "lam"}``: its class, the dataset indices of the
+            base and neighbour images whose codes it interpolates, and the step ``lam``.
+        """
+        index = self._check_index(index)
+        if index < self.n_real:
+            return None
+        plan, pos = self._plan(), index - self.n_real
+        return {"label": int(plan.labels[pos]), "base": int(plan.base[pos]),
+                "neighbor": int(plan.neighbor[pos]), "lam": float(plan.lam[pos])}
+
+    # ------------------------------------------------------------------ items
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
+        """Items for a batch of indices; all synthetic ones from one decoder call."""
+        indices = [self._check_index(int(i)) for i in indices]
+        out: list[Any] = [None] * len(indices)
+        synthetic = [(k, i - self.n_real) for k, i in enumerate(indices) if i >= self.n_real]
+        for k, i in enumerate(indices):
+            if i < self.n_real:
+                out[k] = self._real_item(i)
+        if synthetic:
+            slots, positions = zip(*synthetic)
+            for k, item in zip(slots, self._synthetic_items(torch.tensor(positions))):
+                out[k] = item
+        return out
+
+    def _real_item(self, index: int) -> tuple[Any, Any]:
+        image, target = self.dataset[index]
+        if self.transform_real:
+            image, target = self._user_transforms(image, target)
+        return image, target
+
+    def _user_transforms(self, image: Any, target: Any) -> tuple[Any, Any]:
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target
+
+    def _synthetic_items(self, positions: Tensor) -> list[tuple[Any, Any]]:
+        plan = self._plan()
+        synth = self._synthesizer()
+        base, neighbor = plan.base[positions], plan.neighbor[positions]
+        if "cache" in synth:  # rows read from HDF5 in this process
+            latents = synth["cache"].rows("latents", torch.cat([base, neighbor]))
+            codes = interpolate(latents, torch.arange(len(base)),
+                                torch.arange(len(base), 2 * len(base)), plan.lam[positions])
+        else:
+            codes = interpolate(synth["latents"], base, neighbor, plan.lam[positions])
+        unit = decode_codes(synth["decoder"], codes, batch_size=self.decode_batch_size,
+                            device=synth["device"])
+        images = synth["format"].from_unit(unit)
+        items = []
+        for image, label in zip(images, plan.labels[positions].tolist()):
+            image, target = self._form.make_image(image), self._form.make_target(label)
+            if self._item_transform is not None:
+                image = self._item_transform(image)
+            if self._item_target_transform is not None:
+                target = self._item_target_transform(target)
+            items.append(self._user_transforms(image, target))
+        return items
+
+    def _synthesizer(self) -> dict:
+        """Decoder and codes for this process, built on first use."""
+        if self._synth is not None and self._synth["pid"] == os.getpid():
+            return self._synth
+        in_worker = get_worker_info() is not None
+        model = self.__dict__.get("model")
+        device = torch.device("cpu") if in_worker else self._device
+        if model is not None and not (in_worker and model.device.type == "cuda"):
+            decoder = model.decoder_
+            if decoder.fc[0].weight.device != device:
+                decoder = _decoder_copy(model.decoder_, model.image_shape_, model.decoder_.latent_dim, model.hidden_channels, device)
+            synth = {"decoder": decoder, "latents": model.latents_, "format": model.image_format_}
+        elif getattr(self, "_cache_path", None):
+            cache = CacheFile(self._cache_path).open()
+            state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
+            synth = _snapshot_synth(state, device)
+            synth["cache"] = cache
+        else:
+            synth = _snapshot_synth(self._snapshot, device)
+            synth["latents"] = self._snapshot["latents"]
+        synth.update(pid=os.getpid(), device=device)
+        self._synth = synth
+        return synth
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_synth"] = None  # decoders and file handles are per process
+        model = state.pop("model", None)
+        if model is not None and not getattr(self, "_cache_path", None):
+            # Without a cache, a copy carries what it needs to decode, on the CPU. NOTE: the
+            # snapshot is kept on self: tensors sent to spawned workers through shared memory
+            # must outlive the pickling, or the worker finds their memory gone.
+            if "_snapshot" not in self.__dict__:
+                self._snapshot = _snapshot(model)
+            state["_snapshot"] = self._snapshot
+        return state
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(n_real={self.n_real}, n_synthetic={self.n_synthetic}, "
+                f"epoch={self.epoch}, dataset={type(self.dataset).__name__})")
+
+
+def _snapshot(model: DeepSMOTE) -> dict:
+    snapshot = model_state(model, arrays=False)
+    snapshot["latents"] = model.latents_.cpu()
+    return snapshot
+
+
+def _decoder_copy(decoder, image_shape, latent_dim, hidden, device) -> Decoder:
+    copy = Decoder(image_shape, latent_dim, hidden)
+    copy.load_state_dict({k: v.cpu() for k, v in decoder.state_dict().items()})
+    return copy.eval().to(device)
+
+
+def _snapshot_synth(state: dict, device: torch.device) -> dict:
+    from ._images import ImageFormat
+
+    params = state["params"]
+    decoder = Decoder(tuple(state["image_shape"]), params["latent_dim"], params["hidden_channels"])
+    decoder.load_state_dict(state["decoder"])
+    return {"decoder": decoder.eval().to(device), "format": ImageFormat(**state["image_format"])}
