@@ -30,7 +30,8 @@ def find_root(root: str | os.PathLike | None = None) -> Path:
         if (path / "train-images-idx3-ubyte.gz").exists():
             return path
     raise FileNotFoundError(
-        "Fashion-MNIST IDX files not found in " + ", ".join(map(str, candidates))
+        "Fashion-MNIST IDX files not found in "
+        + ", ".join(map(str, candidates))
         + ". Install them with `apt-get install dataset-fashion-mnist`, or pass --root to a "
         "folder where torchvision downloaded FashionMNIST."
     )
@@ -53,10 +54,10 @@ def load_split(train: bool, root: str | os.PathLike | None = None) -> tuple[np.n
     return images, labels
 
 
-def take_counts(
-    labels: np.ndarray, counts: tuple[int, ...], seed: int
-) -> np.ndarray:
+def take_counts(labels: np.ndarray, counts: tuple[int, ...], seed: int) -> np.ndarray:
     """Indices of a random subset with ``counts[c]`` items of class ``c`` (sorted)."""
     rng = np.random.default_rng(seed)
-    picks = [rng.choice(np.flatnonzero(labels == c), n, replace=False) for c, n in enumerate(counts)]
+    picks = [
+        rng.choice(np.flatnonzero(labels == c), n, replace=False) for c, n in enumerate(counts)
+    ]
     return np.sort(np.concatenate(picks))

@@ -9,10 +9,14 @@ Fashion-MNIST training split with a fixed seed. Fashion-MNIST is MIT-licensed (Z
 from pathlib import Path
 
 import numpy as np
-
 from fashion_mnist import TABLE_I_TEST, load_split, take_counts
 
-OUT = Path(__file__).resolve().parents[1] / "torch_deepsmote" / "data" / "fashion_mnist_imbalanced.npz"
+OUT = (
+    Path(__file__).resolve().parents[1]
+    / "torch_deepsmote"
+    / "data"
+    / "fashion_mnist_imbalanced.npz"
+)
 
 if __name__ == "__main__":
     images, labels = load_split(train=True)

@@ -49,20 +49,32 @@ def main() -> None:
     full = fashion_mnist(Path(args.root), train=True)
     rng = np.random.default_rng(0)
     targets = full.targets.numpy()
-    keep = np.sort(np.concatenate(
-        [rng.choice(np.flatnonzero(targets == c), n, replace=False) for c, n in enumerate(COUNTS)]
-    ))
+    keep = np.sort(
+        np.concatenate(
+            [
+                rng.choice(np.flatnonzero(targets == c), n, replace=False)
+                for c, n in enumerate(COUNTS)
+            ]
+        )
+    )
     train = Subset(full, keep.tolist())
 
     # The one changed line: wrap the dataset. It trains DeepSMOTE once and caches it.
-    train = OversampledDataset(train, cache_dir="runs/fmnist", max_epochs=args.ae_epochs, random_state=0)
+    train = OversampledDataset(
+        train, cache_dir="runs/fmnist", max_epochs=args.ae_epochs, random_state=0
+    )
 
     sampler = DeepSMOTESampler(train, shuffle=True, seed=0)
     loader = DataLoader(train, batch_size=128, sampler=sampler, num_workers=2)
     model = nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 10),
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 10),
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for epoch in range(args.epochs):

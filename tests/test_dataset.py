@@ -8,14 +8,13 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, make_shapes
 from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import ToTensor
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
-
-from conftest import TINY, make_shapes
 
 COUNTS = (40, 16, 6)
 FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
@@ -63,6 +62,10 @@ class Flip:
         return torch.flip(image, dims=[-1]) if isinstance(image, torch.Tensor) else image
 
 
+def as_list(batch):
+    return batch
+
+
 def load_grey(path):
     return Image.open(path).convert("L")
 
@@ -88,8 +91,12 @@ def make_kind(kind, data, tmp_path_factory):
         return Subset(VisionLike(X, y, transform=ToTensor()), list(range(0, len(y), 1)))
     if kind == "concat":
         half = len(y) // 2
-        return ConcatDataset([VisionLike(X[:half], y[:half], transform=ToTensor()),
-                              VisionLike(X[half:], y[half:], transform=ToTensor())])
+        return ConcatDataset(
+            [
+                VisionLike(X[:half], y[:half], transform=ToTensor()),
+                VisionLike(X[half:], y[half:], transform=ToTensor()),
+            ]
+        )
     if kind == "numpy":
         return NumpyItems(X, y)
     if kind == "image_folder":
@@ -102,8 +109,17 @@ def make_kind(kind, data, tmp_path_factory):
     raise ValueError(kind)
 
 
-KINDS = ["tensor_uint8", "tensor_float", "pil", "pil_totensor", "pil_rgb", "subset", "concat",
-         "numpy", "image_folder"]
+KINDS = [
+    "tensor_uint8",
+    "tensor_float",
+    "pil",
+    "pil_totensor",
+    "pil_rgb",
+    "subset",
+    "concat",
+    "numpy",
+    "image_folder",
+]
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -128,7 +144,11 @@ def same(a, b):
     if isinstance(a, np.ndarray):
         return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
     if isinstance(a, Image.Image):
-        return isinstance(b, Image.Image) and a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b))
+        return (
+            isinstance(b, Image.Image)
+            and a.mode == b.mode
+            and np.array_equal(np.asarray(a), np.asarray(b))
+        )
     return a == b
 
 
@@ -195,10 +215,10 @@ def test_dataloader_with_workers_gives_the_same_items(case):
     kind, _, ds = case
     if kind not in ("tensor_uint8", "pil_totensor"):
         pytest.skip("workers are covered on two kinds; the others share the code path")
-    collate = (lambda batch: batch)
-    serial = [item for batch in DataLoader(ds, batch_size=16, collate_fn=collate) for item in batch]
-    loader = DataLoader(ds, batch_size=16, num_workers=2, collate_fn=collate,
-                        multiprocessing_context="fork")
+    serial = [item for batch in DataLoader(ds, batch_size=16, collate_fn=as_list) for item in batch]
+    loader = DataLoader(
+        ds, batch_size=16, num_workers=2, collate_fn=as_list, multiprocessing_context="fork"
+    )
     forked = [item for batch in loader for item in batch]
     assert len(forked) == len(serial) == len(ds)
     assert all(same(a[0], b[0]) and same(a[1], b[1]) for a, b in zip(serial, forked))
@@ -206,10 +226,10 @@ def test_dataloader_with_workers_gives_the_same_items(case):
 
 def test_spawned_workers_and_persistent_workers_see_set_epoch(data):
     X, y = data
-    ds = OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)),
-                            **FIT)
-    loader = DataLoader(ds, batch_size=32, num_workers=1, multiprocessing_context="spawn",
-                        persistent_workers=True)
+    ds = OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), **FIT)
+    loader = DataLoader(
+        ds, batch_size=32, num_workers=1, multiprocessing_context="spawn", persistent_workers=True
+    )
     epochs = []
     for epoch in (0, 1):
         ds.set_epoch(epoch)
@@ -219,7 +239,7 @@ def test_spawned_workers_and_persistent_workers_see_set_epoch(data):
         ds.set_epoch(epoch)
         expected.append(torch.stack([ds[i][0] for i in range(len(ds))]))
     assert torch.equal(epochs[0], expected[0]) and torch.equal(epochs[1], expected[1])
-    assert not torch.equal(epochs[0][ds.n_real:], epochs[1][ds.n_real:])
+    assert not torch.equal(epochs[0][ds.n_real :], epochs[1][ds.n_real :])
 
 
 def test_transforms_apply_to_synthetic_and_optionally_to_real(data):
@@ -253,8 +273,7 @@ def test_labels_are_found_or_given(data):
     X, y = data
     ds = OversampledDataset(NumpyItems(X, y), **FIT)  # one pass over targets
     assert ds.targets[: len(y)] == y.tolist()
-    relabelled = OversampledDataset(NumpyItems(X, y), labels=(y == 0).astype(int),
-                                    **FIT)
+    relabelled = OversampledDataset(NumpyItems(X, y), labels=(y == 0).astype(int), **FIT)
     assert Counter(relabelled.targets) == {1: 40, 0: 40}
     with pytest.raises(ValueError, match="one label per image"):
         OversampledDataset(NumpyItems(X, y), labels=y[:-1], **FIT)
@@ -264,16 +283,16 @@ def test_classes_and_class_to_idx(data):
     X, y = data
     ds = OversampledDataset(Subset(VisionLike(X, y), range(len(y))), **FIT)
     assert ds.classes == ["class 0", "class 1", "class 2"]
-    plain = OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)),
-                               **FIT)
+    plain = OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), **FIT)
     assert plain.classes == [0, 1, 2] and plain.class_to_idx == {0: 0, 1: 1, 2: 2}
 
 
 def test_sampling_strategy_and_index_errors(data):
     X, y = data
     model = DeepSMOTE(**FIT).fit(X, y)
-    ds = OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), model,
-                            sampling_strategy="minority")
+    ds = OversampledDataset(
+        TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), model, sampling_strategy="minority"
+    )
     assert Counter(ds.targets) == {0: 40, 1: 16, 2: 40}
     assert same(ds[-1][0], ds[len(ds) - 1][0])
     with pytest.raises(IndexError, match="out of range"):

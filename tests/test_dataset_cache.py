@@ -6,13 +6,12 @@ import pickle
 
 import pytest
 import torch
+from conftest import TINY, make_shapes
 from torch.utils.data import DataLoader, TensorDataset
 
 import torch_deepsmote.deepsmote as deepsmote_module
 from torch_deepsmote import OversampledDataset
 from torch_deepsmote.cache import StaleCacheError
-
-from conftest import TINY, make_shapes
 
 FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 
@@ -31,8 +30,7 @@ def test_second_run_loads_the_cache_and_trains_nothing(base, tmp_path, monkeypat
     first = OversampledDataset(base, cache_dir=tmp_path, **FIT)
     assert (tmp_path / "deepsmote.h5").exists()
     calls = []
-    monkeypatch.setattr(deepsmote_module, "fit_autoencoder",
-                        lambda *a, **k: calls.append(1) or [])
+    monkeypatch.setattr(deepsmote_module, "fit_autoencoder", lambda *a, **k: calls.append(1) or [])
     second = OversampledDataset(base, cache_dir=tmp_path, **FIT)
     assert calls == []
     assert torch.equal(items(first), items(second))
@@ -58,10 +56,13 @@ def test_a_changed_setting_is_noticed_and_refitted(base, tmp_path):
 def test_changed_setting_raises_when_asked(base, tmp_path):
     OversampledDataset(base, cache_dir=tmp_path, **FIT)
     with pytest.raises(StaleCacheError, match="config_fingerprint"):
-        OversampledDataset(base, cache_dir=tmp_path, on_mismatch="raise", **{**FIT, "latent_dim": 6})
+        OversampledDataset(
+            base, cache_dir=tmp_path, on_mismatch="raise", **{**FIT, "latent_dim": 6}
+        )
     # Settings that change neither weights nor codes do not invalidate it.
-    OversampledDataset(base, cache_dir=tmp_path, on_mismatch="raise",
-                       sampling_strategy="minority", **FIT)
+    OversampledDataset(
+        base, cache_dir=tmp_path, on_mismatch="raise", sampling_strategy="minority", **FIT
+    )
 
 
 def test_a_truncated_cache_is_detected_and_rebuilt(base, tmp_path):

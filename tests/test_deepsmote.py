@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, make_shapes
 
 from torch_deepsmote import DeepSMOTE
-
-from conftest import TINY, make_shapes
 
 
 def fit_resample(X, y, **kwargs):
@@ -20,7 +19,7 @@ def test_fit_resample_puts_originals_first_then_fills_minorities(shapes):
     assert np.bincount(y_res).tolist() == [60, 60, 60]
     assert y_res.dtype == y.dtype
     # New images are grouped by class in sorted order.
-    assert y_res[len(y):].tolist() == [1] * 36 + [2] * 52
+    assert y_res[len(y) :].tolist() == [1] * 36 + [2] * 52
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -28,7 +27,7 @@ def test_float_images_in_unit_range_keep_dtype_and_range(dtype):
     X, y = make_shapes((30, 10), dtype=dtype)
     X_res, _ = fit_resample(X, y)
     assert X_res.dtype == dtype
-    new = X_res[len(X):]
+    new = X_res[len(X) :]
     assert new.min() >= 0 and new.max() <= 1
 
 
@@ -44,7 +43,9 @@ def test_normalised_images_keep_their_value_range():
     assert (fmt.low, fmt.high) == pytest.approx((float(X.min()), float(X.max())))
     ends = fmt.from_unit(torch.tensor([-1.0, 0.0, 1.0]))
     torch.testing.assert_close(ends, torch.tensor([X.min(), (X.min() + X.max()) / 2, X.max()]))
-    torch.testing.assert_close(fmt.to_unit(torch.from_numpy(X)).aminmax(), (torch.tensor(-1.0), torch.tensor(1.0)))
+    torch.testing.assert_close(
+        fmt.to_unit(torch.from_numpy(X)).aminmax(), (torch.tensor(-1.0), torch.tensor(1.0))
+    )
 
 
 def test_channel_less_images_and_tensors_keep_their_form():
@@ -78,7 +79,9 @@ def test_plan_codes_are_smote_interpolations(fitted):
     plan = fitted.plan({1: 6}, random_state=0)
     z = fitted.plan_codes(plan)
     lam = plan.lam[:, None]
-    expected = fitted.latents_[plan.base] + lam * (fitted.latents_[plan.neighbor] - fitted.latents_[plan.base])
+    expected = fitted.latents_[plan.base] + lam * (
+        fitted.latents_[plan.neighbor] - fitted.latents_[plan.base]
+    )
     torch.testing.assert_close(z, expected)
     assert (fitted.labels_[plan.base] == 1).all() and (fitted.labels_[plan.neighbor] == 1).all()
 
@@ -107,7 +110,9 @@ def test_save_and_load_round_trip(fitted, tmp_path):
     assert loaded.sampling_strategy_ == fitted.sampling_strategy_
     assert torch.equal(loaded.latents_, fitted.latents_)
     assert torch.equal(loaded.neighbors_, fitted.neighbors_)
-    np.testing.assert_array_equal(loaded.sample(6, 2, random_state=1), fitted.sample(6, 2, random_state=1))
+    np.testing.assert_array_equal(
+        loaded.sample(6, 2, random_state=1), fitted.sample(6, 2, random_state=1)
+    )
     codes = fitted.latents_[:4]
     np.testing.assert_array_equal(loaded.decode(codes), fitted.decode(codes))
     assert not any(p.name.startswith("model.pt.tmp") for p in tmp_path.iterdir())
@@ -173,8 +178,14 @@ def test_a_class_of_one_image_gets_copies_of_its_code():
         (lambda X, y: (X, np.zeros_like(y)), ValueError, "two classes"),
         (lambda X, y: (X[:0], y[:0]), ValueError, "at least one image"),
         (lambda X, y: ([X[0], X[1, :, :8]], y[:2]), ValueError, "one shape"),
-        (lambda X, y: (np.where(np.arange(len(X))[:, None, None, None] == 3, np.nan, X / 255.0), y),
-         ValueError, "image 3 has NaN"),
+        (
+            lambda X, y: (
+                np.where(np.arange(len(X))[:, None, None, None] == 3, np.nan, X / 255.0),
+                y,
+            ),
+            ValueError,
+            "image 3 has NaN",
+        ),
         (lambda X, y: (np.where(X > 250, np.inf, X / 255.0), y), ValueError, "infinite"),
         (lambda X, y: (X[:, 0, 0], y), ValueError, r"\(N, C, H, W\)"),
         (lambda X, y: ("images", y), TypeError, "numpy array or a torch.Tensor"),

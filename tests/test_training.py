@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 
 from torch_deepsmote import DeepSMOTE
 from torch_deepsmote.models import Decoder, Encoder
 from torch_deepsmote.training import TrainingConfig, fit_autoencoder, resolve_precision
-
-from conftest import TINY
 
 
 def state_equal(a, b):

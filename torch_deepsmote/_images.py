@@ -65,8 +65,17 @@ class ImageFormat:
         return asdict(self)
 
 
-_SUPPORTED = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
-              torch.bfloat16, torch.float32, torch.float64)
+_SUPPORTED = (
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+)
 
 
 def as_image_tensor(images: Any, name: str = "X") -> tuple[Tensor, ImageFormat]:
@@ -125,7 +134,9 @@ def as_image_tensor(images: Any, name: str = "X") -> tuple[Tensor, ImageFormat]:
             f"{tuple(tensor.shape)}."
         )
     if tensor.shape[0] == 0:
-        raise ValueError(f"`{name}` should hold at least one image, but got shape {tuple(tensor.shape)}.")
+        raise ValueError(
+            f"`{name}` should hold at least one image, but got shape {tuple(tensor.shape)}."
+        )
     channels_dim = tensor.ndim == 4
     if not channels_dim:
         tensor = tensor.unsqueeze(1)
@@ -176,7 +187,9 @@ def as_label_tensor(labels: Any, n_images: int, name: str = "y") -> Tensor:
         tensor = torch.from_numpy(array.astype(np.int64))
     if tensor.is_floating_point() or tensor.is_complex():
         if not bool((tensor == tensor.round()).all()):
-            raise TypeError(f"`{name}` should hold integer class labels, but got dtype={tensor.dtype}.")
+            raise TypeError(
+                f"`{name}` should hold integer class labels, but got dtype={tensor.dtype}."
+            )
     tensor = tensor.to(torch.int64)
     if tensor.ndim != 1:
         raise ValueError(f"`{name}` should be 1-D, but got shape {tuple(tensor.shape)}.")

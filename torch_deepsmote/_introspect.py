@@ -7,7 +7,8 @@ dataset wrapped in either still gives its labels without reading a single image.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch

@@ -114,7 +114,7 @@ class ItemForm:
     target_dtype: str | None
 
     @classmethod
-    def of(cls, image: Any, target: Any) -> "ItemForm":
+    def of(cls, image: Any, target: Any) -> ItemForm:
         if isinstance(image, Tensor):
             kind, mode, squeeze = "tensor", None, image.ndim == 2
         elif isinstance(image, np.ndarray):

@@ -20,8 +20,15 @@ __all__ = ["FORMAT_VERSION", "ARRAY_KEYS", "model_state", "model_from_state"]
 FORMAT_VERSION = 1
 ARRAY_KEYS = ("latents", "labels", "neighbors")
 _INIT_KEYS = (
-    "sampling_strategy", "k_neighbors", "knn", "latent_dim", "hidden_channels", "device",
-    "random_state", "progress", *TrainingConfig.__dataclass_fields__,
+    "sampling_strategy",
+    "k_neighbors",
+    "knn",
+    "latent_dim",
+    "hidden_channels",
+    "device",
+    "random_state",
+    "progress",
+    *TrainingConfig.__dataclass_fields__,
 )
 
 

@@ -8,7 +8,8 @@ a wrong type, ``ValueError`` for a bad value.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 

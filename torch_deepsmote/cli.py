@@ -1,6 +1,6 @@
 """``torch-deepsmote``: the command line, a thin layer over the library.
 
-    torch-deepsmote demo [--epochs N] [--out DIR]     # fit on the bundled data, write a figure
+torch-deepsmote demo [--epochs N] [--out DIR]     # fit on the bundled data, write a figure
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["main"]
 
@@ -35,8 +35,10 @@ def _demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     x_res, y_res = model.fit_resample(images, labels)
     seconds = time.perf_counter() - start
-    print(f"fit + resample: {seconds:.1f} s on {model.device}, {len(model.history_)} epochs, "
-          f"final reconstruction MSE {model.history_[-1]['reconstruction']:.4f} (in [-1, 1] units)")
+    print(
+        f"fit + resample: {seconds:.1f} s on {model.device}, {len(model.history_)} epochs, "
+        f"final reconstruction MSE {model.history_[-1]['reconstruction']:.4f} (in [-1, 1] units)"
+    )
     print(f"after DeepSMOTE: {len(x_res)} images, per class {np.bincount(y_res).tolist()}")
 
     out = Path(args.out)
@@ -60,8 +62,10 @@ def _demo(args: argparse.Namespace) -> int:
         "history": model.history_,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"wrote {figure} (per class: 8 real, then 8 synthetic), {out / 'deepsmote.pt'}, "
-          f"{out / 'summary.json'}")
+    print(
+        f"wrote {figure} (per class: 8 real, then 8 synthetic), {out / 'deepsmote.pt'}, "
+        f"{out / 'summary.json'}"
+    )
     return 0
 
 

@@ -15,8 +15,9 @@ import hashlib
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -128,12 +129,15 @@ class OversampledDataset(Dataset):
         if model is not None and (fit_params or cache_dir is not None):
             raise ValueError(
                 "`model` should be None when fit options or `cache_dir` are given, but got a "
-                "fitted model and " + ", ".join(sorted(fit_params) or ["cache_dir"])
+                "fitted model and "
+                + ", ".join(sorted(fit_params) or ["cache_dir"])
                 + ". Pass either a fitted model or the options to fit one."
             )
         if model is not None and not hasattr(model, "latents_"):
-            raise ValueError("`model` should be a fitted DeepSMOTE, but got an unfitted one. "
-                             "Call model.fit(...) first, or pass model=None to fit here.")
+            raise ValueError(
+                "`model` should be a fitted DeepSMOTE, but got an unfitted one. "
+                "Call model.fit(...) first, or pass model=None to fit here."
+            )
         self.dataset = dataset
         self.transform = transform
         self.target_transform = target_transform
@@ -144,10 +148,16 @@ class OversampledDataset(Dataset):
         owners = transform_owners(dataset)
         # Synthetic items get the transform of the first wrapped dataset that has one.
         self._item_transform = getattr(owners[0], "transform", None) if owners else None
-        self._item_target_transform = getattr(owners[0], "target_transform", None) if owners else None
+        self._item_target_transform = (
+            getattr(owners[0], "target_transform", None) if owners else None
+        )
         if any(getattr(o, "transform", None) is not self._item_transform for o in owners[1:]):
-            warnings.warn("The wrapped datasets have different transforms; synthetic items use "
-                          "the first one's.", UserWarning, stacklevel=2)
+            warnings.warn(
+                "The wrapped datasets have different transforms; synthetic items use "
+                "the first one's.",
+                UserWarning,
+                stacklevel=2,
+            )
 
         with raw_items(dataset):
             raw_image, raw_target = dataset[0]
@@ -203,14 +213,16 @@ class OversampledDataset(Dataset):
                     cache.verify()
                     state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
                     arrays = {key: cache.array(key) for key in ARRAY_KEYS}
-                return model_from_state(DeepSMOTE, state, model.device, arrays,
-                                        source=self._cache_path)
+                return model_from_state(
+                    DeepSMOTE, state, model.device, arrays, source=self._cache_path
+                )
             except CacheError as error:
                 if on_mismatch == "raise":
                     raise
                 kind = "stale" if isinstance(error, StaleCacheError) else "damaged"
-                warnings.warn(f"Rebuilding the {kind} DeepSMOTE cache: {error}", UserWarning,
-                              stacklevel=3)
+                warnings.warn(
+                    f"Rebuilding the {kind} DeepSMOTE cache: {error}", UserWarning, stacklevel=3
+                )
         model._fit(images, self._labels, image_format)
         blob = io.BytesIO()
         torch.save(model_state(model, arrays=False), blob)
@@ -238,8 +250,9 @@ class OversampledDataset(Dataset):
         epoch = int(self._epoch[0])
         if self._plan_cache is None or self._plan_cache[0] != epoch:
             generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
-            plan = plan_synthetic(self._n_new, self._model_labels, self._neighbors,
-                                  self._n_neighbors, generator)
+            plan = plan_synthetic(
+                self._n_new, self._model_labels, self._neighbors, self._n_neighbors, generator
+            )
             self._plan_cache = (epoch, plan)
         return self._plan_cache[1]
 
@@ -280,8 +293,12 @@ class OversampledDataset(Dataset):
         if index < self.n_real:
             return None
         plan, pos = self._plan(), index - self.n_real
-        return {"label": int(plan.labels[pos]), "base": int(plan.base[pos]),
-                "neighbor": int(plan.neighbor[pos]), "lam": float(plan.lam[pos])}
+        return {
+            "label": int(plan.labels[pos]),
+            "base": int(plan.base[pos]),
+            "neighbor": int(plan.neighbor[pos]),
+            "lam": float(plan.lam[pos]),
+        }
 
     # ------------------------------------------------------------------ items
     def __getitem__(self, index: int) -> tuple[Any, Any]:
@@ -320,12 +337,17 @@ class OversampledDataset(Dataset):
         base, neighbor = plan.base[positions], plan.neighbor[positions]
         if "cache" in synth:  # rows read from HDF5 in this process
             latents = synth["cache"].rows("latents", torch.cat([base, neighbor]))
-            codes = interpolate(latents, torch.arange(len(base)),
-                                torch.arange(len(base), 2 * len(base)), plan.lam[positions])
+            codes = interpolate(
+                latents,
+                torch.arange(len(base)),
+                torch.arange(len(base), 2 * len(base)),
+                plan.lam[positions],
+            )
         else:
             codes = interpolate(synth["latents"], base, neighbor, plan.lam[positions])
-        unit = decode_codes(synth["decoder"], codes, batch_size=self.decode_batch_size,
-                            device=synth["device"])
+        unit = decode_codes(
+            synth["decoder"], codes, batch_size=self.decode_batch_size, device=synth["device"]
+        )
         images = synth["format"].from_unit(unit)
         items = []
         for image, label in zip(images, plan.labels[positions].tolist()):
@@ -347,7 +369,13 @@ class OversampledDataset(Dataset):
         if model is not None and not (in_worker and model.device.type == "cuda"):
             decoder = model.decoder_
             if decoder.fc[0].weight.device != device:
-                decoder = _decoder_copy(model.decoder_, model.image_shape_, model.decoder_.latent_dim, model.hidden_channels, device)
+                decoder = _decoder_copy(
+                    model.decoder_,
+                    model.image_shape_,
+                    model.decoder_.latent_dim,
+                    model.hidden_channels,
+                    device,
+                )
             synth = {"decoder": decoder, "latents": model.latents_, "format": model.image_format_}
         elif getattr(self, "_cache_path", None):
             cache = CacheFile(self._cache_path).open()
@@ -376,8 +404,10 @@ class OversampledDataset(Dataset):
         return state
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(n_real={self.n_real}, n_synthetic={self.n_synthetic}, "
-                f"epoch={self.epoch}, dataset={type(self.dataset).__name__})")
+        return (
+            f"{type(self).__name__}(n_real={self.n_real}, n_synthetic={self.n_synthetic}, "
+            f"epoch={self.epoch}, dataset={type(self.dataset).__name__})"
+        )
 
 
 def _snapshot(model: DeepSMOTE) -> dict:

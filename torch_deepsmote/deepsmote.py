@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ._images import ImageFormat, as_image_tensor, as_label_tensor
 from ._items import read_dataset
+from ._persistence import model_from_state, model_state
 from ._validation import (
     check_bool,
     check_non_negative_int,
@@ -26,7 +27,6 @@ from .knn import class_neighbors, get_knn
 from .latents import decode_codes, encode_images
 from .models import Decoder, Encoder
 from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
-from ._persistence import model_from_state, model_state
 from .training import TrainingConfig, fit_autoencoder
 
 __all__ = ["DeepSMOTE"]
@@ -118,13 +118,16 @@ class DeepSMOTE:
             raise ValueError(
                 "`sampling_strategy` should be one of "
                 + ", ".join(repr(s) for s in STRATEGY_STRINGS)
-                + f", a float, a dict or a callable, but got sampling_strategy={sampling_strategy!r}."
+                + ", a float, a dict or a callable, but got "
+                + f"sampling_strategy={sampling_strategy!r}."
             )
         self.sampling_strategy = sampling_strategy
         self.k_neighbors = check_positive_int("k_neighbors", k_neighbors)
         get_knn(knn)  # fail now on a bad name, not after training
         self.knn = knn
-        self.latent_dim = None if latent_dim is None else check_positive_int("latent_dim", latent_dim)
+        self.latent_dim = (
+            None if latent_dim is None else check_positive_int("latent_dim", latent_dim)
+        )
         self.hidden_channels = check_positive_int("hidden_channels", hidden_channels)
         self.training_config = TrainingConfig(
             batch_size=batch_size,
@@ -157,10 +160,13 @@ class DeepSMOTE:
         }
 
     def __repr__(self) -> str:
-        return f"DeepSMOTE(k_neighbors={self.k_neighbors}, sampling_strategy={self.sampling_strategy!r}, random_state={self.random_state})"
+        return (
+            f"DeepSMOTE(k_neighbors={self.k_neighbors}, "
+            f"sampling_strategy={self.sampling_strategy!r}, random_state={self.random_state})"
+        )
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, y: Any) -> "DeepSMOTE":
+    def fit(self, X: Any, y: Any) -> DeepSMOTE:
         """Train the autoencoder on ``X``, encode it and index each class's codes.
 
         Args:
@@ -175,7 +181,7 @@ class DeepSMOTE:
         labels = as_label_tensor(y, len(images), "y")
         return self._fit(images, labels, image_format)
 
-    def fit_dataset(self, dataset: Any) -> "DeepSMOTE":
+    def fit_dataset(self, dataset: Any) -> DeepSMOTE:
         """Like :meth:`fit` for a map-style dataset of (image, target) items.
 
         Images may be PIL images, numpy (H, W[, C]) arrays or (C, H, W) tensors; they are
@@ -190,7 +196,7 @@ class DeepSMOTE:
         labels = as_label_tensor(labels, len(images), "dataset targets")
         return self._fit(images, labels, image_format)
 
-    def _fit(self, images: Tensor, labels: Tensor, image_format: ImageFormat) -> "DeepSMOTE":
+    def _fit(self, images: Tensor, labels: Tensor, image_format: ImageFormat) -> DeepSMOTE:
         # One seed fans out into independent streams: weights, training draws, SMOTE draws.
         seeds = torch.randint(0, 2**62, (3,), generator=make_generator(self.random_state)).tolist()
         self.image_shape_ = tuple(images.shape[1:])
@@ -257,7 +263,10 @@ class DeepSMOTE:
                 f"but got {tuple(images.shape[1:])}."
             )
         return encode_images(
-            self.encoder_, images, self.image_format_.to_unit, batch_size=batch_size,
+            self.encoder_,
+            images,
+            self.image_format_.to_unit,
+            batch_size=batch_size,
             device=self.device,
         )
 
@@ -306,7 +315,10 @@ class DeepSMOTE:
                 )
             check_non_negative_int(f"n_new[{label}]", count)
         return plan_synthetic(
-            n_new, self.labels_, self.neighbors_, self.n_neighbors_,
+            n_new,
+            self.labels_,
+            self.neighbors_,
+            self.n_neighbors_,
             self._generator_for(random_state),
         )
 
@@ -373,7 +385,7 @@ class DeepSMOTE:
                 os.remove(tmp)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: Any = None) -> "DeepSMOTE":
+    def load(cls, path: str | os.PathLike, device: Any = None) -> DeepSMOTE:
         """Load a model written by :meth:`save`.
 
         Args:

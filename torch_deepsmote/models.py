@@ -26,9 +26,9 @@ the decoder 10,176,129, the counts of the published code.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-import torch
+import torch  # noqa: F401  (used by the doctests)
 from torch import Tensor, nn
 
 from ._validation import check_positive_int
