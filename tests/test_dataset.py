@@ -314,3 +314,21 @@ def test_bad_arguments(data):
     small = TensorDataset(torch.from_numpy(X[:, :, :8, :8]), torch.from_numpy(y))
     with pytest.raises(ValueError, match="shape"):
         OversampledDataset(small, model)
+
+
+def test_sampler_drives_fresh_epochs_and_splits_ranks(data):
+    from torch_deepsmote import ClassBalancedBatchSampler, DeepSMOTESampler
+
+    X, y = data
+    ds = OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), **FIT)
+    ranks = [DeepSMOTESampler(ds, num_replicas=2, rank=r, seed=1) for r in (0, 1)]
+    for sampler in ranks:
+        sampler.set_epoch(3)
+    assert ds.epoch == 3
+    shares = [list(s) for s in ranks]
+    assert len(shares[0]) == len(shares[1]) == len(ds) // 2
+    assert set(shares[0]).isdisjoint(shares[1]) and set(shares[0]) | set(shares[1]) == set(range(len(ds)))
+    batches = ClassBalancedBatchSampler(ds, batch_size=12, seed=0)
+    for batch in DataLoader(ds, batch_sampler=batches):
+        assert torch.bincount(batch[1], minlength=3).tolist() == [4, 4, 4]
+    ds.set_epoch(0)

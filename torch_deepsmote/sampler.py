@@ -83,9 +83,9 @@ class DeepSMOTESampler(Sampler[int]):
     Note:
         As with ``DistributedSampler``, call :meth:`set_epoch` before creating each epoch's
         ``DataLoader`` iterator; otherwise every epoch has the same order and, for an
-        ``OversampledDataset``, the same synthetic items. With ``persistent_workers=True``
-        the workers keep their copy of the dataset, so its new synthetic set does not reach
-        them; use non-persistent workers (the default) with a dataset that has ``set_epoch``.
+        ``OversampledDataset``, the same synthetic items. ``OversampledDataset`` keeps its
+        epoch in shared memory, so persistent workers see the new epoch too; a dataset of
+        your own with ``set_epoch`` needs non-persistent workers (the default) for that.
 
     Example:
         >>> sampler = DeepSMOTESampler(range(10), num_replicas=3, rank=2, seed=0)
