@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -82,7 +83,6 @@ class DeepSMOTE:
         history_: One dict per training epoch (loss terms and seconds).
 
     Example:
-        >>> import numpy as np
         >>> rng = np.random.default_rng(0)
         >>> X = (rng.random((40, 1, 8, 8)) * 255).astype(np.uint8)
         >>> y = np.array([0] * 30 + [1] * 10)
@@ -356,15 +356,15 @@ class DeepSMOTE:
         plan = self.plan()
         new_images = self.decode(self.plan_codes(plan))
         if isinstance(X, Tensor):
-            y_res = torch.cat([torch.as_tensor(y).to(torch.int64).cpu(), plan.labels])
-            return torch.cat([X.detach().cpu(), new_images]), y_res
-        import numpy as np
-
-        y_arr = np.asarray(y)
-        return (
-            np.concatenate([np.asarray(X), new_images]),
-            np.concatenate([y_arr, plan.labels.numpy().astype(y_arr.dtype)]),
-        )
+            X_res = torch.cat([X.detach().cpu(), new_images])
+        else:
+            X_res = np.concatenate([np.asarray(X), new_images])
+        if isinstance(y, Tensor):
+            y_res = torch.cat([y.detach().cpu(), plan.labels.to(y.dtype)])
+        else:
+            y_arr = np.asarray(y)
+            y_res = np.concatenate([y_arr, plan.labels.numpy().astype(y_arr.dtype)])
+        return X_res, y_res
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
