@@ -1,0 +1,395 @@
+"""Does the balanced data make a better classifier? The DeepSMOTE paper's protocol, side by side.
+
+    python benchmarks/classify.py --quick                       # a few minutes on 2 CPU cores
+    python benchmarks/classify.py --seeds 5                     # CPU: SmallCNN, all methods
+    python benchmarks/classify.py --seeds 5 --device cuda       # GPU: ResNet-18, paper budget
+    python benchmarks/classify.py --dataset cifar10 --root ~/data --device cuda
+
+Protocol (DeepSMOTE, TNNLS 2022, Sec. IV): a training subset with the paper's Table I class
+counts, an imbalanced test set (Table I) and a balanced one (equal counts per class), the
+metrics ACSA, macro GM and macro F1 from scikit-learn / imbalanced-learn. Every method
+trains the same classifier with the same optimiser for the same number of optimiser steps
+(``--steps`` batches of ``--batch-size``); methods differ only in the batches they hand it
+and, for the logit-adjusted ones, the loss. Spread: several classifier seeds on one
+training subset; the DeepSMOTE autoencoder is trained once on that subset and reused
+through ``OversampledDataset(cache_dir=...)``. Writes ``results.json`` (every number),
+the figures, and with ``--results-md`` the "Classification (issue 5)" section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import classify_methods as cm  # noqa: E402
+import classify_report as report  # noqa: E402
+import imbalanced_data as data  # noqa: E402
+
+QUICK = dict(
+    count_scale=0.1,
+    steps=60,
+    batch_size=64,
+    ae_epochs=1,
+    hidden=8,
+    latent_dim=32,
+    seeds="2",
+    sweep_ratios="20,400",
+    sweep_seeds=1,
+)
+CPU = dict(
+    count_scale=1.0,
+    steps=1500,
+    batch_size=128,
+    ae_epochs=5,
+    hidden=32,
+    latent_dim=None,
+    seeds="5",
+    sweep_ratios="20,100,400",
+    sweep_seeds=1,
+)
+GPU = dict(
+    count_scale=1.0,
+    steps=6000,
+    batch_size=128,
+    ae_epochs=50,
+    hidden=64,
+    latent_dim=None,
+    seeds="5",
+    sweep_ratios="20,50,100,200,400",
+    sweep_seeds=3,
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="fashion-mnist", choices=data.DATASETS)
+    p.add_argument("--root", default=None, help="folder with the torchvision dataset (or IDX)")
+    p.add_argument("--quick", action="store_true", help="tiny run: a tenth of the counts")
+    p.add_argument("--seeds", default=None, help="a count N (seeds 0..N-1) or a list '0,3,7'")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the subset draws")
+    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ...")
+    p.add_argument(
+        "--classifier",
+        default="auto",
+        choices=("auto", "cnn", "resnet18"),
+        help="auto: resnet18 on CUDA, the small CNN on CPU",
+    )
+    p.add_argument("--methods", default=",".join(cm.METHODS))
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps per classifier")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--ae-epochs", type=int, default=None, help="autoencoder epochs (no early stop)")
+    p.add_argument("--hidden", type=int, default=None, help="autoencoder width (paper: 64)")
+    p.add_argument("--latent-dim", type=int, default=None, help="default: the paper's 300/600")
+    p.add_argument("--penalty-weight", type=float, default=1.0)
+    p.add_argument("--k-neighbors", type=int, default=5)
+    p.add_argument(
+        "--la-balance",
+        type=float,
+        default=0.5,
+        help="deepsmote_la fills every class up to this share of the largest",
+    )
+    p.add_argument("--count-scale", type=float, default=None, help="multiply all counts")
+    p.add_argument("--sweep-ratios", default=None, help="Fig. 8 ratios; '' skips the sweep")
+    p.add_argument("--sweep-seeds", type=int, default=None)
+    p.add_argument("--out", default=None, help="folder for results.json and the figures")
+    p.add_argument("--work", default=None, help="cache folder (datasets, autoencoders)")
+    p.add_argument("--results-md", default=None, help="write the section into this RESULTS.md")
+    p.add_argument("--notes", default=None, help="markdown file put at the top of the section")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the (method, seed) runs of an earlier results.json in --out",
+    )
+    args = p.parse_args(argv)
+    args.device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
+    defaults = QUICK if args.quick else GPU if args.device.type == "cuda" else CPU
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    seeds = args.seeds.split(",")
+    args.seeds = list(range(int(seeds[0]))) if len(seeds) == 1 else [int(s) for s in seeds]
+    if args.classifier == "auto":
+        args.classifier = "resnet18" if args.device.type == "cuda" else "cnn"
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = set(args.methods) - set(cm.METHODS)
+    if unknown:
+        p.error(f"unknown methods {sorted(unknown)}; choose from {cm.METHODS}")
+    args.sweep_ratios = [float(r) for r in args.sweep_ratios.split(",") if r.strip()]
+    here = Path(__file__).resolve().parent
+    tag = "quick" if args.quick else args.dataset
+    args.out = Path(args.out or here / "results" / tag)
+    args.work = Path(args.work or os.environ.get("DEEPSMOTE_BENCH_WORK", "/tmp/deepsmote-bench"))
+    return args
+
+
+def environment(args) -> dict:
+    import imblearn
+    import sklearn
+    import torchvision
+
+    import torch_deepsmote
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    machine = f"{cpu}, {torch.get_num_threads()} threads"
+    if args.device.type == "cuda":
+        machine += f", {torch.cuda.get_device_name(args.device)}"
+    return {
+        "machine": machine,
+        "versions": f"Python {platform.python_version()}, torch {torch.__version__}, "
+        f"torchvision {torchvision.__version__}, scikit-learn {sklearn.__version__}, "
+        f"imbalanced-learn {imblearn.__version__}, torch_deepsmote {torch_deepsmote.__version__}",
+        "command": "python benchmarks/classify.py " + " ".join(map(shlex.quote, sys.argv[1:])),
+    }
+
+
+class Experiment:
+    """One training subset: its test sets, its autoencoder cache, every method and seed."""
+
+    def __init__(self, args, train_full, test_full, train_counts, name: str) -> None:
+        self.args = args
+        y_full = data.labels_of(train_full)
+        self.n_classes = len(train_counts)
+        self.train_counts = tuple(int(n) for n in train_counts)
+        rows = data.take(y_full, self.train_counts, args.data_seed)
+        self.train = data.subset(train_full, rows)
+        self.x, self.y = data.as_tensors(self.train)
+        key = json.dumps(
+            [
+                args.dataset,
+                self.train_counts,
+                args.data_seed,
+                args.hidden,
+                args.latent_dim,
+                args.ae_epochs,
+                args.penalty_weight,
+                args.k_neighbors,
+            ]
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+        self.cache_dir = args.work / "autoencoders" / f"{name}-{digest}"
+        self.autoencoder: dict | None = None
+
+    def oversampled(self, seed: int, strategy=None):
+        from torch_deepsmote import OversampledDataset
+
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # tiny classes in quick mode
+            ds = OversampledDataset(
+                self.train,
+                cache_dir=self.cache_dir,
+                seed=seed,
+                sampling_strategy=strategy,
+                random_state=self.args.data_seed,
+                max_epochs=self.args.ae_epochs,
+                patience=0,
+                hidden_channels=self.args.hidden,
+                latent_dim=self.args.latent_dim,
+                penalty_weight=self.args.penalty_weight,
+                k_neighbors=self.args.k_neighbors,
+                device=self.args.device,
+                progress=False,
+            )
+        if self.autoencoder is None:
+            history = getattr(ds.model, "history_", [])
+            self.autoencoder = {
+                "seconds": time.perf_counter() - start,
+                "train_seconds": sum(h["seconds"] for h in history),
+                "epochs": len(history),
+                "reconstruction": history[-1]["reconstruction"] if history else float("nan"),
+                "history": history,
+                "cache_dir": str(self.cache_dir),
+            }
+        return ds
+
+    def run(self, method: str, seed: int, tests: dict) -> dict:
+        args = self.args
+        ctx = {
+            "train": self.train,
+            "x": self.x,
+            "y": self.y,
+            "batch_size": args.batch_size,
+            "n_classes": self.n_classes,
+            "oversampled": self.oversampled,
+            "la_balance": args.la_balance,
+        }
+        start = time.perf_counter()
+        batches, prior, info = cm.batches_for(method, ctx, seed)
+        torch.manual_seed(seed)
+        channels = self.x.shape[1]
+        model = cm.make_classifier(args.classifier, channels, self.n_classes)
+        timing = cm.train_classifier(
+            model, batches, prior, steps=args.steps, lr=args.lr, device=args.device
+        )
+        scores = {
+            name: cm.evaluate(y.numpy(), cm.predict(model, x, args.device))
+            for name, (x, y) in tests.items()
+        }
+        return {
+            "method": method,
+            "seed": seed,
+            "scores": scores,
+            **info,
+            **timing,
+            "seconds": time.perf_counter() - start,
+        }
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    train_full = data.load_split(args.dataset, args.root, True, args.work)
+    test_full = data.load_split(args.dataset, args.root, False, args.work)
+    train_counts, test_counts = data.PAPER_COUNTS[args.dataset]
+    train_counts = data.scale(train_counts, args.count_scale)
+    test_counts = data.scale(test_counts, args.count_scale, minimum=1)
+    y_test = data.labels_of(test_full)
+    balanced_counts = data.balanced_counts(
+        y_test, cap=max(10, round(1000 * min(1.0, args.count_scale)))
+    )
+    tests = {
+        "imbalanced": data.as_tensors(
+            data.subset(test_full, data.take(y_test, test_counts, args.data_seed))
+        ),
+        "balanced": data.as_tensors(
+            data.subset(test_full, data.take(y_test, balanced_counts, args.data_seed))
+        ),
+    }
+    config = {
+        k: (str(v) if isinstance(v, (Path, torch.device)) else v) for k, v in vars(args).items()
+    }
+    config.update(
+        train_counts=list(train_counts),
+        imbalanced_test_counts=list(test_counts),
+        balanced_test_counts=list(balanced_counts),
+    )
+    result = {
+        "config": config,
+        "environment": environment(args),
+        "records": [],
+        "sweep": [],
+        "figures": [],
+    }
+    json_path = args.out / "results.json"
+    done: dict = {}
+    if args.resume and json_path.exists():
+        # Runs can be split into shorter pieces: an interrupted run continues where it stopped.
+        old = json.loads(json_path.read_text())
+        same = (
+            "dataset",
+            "steps",
+            "batch_size",
+            "lr",
+            "classifier",
+            "hidden",
+            "ae_epochs",
+            "latent_dim",
+            "penalty_weight",
+            "k_neighbors",
+            "train_counts",
+            "data_seed",
+        )
+        if all(old["config"].get(k) == config.get(k) for k in same):
+            done = {(r["method"], r["seed"]): r for r in old["records"]}
+            result["seconds_before"] = old.get("seconds", 0.0) + old.get("seconds_before", 0.0)
+
+    def save():
+        result["seconds"] = time.perf_counter() - start
+        json_path.write_text(json.dumps(result, indent=1))
+
+    exp = Experiment(args, train_full, test_full, train_counts, f"{args.dataset}-table1")
+    if any(m in cm.DEEPSMOTE_METHODS for m in args.methods):
+        log(f"autoencoder: {len(exp.y)} images, hidden {args.hidden}, {args.ae_epochs} epochs")
+        balanced = exp.oversampled(0)
+        log(f"autoencoder ready in {exp.autoencoder['seconds']:.0f} s")
+        if not args.no_figures:
+            fig = args.out / f"{args.dataset}_real_vs_synthetic.png"
+            report.plot_real_vs_synthetic(balanced, fig)
+            result["figures"].append(str(fig))
+    result["autoencoder"] = exp.autoencoder or {"seconds": 0.0, "reconstruction": float("nan")}
+    for seed in args.seeds:
+        for method in args.methods:
+            if (method, seed) in done:
+                result["records"].append(done[(method, seed)])
+                continue
+            rec = exp.run(method, seed, tests)
+            result["records"].append(rec)
+            s = rec["scores"]
+            log(
+                f"seed {seed} {method:16s} imb ACSA {s['imbalanced']['acsa']:.2f} "
+                f"bal ACSA {s['balanced']['acsa']:.2f} GM {s['balanced']['gm']:.2f} "
+                f"({rec['seconds']:.0f} s)"
+            )
+            save()
+
+    sweep_methods = [m for m in ("none", "smote", "deepsmote") if m in args.methods]
+    for ratio in args.sweep_ratios:
+        counts = data.ratio_counts(train_counts[0], ratio, len(train_counts))
+        sweep = Experiment(args, train_full, test_full, counts, f"{args.dataset}-ratio{ratio:g}")
+        for seed in range(args.sweep_seeds):
+            for method in sweep_methods:
+                rec = sweep.run(method, seed, {"balanced": tests["balanced"]})
+                rec.update(ratio=ratio, counts=list(counts))
+                result["sweep"].append(rec)
+                log(
+                    f"ratio {ratio:g} seed {seed} {method:10s} bal ACSA "
+                    f"{rec['scores']['balanced']['acsa']:.2f}"
+                )
+                save()
+    if result["sweep"] and not args.no_figures:
+        fig = args.out / f"{args.dataset}_ratio_sweep.png"
+        report.plot_ratio_sweep(result["sweep"], fig)
+        result["figures"].append(str(fig))
+    save()
+
+    for test in ("imbalanced", "balanced"):
+        print(f"\n{test} test")
+        for (t, meth), stats in report.summarise(result["records"]).items():
+            if t == test:
+                print(
+                    f"  {meth:16s} "
+                    + "  ".join(
+                        f"{m.upper()} {mean:6.2f} ± {std:4.2f}"
+                        for m, (mean, std, _) in stats.items()
+                    )
+                )
+    if args.results_md:
+        md = Path(args.results_md)
+        result["figures"] = [os.path.relpath(f, md.parent) for f in result["figures"]]
+        notes = Path(args.notes).read_text() if args.notes else ""
+        report.write_section(md, report.markdown_section([result], notes))
+        log(f"wrote {md}")
+    log(f"wrote {json_path} ({(time.perf_counter() - start) / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

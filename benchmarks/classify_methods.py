@@ -1,0 +1,243 @@
+"""Classifiers, the resampling methods and the fixed-step training loop of classify.py.
+
+Every method hands the same training loop an endless stream of (images, targets) batches
+and a class prior for the loss (``None``: plain cross-entropy). The loop takes exactly
+``steps`` optimiser steps whatever the method, so no method gets more updates than another.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+__all__ = ["METHODS", "make_classifier", "batches_for", "train_classifier", "evaluate"]
+
+METHODS = (
+    "none",  # the imbalanced set as it is
+    "ros",  # random oversampling (imbalanced-learn RandomOverSampler)
+    "weighted",  # class-balanced sampling (WeightedRandomSampler)
+    "smote",  # SMOTE on pixels (imbalanced-learn)
+    "logit_adj",  # logit-adjusted cross-entropy (Menon et al., ICLR 2021), tau = 1
+    "deepsmote",  # DeepSMOTE, one fixed synthetic set (the paper)
+    "deepsmote_fresh",  # DeepSMOTE, a fresh synthetic set every epoch (set_epoch)
+    "deepsmote_la",  # DeepSMOTE to partial balance + logit adjustment for the rest
+)
+DEEPSMOTE_METHODS = tuple(m for m in METHODS if m.startswith("deepsmote"))
+
+
+# ---------------------------------------------------------------------- classifiers
+class SmallCNN(nn.Module):
+    """Three conv blocks and a linear head: the CPU classifier (about 0.1 M parameters)."""
+
+    def __init__(self, channels: int, n_classes: int, width: int = 32) -> None:
+        super().__init__()
+
+        def block(c_in, c_out):
+            return [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+
+        self.net = nn.Sequential(
+            *block(channels, width // 2),
+            nn.MaxPool2d(2),
+            *block(width // 2, width),
+            nn.MaxPool2d(2),
+            *block(width, 2 * width),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(2 * width, n_classes),
+        )
+
+    def forward(self, x):
+        return self.net((x - 0.5) / 0.5)
+
+
+class _Normalised(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net((x - 0.5) / 0.5)
+
+
+def make_classifier(kind: str, channels: int, n_classes: int) -> nn.Module:
+    """``'cnn'`` (SmallCNN) or ``'resnet18'``: torchvision's, with a 3x3 stride-1 stem and
+    no max-pool, the usual CIFAR-style stem for 28x28 and 32x32 images."""
+    if kind == "cnn":
+        return SmallCNN(channels, n_classes)
+    from torchvision.models import resnet18
+
+    net = resnet18(num_classes=n_classes)
+    net.conv1 = nn.Conv2d(channels, 64, 3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    return _Normalised(net)
+
+
+# ---------------------------------------------------------------------- loss
+def logit_adjusted_loss(logits, targets, log_prior: torch.Tensor | None):
+    """Cross-entropy on ``logits + log(prior)`` (Menon et al. 2021, tau = 1); plain CE when
+    ``log_prior`` is None. Predictions use the raw logits, so the adjustment targets the
+    balanced error."""
+    if log_prior is not None:
+        logits = logits + log_prior.to(logits.device)
+    return nn.functional.cross_entropy(logits, targets)
+
+
+def log_prior(labels, n_classes: int) -> torch.Tensor:
+    counts = np.bincount(np.asarray(labels), minlength=n_classes).astype(np.float64)
+    return torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------- data per method
+def _endless(loader: DataLoader, on_epoch=None) -> Iterator:
+    epoch = 0
+    while True:
+        if on_epoch is not None:
+            on_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def batches_for(method: str, ctx: dict, seed: int) -> tuple[Iterator, torch.Tensor | None, dict]:
+    """(endless batch iterator, log prior or None, info) for ``method``.
+
+    ``ctx`` holds ``train`` (the torchvision Subset), ``x``/``y`` (its tensors),
+    ``batch_size``, ``n_classes`` and ``oversampled(seed, strategy)`` (a factory for
+    ``OversampledDataset``; the autoencoder is trained once and read from its cache after).
+    """
+    from imblearn.over_sampling import SMOTE, RandomOverSampler
+
+    bs, n_classes, y = ctx["batch_size"], ctx["n_classes"], ctx["y"].numpy()
+    gen = torch.Generator().manual_seed(seed)
+    info: dict = {}
+    if method in ("none", "logit_adj"):
+        loader = DataLoader(
+            ctx["train"], batch_size=bs, shuffle=True, generator=gen, drop_last=True
+        )
+        prior = log_prior(y, n_classes) if method == "logit_adj" else None
+        return _endless(loader), prior, info
+    if method == "ros":
+        rows, _ = RandomOverSampler(random_state=seed).fit_resample(
+            np.arange(len(y)).reshape(-1, 1), y
+        )
+        data = torch.utils.data.Subset(ctx["train"], rows.ravel().tolist())
+        info["n_train"] = len(data)
+        return (
+            _endless(DataLoader(data, bs, shuffle=True, generator=gen, drop_last=True)),
+            None,
+            info,
+        )
+    if method == "weighted":
+        weights = 1.0 / np.bincount(y, minlength=n_classes)[y]
+        sampler = WeightedRandomSampler(torch.as_tensor(weights), len(y), generator=gen)
+        return _endless(DataLoader(ctx["train"], bs, sampler=sampler, drop_last=True)), None, info
+    if method == "smote":
+        x = ctx["x"]
+        k = int(min(5, np.bincount(y).min() - 1))  # imbalanced-learn needs k < smallest class
+        x_res, y_res = SMOTE(k_neighbors=k, random_state=seed).fit_resample(
+            x.reshape(len(x), -1).numpy(), y
+        )
+        data = TensorDataset(
+            torch.from_numpy(x_res).reshape(-1, *x.shape[1:]), torch.from_numpy(y_res)
+        )
+        info["n_train"] = len(data)
+        return (
+            _endless(DataLoader(data, bs, shuffle=True, generator=gen, drop_last=True)),
+            None,
+            info,
+        )
+    if method in DEEPSMOTE_METHODS:
+        return _deepsmote_batches(method, ctx, seed, gen, info)
+    raise ValueError(f"`method` should be one of {METHODS}, but got method={method!r}.")
+
+
+def _deepsmote_batches(method, ctx, seed, gen, info):
+    from torch_deepsmote import DeepSMOTESampler
+
+    bs, n_classes = ctx["batch_size"], ctx["n_classes"]
+    strategy = None
+    if method == "deepsmote_la":  # partial balance: every class up to a share of the largest
+        counts = np.bincount(ctx["y"].numpy(), minlength=n_classes)
+        target = math.ceil(ctx["la_balance"] * counts.max())
+        strategy = {c: int(max(n, target)) for c, n in enumerate(counts)}
+    start = time.perf_counter()
+    balanced = ctx["oversampled"](seed, strategy)
+    info.update(n_train=len(balanced), n_synthetic=balanced.n_synthetic)
+    if method == "deepsmote_fresh":
+        sampler = DeepSMOTESampler(balanced, seed=seed)
+        loader = DataLoader(balanced, batch_size=bs, sampler=sampler, drop_last=True)
+        info["setup_seconds"] = time.perf_counter() - start
+        return _endless(loader, sampler.set_epoch), None, info
+    # The paper's fixed set: the synthetic items never change without set_epoch, so they
+    # are read through the DataLoader once (one decoder call per 512 items) and kept,
+    # instead of being decoded again in every epoch.
+    x, y = _read_all(balanced)
+    info["setup_seconds"] = time.perf_counter() - start
+    prior = log_prior(y.numpy(), n_classes) if method == "deepsmote_la" else None
+    data = TensorDataset(x, y)
+    return _endless(DataLoader(data, bs, shuffle=True, generator=gen, drop_last=True)), prior, info
+
+
+def _read_all(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for x, y in DataLoader(dataset, batch_size=512, shuffle=False):
+        xs.append(x)
+        ys.append(torch.as_tensor(y))
+    return torch.cat(xs), torch.cat(ys).long()
+
+
+# ---------------------------------------------------------------------- training
+def train_classifier(model, batches, prior, *, steps: int, lr: float, device) -> dict:
+    """``steps`` Adam steps with a cosine learning-rate decay; returns timing."""
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps))
+    )
+    start, data_seconds = time.perf_counter(), 0.0
+    for _ in range(steps):
+        t = time.perf_counter()
+        x, y = next(batches)
+        data_seconds += time.perf_counter() - t
+        x, y = x.to(device, non_blocking=True), torch.as_tensor(y).to(device)
+        loss = logit_adjusted_loss(model(x), y, prior)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return {
+        "train_seconds": time.perf_counter() - start,
+        "data_seconds": data_seconds,
+        "final_loss": float(loss.detach()),
+    }
+
+
+@torch.inference_mode()
+def predict(model, x: torch.Tensor, device, batch_size: int = 1000) -> np.ndarray:
+    model.eval()
+    out = [
+        model(x[i : i + batch_size].to(device)).argmax(1).cpu()
+        for i in range(0, len(x), batch_size)
+    ]
+    return torch.cat(out).numpy()
+
+
+def evaluate(y_true, y_pred) -> dict:
+    """ACSA, macro GM and macro F1 (x100) from scikit-learn and imbalanced-learn."""
+    from imblearn.metrics import geometric_mean_score
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    return {
+        "acsa": 100 * balanced_accuracy_score(y_true, y_pred),
+        "gm": 100 * geometric_mean_score(y_true, y_pred, average="macro"),
+        "f1": 100 * f1_score(y_true, y_pred, average="macro"),
+    }
