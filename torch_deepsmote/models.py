@@ -29,11 +29,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch  # noqa: F401  (used by the doctests)
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._validation import check_positive_int
 
-__all__ = ["Encoder", "Decoder", "default_latent_dim", "encoder_sides"]
+__all__ = ["Encoder", "Decoder", "DownConv2d", "default_latent_dim", "encoder_sides"]
 
 MIN_SIDE = 8
 MAX_SIDE = 4096
@@ -86,6 +87,37 @@ def _is_published_28(height: int, width: int) -> bool:
     return (height, width) == (28, 28)
 
 
+class DownConv2d(nn.Conv2d):
+    """``nn.Conv2d(in, out, 4, 2, 1, bias=False)`` that computes a 1x1 output as a matrix product.
+
+    Same parameters, state-dict keys and results (up to float rounding) as the plain layer.
+    On a 2x2 or 3x3 input the 4x4 window, padded by 1, covers the whole input once, so the
+    convolution is ``F.linear`` with the kernel's taps ``[1 : 1 + H, 1 : 1 + W]``.
+
+    NOTE: measured on 2 CPU cores (torch 2.14, oneDNN 3.12), the 1x28x28 encoder's last layer
+    (256 -> 512 on 3x3, batch 100) took 225 ms forward + backward through oneDNN and 22 ms as
+    a matrix product: oneDNN's kernels for a 1x1 output are far from peak, and that one layer
+    cost 15% of a training step.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        if not (2 <= height <= 3 and 2 <= width <= 3) or not self._covers_input_once():
+            return super().forward(x)
+        weight = self.weight[:, :, 1 : 1 + height, 1 : 1 + width].flatten(1)
+        return F.linear(x.flatten(1), weight, self.bias)[:, :, None, None]
+
+    def _covers_input_once(self) -> bool:
+        return (
+            self.kernel_size == (4, 4)
+            and self.stride == (2, 2)
+            and self.padding == (1, 1)
+            and self.dilation == (1, 1)
+            and self.groups == 1
+            and self.padding_mode == "zeros"
+        )
+
+
 class Encoder(nn.Module):
     """Image -> latent code.
 
@@ -118,7 +150,7 @@ class Encoder(nn.Module):
         in_ch = channels
         for i in range(len(sides)):
             out_ch = _channels(hidden, i)
-            layers.append(nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False))
+            layers.append(DownConv2d(in_ch, out_ch, 4, 2, 1, bias=False))
             if i > 0:
                 layers.append(nn.BatchNorm2d(out_ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
