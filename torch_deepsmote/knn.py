@@ -3,7 +3,8 @@
 A backend is any object with ``kneighbors(x, k) -> LongTensor (n, k)`` that returns, for
 every row of ``x``, the indices of its ``k`` nearest *other* rows (squared L2), nearest
 first. Two backends ship here: :class:`TorchKNN` (pure torch, any device, chunked) and
-:class:`FaissKNN` (``faiss.IndexFlatL2``, optional dependency). :func:`get_knn` turns the
+:class:`FaissKNN` (``faiss.IndexFlatL2``, optional dependency; opt-in approximate search
+with ``nlist`` for classes of hundreds of thousands of codes). :func:`get_knn` turns the
 user's ``knn`` argument (a name or an object, as imbalanced-learn's ``k_neighbors``) into a
 backend, and :func:`class_neighbors` builds the per-class neighbour table that SMOTE draws
 from.
@@ -33,6 +34,8 @@ _KNN_NAMES = ("auto", "faiss", "torch")
 # NOTE: FAISS's GPU flat search supports at most this many neighbours; beyond it we search
 # on the CPU rather than fail (SMOTE uses k=5, so this only guards odd configurations).
 _FAISS_GPU_MAX_K = 2048
+# FAISS's own lower bound on training points per k-means cell (it warns below it).
+_FAISS_MIN_PER_CELL = 39
 
 
 @runtime_checkable
@@ -149,6 +152,16 @@ class TorchKNN:
         return out
 
 
+def _fill_missing(found: np.ndarray, points: np.ndarray, k: int, faiss: Any) -> np.ndarray:
+    """Redo, exactly, the rows of an approximate search that came back short (-1 entries)."""
+    short = np.flatnonzero((found < 0).any(axis=1))
+    exact = faiss.IndexFlatL2(points.shape[1])
+    exact.add(points)
+    found = found.copy()
+    found[short] = exact.search(points[short], k)[1]
+    return found
+
+
 def _import_faiss() -> Any:
     try:
         import faiss
@@ -162,15 +175,23 @@ def _import_faiss() -> Any:
 
 
 class FaissKNN:
-    """Exact k-NN with FAISS (``faiss.IndexFlatL2``), on GPU when it can be.
+    """k-NN with FAISS: exact (``faiss.IndexFlatL2``) by default, on GPU when it can be.
 
     Args:
         use_gpu: ``None`` searches on a FAISS GPU index when FAISS reports a GPU and ``x``
             is on CUDA, else on the CPU; ``True`` always uses a GPU index; ``False`` never.
+        nlist: ``None`` (default) for exact search. An integer opts in to *approximate*
+            search with an inverted-file index (``faiss.IndexIVFFlat``) of ``nlist`` k-means
+            cells, for classes of at least ``39 * nlist`` codes (smaller ones stay exact):
+            each query then scans only ``nprobe`` cells, so the cost falls from ``n**2 * d``
+            to about ``n**2 * d * nprobe / nlist`` plus the k-means training. A neighbour
+            may be missed; measure the recall on your codes (``benchmarks/bench_speed.py``
+            does for 200,000 codes).
+        nprobe: Cells scanned per query with ``nlist``.
 
     Raises:
         ImportError: ``faiss`` is not installed (names the install command).
-        TypeError: ``use_gpu`` is not None or a bool.
+        TypeError: ``use_gpu`` is not None or a bool, or ``nlist`` / ``nprobe`` not integers.
 
     Example:
         >>> x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
@@ -181,14 +202,20 @@ class FaissKNN:
                 [2, 1]])
     """
 
-    def __init__(self, use_gpu: bool | None = None) -> None:
+    def __init__(
+        self, use_gpu: bool | None = None, nlist: int | None = None, nprobe: int = 16
+    ) -> None:
         if use_gpu is not None:
             check_bool("use_gpu", use_gpu)
         self.use_gpu = use_gpu
+        self.nlist = None if nlist is None else check_positive_int("nlist", nlist)
+        self.nprobe = check_positive_int("nprobe", nprobe)
         _import_faiss()  # fail here, at configuration time, rather than mid-fit
 
     def __repr__(self) -> str:
-        return f"FaissKNN(use_gpu={self.use_gpu})"
+        if self.nlist is None:
+            return f"FaissKNN(use_gpu={self.use_gpu})"
+        return f"FaissKNN(use_gpu={self.use_gpu}, nlist={self.nlist}, nprobe={self.nprobe})"
 
     def kneighbors(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """Find each row's ``k`` nearest other rows (same contract as :class:`TorchKNN`).
@@ -207,14 +234,25 @@ class FaissKNN:
         faiss = _import_faiss()
         x, k = _check_points(x, k)
         points = np.ascontiguousarray(x.cpu().numpy(), dtype=np.float32)
-        index = faiss.IndexFlatL2(points.shape[1])
+        n, d = points.shape
+        approximate = self.nlist is not None and n >= _FAISS_MIN_PER_CELL * self.nlist
+        if approximate:
+            quantizer = faiss.IndexFlatL2(d)
+            index = faiss.IndexIVFFlat(quantizer, d, self.nlist)
+        else:
+            index = faiss.IndexFlatL2(d)
         if self._wants_gpu(faiss, x) and k + 1 <= _FAISS_GPU_MAX_K:
             resources = faiss.StandardGpuResources()  # must outlive the search below
             device_id = x.device.index if x.is_cuda and x.device.index is not None else 0
             index = faiss.index_cpu_to_gpu(resources, device_id, index)
+        if approximate:
+            index.train(points)
+            index.nprobe = self.nprobe
         index.add(points)
         # Search one extra neighbour, since the query itself is (usually) among the results.
         _, found = index.search(points, k + 1)
+        if approximate and (found < 0).any():  # a probed region held fewer than k + 1 codes
+            found = _fill_missing(found, points, k + 1, faiss)
         return _drop_self(found, k).to(x.device)
 
     def _wants_gpu(self, faiss: Any, x: torch.Tensor) -> bool:
