@@ -1,0 +1,77 @@
+"""benchmarks/classify.py: the RESULTS.md writer (fast) and its quick mode end to end (slow)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+
+def test_write_section_replaces_only_the_classification_section(tmp_path):
+    from classify_report import SECTION, write_section
+
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# Benchmarks\n\n## Performance (issue 4)\n\nfast\n\n" + SECTION + "\n\nold\n")
+    write_section(md, SECTION + "\n\nnew\n")
+    write_section(md, SECTION + "\n\nnewer\n")
+    text = md.read_text()
+    assert text.count(SECTION) == 1
+    assert "## Performance (issue 4)\n\nfast" in text
+    assert "newer" in text and "old" not in text and "\nnew\n" not in text
+
+
+def test_write_section_keeps_a_later_section(tmp_path):
+    from classify_report import SECTION, write_section
+
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# Benchmarks\n\n" + SECTION + "\n\nold\n\n## Later\n\nkeep\n")
+    write_section(md, SECTION + "\n\nnew\n")
+    assert md.read_text() == "# Benchmarks\n\n" + SECTION + "\n\nnew\n\n## Later\n\nkeep\n"
+
+
+def test_ratio_counts_span_the_requested_imbalance():
+    from imbalanced_data import ratio_counts
+
+    counts = ratio_counts(4000, 400)
+    assert counts[0] == 4000 and counts[-1] == 10
+    assert list(counts) == sorted(counts, reverse=True)
+
+
+def _fashion_mnist_available() -> bool:
+    from fashion_mnist import find_root
+
+    try:
+        find_root(None)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _fashion_mnist_available(), reason="Fashion-MNIST IDX files not found")
+def test_quick_mode_runs_every_method_and_writes_results(tmp_path):
+    import classify
+
+    md = tmp_path / "RESULTS.md"
+    argv = ["--quick", "--count-scale", "0.02", "--steps", "3", "--seeds", "1",
+            "--sweep-ratios", "20", "--out", str(tmp_path / "out"), "--work",
+            str(tmp_path / "work"), "--results-md", str(md)]
+    assert classify.main(argv) == 0
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    methods = {r["method"] for r in result["records"]}
+    assert methods == set(classify.cm.METHODS)
+    for rec in result["records"]:
+        assert set(rec["scores"]) == {"imbalanced", "balanced"}
+        for scores in rec["scores"].values():
+            assert all(0 <= scores[m] <= 100 for m in ("acsa", "gm", "f1"))
+    assert {r["method"] for r in result["sweep"]} == {"none", "smote", "deepsmote"}
+    assert all(Path(f).exists() for f in result["figures"]) and len(result["figures"]) == 2
+    text = md.read_text()
+    assert "## Classification (issue 5)" in text and "| deepsmote |" in text
+    # A second run reuses the cached autoencoder instead of training it again.
+    assert classify.main(argv + ["--methods", "deepsmote", "--no-figures"]) == 0
