@@ -128,9 +128,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.classifier == "auto":
         args.classifier = "resnet18" if args.device.type == "cuda" else "cnn"
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = set(args.methods) - set(cm.METHODS)
+    unknown = set(args.methods) - set(cm.METHODS + cm.EXTRA_METHODS)
     if unknown:
-        p.error(f"unknown methods {sorted(unknown)}; choose from {cm.METHODS}")
+        p.error(f"unknown methods {sorted(unknown)}; choose from {cm.METHODS + cm.EXTRA_METHODS}")
     args.sweep_ratios = [float(r) for r in args.sweep_ratios.split(",") if r.strip()]
     here = Path(__file__).resolve().parent
     tag = "quick" if args.quick else args.dataset
@@ -334,6 +334,20 @@ def main(argv=None) -> int:
             fig = args.out / f"{args.dataset}_real_vs_synthetic.png"
             report.plot_real_vs_synthetic(balanced, fig)
             result["figures"].append(str(fig))
+            if "deepsmote_residual" in args.methods:
+                fig = args.out / f"{args.dataset}_real_vs_synthetic_residual.png"
+
+                def correct(indices, images):
+                    fixed = images + cm.residual_correction(balanced, exp.x, indices)
+                    return fixed.clamp(0, 1)
+
+                report.plot_real_vs_synthetic(
+                    balanced,
+                    fig,
+                    correct=correct,
+                    title="per class: 8 real | 8 DeepSMOTE + parents' residuals",
+                )
+                result["figures"].append(str(fig))
     result["autoencoder"] = exp.autoencoder or {"seconds": 0.0, "reconstruction": float("nan")}
     for seed in args.seeds:
         for method in args.methods:

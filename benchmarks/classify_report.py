@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import torch
 
 __all__ = [
     "PAPER",
@@ -120,8 +121,11 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text.rstrip() + "\n")
 
 
-def plot_real_vs_synthetic(balanced, path: Path, n: int = 8) -> None:
-    """Per class: ``n`` real training images, then ``n`` synthetic ones (the paper's Fig. 4)."""
+def plot_real_vs_synthetic(balanced, path: Path, n: int = 8, correct=None, title=None) -> None:
+    """Per class: ``n`` real training images, then ``n`` synthetic ones (the paper's Fig. 4).
+
+    ``correct(indices, images) -> images``, when given, changes the synthetic images shown.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,6 +139,9 @@ def plot_real_vs_synthetic(balanced, path: Path, n: int = 8) -> None:
         synth = balanced.n_real + np.flatnonzero(targets[balanced.n_real :] == c)[:n]
         items = balanced.__getitems__([int(i) for i in np.concatenate([real, synth])])
         images = [x for x, _ in items]
+        if correct is not None and len(synth):
+            fixed = correct(synth, torch.stack(images[len(real) :]))
+            images = images[: len(real)] + list(fixed)
         images = images[: len(real)] + [None] * (n - len(real)) + images[len(real) :]
         for col in range(2 * n):
             ax = axes[row, col]
@@ -145,7 +152,8 @@ def plot_real_vs_synthetic(balanced, path: Path, n: int = 8) -> None:
                     img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1
                 )
         axes[row, 0].set_title(f"{c}", fontsize=6, loc="left")
-    fig.suptitle(f"per class: {n} real | {n} DeepSMOTE synthetic", fontsize=8)
+    title = title or f"per class: {n} real | {n} DeepSMOTE synthetic"
+    fig.suptitle(title, fontsize=8)
     fig.tight_layout(pad=0.1)
     fig.savefig(path, dpi=120)
     plt.close(fig)
