@@ -108,6 +108,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--work", default=None, help="cache folder (datasets, autoencoders)")
     p.add_argument("--results-md", default=None, help="write the section into this RESULTS.md")
     p.add_argument("--notes", default=None, help="markdown file put at the top of the section")
+    p.add_argument(
+        "--include-json",
+        nargs="*",
+        default=[],
+        help="earlier results.json files whose tables follow this run's",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-figures", action="store_true")
     p.add_argument(
@@ -399,7 +405,10 @@ def main(argv=None) -> int:
         md = Path(args.results_md)
         result["figures"] = [os.path.relpath(f, md.parent) for f in result["figures"]]
         notes = Path(args.notes).read_text() if args.notes else ""
-        report.write_section(md, report.markdown_section([result], notes))
+        others = [json.loads(Path(p).read_text()) for p in args.include_json]
+        for other in others:
+            other["figures"] = [os.path.relpath(f, md.parent) for f in other["figures"]]
+        report.write_section(md, report.markdown_section([result, *others], notes))
         log(f"wrote {md}")
     log(f"wrote {json_path} ({(time.perf_counter() - start) / 60:.1f} min)")
     return 0

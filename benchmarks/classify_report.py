@@ -86,6 +86,7 @@ def markdown_section(results: list[dict], notes: str = "") -> str:
         cfg, env, ae = result["config"], result["environment"], result["autoencoder"]
         wall = result["seconds"] + result.get("seconds_before", 0.0)
         ae_seconds = ae.get("train_seconds", ae["seconds"])
+        latent = cfg["latent_dim"] or "300/600 (paper)"
         lines += [
             f"### {cfg['dataset']}: {cfg['classifier']}, {len(cfg['seeds'])} seeds, "
             f"{cfg['steps']} steps",
@@ -93,7 +94,7 @@ def markdown_section(results: list[dict], notes: str = "") -> str:
             f"Command: `{env['command']}`",
             "",
             f"Machine: {env['machine']}; {env['versions']}. Wall time {wall / 60:.1f} min. "
-            f"Autoencoder: hidden {cfg['hidden']}, latent {cfg['latent_dim']}, "
+            f"Autoencoder: hidden {cfg['hidden']}, latent {latent}, "
             f"{cfg['ae_epochs']} epochs, penalty weight {cfg['penalty_weight']} "
             f"({ae_seconds / 60:.1f} min of training, final reconstruction MSE "
             f"{ae['reconstruction']:.4f}). Train counts {cfg['train_counts']}; "
