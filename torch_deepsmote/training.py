@@ -100,9 +100,9 @@ def _class_rows(labels: Tensor) -> list[Tensor]:
 
 def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     # NOTE: the fused kernel does the same arithmetic (up to float rounding) in one pass per
-    # tensor instead of about ten. On 2 CPU cores the default for-loop Adam took 50-700 ms
-    # per step for the paper's 13M parameters (the high end when another process shares the
-    # cores: every small OpenMP region then waits for a descheduled thread), fused 20-300 ms.
+    # tensor instead of about ten. On 2 CPU cores shared with another busy process, the
+    # for-loop Adam took 0.70-0.95 s per step for the paper's 13M parameters (every small
+    # OpenMP region waits for a descheduled thread), fused 0.29-0.38 s.
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):  # torch < 2.4 on CPU, or odd devices
