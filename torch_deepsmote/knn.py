@@ -36,6 +36,7 @@ _KNN_NAMES = ("auto", "faiss", "torch")
 _FAISS_GPU_MAX_K = 2048
 # FAISS's own lower bound on training points per k-means cell (it warns below it).
 _FAISS_MIN_PER_CELL = 39
+_FAISS_TRAIN_PER_CELL = 64
 
 
 @runtime_checkable
@@ -239,6 +240,9 @@ class FaissKNN:
         if approximate:
             quantizer = faiss.IndexFlatL2(d)
             index = faiss.IndexIVFFlat(quantizer, d, self.nlist)
+            # NOTE: k-means on FAISS's default 256 points per cell dominated the time for
+            # 200,000 codes of size 600 on 2 cores; 64 per cell places the cells about as well.
+            index.cp.max_points_per_centroid = _FAISS_TRAIN_PER_CELL
         else:
             index = faiss.IndexFlatL2(d)
         if self._wants_gpu(faiss, x) and k + 1 <= _FAISS_GPU_MAX_K:
