@@ -56,6 +56,17 @@ def check_image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:
     return shape  # type: ignore[return-value]
 
 
+def _check_sizes(
+    image_shape: Sequence[int], latent_dim: int | None, hidden: int
+) -> tuple[tuple[int, int, int], int]:
+    """Validated (C, H, W) and latent size (the paper's default when ``None``)."""
+    shape = check_image_shape(image_shape)
+    check_positive_int("hidden", hidden)
+    if latent_dim is None:
+        return shape, default_latent_dim(shape)
+    return shape, check_positive_int("latent_dim", latent_dim)
+
+
 def default_latent_dim(image_shape: Sequence[int]) -> int:
     """The paper's latent size: 300 for single-channel images, 600 for colour."""
     return 300 if int(image_shape[0]) == 1 else 600
@@ -141,10 +152,7 @@ class Encoder(nn.Module):
         self, image_shape: Sequence[int], latent_dim: int | None = None, hidden: int = 64
     ) -> None:
         super().__init__()
-        channels, height, width = check_image_shape(image_shape)
-        latent_dim = default_latent_dim(image_shape) if latent_dim is None else latent_dim
-        check_positive_int("latent_dim", latent_dim)
-        check_positive_int("hidden", hidden)
+        (channels, height, width), latent_dim = _check_sizes(image_shape, latent_dim, hidden)
         layers: list[nn.Module] = []
         sides = encoder_sides(height, width)
         in_ch = channels
@@ -194,10 +202,7 @@ class Decoder(nn.Module):
         self, image_shape: Sequence[int], latent_dim: int | None = None, hidden: int = 64
     ) -> None:
         super().__init__()
-        channels, height, width = check_image_shape(image_shape)
-        latent_dim = default_latent_dim(image_shape) if latent_dim is None else latent_dim
-        check_positive_int("latent_dim", latent_dim)
-        check_positive_int("hidden", hidden)
+        (channels, height, width), latent_dim = _check_sizes(image_shape, latent_dim, hidden)
         self.image_shape = (channels, height, width)
         self.latent_dim = latent_dim
         if _is_published_28(height, width):
