@@ -327,7 +327,8 @@ def test_sampler_drives_fresh_epochs_and_splits_ranks(data):
     assert ds.epoch == 3
     shares = [list(s) for s in ranks]
     assert len(shares[0]) == len(shares[1]) == len(ds) // 2
-    assert set(shares[0]).isdisjoint(shares[1]) and set(shares[0]) | set(shares[1]) == set(range(len(ds)))
+    assert set(shares[0]).isdisjoint(shares[1])
+    assert set(shares[0]) | set(shares[1]) == set(range(len(ds)))
     batches = ClassBalancedBatchSampler(ds, batch_size=12, seed=0)
     for batch in DataLoader(ds, batch_sampler=batches):
         assert torch.bincount(batch[1], minlength=3).tolist() == [4, 4, 4]
