@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
-from ._images import as_image_tensor, as_label_tensor
+from ._images import ImageFormat, as_image_tensor, as_label_tensor
 from ._introspect import find_classes, find_labels, raw_items, transform_owners
 from ._items import ItemForm, image_to_tensor, read_dataset, target_to_int
 from ._persistence import ARRAY_KEYS, model_from_state, model_state
@@ -367,16 +367,11 @@ class OversampledDataset(Dataset):
         model = self.__dict__.get("model")
         device = torch.device("cpu") if in_worker else self._device
         if model is not None and not (in_worker and model.device.type == "cuda"):
-            decoder = model.decoder_
-            if decoder.fc[0].weight.device != device:
-                decoder = _decoder_copy(
-                    model.decoder_,
-                    model.image_shape_,
-                    model.decoder_.latent_dim,
-                    model.hidden_channels,
-                    device,
-                )
-            synth = {"decoder": decoder, "latents": model.latents_, "format": model.image_format_}
+            if next(model.decoder_.parameters()).device == device:
+                synth = {"decoder": model.decoder_, "format": model.image_format_}
+            else:  # a copy on the asked device, built the same way as from a snapshot
+                synth = _snapshot_synth(model_state(model, arrays=False), device)
+            synth["latents"] = model.latents_
         elif getattr(self, "_cache_path", None):
             cache = CacheFile(self._cache_path).open()
             state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
@@ -416,15 +411,7 @@ def _snapshot(model: DeepSMOTE) -> dict:
     return snapshot
 
 
-def _decoder_copy(decoder, image_shape, latent_dim, hidden, device) -> Decoder:
-    copy = Decoder(image_shape, latent_dim, hidden)
-    copy.load_state_dict({k: v.cpu() for k, v in decoder.state_dict().items()})
-    return copy.eval().to(device)
-
-
 def _snapshot_synth(state: dict, device: torch.device) -> dict:
-    from ._images import ImageFormat
-
     params = state["params"]
     decoder = Decoder(tuple(state["image_shape"]), params["latent_dim"], params["hidden_channels"])
     decoder.load_state_dict(state["decoder"])
