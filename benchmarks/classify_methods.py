@@ -30,7 +30,8 @@ METHODS = (
 )
 # Opt-in variants (--methods): ideas measured against the paper's recipe.
 EXTRA_METHODS = (
-    "deepsmote_residual",  # fixed set; each synthetic image carries its parents' residuals
+    "deepsmote_residual",  # fixed set, DeepSMOTE(residual=True): parents' residuals added
+    "deepsmote_residual_fresh",  # the same with a fresh synthetic set every epoch
 )
 DEEPSMOTE_METHODS = tuple(m for m in METHODS + EXTRA_METHODS if m.startswith("deepsmote"))
 
@@ -115,8 +116,8 @@ def batches_for(method: str, ctx: dict, seed: int) -> tuple[Iterator, torch.Tens
     """(endless batch iterator, log prior or None, info) for ``method``.
 
     ``ctx`` holds ``train`` (the torchvision Subset), ``x``/``y`` (its tensors),
-    ``batch_size``, ``n_classes`` and ``oversampled(seed, strategy)`` (a factory for
-    ``OversampledDataset``; the autoencoder is trained once and read from its cache after).
+    ``batch_size``, ``n_classes`` and ``oversampled(seed, strategy, residual)`` (a factory
+    for ``OversampledDataset``; the autoencoder is trained once and read from its cache after).
     """
     from imblearn.over_sampling import SMOTE, RandomOverSampler
 
@@ -174,9 +175,9 @@ def _deepsmote_batches(method, ctx, seed, gen, info):
         target = math.ceil(ctx["la_balance"] * counts.max())
         strategy = {c: int(max(n, target)) for c, n in enumerate(counts)}
     start = time.perf_counter()
-    balanced = ctx["oversampled"](seed, strategy)
+    balanced = ctx["oversampled"](seed, strategy, residual="residual" in method)
     info.update(n_train=len(balanced), n_synthetic=balanced.n_synthetic)
-    if method == "deepsmote_fresh":
+    if method.endswith("_fresh"):
         sampler = DeepSMOTESampler(balanced, seed=seed)
         loader = DataLoader(balanced, batch_size=bs, sampler=sampler, drop_last=True)
         info["setup_seconds"] = time.perf_counter() - start
@@ -185,41 +186,10 @@ def _deepsmote_batches(method, ctx, seed, gen, info):
     # are read through the DataLoader once (one decoder call per 512 items) and kept,
     # instead of being decoded again in every epoch.
     x, y = _read_all(balanced)
-    if method == "deepsmote_residual":
-        x = _add_residuals(balanced, x, ctx["x"])
     info["setup_seconds"] = time.perf_counter() - start
     prior = log_prior(y.numpy(), n_classes) if method == "deepsmote_la" else None
     data = TensorDataset(x, y)
     return _endless(DataLoader(data, bs, shuffle=True, generator=gen, drop_last=True)), prior, info
-
-
-def residual_correction(balanced, real: torch.Tensor, indices) -> torch.Tensor:
-    """``(1 - lam) r_base + lam r_neighbor`` for synthetic ``indices`` of ``balanced``.
-
-    ``r = x - decode(encode(x))`` is a real image's reconstruction residual (``real`` holds
-    the real images as ToTensor gives them). Added to the image decoded from
-    ``z = z_b + lam (z_n - z_b)``, it carries over the detail that the autoencoder cannot
-    reproduce; ``lam = 0`` gives back the base image itself.
-    """
-    origins = [balanced.origin(int(i)) for i in indices]
-    base = torch.tensor([o["base"] for o in origins], dtype=torch.int64)
-    neighbor = torch.tensor([o["neighbor"] for o in origins], dtype=torch.int64)
-    lam = torch.tensor([o["lam"] for o in origins]).view(-1, 1, 1, 1)
-    rows, inverse = torch.unique(torch.cat([base, neighbor]), return_inverse=True)
-    model = balanced.model
-    images = (real[rows] * 255).round().to(torch.uint8)  # ToTensor's inverse: raw images
-    recon = torch.as_tensor(np.asarray(model.decode(model.encode(images))))
-    residual = real[rows] - recon.float().reshape(images.shape) / 255
-    r_base, r_neighbor = residual[inverse[: len(base)]], residual[inverse[len(base) :]]
-    return (1 - lam) * r_base + lam * r_neighbor
-
-
-def _add_residuals(balanced, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    n_real = balanced.n_real
-    x = x.clone()
-    correction = residual_correction(balanced, real, range(n_real, len(balanced)))
-    x[n_real:] = (x[n_real:] + correction).clamp(0, 1)
-    return x
 
 
 def _read_all(dataset) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import torch
 
 __all__ = [
     "PAPER",
@@ -122,11 +121,8 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text.rstrip() + "\n")
 
 
-def plot_real_vs_synthetic(balanced, path: Path, n: int = 8, correct=None, title=None) -> None:
-    """Per class: ``n`` real training images, then ``n`` synthetic ones (the paper's Fig. 4).
-
-    ``correct(indices, images) -> images``, when given, changes the synthetic images shown.
-    """
+def plot_real_vs_synthetic(balanced, path: Path, n: int = 8, title=None) -> None:
+    """Per class: ``n`` real training images, then ``n`` synthetic ones (the paper's Fig. 4)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,9 +136,6 @@ def plot_real_vs_synthetic(balanced, path: Path, n: int = 8, correct=None, title
         synth = balanced.n_real + np.flatnonzero(targets[balanced.n_real :] == c)[:n]
         items = balanced.__getitems__([int(i) for i in np.concatenate([real, synth])])
         images = [x for x, _ in items]
-        if correct is not None and len(synth):
-            fixed = correct(synth, torch.stack(images[len(real) :]))
-            images = images[: len(real)] + list(fixed)
         images = images[: len(real)] + [None] * (n - len(real)) + images[len(real) :]
         for col in range(2 * n):
             ax = axes[row, col]

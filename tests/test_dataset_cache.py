@@ -99,3 +99,29 @@ def test_workers_read_the_cache_in_their_own_process(base, tmp_path, context):
     ds = OversampledDataset(base, cache_dir=tmp_path, **FIT)
     loader = DataLoader(ds, batch_size=32, num_workers=2, multiprocessing_context=context)
     assert torch.equal(torch.cat([x for x, _ in loader]), items(ds))
+
+
+def test_residuals_are_cached_and_read_per_row_after_pickling(base, tmp_path):
+    ds = OversampledDataset(base, cache_dir=tmp_path, residual=True, **FIT)
+    expected = torch.as_tensor(ds.model.synthesize(ds._plan()))
+    assert torch.equal(items(ds)[ds.n_real :], expected)
+    clone = pickle.loads(pickle.dumps(ds))
+    assert torch.equal(items(clone), items(ds))
+    assert clone._synth["residual"]  # residual rows came from HDF5
+
+
+def test_switching_residual_on_or_off_trains_nothing(base, tmp_path, monkeypatch):
+    plain = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    monkeypatch.setattr(
+        deepsmote_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
+    )
+    # Asked for later, the residuals come from the cached model and join the cache.
+    with_residual = OversampledDataset(base, cache_dir=tmp_path, residual=True, **FIT)
+    assert with_residual.model.residuals_ is not None
+    assert torch.equal(with_residual.model.latents_, plain.model.latents_)
+    again = OversampledDataset(base, cache_dir=tmp_path, residual=True, **FIT)
+    assert torch.equal(again.model.residuals_, with_residual.model.residuals_)
+    # Off again: the same images as without them, although the cache now holds them.
+    off = pickle.loads(pickle.dumps(OversampledDataset(base, cache_dir=tmp_path, **FIT)))
+    assert torch.equal(items(off), items(plain))
+    assert not torch.equal(items(again), items(plain))

@@ -3,7 +3,7 @@ import pytest
 import torch
 from conftest import TINY, make_shapes
 
-from torch_deepsmote import DeepSMOTE
+from torch_deepsmote import DeepSMOTE, SMOTEPlan
 
 
 def fit_resample(X, y, **kwargs):
@@ -241,3 +241,58 @@ def test_unknown_label_and_bad_n_in_sample(fitted):
 def test_encode_rejects_images_of_another_shape(fitted):
     with pytest.raises(ValueError, match="shape"):
         fitted.encode(np.zeros((2, 1, 20, 20), np.uint8))
+
+
+# ---------------------------------------------------------------------- residual=True
+@pytest.fixture(scope="module")
+def fitted_residual(shapes):
+    X, y = shapes
+    return DeepSMOTE(random_state=0, knn="torch", residual=True, **TINY).fit(X, y)
+
+
+def test_residuals_are_what_the_autoencoder_loses(fitted_residual, shapes):
+    X, _ = shapes
+    model = fitted_residual
+    assert model.residuals_.shape == X.shape and model.residuals_.dtype == torch.float16
+    recon = torch.as_tensor(model.decode(model.latents_)).float() / 127.5 - 1  # uint8 -> unit
+    unit = torch.as_tensor(X).float() / 127.5 - 1
+    # decode() rounds to uint8, so the two agree to half an 8-bit step plus float16 rounding.
+    assert (model.residuals_.float() - (unit - recon)).abs().max() <= 1 / 127.5 + 2e-3
+
+
+def test_residual_synthesis_puts_back_the_parents_detail(fitted_residual, shapes):
+    X, _ = shapes
+    model = fitted_residual
+    plan = model.plan({2: 5}, random_state=0)
+    at_base = SMOTEPlan(plan.labels, plan.base, plan.neighbor, torch.zeros(5))
+    # lam = 0: the decoded base code plus the base's own residual is the base image again.
+    images = model.synthesize(at_base)
+    assert np.abs(images.astype(int) - X[plan.base.numpy()].astype(int)).max() <= 1
+    # Any lam: decode(z) + (1 - lam) r_base + lam r_neighbor, clamped.
+    z = model.plan_codes(plan)
+    r = model.residuals_.float()
+    detail = r[plan.base] + plan.lam.view(-1, 1, 1, 1) * (r[plan.neighbor] - r[plan.base])
+    decoded = torch.as_tensor(model.decode(z)).float() / 127.5 - 1
+    expected = ((decoded + detail).clamp(-1, 1) + 1) * 127.5
+    assert (torch.as_tensor(model.synthesize(plan)).float() - expected).abs().max() <= 1.5
+
+
+def test_without_residual_synthesis_is_the_decoded_code(fitted):
+    assert fitted.residuals_ is None
+    plan = fitted.plan({1: 4}, random_state=3)
+    np.testing.assert_array_equal(fitted.synthesize(plan), fitted.decode(fitted.plan_codes(plan)))
+
+
+def test_residuals_survive_save_and_load(fitted_residual, tmp_path):
+    path = tmp_path / "model.pt"
+    fitted_residual.save(path)
+    loaded = DeepSMOTE.load(path, device="cpu")
+    assert loaded.residual and torch.equal(loaded.residuals_, fitted_residual.residuals_)
+    np.testing.assert_array_equal(
+        loaded.sample(6, 2, random_state=1), fitted_residual.sample(6, 2, random_state=1)
+    )
+    state = torch.load(path, weights_only=True)
+    del state["residuals"]
+    torch.save(state, path)
+    with pytest.raises(RuntimeError, match="residual=True but no residuals"):
+        DeepSMOTE.load(path)

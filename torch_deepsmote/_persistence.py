@@ -15,10 +15,12 @@ from ._images import ImageFormat
 from .models import Decoder, Encoder
 from .training import TrainingConfig
 
-__all__ = ["FORMAT_VERSION", "ARRAY_KEYS", "model_state", "model_from_state"]
+__all__ = ["FORMAT_VERSION", "ARRAY_KEYS", "model_arrays", "model_state", "model_from_state"]
 
 FORMAT_VERSION = 1
 ARRAY_KEYS = ("latents", "labels", "neighbors")
+# Kept only by models fitted with residual=True (a model saved before it existed has none).
+OPTIONAL_ARRAY_KEYS = ("residuals",)
 _INIT_KEYS = (
     "sampling_strategy",
     "k_neighbors",
@@ -28,8 +30,22 @@ _INIT_KEYS = (
     "device",
     "random_state",
     "progress",
+    "residual",
     *TrainingConfig.__dataclass_fields__,
 )
+
+
+def model_arrays(model: Any) -> dict:
+    """The fitted model's (N, ...) arrays by key: those of ARRAY_KEYS, and residuals if kept."""
+    arrays = {key: getattr(model, f"{key}_") for key in ARRAY_KEYS}
+    arrays.update(
+        {
+            key: getattr(model, f"{key}_")
+            for key in OPTIONAL_ARRAY_KEYS
+            if getattr(model, f"{key}_", None) is not None
+        }
+    )
+    return arrays
 
 
 def model_state(model: Any, arrays: bool = True) -> dict:
@@ -52,7 +68,7 @@ def model_state(model: Any, arrays: bool = True) -> dict:
         "generator_state": model._generator.get_state(),
     }
     if arrays:
-        state.update({key: getattr(model, f"{key}_") for key in ARRAY_KEYS})
+        state.update(model_arrays(model))
     return state
 
 
@@ -86,6 +102,13 @@ def model_from_state(
     model.latents_ = torch.as_tensor(state["latents"]).float()
     model.labels_ = torch.as_tensor(state["labels"]).long()
     model.neighbors_ = torch.as_tensor(state["neighbors"]).long()
+    residuals = state.get("residuals")
+    if model.residual and residuals is None:
+        raise RuntimeError(
+            f"{source!r} holds a DeepSMOTE model fitted with residual=True but no residuals. "
+            "Refit and save it again."
+        )
+    model.residuals_ = None if residuals is None else torch.as_tensor(residuals).half()
     model.classes_ = torch.unique(model.labels_)
     model.n_neighbors_ = {int(k): int(v) for k, v in state["n_neighbors"].items()}
     model.sampling_strategy_ = {int(k): int(v) for k, v in state["sampling_strategy_"].items()}

@@ -278,6 +278,10 @@ class CacheFile:
         if failed:
             raise self._corrupt(f"fails its checksums at {', '.join(failed)}")
 
+    def has(self, name: str) -> bool:
+        """Whether the file holds an array ``name``."""
+        return name in self.open()._names["arrays"]
+
     def array(self, name: str) -> torch.Tensor:
         """The whole array ``name``, with the shape and dtype it was written with."""
         dataset = self._dataset("arrays", name)

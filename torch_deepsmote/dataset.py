@@ -26,7 +26,13 @@ from torch.utils.data import Dataset, get_worker_info
 from ._images import ImageFormat, as_image_tensor, as_label_tensor
 from ._introspect import find_classes, find_labels, raw_items, transform_owners
 from ._items import ItemForm, image_to_tensor, read_dataset, target_to_int
-from ._persistence import ARRAY_KEYS, model_from_state, model_state
+from ._persistence import (
+    ARRAY_KEYS,
+    OPTIONAL_ARRAY_KEYS,
+    model_arrays,
+    model_from_state,
+    model_state,
+)
 from ._validation import check_bool, check_choice, check_non_negative_int, check_positive_int
 from .cache import (
     CacheError,
@@ -37,15 +43,16 @@ from .cache import (
     write_cache,
 )
 from .deepsmote import DeepSMOTE
-from .latents import decode_codes
+from .latents import decode_interpolated
 from .models import Decoder
-from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
+from .smote import SMOTEPlan, plan_synthetic, resolve_sampling_strategy
 
 __all__ = ["OversampledDataset"]
 
 CACHE_NAME = "deepsmote.h5"
 # Settings that change neither the trained weights nor the codes: not in the fingerprint.
-_NOT_FINGERPRINTED = ("progress", "device", "knn", "sampling_strategy")
+# ``residual`` only adds an array, computed from the cached model when first asked for.
+_NOT_FINGERPRINTED = ("progress", "device", "knn", "sampling_strategy", "residual")
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -175,6 +182,7 @@ class OversampledDataset(Dataset):
                     f"{model.image_shape_}."
                 )
         self.model = model
+        self._residual = model.residual
         self._n_new = resolve_sampling_strategy(
             model.sampling_strategy if sampling_strategy is None else sampling_strategy,
             self._labels,
@@ -212,10 +220,17 @@ class OversampledDataset(Dataset):
                     cache.check(expected)
                     cache.verify()
                     state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
-                    arrays = {key: cache.array(key) for key in ARRAY_KEYS}
-                return model_from_state(
+                    keys = ARRAY_KEYS + tuple(k for k in OPTIONAL_ARRAY_KEYS if cache.has(k))
+                    arrays = {key: cache.array(key) for key in keys}
+                state["params"] = {**state["params"], "residual": False}
+                loaded = model_from_state(
                     DeepSMOTE, state, model.device, arrays, source=self._cache_path
                 )
+                loaded.residual = model.residual
+                if model.residual and loaded.residuals_ is None:
+                    loaded._keep_residuals(images)
+                    self._write_cache(loaded, expected)
+                return loaded
             except CacheError as error:
                 if on_mismatch == "raise":
                     raise
@@ -224,15 +239,18 @@ class OversampledDataset(Dataset):
                     f"Rebuilding the {kind} DeepSMOTE cache: {error}", UserWarning, stacklevel=3
                 )
         model._fit(images, self._labels, image_format)
+        self._write_cache(model, expected)
+        return model
+
+    def _write_cache(self, model: DeepSMOTE, attrs: dict) -> None:
         blob = io.BytesIO()
         torch.save(model_state(model, arrays=False), blob)
         write_cache(
             self._cache_path,
-            arrays={key: getattr(model, f"{key}_") for key in ARRAY_KEYS},
+            arrays=model_arrays(model),
             blobs={"model": blob.getvalue()},
-            attrs=expected,
+            attrs=attrs,
         )
-        return model
 
     # ------------------------------------------------------------------ epochs and plans
     def set_epoch(self, epoch: int) -> None:
@@ -335,18 +353,22 @@ class OversampledDataset(Dataset):
         plan = self._plan()
         synth = self._synthesizer()
         base, neighbor = plan.base[positions], plan.neighbor[positions]
-        if "cache" in synth:  # rows read from HDF5 in this process
-            latents = synth["cache"].rows("latents", torch.cat([base, neighbor]))
-            codes = interpolate(
-                latents,
-                torch.arange(len(base)),
-                torch.arange(len(base), 2 * len(base)),
-                plan.lam[positions],
-            )
-        else:
-            codes = interpolate(synth["latents"], base, neighbor, plan.lam[positions])
-        unit = decode_codes(
-            synth["decoder"], codes, batch_size=self.decode_batch_size, device=synth["device"]
+        latents, residuals = synth["latents"], synth["residuals"]
+        if "cache" in synth:  # only the rows this batch needs, read from HDF5 in this process
+            rows = torch.cat([base, neighbor])
+            latents = synth["cache"].rows("latents", rows)
+            if synth["residual"]:
+                residuals = synth["cache"].rows("residuals", rows)
+            base, neighbor = torch.arange(len(base)), torch.arange(len(base), len(rows))
+        unit = decode_interpolated(
+            synth["decoder"],
+            latents,
+            base,
+            neighbor,
+            plan.lam[positions],
+            residuals=residuals,
+            batch_size=self.decode_batch_size,
+            device=synth["device"],
         )
         images = synth["format"].from_unit(unit)
         items = []
@@ -371,15 +393,16 @@ class OversampledDataset(Dataset):
                 synth = {"decoder": model.decoder_, "format": model.image_format_}
             else:  # a copy on the asked device, built the same way as from a snapshot
                 synth = _snapshot_synth(model_state(model, arrays=False), device)
-            synth["latents"] = model.latents_
+            residuals = model.residuals_ if self._residual else None
+            synth.update(latents=model.latents_, residuals=residuals)
         elif getattr(self, "_cache_path", None):
             cache = CacheFile(self._cache_path).open()
             state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
             synth = _snapshot_synth(state, device)
-            synth["cache"] = cache
+            synth.update(cache=cache, latents=None, residuals=None, residual=self._residual)
         else:
             synth = _snapshot_synth(self._snapshot, device)
-            synth["latents"] = self._snapshot["latents"]
+            synth.update(latents=self._snapshot["latents"], residuals=self._snapshot["residuals"])
         synth.update(pid=os.getpid(), device=device)
         self._synth = synth
         return synth
@@ -408,6 +431,7 @@ class OversampledDataset(Dataset):
 def _snapshot(model: DeepSMOTE) -> dict:
     snapshot = model_state(model, arrays=False)
     snapshot["latents"] = model.latents_.cpu()
+    snapshot["residuals"] = model.residuals_ if model.residual else None
     return snapshot
 
 

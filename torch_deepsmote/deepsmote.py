@@ -25,7 +25,12 @@ from ._validation import (
     resolve_device,
 )
 from .knn import class_neighbors, get_knn
-from .latents import decode_codes, encode_images
+from .latents import (
+    decode_codes,
+    decode_interpolated,
+    encode_images,
+    reconstruction_residuals,
+)
 from .models import Decoder, Encoder
 from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
 from .training import TrainingConfig, fit_autoencoder
@@ -42,7 +47,10 @@ class DeepSMOTE:
     plus the paper's penalty term, encodes every training image and finds each code's
     ``k_neighbors`` nearest codes of the same class. New images of class ``c`` are decoded
     from ``z = z_base + lam * (z_neighbor - z_base)``, with a base code of class ``c``, one of
-    its neighbours and ``lam ~ U(0, 1)`` drawn at random.
+    its neighbours and ``lam ~ U(0, 1)`` drawn at random. With ``residual=True`` the
+    parents' reconstruction residuals ``x - decode(encode(x))``, interpolated with the same
+    ``lam``, are added to the decoded image, so that new images keep the detail that the
+    decoder cannot reproduce.
 
     Args:
         sampling_strategy: How many images to add per class, in imbalanced-learn's forms:
@@ -68,6 +76,9 @@ class DeepSMOTE:
         random_state: Seed for weights, training order and SMOTE draws; a fixed seed makes a
             CPU run reproducible bit for bit.
         progress: Show tqdm progress bars.
+        residual: Add the parents' interpolated reconstruction residuals to every new image
+            (``False``: the decoded code alone, as published). Costs one more decoder pass
+            over the training images when fitting and a float16 copy of them.
 
     Attributes:
         encoder_, decoder_: The trained models (eval mode).
@@ -76,6 +87,8 @@ class DeepSMOTE:
         classes_: (n_classes,) sorted class labels.
         latents_: (N, latent_dim) float32 codes of the training images.
         labels_: (N,) int64 labels of the training images.
+        residuals_: (N, C, H, W) float16 reconstruction residuals on the [-1, 1] scale
+            with ``residual=True``, else ``None``.
         neighbors_: (N, k) int64 row indices of each code's same-class neighbours (-1 pads
             classes with fewer than k + 1 images).
         n_neighbors_: ``{class: number of valid neighbour columns}``.
@@ -113,6 +126,7 @@ class DeepSMOTE:
         device: Any = None,
         random_state: int | None = None,
         progress: bool = True,
+        residual: bool = False,
     ) -> None:
         if isinstance(sampling_strategy, str) and sampling_strategy not in STRATEGY_STRINGS:
             raise ValueError(
@@ -143,6 +157,7 @@ class DeepSMOTE:
         self.device = resolve_device(device)
         self.random_state = check_random_state("random_state", random_state)
         self.progress = check_bool("progress", progress)
+        self.residual = check_bool("residual", residual)
 
     # ------------------------------------------------------------------ parameters
     def get_params(self) -> dict:
@@ -157,6 +172,7 @@ class DeepSMOTE:
             "device": str(self.device),
             "random_state": self.random_state,
             "progress": self.progress,
+            "residual": self.residual,
         }
 
     def __repr__(self) -> str:
@@ -221,10 +237,19 @@ class DeepSMOTE:
         self.latents_ = encode_images(
             self.encoder_, images, image_format.to_unit, device=self.device
         )
+        self.residuals_ = None
+        if self.residual:
+            self._keep_residuals(images)
         self.labels_ = labels
         self._index()
         self._generator = make_generator(seeds[2])
         return self
+
+    def _keep_residuals(self, images: Tensor) -> None:
+        """Store ``x - decode(encode(x))`` of the training ``images`` (in fit's order)."""
+        self.residuals_ = reconstruction_residuals(
+            self.decoder_, images, self.latents_, self.image_format_.to_unit, device=self.device
+        )
 
     def _index(self) -> None:
         self.classes_ = torch.unique(self.labels_)
@@ -338,8 +363,30 @@ class DeepSMOTE:
             (n, C, H, W) or (n, H, W) images in the training images' format.
         """
         check_positive_int("n", n)
-        plan = self.plan({int(label): n}, random_state)
-        return self.decode(self.plan_codes(plan))
+        return self.synthesize(self.plan({int(label): n}, random_state))
+
+    def synthesize(self, plan: SMOTEPlan, batch_size: int = 512) -> Any:
+        """The images of a plan (decoded codes, plus the residuals with ``residual=True``).
+
+        Args:
+            plan: From :meth:`plan`.
+            batch_size: Codes per decoder call.
+
+        Returns:
+            (m, C, H, W) or (m, H, W) images in the training images' format.
+        """
+        self._check_fitted()
+        unit = decode_interpolated(
+            self.decoder_,
+            self.latents_,
+            plan.base,
+            plan.neighbor,
+            plan.lam,
+            residuals=self.residuals_,
+            batch_size=batch_size,
+            device=self.device,
+        )
+        return self.image_format_.export(self.image_format_.from_unit(unit))
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         """Fit, then return the originals followed by the new images (imbalanced-learn's order).
@@ -354,7 +401,7 @@ class DeepSMOTE:
         """
         self.fit(X, y)
         plan = self.plan()
-        new_images = self.decode(self.plan_codes(plan))
+        new_images = self.synthesize(plan)
         if isinstance(X, Tensor):
             X_res = torch.cat([X.detach().cpu(), new_images])
         else:

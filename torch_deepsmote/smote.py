@@ -287,29 +287,31 @@ def interpolate(
 ) -> torch.Tensor:
     """The SMOTE step: ``z = latents[base] + lam * (latents[neighbor] - latents[base])``.
 
-    A pure function: the same inputs always give the same codes.
+    A pure function: the same inputs always give the same codes. Rows may be codes (N, d)
+    or anything else indexed by image, such as reconstruction residuals (N, C, H, W).
 
     Args:
-        latents: Codes, shape (N, d), on any device.
-        base: Row indices of the base codes, LongTensor (m,).
-        neighbor: Row indices of the neighbour codes, LongTensor (m,).
+        latents: Rows to interpolate, shape (N, ...) with at least 2 dimensions, on any
+            device.
+        base: Row indices of the base rows, LongTensor (m,).
+        neighbor: Row indices of the neighbour rows, LongTensor (m,).
         lam: Steps in [0, 1], shape (m,); cast to ``latents``' dtype.
 
     Returns:
-        Synthetic codes, shape (m, d), ``latents``' dtype and device.
+        Synthetic rows, shape (m, ...), ``latents``' dtype and device.
 
     Raises:
-        ValueError: ``latents`` is not 2-D, or ``base``, ``neighbor`` and ``lam`` are not 1-D
-            of one length.
+        ValueError: ``latents`` has fewer than 2 dimensions, or ``base``, ``neighbor`` and
+            ``lam`` are not 1-D of one length.
 
     Example:
         >>> latents = torch.tensor([[0.0, 0.0], [2.0, 4.0]])
         >>> interpolate(latents, torch.tensor([0]), torch.tensor([1]), torch.tensor([0.25]))
         tensor([[0.5000, 1.0000]])
     """
-    if latents.ndim != 2:
+    if latents.ndim < 2:
         raise ValueError(
-            "`latents` should have shape (N, d), but got latents with shape "
+            "`latents` should have shape (N, d) or (N, ...), but got latents with shape "
             f"{tuple(latents.shape)}."
         )
     shapes = [tuple(t.shape) for t in (base, neighbor, lam)]
@@ -323,4 +325,5 @@ def interpolate(
     end = latents[neighbor.to(device)]
     # Written out rather than torch.lerp, whose formula switches for weights >= 0.5: this
     # keeps results equal, bit for bit, to the textbook expression that tests can check.
-    return start + lam.to(device=device, dtype=latents.dtype)[:, None] * (end - start)
+    lam = lam.to(device=device, dtype=latents.dtype).view(-1, *[1] * (latents.ndim - 1))
+    return start + lam * (end - start)
