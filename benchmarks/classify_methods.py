@@ -27,12 +27,11 @@ METHODS = (
     "deepsmote",  # DeepSMOTE, one fixed synthetic set (the paper)
     "deepsmote_fresh",  # DeepSMOTE, a fresh synthetic set every epoch (set_epoch)
     "deepsmote_la",  # DeepSMOTE to partial balance + logit adjustment for the rest
-)
-# Opt-in variants (--methods): ideas measured against the paper's recipe.
-EXTRA_METHODS = (
     "deepsmote_residual",  # fixed set, DeepSMOTE(residual=True): parents' residuals added
     "deepsmote_residual_fresh",  # the same with a fresh synthetic set every epoch
 )
+# Opt-in variants (--methods): ideas measured against the paper's recipe.
+EXTRA_METHODS: tuple[str, ...] = ()
 DEEPSMOTE_METHODS = tuple(m for m in METHODS + EXTRA_METHODS if m.startswith("deepsmote"))
 
 

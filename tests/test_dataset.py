@@ -333,3 +333,47 @@ def test_sampler_drives_fresh_epochs_and_splits_ranks(data):
     for batch in DataLoader(ds, batch_sampler=batches):
         assert torch.bincount(batch[1], minlength=3).tolist() == [4, 4, 4]
     ds.set_epoch(0)
+
+
+# ---------------------------------------------------------------------- pool=True
+def test_pool_serves_the_same_items_without_decoding_again(data, monkeypatch):
+    X, y = data
+    base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    model = DeepSMOTE(**FIT).fit(X, y)
+    plain, pooled = OversampledDataset(base, model), OversampledDataset(base, model, pool=True)
+    decoded = []
+    decode = pooled._raw_synthetic
+    monkeypatch.setattr(pooled, "_raw_synthetic", lambda p: decoded.append(len(p)) or decode(p))
+    for epoch in (0, 1):
+        plain.set_epoch(epoch)
+        pooled.set_epoch(epoch)  # epoch 1: refills the pool, one pass over the synthetic set
+        assert sum(decoded) == epoch * pooled.n_synthetic
+        got = torch.cat([x for x, _ in DataLoader(pooled, batch_size=16)])
+        assert sum(decoded) == epoch * pooled.n_synthetic  # items came from the pool
+        assert torch.equal(got, torch.stack([plain[i][0] for i in range(len(plain))]))
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_pool_is_shared_with_persistent_workers(data, context):
+    X, y = data
+    base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    model = DeepSMOTE(**FIT).fit(X, y)
+    plain, pooled = OversampledDataset(base, model), OversampledDataset(base, model, pool=True)
+    loader = DataLoader(
+        pooled,
+        batch_size=32,
+        num_workers=1,
+        multiprocessing_context=context,
+        persistent_workers=True,
+    )
+    for epoch in (0, 1):
+        pooled.set_epoch(epoch)
+        plain.set_epoch(epoch)
+        got = torch.cat([images for images, _ in loader])
+        assert torch.equal(got, torch.stack([plain[i][0] for i in range(len(plain))]))
+
+
+def test_pool_must_be_a_bool(data):
+    X, y = data
+    with pytest.raises(TypeError, match="pool"):
+        OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), pool=1, **FIT)

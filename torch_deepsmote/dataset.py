@@ -85,6 +85,11 @@ class OversampledDataset(Dataset):
         device: Where the main process decodes; ``None`` is the model's device. DataLoader
             workers always decode on the CPU (a forked worker must not touch CUDA).
         decode_batch_size: Codes per decoder call.
+        pool: Decode each epoch's synthetic images once, in the main process, into a
+            shared-memory tensor that every DataLoader worker reads (``set_epoch`` refills
+            it). Items then cost what real ones do; the dataset's transforms still run per
+            item. Memory: one copy of the synthetic set in the images' dtype. ``False``
+            decodes per batch, on demand, in whichever process asks.
         progress: Show progress bars while reading and fitting.
         **fit_params: :class:`DeepSMOTE` arguments used when fitting (``max_epochs``,
             ``random_state``, ...).
@@ -126,6 +131,7 @@ class OversampledDataset(Dataset):
         seed: int = 0,
         device: Any = None,
         decode_batch_size: int = 256,
+        pool: bool = False,
         progress: bool = True,
         **fit_params: Any,
     ) -> None:
@@ -133,6 +139,7 @@ class OversampledDataset(Dataset):
         self.transform_real = check_bool("transform_real", transform_real)
         self.seed = check_non_negative_int("seed", seed)
         self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
+        self.pool = check_bool("pool", pool)
         if model is not None and (fit_params or cache_dir is not None):
             raise ValueError(
                 "`model` should be None when fit options or `cache_dir` are given, but got a "
@@ -198,6 +205,14 @@ class OversampledDataset(Dataset):
             # Forked workers inherit this object but must not touch CUDA: keep a CPU copy.
             self._snapshot = _snapshot(model)
         self.targets = self._labels.tolist() + self._plan().labels.tolist()
+        if self.pool:
+            # Shared memory, allocated once and refilled in place: forked, spawned and
+            # persistent workers all read the pool the main process fills.
+            dtype = getattr(torch, model.image_format_.dtype)
+            self._pool = torch.empty(self.n_synthetic, *model.image_shape_, dtype=dtype)
+            self._pool.share_memory_()
+            self._pool_epoch = torch.full((1,), -1, dtype=torch.int64).share_memory_()
+            self._fill_pool()
 
     # ------------------------------------------------------------------ fitting / cache
     def _fit_or_load(self, cache_dir, on_mismatch, progress, fit_params) -> DeepSMOTE:
@@ -259,6 +274,19 @@ class OversampledDataset(Dataset):
         Without a call the epoch-0 set is used throughout, as in the paper.
         """
         self._epoch.fill_(check_non_negative_int("epoch", epoch))
+        if self.pool and get_worker_info() is None:
+            self._fill_pool()
+
+    def _fill_pool(self) -> None:
+        epoch = int(self._epoch[0])
+        if int(self._pool_epoch[0]) == epoch:
+            return
+        self._pool_epoch.fill_(-1)  # never read half-filled
+        step = self.decode_batch_size
+        for first in range(0, self.n_synthetic, step):
+            positions = torch.arange(first, min(first + step, self.n_synthetic))
+            self._pool[positions] = self._raw_synthetic(positions)
+        self._pool_epoch.fill_(epoch)
 
     @property
     def epoch(self) -> int:
@@ -351,6 +379,23 @@ class OversampledDataset(Dataset):
 
     def _synthetic_items(self, positions: Tensor) -> list[tuple[Any, Any]]:
         plan = self._plan()
+        if self.pool and int(self._pool_epoch[0]) == int(self._epoch[0]):
+            images = self._pool[positions]
+        else:
+            images = self._raw_synthetic(positions)
+        items = []
+        for image, label in zip(images, plan.labels[positions].tolist()):
+            image, target = self._form.make_image(image), self._form.make_target(label)
+            if self._item_transform is not None:
+                image = self._item_transform(image)
+            if self._item_target_transform is not None:
+                target = self._item_target_transform(target)
+            items.append(self._user_transforms(image, target))
+        return items
+
+    def _raw_synthetic(self, positions: Tensor) -> Tensor:
+        """(m, C, H, W) synthetic images at ``positions`` of this epoch, in the raw dtype."""
+        plan = self._plan()
         synth = self._synthesizer()
         base, neighbor = plan.base[positions], plan.neighbor[positions]
         latents, residuals = synth["latents"], synth["residuals"]
@@ -370,16 +415,7 @@ class OversampledDataset(Dataset):
             batch_size=self.decode_batch_size,
             device=synth["device"],
         )
-        images = synth["format"].from_unit(unit)
-        items = []
-        for image, label in zip(images, plan.labels[positions].tolist()):
-            image, target = self._form.make_image(image), self._form.make_target(label)
-            if self._item_transform is not None:
-                image = self._item_transform(image)
-            if self._item_target_transform is not None:
-                target = self._item_target_transform(target)
-            items.append(self._user_transforms(image, target))
-        return items
+        return synth["format"].from_unit(unit)
 
     def _synthesizer(self) -> dict:
         """Decoder and codes for this process, built on first use."""
