@@ -112,6 +112,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--count-scale", type=float, default=None, help="multiply all counts")
     p.add_argument("--sweep-ratios", default=None, help="Fig. 8 ratios; '' skips the sweep")
     p.add_argument("--sweep-seeds", type=int, default=None)
+    p.add_argument(
+        "--sweep-ae-epochs", type=int, default=None, help="autoencoder epochs per sweep ratio"
+    )
     p.add_argument("--out", default=None, help="folder for results.json and the figures")
     p.add_argument("--work", default=None, help="cache folder (datasets, autoencoders)")
     p.add_argument("--results-md", default=None, help="write the section into this RESULTS.md")
@@ -376,10 +379,15 @@ def main(argv=None) -> int:
             )
             save()
 
-    sweep_methods = [m for m in ("none", "smote", "deepsmote") if m in args.methods]
+    sweep_methods = [
+        m for m in ("none", "ros", "smote", "deepsmote", "deepsmote_residual") if m in args.methods
+    ]
+    sweep_args = argparse.Namespace(**vars(args))
+    sweep_args.ae_epochs = args.sweep_ae_epochs or args.ae_epochs
     for ratio in args.sweep_ratios:
         counts = data.ratio_counts(train_counts[0], ratio, len(train_counts))
-        sweep = Experiment(args, train_full, test_full, counts, f"{args.dataset}-ratio{ratio:g}")
+        name = f"{args.dataset}-ratio{ratio:g}"
+        sweep = Experiment(sweep_args, train_full, test_full, counts, name)
         for seed in range(args.sweep_seeds):
             for method in sweep_methods:
                 rec = sweep.run(method, seed, {"balanced": tests["balanced"]})

@@ -76,6 +76,31 @@ def _table(result: dict, test: str) -> list[str]:
     return lines
 
 
+def _sweep_table(result: dict) -> list[str]:
+    """Balanced-test ACSA / GM per method and imbalance ratio (the numbers of Fig. 8)."""
+    records, cfg = result["sweep"], result["config"]
+    ratios = sorted({r["ratio"] for r in records})
+    methods = sorted({r["method"] for r in records})
+    epochs = cfg.get("sweep_ae_epochs") or cfg["ae_epochs"]
+    lines = [
+        f"#### imbalance ratio sweep (Fig. 8): balanced test ACSA / GM, "
+        f"{cfg['sweep_seeds']} seed(s), autoencoder {epochs} epochs per ratio",
+        "",
+        "| method | " + " | ".join(f"ratio {q:g}" for q in ratios) + " |",
+        "| --- |" + " --- |" * len(ratios),
+    ]
+    for meth in methods:
+        cells = []
+        for q in ratios:
+            scores = [
+                r["scores"]["balanced"] for r in records if r["method"] == meth and r["ratio"] == q
+            ]
+            acsa, gm = (np.mean([s[m] for s in scores]) for m in ("acsa", "gm"))
+            cells.append(f"{acsa:.2f} / {gm:.2f}")
+        lines.append(f"| {meth} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown_section(results: list[dict], notes: str = "") -> str:
     """The whole "## Classification (issue 5)" section for one or more runs."""
     lines = [SECTION, ""]
@@ -94,7 +119,8 @@ def markdown_section(results: list[dict], notes: str = "") -> str:
             "",
             f"Machine: {env['machine']}; {env['versions']}. Wall time {wall / 60:.1f} min. "
             f"Autoencoder: hidden {cfg['hidden']}, latent {latent}, "
-            f"{cfg['ae_epochs']} epochs, penalty weight {cfg['penalty_weight']} "
+            f"{cfg['ae_epochs']} epochs at lr {cfg.get('ae_lr', 2e-4):g}, "
+            f"penalty weight {cfg['penalty_weight']} "
             f"({ae_seconds / 60:.1f} min of training, final reconstruction MSE "
             f"{ae['reconstruction']:.4f}). Train counts {cfg['train_counts']}; "
             f"mean ± sample std over seeds {cfg['seeds']}; one training subset "
@@ -105,6 +131,8 @@ def markdown_section(results: list[dict], notes: str = "") -> str:
             counts = cfg[f"{test}_test_counts"]
             lines += [f"#### {test} test set ({sum(counts)} images: {counts})", ""]
             lines += _table(result, test) + [""]
+        if result.get("sweep"):
+            lines += _sweep_table(result) + [""]
         for fig in result.get("figures", []):
             lines += [f"![{Path(fig).stem}]({fig})", ""]
     return "\n".join(lines).rstrip() + "\n"
