@@ -29,6 +29,7 @@ METHODS = (
     "deepsmote_la",  # DeepSMOTE to partial balance + logit adjustment for the rest
     "deepsmote_residual",  # fixed set, DeepSMOTE(residual=True): parents' residuals added
     "deepsmote_residual_fresh",  # the same with a fresh synthetic set every epoch
+    "deepsmote_residual_mix",  # fixed residual set; half of each class's draws are real
 )
 # Opt-in variants (--methods): ideas measured against the paper's recipe.
 EXTRA_METHODS: tuple[str, ...] = ()
@@ -188,7 +189,30 @@ def _deepsmote_batches(method, ctx, seed, gen, info):
     info["setup_seconds"] = time.perf_counter() - start
     prior = log_prior(y.numpy(), n_classes) if method == "deepsmote_la" else None
     data = TensorDataset(x, y)
+    if method.endswith("_mix"):
+        sampler = WeightedRandomSampler(
+            _half_real_weights(y, balanced.n_real), len(data), generator=gen
+        )
+        return _endless(DataLoader(data, bs, sampler=sampler, drop_last=True)), prior, info
     return _endless(DataLoader(data, bs, shuffle=True, generator=gen, drop_last=True)), prior, info
+
+
+def _half_real_weights(y: torch.Tensor, n_real: int) -> torch.Tensor:
+    """Item weights with equal total per class, split half real, half synthetic.
+
+    A class without synthetic items keeps all its weight on its real ones. Sampling with
+    these weights draws every class equally often, and the real images of a minority class
+    as often as all of its synthetic ones together (random oversampling plus DeepSMOTE).
+    """
+    synthetic = torch.arange(len(y)) >= n_real
+    weights = torch.zeros(len(y), dtype=torch.float64)
+    for c in torch.unique(y):
+        real_c, syn_c = (y == c) & ~synthetic, (y == c) & synthetic
+        share = 0.5 if syn_c.any() else 1.0
+        weights[real_c] = share / real_c.sum()
+        if syn_c.any():
+            weights[syn_c] = 0.5 / syn_c.sum()
+    return weights
 
 
 def _read_all(dataset) -> tuple[torch.Tensor, torch.Tensor]:

@@ -235,7 +235,8 @@ class OversampledDataset(Dataset):
                     cache.check(expected)
                     cache.verify()
                     state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
-                    keys = ARRAY_KEYS + tuple(k for k in OPTIONAL_ARRAY_KEYS if cache.has(k))
+                    wanted = OPTIONAL_ARRAY_KEYS if model.residual else ()
+                    keys = ARRAY_KEYS + tuple(k for k in wanted if cache.has(k))
                     arrays = {key: cache.array(key) for key in keys}
                 state["params"] = {**state["params"], "residual": False}
                 loaded = model_from_state(

@@ -382,7 +382,7 @@ class DeepSMOTE:
             plan.base,
             plan.neighbor,
             plan.lam,
-            residuals=self.residuals_,
+            residuals=self.residuals_ if self.residual else None,
             batch_size=batch_size,
             device=self.device,
         )

@@ -12,6 +12,8 @@ from.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from typing import Any, Protocol, runtime_checkable
 
@@ -163,6 +165,27 @@ def _fill_missing(found: np.ndarray, points: np.ndarray, k: int, faiss: Any) -> 
     return found
 
 
+def _search_by_cell(index: Any, points: np.ndarray, k: int) -> np.ndarray:
+    """Add ``points`` to a trained, empty CPU ``IndexIVFFlat`` and search them all.
+
+    The same cells are probed and the same candidates ranked as by ``index.search``, but
+    through FAISS's ``big_batch_search``: for each cell, all the queries that probe it are
+    compared with its codes in one matrix product.
+    """
+    from faiss.contrib.big_batch_search import big_batch_search
+    from faiss.contrib.ivf_tools import add_preassigned
+
+    # NOTE: FAISS's own IVF search scans a query's cells one code at a time, which ran at
+    # about 5 GFLOP/s on 2 cores for 200,000 codes of size 600 (memory-bound); when every
+    # code is a query, one matrix product per cell is several times faster. The cells of
+    # each point are found once, for both the add and the search.
+    _, cells = index.quantizer.search(points, min(index.nprobe, index.nlist))
+    add_preassigned(index, points, np.ascontiguousarray(cells[:, 0]))
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints progress for every cell
+        _, found = big_batch_search(index, points, k, q_assign=cells)
+    return found
+
+
 def _import_faiss() -> Any:
     try:
         import faiss
@@ -245,16 +268,20 @@ class FaissKNN:
             index.cp.max_points_per_centroid = _FAISS_TRAIN_PER_CELL
         else:
             index = faiss.IndexFlatL2(d)
-        if self._wants_gpu(faiss, x) and k + 1 <= _FAISS_GPU_MAX_K:
+        on_gpu = self._wants_gpu(faiss, x) and k + 1 <= _FAISS_GPU_MAX_K
+        if on_gpu:
             resources = faiss.StandardGpuResources()  # must outlive the search below
             device_id = x.device.index if x.is_cuda and x.device.index is not None else 0
             index = faiss.index_cpu_to_gpu(resources, device_id, index)
         if approximate:
             index.train(points)
             index.nprobe = self.nprobe
-        index.add(points)
         # Search one extra neighbour, since the query itself is (usually) among the results.
-        _, found = index.search(points, k + 1)
+        if approximate and not on_gpu:
+            found = _search_by_cell(index, points, k + 1)
+        else:
+            index.add(points)
+            _, found = index.search(points, k + 1)
         if approximate and (found < 0).any():  # a probed region held fewer than k + 1 codes
             found = _fill_missing(found, points, k + 1, faiss)
         return _drop_self(found, k).to(x.device)
