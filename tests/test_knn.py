@@ -141,6 +141,87 @@ def test_faiss_knn_matches_torch_knn_on_random_data():
     assert torch.equal(FaissKNN().kneighbors(x, 5), TorchKNN().kneighbors(x, 5))
 
 
+def clustered_points(n_clusters: int, per_cluster: int, d: int, seed: int) -> torch.Tensor:
+    """Tight clusters far apart, in random order: what an IVF index is built for."""
+    generator = torch.Generator().manual_seed(seed)
+    centres = 10 * torch.randn(n_clusters, d, generator=generator)
+    points = centres.repeat_interleave(per_cluster, dim=0)
+    points += torch.randn(points.shape, generator=generator)
+    return points[torch.randperm(len(points), generator=generator)]
+
+
+def recall(found: torch.Tensor, exact: torch.Tensor) -> float:
+    hits = [len(set(a) & set(b)) for a, b in zip(found.tolist(), exact.tolist())]
+    return sum(hits) / exact.numel()
+
+
+def test_faiss_ivf_finds_most_neighbours_of_clustered_points_and_never_self():
+    pytest.importorskip("faiss")
+    x = clustered_points(40, 50, 32, seed=4)
+    found = FaissKNN(nlist=32, nprobe=4).kneighbors(x, 5)
+    assert found.shape == (2000, 5)
+    assert found.dtype == torch.long
+    assert int(found.min()) >= 0
+    assert not (found == torch.arange(2000)[:, None]).any()
+    assert all(len(set(row)) == 5 for row in found.tolist())
+    assert recall(found, TorchKNN().kneighbors(x, 5)) >= 0.95
+
+
+def test_faiss_ivf_searched_cell_by_cell_finds_what_faiss_ivf_search_finds():
+    faiss = pytest.importorskip("faiss")
+    # 1,000 points for 16 cells: few enough that k-means trains on all of them, so the
+    # index below is the one FaissKNN builds.
+    x = random_points(1000, 8, seed=5, dtype=torch.float32)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(8), 8, 16)
+    index.train(x.numpy())
+    index.add(x.numpy())
+    index.nprobe = 3
+    expected = index.search(x.numpy(), 6)[1]
+    found = FaissKNN(nlist=16, nprobe=3).kneighbors(x, 5)
+    assert (expected >= 0).all()
+    assert torch.equal(found, torch.as_tensor(expected)[:, 1:])
+    assert (expected[:, 0] == np.arange(1000)).all()  # each point is its own nearest
+
+
+def test_faiss_ivf_search_prints_nothing(capsys):
+    pytest.importorskip("faiss")
+    FaissKNN(nlist=16, nprobe=2).kneighbors(random_points(1000, 8, seed=6), 5)
+    assert capsys.readouterr().out == ""
+
+
+def test_faiss_ivf_without_big_batch_search_gives_the_same_neighbours(monkeypatch):
+    pytest.importorskip("faiss")
+    x = clustered_points(20, 50, 16, seed=7)
+    by_cell = FaissKNN(nlist=16, nprobe=2).kneighbors(x, 5)
+    # Older FAISS releases lack faiss.contrib.big_batch_search; the per-query search is used.
+    monkeypatch.setitem(sys.modules, "faiss.contrib.big_batch_search", None)
+    assert torch.equal(FaissKNN(nlist=16, nprobe=2).kneighbors(x, 5), by_cell)
+
+
+def test_faiss_ivf_with_more_probes_than_cells_is_exact():
+    pytest.importorskip("faiss")
+    x = random_points(1000, 8, seed=8, dtype=torch.float32)
+    assert torch.equal(FaissKNN(nlist=8, nprobe=100).kneighbors(x, 5), TorchKNN().kneighbors(x, 5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"nlist": 0}, ValueError, r"`nlist` should be a positive integer, but got nlist=0\."),
+        ({"nlist": -4}, ValueError, "nlist=-4"),
+        ({"nlist": "1024"}, TypeError, r"`nlist` should be a positive integer.*nlist='1024'"),
+        ({"nlist": True}, TypeError, "`nlist` should be a positive integer"),
+        ({"nlist": 1024.0}, TypeError, "nlist=1024.0"),
+        ({"nlist": 64, "nprobe": 0}, ValueError, r"`nprobe` should be a positive integer.*=0"),
+        ({"nlist": 64, "nprobe": None}, TypeError, "`nprobe` should be a positive integer"),
+    ],
+)
+def test_faiss_ivf_rejects_bad_options(kwargs, error, match):
+    pytest.importorskip("faiss")
+    with pytest.raises(error, match=match):
+        FaissKNN(**kwargs)
+
+
 def test_sklearn_adapter_matches_torch_knn_and_leaves_the_estimator_unfitted():
     neighbors = pytest.importorskip("sklearn.neighbors")
     estimator = neighbors.NearestNeighbors(n_neighbors=2)
