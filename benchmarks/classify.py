@@ -416,14 +416,9 @@ def main(argv=None) -> int:
                     )
                 )
     if args.results_md:
-        md = Path(args.results_md)
-        result["figures"] = [os.path.relpath(f, md.parent) for f in result["figures"]]
-        notes = Path(args.notes).read_text() if args.notes else ""
         others = [json.loads(Path(p).read_text()) for p in args.include_json]
-        for other in others:
-            other["figures"] = [os.path.relpath(f, md.parent) for f in other["figures"]]
-        report.write_section(md, report.markdown_section([result, *others], notes))
-        log(f"wrote {md}")
+        report.write_report(Path(args.results_md), [result, *others], args.notes)
+        log(f"wrote {args.results_md}")
     log(f"wrote {json_path} ({(time.perf_counter() - start) / 60:.1f} min)")
     return 0
 

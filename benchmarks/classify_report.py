@@ -1,7 +1,16 @@
-"""Tables, figures and the RESULTS.md section of classify.py."""
+"""Tables, figures and the RESULTS.md section of classify.py.
+
+    python benchmarks/classify_report.py RESULTS.json [MORE.json ...] \
+        --results-md benchmarks/RESULTS.md --notes benchmarks/results/classification_notes.md
+
+rewrites the section from finished runs without training anything.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import re
 from pathlib import Path
 
@@ -12,6 +21,7 @@ __all__ = [
     "summarise",
     "markdown_section",
     "write_section",
+    "write_report",
     "plot_real_vs_synthetic",
     "plot_ratio_sweep",
 ]
@@ -211,3 +221,27 @@ def plot_ratio_sweep(records: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def write_report(path: Path, results: list[dict], notes: str | os.PathLike | None = None) -> None:
+    """Write the section for ``results`` (figure paths made relative to ``path``)."""
+    for result in results:
+        result["figures"] = [os.path.relpath(f, path.parent) for f in result["figures"]]
+    text = Path(notes).read_text() if notes else ""
+    write_section(path, markdown_section(results, text))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("results", nargs="+", help="results.json files, in table order")
+    p.add_argument("--results-md", required=True)
+    p.add_argument("--notes", default=None)
+    args = p.parse_args(argv)
+    results = [json.loads(Path(f).read_text()) for f in args.results]
+    write_report(Path(args.results_md), results, args.notes)
+    print(f"wrote {args.results_md}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
