@@ -111,18 +111,18 @@ def test_residuals_are_cached_and_read_per_row_after_pickling(base, tmp_path):
 
 
 def test_switching_residual_on_or_off_trains_nothing(base, tmp_path, monkeypatch):
-    plain = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    plain = OversampledDataset(base, cache_dir=tmp_path, residual=False, **FIT)
     monkeypatch.setattr(
         deepsmote_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
     )
     # Asked for later, the residuals come from the cached model and join the cache.
-    with_residual = OversampledDataset(base, cache_dir=tmp_path, residual=True, **FIT)
+    with_residual = OversampledDataset(base, cache_dir=tmp_path, **FIT)  # residual=True
     assert with_residual.model.residuals_ is not None
     assert torch.equal(with_residual.model.latents_, plain.model.latents_)
     again = OversampledDataset(base, cache_dir=tmp_path, residual=True, **FIT)
     assert torch.equal(again.model.residuals_, with_residual.model.residuals_)
     # Off again: the same images as without them, although the cache now holds them.
-    off = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    off = OversampledDataset(base, cache_dir=tmp_path, residual=False, **FIT)
     assert off.model.residuals_ is None
     assert torch.equal(items(pickle.loads(pickle.dumps(off))), items(plain))
     assert not torch.equal(items(again), items(plain))

@@ -247,7 +247,7 @@ def test_encode_rejects_images_of_another_shape(fitted):
 @pytest.fixture(scope="module")
 def fitted_residual(shapes):
     X, y = shapes
-    return DeepSMOTE(random_state=0, knn="torch", residual=True, **TINY).fit(X, y)
+    return DeepSMOTE(random_state=0, knn="torch", **TINY).fit(X, y)  # residual=True
 
 
 def test_residuals_are_what_the_autoencoder_loses(fitted_residual, shapes):
@@ -277,10 +277,11 @@ def test_residual_synthesis_puts_back_the_parents_detail(fitted_residual, shapes
     assert (torch.as_tensor(model.synthesize(plan)).float() - expected).abs().max() <= 1.5
 
 
-def test_without_residual_synthesis_is_the_decoded_code(fitted):
-    assert fitted.residuals_ is None
-    plan = fitted.plan({1: 4}, random_state=3)
-    np.testing.assert_array_equal(fitted.synthesize(plan), fitted.decode(fitted.plan_codes(plan)))
+def test_without_residual_synthesis_is_the_decoded_code(shapes):
+    model = DeepSMOTE(random_state=0, knn="torch", residual=False, **TINY).fit(*shapes)
+    assert model.residuals_ is None
+    plan = model.plan({1: 4}, random_state=3)
+    np.testing.assert_array_equal(model.synthesize(plan), model.decode(model.plan_codes(plan)))
 
 
 def test_residuals_survive_save_and_load(fitted_residual, tmp_path):

@@ -88,6 +88,7 @@ def model_from_state(
         )
     state = {**state, **(arrays or {})}
     params = {k: v for k, v in state["params"].items() if k in _INIT_KEYS}
+    params.setdefault("residual", False)  # saved before the option: fitted as published
     params["device"] = device
     model = cls(**params)
     shape = tuple(state["image_shape"])
