@@ -115,6 +115,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--sweep-ae-epochs", type=int, default=None, help="autoencoder epochs per sweep ratio"
     )
+    p.add_argument(
+        "--sweep-methods",
+        default="none,ros,smote,deepsmote,deepsmote_residual",
+        help="methods of the sweep (those also in --methods)",
+    )
     p.add_argument("--out", default=None, help="folder for results.json and the figures")
     p.add_argument("--work", default=None, help="cache folder (datasets, autoencoders)")
     p.add_argument("--results-md", default=None, help="write the section into this RESULTS.md")
@@ -379,9 +384,7 @@ def main(argv=None) -> int:
             )
             save()
 
-    sweep_methods = [
-        m for m in ("none", "ros", "smote", "deepsmote", "deepsmote_residual") if m in args.methods
-    ]
+    sweep_methods = [m for m in args.sweep_methods.split(",") if m in args.methods]
     sweep_args = argparse.Namespace(**vars(args))
     sweep_args.ae_epochs = args.sweep_ae_epochs or args.ae_epochs
     for ratio in args.sweep_ratios:
