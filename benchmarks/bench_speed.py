@@ -21,6 +21,8 @@ Run (writes the "## Performance (issue 4)" section of benchmarks/RESULTS.md):
     flock /tmp/deepsmote-cpu.lock python benchmarks/bench_speed.py          # ~15 min, 2 cores
     flock /tmp/deepsmote-cpu.lock python benchmarks/bench_speed.py --quick  # ~2-3 min
 
+The section is rewritten with the sections of this run only: to rerun one, add
+``--sections knn --no-write --json /tmp/speed.json`` and copy its part into RESULTS.md.
 The device is CUDA when available, else CPU; FAISS-GPU is used only when FAISS sees a GPU.
 """
 
@@ -57,6 +59,7 @@ from torch_deepsmote.training import TrainingConfig, fit_autoencoder  # noqa: E4
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## Performance (issue 4)"
+DEFAULT_SECTIONS = "train,quality,serve,knn,cache"
 
 
 def median(values):
@@ -593,8 +596,10 @@ def bench_knn(args, device, out):
         rng.standard_normal((n, 48), dtype=np.float32)
     )
     big = factors @ mix + 0.1 * torch.from_numpy(rng.standard_normal((n, d), dtype=np.float32))
-    nlist = 512 if n >= 100_000 else 256
-    ivf = FaissKNN(nlist=nlist, nprobe=16)
+    # About sqrt(nprobe * n) cells (see FaissKNN); the candidates measured against each
+    # other are in benchmarks/results/performance_notes.md.
+    nlist = 1024 if n >= 100_000 else 512
+    ivf = FaissKNN(nlist=nlist, nprobe=8)
     start = time.perf_counter()
     found = ivf.kneighbors(big, 5)
     ivf_s = time.perf_counter() - start
@@ -693,9 +698,12 @@ def fmt(v, digits=0):
 
 def render(out, args, device):
     lines = [SECTION, ""]
+    flags = " --quick" if args.quick else ""
+    if args.sections != DEFAULT_SECTIONS:
+        flags += f" --sections {args.sections}"
     lines.append(
-        f"Command: `flock /tmp/deepsmote-cpu.lock python benchmarks/bench_speed.py"
-        f"{' --quick' if args.quick else ''}` ({out['wall_s']:.0f} s). Machine: {out['machine']}. "
+        f"Command: `flock /tmp/deepsmote-cpu.lock python benchmarks/bench_speed.py{flags}` "
+        f"({out['wall_s']:.0f} s). Machine: {out['machine']}. "
         f"Versions: {out['versions']}. Device: {device}. Every ratio compares two things timed "
         "in the same run, interleaved, median of the repetitions; the machine's 2 cores may be "
         "shared, so absolute figures vary between runs more than the ratios."
@@ -867,9 +875,7 @@ def write_results(text, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, ~2-3 minutes")
-    parser.add_argument(
-        "--sections", default="train,quality,serve,knn,cache", help="comma-separated subset"
-    )
+    parser.add_argument("--sections", default=DEFAULT_SECTIONS, help="comma-separated subset")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--json", default=str(HERE / "out" / "speed.json"))
     parser.add_argument("--no-write", action="store_true", help="print only")
