@@ -215,6 +215,9 @@ def plot_ratio_sweep(records: list[dict], path: Path) -> None:
             ]
             ax.plot(ratios, means, marker="o", label=meth)
         ax.set_xscale("log")
+        ticks = sorted({r["ratio"] for r in records})
+        ax.set_xticks(ticks, [f"{q:g}" for q in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("imbalance ratio (largest / smallest class)")
         ax.set_title(metric.upper() + " (balanced test)")
     axes[0].legend(fontsize=7)
