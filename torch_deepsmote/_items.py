@@ -129,21 +129,25 @@ class ItemForm:
             target_kind, target_dtype = "int", None
         return cls(kind, mode, squeeze, target_kind, target_dtype)
 
-    def make_image(self, image: Tensor) -> Any:
-        """(C, H, W) tensor in the raw dtype and range -> an image of this form."""
+    def make_images(self, images: Tensor) -> list:
+        """(m, C, H, W) tensor in the raw dtype and range -> m images of this form."""
         if self.image == "pil":
             from torchvision.transforms.functional import to_pil_image
 
             mode = self.pil_mode if self.pil_mode in ("L", "RGB", "RGBA", "LA") else None
-            return to_pil_image(image, mode=mode)
+            return [to_pil_image(image, mode=mode) for image in images]
+        if self.squeeze:
+            images = images[:, 0]
+        elif self.image == "numpy":
+            images = images.permute(0, 2, 3, 1)
         if self.image == "numpy":
-            array = image.numpy()
-            return array[0] if self.squeeze else np.ascontiguousarray(array.transpose(1, 2, 0))
-        return image[0] if self.squeeze else image
+            return list(np.ascontiguousarray(images.numpy()))
+        return list(images.unbind(0))  # views of one tensor: no per-item copy
 
-    def make_target(self, label: int) -> Any:
+    def make_targets(self, labels: Tensor) -> list:
+        """(m,) int64 labels -> m targets of this form."""
         if self.target == "tensor":
-            return torch.tensor(label, dtype=getattr(torch, self.target_dtype))
+            return list(labels.to(getattr(torch, self.target_dtype)).unbind(0))
         if self.target == "numpy":
-            return np.asarray(label, dtype=self.target_dtype)[()]
-        return int(label)
+            return list(labels.numpy().astype(self.target_dtype))
+        return labels.tolist()

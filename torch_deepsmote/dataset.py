@@ -353,15 +353,22 @@ class OversampledDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
         """Items for a batch of indices; all synthetic ones from one decoder call."""
-        indices = [self._check_index(int(i)) for i in indices]
-        out: list[Any] = [None] * len(indices)
-        synthetic = [(k, i - self.n_real) for k, i in enumerate(indices) if i >= self.n_real]
-        for k, i in enumerate(indices):
-            if i < self.n_real:
-                out[k] = self._real_item(i)
-        if synthetic:
-            slots, positions = zip(*synthetic)
-            for k, item in zip(slots, self._synthetic_items(torch.tensor(positions))):
+        index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        n = len(self)
+        bad = (index < -n) | (index >= n)
+        if bad.any():
+            raise IndexError(
+                f"index {int(index[bad][0])} is out of range for a dataset of length {n}."
+            )
+        index = torch.where(index < 0, index + n, index)
+        out: list[Any] = [None] * len(index)
+        is_synthetic = index >= self.n_real
+        for k in torch.nonzero(~is_synthetic).flatten().tolist():
+            out[k] = self._real_item(int(index[k]))
+        slots = torch.nonzero(is_synthetic).flatten()
+        if len(slots):
+            items = self._synthetic_items(index[slots] - self.n_real)
+            for k, item in zip(slots.tolist(), items):
                 out[k] = item
         return out
 
@@ -384,9 +391,18 @@ class OversampledDataset(Dataset):
             images = self._pool[positions]
         else:
             images = self._raw_synthetic(positions)
+        images = self._form.make_images(images)
+        targets = self._form.make_targets(plan.labels[positions])
+        transforms = (
+            self._item_transform,
+            self._item_target_transform,
+            self.transform,
+            self.target_transform,
+        )
+        if all(t is None for t in transforms):  # the common tensor case: no per-item work
+            return list(zip(images, targets))
         items = []
-        for image, label in zip(images, plan.labels[positions].tolist()):
-            image, target = self._form.make_image(image), self._form.make_target(label)
+        for image, target in zip(images, targets):
             if self._item_transform is not None:
                 image = self._item_transform(image)
             if self._item_target_transform is not None:
