@@ -12,11 +12,9 @@ costs one decoder call, not one per image.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -26,33 +24,16 @@ from torch.utils.data import Dataset, get_worker_info
 from ._images import ImageFormat, as_image_tensor, as_label_tensor
 from ._introspect import find_classes, find_labels, raw_items, transform_owners
 from ._items import ItemForm, image_to_tensor, read_dataset, target_to_int
-from ._persistence import (
-    ARRAY_KEYS,
-    OPTIONAL_ARRAY_KEYS,
-    model_arrays,
-    model_from_state,
-    model_state,
-)
+from ._model_cache import fit_or_load, read_state
+from ._persistence import model_state
 from ._validation import check_bool, check_choice, check_non_negative_int, check_positive_int
-from .cache import (
-    CacheError,
-    CacheFile,
-    StaleCacheError,
-    fingerprint_arrays,
-    fingerprint_config,
-    write_cache,
-)
+from .cache import CacheFile
 from .deepsmote import DeepSMOTE
 from .latents import decode_interpolated
 from .models import Decoder
 from .smote import SMOTEPlan, plan_synthetic, resolve_sampling_strategy
 
 __all__ = ["OversampledDataset"]
-
-CACHE_NAME = "deepsmote.h5"
-# Settings that change neither the trained weights nor the codes: not in the fingerprint.
-# ``residual`` only adds an array, computed from the cached model when first asked for.
-_NOT_FINGERPRINTED = ("progress", "device", "knn", "sampling_strategy", "residual")
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -221,52 +202,10 @@ class OversampledDataset(Dataset):
         images, image_format = as_image_tensor(images, "dataset images")
         if cache_dir is None:
             return model._fit(images, self._labels, image_format)
-        self._cache_path = str(Path(cache_dir) / CACHE_NAME)
-        config = {k: v for k, v in model.get_params().items() if k not in _NOT_FINGERPRINTED}
-        # Every image is hashed, not a sample: an edited image must not pass for the old one.
-        expected = {
-            "dataset_fingerprint": fingerprint_arrays(self._labels, images),
-            "config_fingerprint": fingerprint_config(config),
-        }
-        if os.path.exists(self._cache_path):
-            try:
-                with CacheFile(self._cache_path) as cache:
-                    cache.open()
-                    cache.check(expected)
-                    cache.verify()
-                    state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
-                    wanted = OPTIONAL_ARRAY_KEYS if model.residual else ()
-                    keys = ARRAY_KEYS + tuple(k for k in wanted if cache.has(k))
-                    arrays = {key: cache.array(key) for key in keys}
-                state["params"] = {**state["params"], "residual": False}
-                loaded = model_from_state(
-                    DeepSMOTE, state, model.device, arrays, source=self._cache_path
-                )
-                loaded.residual = model.residual
-                if model.residual and loaded.residuals_ is None:
-                    loaded._keep_residuals(images)
-                    self._write_cache(loaded, expected)
-                return loaded
-            except CacheError as error:
-                if on_mismatch == "raise":
-                    raise
-                kind = "stale" if isinstance(error, StaleCacheError) else "damaged"
-                warnings.warn(
-                    f"Rebuilding the {kind} DeepSMOTE cache: {error}", UserWarning, stacklevel=3
-                )
-        model._fit(images, self._labels, image_format)
-        self._write_cache(model, expected)
-        return model
-
-    def _write_cache(self, model: DeepSMOTE, attrs: dict) -> None:
-        blob = io.BytesIO()
-        torch.save(model_state(model, arrays=False), blob)
-        write_cache(
-            self._cache_path,
-            arrays=model_arrays(model),
-            blobs={"model": blob.getvalue()},
-            attrs=attrs,
+        model, self._cache_path = fit_or_load(
+            model, images, self._labels, image_format, cache_dir, on_mismatch
         )
+        return model
 
     # ------------------------------------------------------------------ epochs and plans
     def set_epoch(self, epoch: int) -> None:
@@ -450,7 +389,7 @@ class OversampledDataset(Dataset):
             synth.update(latents=model.latents_, residuals=residuals)
         elif getattr(self, "_cache_path", None):
             cache = CacheFile(self._cache_path).open()
-            state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
+            state = read_state(cache)
             synth = _snapshot_synth(state, device)
             synth.update(cache=cache, latents=None, residuals=None, residual=self._residual)
         else:
