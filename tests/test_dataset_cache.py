@@ -49,8 +49,27 @@ def test_a_changed_image_is_noticed_and_refitted(base, tmp_path):
 def test_a_changed_setting_is_noticed_and_refitted(base, tmp_path):
     OversampledDataset(base, cache_dir=tmp_path, **FIT)
     with pytest.warns(UserWarning, match="stale"):
-        refit = OversampledDataset(base, cache_dir=tmp_path, **{**FIT, "k_neighbors": 3})
-    assert refit.model.neighbors_.shape[1] == 3
+        refit = OversampledDataset(base, cache_dir=tmp_path, **{**FIT, "penalty_weight": 0.5})
+    assert refit.model.get_params()["penalty_weight"] == 0.5
+
+
+def test_changing_k_neighbors_rebuilds_the_neighbours_only(base, tmp_path, monkeypatch):
+    first = OversampledDataset(base, cache_dir=tmp_path, **{**FIT, "k_neighbors": 5})
+    monkeypatch.setattr(
+        deepsmote_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
+    )
+    fewer = OversampledDataset(base, cache_dir=tmp_path, **{**FIT, "k_neighbors": 2})
+    assert torch.equal(fewer.model.latents_, first.model.latents_)
+    assert fewer.model.k_neighbors == 2 and fewer.model.neighbors_.shape[1] == 2
+    # The first two neighbours of every code are the same; the table was rebuilt, not cut.
+    assert torch.equal(fewer.model.neighbors_, first.model.neighbors_[:, :2])
+    plan = fewer._plan()
+    assert (plan.neighbor != first._plan().neighbor).any()
+    # Stored with the model: a worker reading the cache sees the new table too.
+    clone = pickle.loads(pickle.dumps(fewer))
+    assert torch.equal(items(clone), items(fewer))
+    again = OversampledDataset(base, cache_dir=tmp_path, **{**FIT, "k_neighbors": 2})
+    assert torch.equal(again.model.neighbors_, fewer.model.neighbors_)
 
 
 def test_changed_setting_raises_when_asked(base, tmp_path):

@@ -38,8 +38,8 @@ __all__ = ["CACHE_NAME", "fit_or_load", "read_state"]
 
 CACHE_NAME = "deepsmote.h5"
 # Settings that change neither the trained weights nor the codes: not in the fingerprint.
-# ``residual`` only adds an array, computed from the cached model when first asked for.
-_NOT_FINGERPRINTED = ("progress", "device", "knn", "sampling_strategy", "residual")
+# ``residual`` and ``k_neighbors`` only add or rebuild arrays, from the cached model.
+_NOT_FINGERPRINTED = ("progress", "device", "knn", "sampling_strategy", "residual", "k_neighbors")
 
 
 def fit_or_load(
@@ -102,10 +102,18 @@ def _load(path: str, expected: dict, model: DeepSMOTE, images: Tensor) -> DeepSM
         arrays = {key: cache.array(key) for key in keys}
     state["params"] = {**state["params"], "residual": False}
     loaded = model_from_state(DeepSMOTE, state, model.device, arrays, source=path)
-    loaded.residual = model.residual
+    loaded.residual, loaded.knn = model.residual, model.knn
+    changed = False
+    if loaded.k_neighbors != model.k_neighbors:
+        # k only shapes the neighbour table: rebuilt from the cached codes, nothing trained.
+        loaded.k_neighbors = model.k_neighbors
+        loaded._index()
+        changed = True
     if model.residual and loaded.residuals_ is None:
-        # Switching residuals on trains nothing: they come from the cached model.
+        # Switching residuals on trains nothing either: they come from the cached model.
         loaded._keep_residuals(images)
+        changed = True
+    if changed:
         _store(path, loaded, expected)
     return loaded
 

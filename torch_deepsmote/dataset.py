@@ -55,7 +55,9 @@ class OversampledDataset(Dataset):
         sampling_strategy: How many images to add per class (imbalanced-learn's forms);
             ``None`` uses the model's.
         cache_dir: Folder for the HDF5 cache. A second run with the same dataset and settings
-            loads it and trains nothing; a changed dataset or setting is detected.
+            loads it and trains nothing; a changed dataset or setting is detected. Changing
+            ``k_neighbors``, ``knn`` or ``residual`` trains nothing either: the neighbour
+            table or the residuals are rebuilt from the cached model and stored with it.
         on_mismatch: ``'refit'`` (default) rebuilds a stale or damaged cache with a warning;
             ``'raise'`` raises instead.
         transform: Applied to synthetic images (after the wrapped dataset's own transform),
