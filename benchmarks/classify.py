@@ -90,8 +90,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--classifier",
         default="auto",
-        choices=("auto", "cnn", "resnet18"),
-        help="auto: resnet18 on CUDA, the small CNN on CPU",
+        choices=("auto", "cnn", "mlp", "resnet18"),
+        help="auto: resnet18 on CUDA, the small CNN on CPU; mlp: a 2-layer MLP on pixels",
     )
     p.add_argument("--methods", default=",".join(cm.METHODS))
     p.add_argument("--steps", type=int, default=None, help="optimiser steps per classifier")
@@ -264,7 +264,7 @@ class Experiment:
         batches, prior, info = cm.batches_for(method, ctx, seed)
         torch.manual_seed(seed)
         channels = self.x.shape[1]
-        model = cm.make_classifier(args.classifier, channels, self.n_classes)
+        model = cm.make_classifier(args.classifier, channels, self.n_classes, self.x.shape[-1])
         timing = cm.train_classifier(
             model, batches, prior, steps=args.steps, lr=args.lr, device=args.device
         )

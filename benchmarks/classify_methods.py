@@ -74,11 +74,32 @@ class _Normalised(nn.Module):
         return self.net((x - 0.5) / 0.5)
 
 
-def make_classifier(kind: str, channels: int, n_classes: int) -> nn.Module:
-    """``'cnn'`` (SmallCNN) or ``'resnet18'``: torchvision's, with a 3x3 stride-1 stem and
-    no max-pool, the usual CIFAR-style stem for 28x28 and 32x32 images."""
+class MLP(nn.Module):
+    """Two hidden layers of 1,024 on raw pixels (about 1.9 M parameters at 28x28): cheap on
+    a CPU, yet able to memorise a few hundred images, unlike SmallCNN at these budgets."""
+
+    def __init__(self, n_inputs: int, n_classes: int, width: int = 1024) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(n_inputs, width),
+            nn.ReLU(inplace=True),
+            nn.Linear(width, width),
+            nn.ReLU(inplace=True),
+            nn.Linear(width, n_classes),
+        )
+
+    def forward(self, x):
+        return self.net((x - 0.5) / 0.5)
+
+
+def make_classifier(kind: str, channels: int, n_classes: int, side: int = 28) -> nn.Module:
+    """``'cnn'`` (SmallCNN), ``'mlp'`` (MLP) or ``'resnet18'``: torchvision's, with a 3x3
+    stride-1 stem and no max-pool, the usual CIFAR-style stem for 28x28 and 32x32 images."""
     if kind == "cnn":
         return SmallCNN(channels, n_classes)
+    if kind == "mlp":
+        return MLP(channels * side * side, n_classes)
     from torchvision.models import resnet18
 
     net = resnet18(num_classes=n_classes)

@@ -303,13 +303,15 @@ class OversampledDataset(Dataset):
             )
         index = torch.where(index < 0, index + n, index)
         out: list[Any] = [None] * len(index)
-        is_synthetic = index >= self.n_real
-        for k in torch.nonzero(~is_synthetic).flatten().tolist():
-            out[k] = self._real_item(int(index[k]))
-        slots = torch.nonzero(is_synthetic).flatten()
-        if len(slots):
+        slots = []  # of the synthetic items
+        for k, i in enumerate(index.tolist()):
+            if i < self.n_real:
+                out[k] = self._real_item(i)
+            else:
+                slots.append(k)
+        if slots:
             items = self._synthetic_items(index[slots] - self.n_real)
-            for k, item in zip(slots.tolist(), items):
+            for k, item in zip(slots, items):
                 out[k] = item
         return out
 
