@@ -32,7 +32,9 @@ METHODS = (
     "deepsmote_residual_mix",  # fixed residual set; half of each class's draws are real
 )
 # Opt-in variants (--methods): ideas measured against the paper's recipe.
-EXTRA_METHODS: tuple[str, ...] = ()
+EXTRA_METHODS = (
+    "deepsmote_residual_la",  # deepsmote_la with residual=True
+)
 DEEPSMOTE_METHODS = tuple(m for m in METHODS + EXTRA_METHODS if m.startswith("deepsmote"))
 
 
@@ -191,7 +193,7 @@ def _deepsmote_batches(method, ctx, seed, gen, info):
 
     bs, n_classes = ctx["batch_size"], ctx["n_classes"]
     strategy = None
-    if method == "deepsmote_la":  # partial balance: every class up to a share of the largest
+    if method.endswith("_la"):  # partial balance: every class up to a share of the largest
         counts = np.bincount(ctx["y"].numpy(), minlength=n_classes)
         target = math.ceil(ctx["la_balance"] * counts.max())
         strategy = {c: int(max(n, target)) for c, n in enumerate(counts)}
@@ -208,7 +210,7 @@ def _deepsmote_batches(method, ctx, seed, gen, info):
     # instead of being decoded again in every epoch.
     x, y = _read_all(balanced)
     info["setup_seconds"] = time.perf_counter() - start
-    prior = log_prior(y.numpy(), n_classes) if method == "deepsmote_la" else None
+    prior = log_prior(y.numpy(), n_classes) if method.endswith("_la") else None
     data = TensorDataset(x, y)
     if method.endswith("_mix"):
         sampler = WeightedRandomSampler(

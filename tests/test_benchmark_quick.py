@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
@@ -75,3 +76,12 @@ def test_quick_mode_runs_every_method_and_writes_results(tmp_path):
     assert "## Classification (issue 5)" in text and "| deepsmote |" in text
     # A second run reuses the cached autoencoder instead of training it again.
     assert classify.main(argv + ["--methods", "deepsmote", "--no-figures"]) == 0
+
+
+@pytest.mark.parametrize("kind", ["cnn", "mlp"])
+def test_cpu_classifiers_give_one_logit_per_class(kind):
+    import classify_methods as cm
+
+    for channels, side in ((1, 28), (3, 32)):
+        model = cm.make_classifier(kind, channels, 10, side)
+        assert model(torch.rand(4, channels, side, side)).shape == (4, 10)
