@@ -107,7 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--la-balance",
         type=float,
         default=0.5,
-        help="deepsmote_la fills every class up to this share of the largest",
+        help="the *_la methods fill every class up to this share of the largest",
     )
     p.add_argument("--count-scale", type=float, default=None, help="multiply all counts")
     p.add_argument("--sweep-ratios", default=None, help="Fig. 8 ratios; '' skips the sweep")
