@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The one prepared GPU check, for a session lent the device machine (15 min of device time).
+#
+#   bash benchmarks/device_check.sh stage        # here, first: fills .device/ (git-ignored)
+#   run(command="bash benchmarks/device_check.sh", carry=[".device"], timeout_s=560)
+#
+# The device starts bare: no network, no FAISS, no imbalanced-learn, no Fashion-MNIST and
+# no install of this package. `stage` copies the IDX files and the two pure-Python wheels
+# that classify.py needs into .device/; the check installs them and puts the repository on
+# PYTHONPATH. Every result lands in $OUT (the only folder that comes back). Each step has
+# its own time limit, so one slow step cannot cost the others; the whole stays under 9 min.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "stage" ]]; then
+    mkdir -p .device/wheels FashionMNIST
+    cp /usr/share/datasets/fashion-mnist/*.gz .device/
+    python -m pip download -q --no-deps -d .device/wheels imbalanced-learn==0.14.2 sklearn-compat
+    ls -l .device .device/wheels
+    exit 0
+fi
+
+OUT="${OUT:-/tmp/device-out}"
+mkdir -p "$OUT" FashionMNIST/raw
+cp .device/*.gz FashionMNIST/raw/
+python -m pip install -q --no-deps .device/wheels/*.whl > "$OUT/pip.txt" 2>&1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+step() {  # name, limit in seconds, command...
+    local name=$1 limit=$2
+    shift 2
+    local start=$SECONDS
+    timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1
+    echo "$name: rc=$? in $((SECONDS - start)) s" | tee -a "$OUT/steps.txt"
+}
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+python -c "import torch; print(torch.__version__, torch.cuda.get_device_name())" > "$OUT/torch.txt" 2>&1
+step pytest_gpu 90 python -m pytest -m gpu -q -p no:cacheprovider
+step bench_speed 200 python benchmarks/bench_speed.py --quick --sections train,serve,knn \
+    --no-write --json "$OUT/speed.json"
+step classify 200 python benchmarks/classify.py --quick --device cuda --threads 16 \
+    --no-figures --sweep-ratios "" --methods none,ros,weighted,logit_adj,deepsmote_residual \
+    --root FashionMNIST/raw --out "$OUT/classify"
