@@ -138,9 +138,8 @@ class ItemForm:
             return [to_pil_image(image, mode=mode) for image in images]
         if self.squeeze:
             images = images[:, 0]
-        elif self.image == "numpy":
-            images = images.permute(0, 2, 3, 1)
-        if self.image == "numpy":
+        if self.image == "numpy":  # (H, W) or (H, W, C), as PIL and OpenCV hand them out
+            images = images if self.squeeze else images.permute(0, 2, 3, 1)
             return list(np.ascontiguousarray(images.numpy()))
         return list(images.unbind(0))  # views of one tensor: no per-item copy
 

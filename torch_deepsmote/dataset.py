@@ -262,10 +262,18 @@ class OversampledDataset(Dataset):
         return dict(mapping) if mapping else {c: i for i, c in enumerate(self.classes)}
 
     def _check_index(self, index: int) -> int:
+        return int(self._check_indices([index])[0])
+
+    def _check_indices(self, indices: Sequence[int]) -> Tensor:
+        """(m,) int64 indices in ``[0, len)``; negative ones count from the end."""
+        index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
         n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} is out of range for a dataset of length {n}.")
-        return index + n if index < 0 else index
+        bad = (index < -n) | (index >= n)
+        if bad.any():
+            raise IndexError(
+                f"index {int(index[bad][0])} is out of range for a dataset of length {n}."
+            )
+        return torch.where(index < 0, index + n, index)
 
     def is_synthetic(self, index: int) -> bool:
         return self._check_index(index) >= self.n_real
@@ -294,14 +302,7 @@ class OversampledDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
         """Items for a batch of indices; all synthetic ones from one decoder call."""
-        index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
-        n = len(self)
-        bad = (index < -n) | (index >= n)
-        if bad.any():
-            raise IndexError(
-                f"index {int(index[bad][0])} is out of range for a dataset of length {n}."
-            )
-        index = torch.where(index < 0, index + n, index)
+        index = self._check_indices(indices)
         out: list[Any] = [None] * len(index)
         slots = []  # of the synthetic items
         for k, i in enumerate(index.tolist()):
