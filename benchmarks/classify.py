@@ -90,8 +90,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--classifier",
         default="auto",
-        choices=("auto", "cnn", "mlp", "resnet18"),
-        help="auto: resnet18 on CUDA, the small CNN on CPU; mlp: a 2-layer MLP on pixels",
+        choices=("auto", "cnn", "mlp", "resnet18", "resnet18-w8", "resnet18-w16"),
+        help="auto: resnet18 on CUDA, the small CNN on CPU; mlp: a 2-layer MLP on pixels; "
+        "resnet18-wN: ResNet-18's layout at base width N (64 in the paper)",
     )
     p.add_argument("--methods", default=",".join(cm.METHODS))
     p.add_argument("--steps", type=int, default=None, help="optimiser steps per classifier")
@@ -252,7 +253,6 @@ class Experiment:
     def run(self, method: str, seed: int, tests: dict) -> dict:
         args = self.args
         ctx = {
-            "train": self.train,
             "x": self.x,
             "y": self.y,
             "batch_size": args.batch_size,
@@ -289,6 +289,7 @@ def log(msg: str) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = args.device.type == "cuda"  # fixed shapes: tune once
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     train_full = data.load_split(args.dataset, args.root, True, args.work)
@@ -349,7 +350,10 @@ def main(argv=None) -> int:
 
     def save():
         result["seconds"] = time.perf_counter() - start
-        json_path.write_text(json.dumps(result, indent=1))
+        # Atomic: a run stopped by a time limit leaves the last complete file behind.
+        tmp = json_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, json_path)
 
     exp = Experiment(args, train_full, test_full, train_counts, f"{args.dataset}-table1")
     if any(m in cm.DEEPSMOTE_METHODS for m in args.methods):

@@ -95,13 +95,45 @@ class MLP(nn.Module):
         return self.net((x - 0.5) / 0.5)
 
 
+def narrow_resnet18(channels: int, n_classes: int, width: int) -> nn.Module:
+    """ResNet-18's layout (a 3x3 stride-1 stem, four stages of two torchvision BasicBlocks)
+    with stage widths ``width * (1, 2, 4, 8)`` instead of 64 * (1, 2, 4, 8): the paper's
+    classifier shrunk until a CPU can train it (width 8: about 0.18 M parameters)."""
+    from torchvision.models.resnet import BasicBlock, conv1x1
+
+    layers: list[nn.Module] = [
+        nn.Conv2d(channels, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+    ]
+    c_in = width
+    for stage in range(4):
+        c_out = width * 2**stage
+        for block in range(2):
+            stride = 2 if stage > 0 and block == 0 else 1
+            down = None
+            if stride != 1 or c_in != c_out:
+                down = nn.Sequential(conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+            layers.append(BasicBlock(c_in, c_out, stride, down))
+            c_in = c_out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, n_classes)]
+    net = nn.Sequential(*layers)
+    for m in net.modules():  # torchvision's ResNet initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return _Normalised(net)
+
+
 def make_classifier(kind: str, channels: int, n_classes: int, side: int = 28) -> nn.Module:
-    """``'cnn'`` (SmallCNN), ``'mlp'`` (MLP) or ``'resnet18'``: torchvision's, with a 3x3
-    stride-1 stem and no max-pool, the usual CIFAR-style stem for 28x28 and 32x32 images."""
+    """``'cnn'`` (SmallCNN), ``'mlp'`` (MLP), ``'resnet18'`` (torchvision's, with a 3x3
+    stride-1 stem and no max-pool, the usual CIFAR-style stem for 28x28 and 32x32 images)
+    or ``'resnet18-wN'`` (the same layout at base width N, see :func:`narrow_resnet18`)."""
     if kind == "cnn":
         return SmallCNN(channels, n_classes)
     if kind == "mlp":
         return MLP(channels * side * side, n_classes)
+    if kind.startswith("resnet18-w"):
+        return narrow_resnet18(channels, n_classes, int(kind.removeprefix("resnet18-w")))
     from torchvision.models import resnet18
 
     net = resnet18(num_classes=n_classes)
@@ -138,7 +170,7 @@ def _endless(loader: DataLoader, on_epoch=None) -> Iterator:
 def batches_for(method: str, ctx: dict, seed: int) -> tuple[Iterator, torch.Tensor | None, dict]:
     """(endless batch iterator, log prior or None, info) for ``method``.
 
-    ``ctx`` holds ``train`` (the torchvision Subset), ``x``/``y`` (its tensors),
+    ``ctx`` holds ``x``/``y`` (the training subset's tensors),
     ``batch_size``, ``n_classes`` and ``oversampled(seed, strategy, residual)`` (a factory
     for ``OversampledDataset``; the autoencoder is trained once and read from its cache after).
     """
@@ -147,17 +179,19 @@ def batches_for(method: str, ctx: dict, seed: int) -> tuple[Iterator, torch.Tens
     bs, n_classes, y = ctx["batch_size"], ctx["n_classes"], ctx["y"].numpy()
     gen = torch.Generator().manual_seed(seed)
     info: dict = {}
+    # The baselines read the subset's stacked tensors: the same items in the same order as
+    # the torchvision Subset, without a PIL conversion per item (on a GPU that would be
+    # slower than the ResNet-18 step).
+    real = TensorDataset(ctx["x"], ctx["y"])
     if method in ("none", "logit_adj"):
-        loader = DataLoader(
-            ctx["train"], batch_size=bs, shuffle=True, generator=gen, drop_last=True
-        )
+        loader = DataLoader(real, batch_size=bs, shuffle=True, generator=gen, drop_last=True)
         prior = log_prior(y, n_classes) if method == "logit_adj" else None
         return _endless(loader), prior, info
     if method == "ros":
         rows, _ = RandomOverSampler(random_state=seed).fit_resample(
             np.arange(len(y)).reshape(-1, 1), y
         )
-        data = torch.utils.data.Subset(ctx["train"], rows.ravel().tolist())
+        data = torch.utils.data.Subset(real, rows.ravel().tolist())
         info["n_train"] = len(data)
         return (
             _endless(DataLoader(data, bs, shuffle=True, generator=gen, drop_last=True)),
@@ -167,7 +201,7 @@ def batches_for(method: str, ctx: dict, seed: int) -> tuple[Iterator, torch.Tens
     if method == "weighted":
         weights = 1.0 / np.bincount(y, minlength=n_classes)[y]
         sampler = WeightedRandomSampler(torch.as_tensor(weights), len(y), generator=gen)
-        return _endless(DataLoader(ctx["train"], bs, sampler=sampler, drop_last=True)), None, info
+        return _endless(DataLoader(real, bs, sampler=sampler, drop_last=True)), None, info
     if method == "smote":
         x = ctx["x"]
         k = int(min(5, np.bincount(y).min() - 1))  # imbalanced-learn needs k < smallest class
@@ -247,8 +281,16 @@ def _read_all(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------- training
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA (ResNet-18's convolutions on tensor cores), none on CPU, where
+    this machine has no bf16 instructions. Every method gets the same precision."""
+    use = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)
+
+
 def train_classifier(model, batches, prior, *, steps: int, lr: float, device) -> dict:
     """``steps`` Adam steps with a cosine learning-rate decay; returns timing."""
+    device = torch.device(device)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -260,7 +302,9 @@ def train_classifier(model, batches, prior, *, steps: int, lr: float, device) ->
         x, y = next(batches)
         data_seconds += time.perf_counter() - t
         x, y = x.to(device, non_blocking=True), torch.as_tensor(y).to(device)
-        loss = logit_adjusted_loss(model(x), y, prior)
+        with _autocast(device):
+            logits = model(x)
+        loss = logit_adjusted_loss(logits.float(), y, prior)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -275,10 +319,11 @@ def train_classifier(model, batches, prior, *, steps: int, lr: float, device) ->
 @torch.inference_mode()
 def predict(model, x: torch.Tensor, device, batch_size: int = 1000) -> np.ndarray:
     model.eval()
-    out = [
-        model(x[i : i + batch_size].to(device)).argmax(1).cpu()
-        for i in range(0, len(x), batch_size)
-    ]
+    with _autocast(torch.device(device)):
+        out = [
+            model(x[i : i + batch_size].to(device)).argmax(1).cpu()
+            for i in range(0, len(x), batch_size)
+        ]
     return torch.cat(out).numpy()
 
 

@@ -78,10 +78,19 @@ def test_quick_mode_runs_every_method_and_writes_results(tmp_path):
     assert classify.main(argv + ["--methods", "deepsmote", "--no-figures"]) == 0
 
 
-@pytest.mark.parametrize("kind", ["cnn", "mlp"])
+@pytest.mark.parametrize("kind", ["cnn", "mlp", "resnet18-w8"])
 def test_cpu_classifiers_give_one_logit_per_class(kind):
     import classify_methods as cm
 
     for channels, side in ((1, 28), (3, 32)):
         model = cm.make_classifier(kind, channels, 10, side)
         assert model(torch.rand(4, channels, side, side)).shape == (4, 10)
+
+
+def test_narrow_resnet18_keeps_resnet18_layout():
+    import classify_methods as cm
+    from torchvision.models.resnet import BasicBlock
+
+    net = cm.make_classifier("resnet18-w8", 1, 10)
+    blocks = [m for m in net.modules() if isinstance(m, BasicBlock)]
+    assert [b.conv2.out_channels for b in blocks] == [8, 8, 16, 16, 32, 32, 64, 64]
