@@ -208,9 +208,8 @@ class Experiment:
                 args.ae_epochs,
                 *([] if args.ae_lr == 2e-4 else [args.ae_lr]),  # old caches keep their key
                 args.penalty_weight,
-                args.k_neighbors,
             ]
-        )
+        )  # no k_neighbors: the library rebuilds its neighbour table from the cached model
         digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         self.cache_dir = args.work / "autoencoders" / f"{name}-{digest}"
         self.autoencoder: dict | None = None
@@ -344,7 +343,10 @@ def main(argv=None) -> int:
             "train_counts",
             "data_seed",
         )
-        if all(old["config"].get(k) == config.get(k) for k in same):
+        differ = [k for k in same if old["config"].get(k) != config.get(k)]
+        if differ:
+            log(f"--resume: {json_path} was made with other {differ}; starting again")
+        else:
             done = {(r["method"], r["seed"]): r for r in old["records"]}
             result["seconds_before"] = old.get("seconds", 0.0) + old.get("seconds_before", 0.0)
 

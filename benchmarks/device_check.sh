@@ -29,11 +29,14 @@ if [[ "${1:-}" == "stage" ]]; then
     exit 0
 fi
 
+# At most 8 files come back from $OUT: the set-up's output shares env.txt, leaving 6.
 OUT="${OUT:-/tmp/device-out}"
+PY=$(command -v python3 || command -v python)
 mkdir -p "$OUT" FashionMNIST/raw
 cp .device/*.gz FashionMNIST/raw/
-python -m pip install -q --no-deps .device/wheels/*.whl > "$OUT/pip.txt" 2>&1
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+"$PY" -m pip install -q --no-index --no-deps --disable-pip-version-check --target /tmp/site \
+    .device/wheels/*.whl >> "$OUT/env.txt" 2>&1
+export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 step() {  # name, limit in seconds, command...
     local name=$1 limit=$2
     shift 2
@@ -41,14 +44,14 @@ step() {  # name, limit in seconds, command...
     timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1
     echo "$name: rc=$? in $((SECONDS - start)) s" | tee -a "$OUT/steps.txt"
 }
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
-python -c "import torch; print(torch.__version__, torch.cuda.get_device_name())" > "$OUT/torch.txt" 2>&1
+{ nvidia-smi; "$PY" -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; } \
+    >> "$OUT/env.txt" 2>&1
 GPU_RESULTS=benchmarks/results/fashion-mnist-gpu/results.json
 mkdir -p "$OUT/classify"
 [[ -f $GPU_RESULTS ]] && cp "$GPU_RESULTS" "$OUT/classify/results.json"
-step pytest_gpu 60 python -m pytest -m gpu -q -p no:cacheprovider
-step classify 330 python benchmarks/classify.py --device cuda --threads 16 --resume \
+step pytest_gpu 60 "$PY" -m pytest -m gpu -q -p no:cacheprovider
+step classify 330 "$PY" benchmarks/classify.py --device cuda --threads 16 --resume \
     --seeds 5 --no-figures --sweep-ratios "" --root FashionMNIST/raw --out "$OUT/classify" \
     --methods none,ros,weighted,logit_adj,deepsmote_residual,deepsmote_residual_mix,deepsmote,smote,deepsmote_residual_la,deepsmote_residual_fresh
-step bench_speed 120 python benchmarks/bench_speed.py --quick --sections train,serve,knn \
+step bench_speed 120 "$PY" benchmarks/bench_speed.py --quick --sections train,serve,knn \
     --no-write --json "$OUT/speed.json"
