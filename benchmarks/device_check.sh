@@ -12,7 +12,9 @@
 #
 # The classification step is issue 5's open question: ResNet-18 with the paper's budget
 # (classify.py's GPU defaults: autoencoder width 64, 50 epochs; 6,000 steps of 128), one
-# (method, seed) at a time, most important methods first. It resumes from the committed
+# (method, seed) at a time, most important methods first: the CPU pilot with ResNet-18's
+# layout at width 8 found logit adjustment, pixel SMOTE and DeepSMOTE (+ the adjustment)
+# ahead of the rest. It resumes from the committed
 # benchmarks/results/fashion-mnist-gpu/results.json, so seeds add up over sessions: after
 # a run, copy $OUT/classify/results.json over that file, commit it, and rebuild RESULTS.md
 # (classify_report.py ... --include-json). The autoencoder is retrained in every session
@@ -52,6 +54,6 @@ mkdir -p "$OUT/classify"
 step pytest_gpu 60 "$PY" -m pytest -m gpu -q -p no:cacheprovider
 step classify 330 "$PY" benchmarks/classify.py --device cuda --threads 16 --resume \
     --seeds 5 --no-figures --sweep-ratios "" --root FashionMNIST/raw --out "$OUT/classify" \
-    --methods none,ros,weighted,logit_adj,deepsmote_residual,deepsmote_residual_mix,deepsmote,smote,deepsmote_residual_la,deepsmote_residual_fresh
+    --methods logit_adj,deepsmote_residual,smote,deepsmote_residual_la,weighted,deepsmote,ros,none,deepsmote_residual_mix,deepsmote_residual_fresh
 step bench_speed 120 "$PY" benchmarks/bench_speed.py --quick --sections train,serve,knn \
     --no-write --json "$OUT/speed.json"
