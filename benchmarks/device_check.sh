@@ -24,7 +24,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "stage" ]]; then
-    mkdir -p .device/wheels FashionMNIST
+    mkdir -p .device/wheels
     cp /usr/share/datasets/fashion-mnist/*.gz .device/
     python -m pip download -q --no-deps -d .device/wheels imbalanced-learn==0.14.2 sklearn-compat
     ls -l .device .device/wheels
