@@ -11,16 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
+from results_md import write_section
 
 __all__ = [
     "PAPER",
     "summarise",
     "markdown_section",
-    "write_section",
     "write_report",
     "plot_real_vs_synthetic",
     "plot_ratio_sweep",
@@ -146,17 +145,6 @@ def markdown_section(results: list[dict], notes: str = "") -> str:
         for fig in result.get("figures", []):
             lines += [f"![{Path(fig).stem}]({fig})", ""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the section in ``path`` (or append it); create the file with a title."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text.rstrip() + "\n")
 
 
 def plot_real_vs_synthetic(balanced, path: Path, n: int = 8, title=None) -> None:

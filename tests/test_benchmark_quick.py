@@ -13,28 +13,6 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 
-def test_write_section_replaces_only_the_classification_section(tmp_path):
-    from classify_report import SECTION, write_section
-
-    md = tmp_path / "RESULTS.md"
-    md.write_text("# Benchmarks\n\n## Performance (issue 4)\n\nfast\n\n" + SECTION + "\n\nold\n")
-    write_section(md, SECTION + "\n\nnew\n")
-    write_section(md, SECTION + "\n\nnewer\n")
-    text = md.read_text()
-    assert text.count(SECTION) == 1
-    assert "## Performance (issue 4)\n\nfast" in text
-    assert "newer" in text and "old" not in text and "\nnew\n" not in text
-
-
-def test_write_section_keeps_a_later_section(tmp_path):
-    from classify_report import SECTION, write_section
-
-    md = tmp_path / "RESULTS.md"
-    md.write_text("# Benchmarks\n\n" + SECTION + "\n\nold\n\n## Later\n\nkeep\n")
-    write_section(md, SECTION + "\n\nnew\n")
-    assert md.read_text() == "# Benchmarks\n\n" + SECTION + "\n\nnew\n\n## Later\n\nkeep\n"
-
-
 def test_ratio_counts_span_the_requested_imbalance():
     from imbalanced_data import ratio_counts
 
