@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import classify_batches as cb  # noqa: E402
 import classify_methods as cm  # noqa: E402
 import classify_report as report  # noqa: E402
 import imbalanced_data as data  # noqa: E402
@@ -48,6 +49,9 @@ QUICK = dict(
     seeds="2",
     sweep_ratios="20,400",
     sweep_seeds=1,
+    classifier="auto",
+    methods=",".join(cm.METHODS),
+    augment="crop-flip",
 )
 # NOTE: sized for 90 minutes on 2 otherwise idle CPU cores, from timings measured on loaded
 # ones (autoencoder width 32: about 3 min per epoch on 9,000 images; SmallCNN about 0.08 s
@@ -64,7 +68,34 @@ CPU = dict(
     seeds="5",
     sweep_ratios="",
     sweep_seeds=1,
+    classifier="auto",
+    methods=",".join(cm.METHODS),
+    augment="crop-flip",
 )
+# The settings that define a run, in one list. True: the setting also changes the
+# autoencoder, so it is part of the autoencoder cache's key (in this order, which old cache
+# folder names depend on); --resume compares every setting listed here.
+SETTINGS = {
+    "dataset": True,
+    "train_counts": True,
+    "data_seed": True,
+    "hidden": True,
+    "latent_dim": True,
+    "ae_epochs": True,
+    "ae_lr": True,
+    "penalty_weight": True,
+    "k_neighbors": False,  # the library rebuilds its neighbour table from the cached model
+    "la_balance": False,
+    "classifier": False,
+    "steps": False,
+    "batch_size": False,
+    "lr": False,
+    "augment": False,
+}
+# NOTE: a setting at the value it had before it joined the cache key is left out of the
+# key, so that autoencoders cached before keep their folder names.
+_KEY_DEFAULTS = {"ae_lr": 2e-4}
+
 GPU = dict(
     count_scale=1.0,
     steps=6000,
@@ -76,7 +107,19 @@ GPU = dict(
     seeds="5",
     sweep_ratios="20,50,100,200,400",
     sweep_seeds=3,
+    classifier="auto",
+    methods=",".join(cm.METHODS),
+    augment="crop-flip",
 )
+# Issue 12's protocol on the CPU: classifiers trained until `none`'s training loss has
+# plateaued (step budgets from the convergence pilot, benchmarks/results/
+# classification_notes.md), every baseline and DeepSMOTE row, 5 seeds. Run it once per
+# data seed (--data-seed 0, 1, ...; each trains its own autoencoder) into its own --out.
+I12 = {
+    "i12-cnn": {**CPU, "classifier": "cnn-fc", "steps": 4000},
+    "i12-resnet": {**CPU, "classifier": "resnet18-w8", "steps": 4000},
+}
+PRESETS = {"quick": QUICK, "cpu": CPU, "gpu": GPU, **I12}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -84,17 +127,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset", default="fashion-mnist", choices=data.DATASETS)
     p.add_argument("--root", default=None, help="folder with the torchvision dataset (or IDX)")
     p.add_argument("--quick", action="store_true", help="tiny run: a tenth of the counts")
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="named defaults (explicit options win); i12-*: issue 12's protocol, classifiers "
+        "trained to convergence (see PRESETS); default: 'gpu' on CUDA, else 'cpu'",
+    )
     p.add_argument("--seeds", default=None, help="a count N (seeds 0..N-1) or a list '0,3,7'")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the subset draws")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ...")
     p.add_argument(
         "--classifier",
-        default="auto",
-        choices=("auto", "cnn", "mlp", "resnet18", "resnet18-w8", "resnet18-w16"),
-        help="auto: resnet18 on CUDA, the small CNN on CPU; mlp: a 2-layer MLP on pixels; "
-        "resnet18-wN: ResNet-18's layout at base width N (64 in the paper)",
+        default=None,
+        choices=("auto", *cm.CLASSIFIERS),
+        help="auto: resnet18 on CUDA, the small CNN on CPU; cnn-fc: the 0.42 M-parameter "
+        "textbook CNN; mlp: a 2-layer MLP on pixels; resnet18-wN: ResNet-18's layout at base "
+        "width N (64 in the paper)",
     )
-    p.add_argument("--methods", default=",".join(cm.METHODS))
+    p.add_argument("--methods", default=None, help="comma-separated; default: every method")
+    p.add_argument(
+        "--augment",
+        default=None,
+        choices=cb.AUGMENTATIONS,
+        help="augmentation of every training batch, the same for every method (default "
+        "crop-flip: random crop after a 2-pixel pad at 28x28, 4 at 32x32, and a horizontal "
+        "flip)",
+    )
     p.add_argument("--steps", type=int, default=None, help="optimiser steps per classifier")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -142,8 +201,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
-    defaults = QUICK if args.quick else GPU if args.device.type == "cuda" else CPU
-    for key, value in defaults.items():
+    default = "gpu" if args.device.type == "cuda" else "cpu"
+    preset = args.preset = args.preset or ("quick" if args.quick else default)
+    for key, value in PRESETS[preset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     seeds = args.seeds.split(",")
@@ -156,10 +216,45 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"unknown methods {sorted(unknown)}; choose from {cm.METHODS + cm.EXTRA_METHODS}")
     args.sweep_ratios = [float(r) for r in args.sweep_ratios.split(",") if r.strip()]
     here = Path(__file__).resolve().parent
-    tag = "quick" if args.quick else args.dataset
+    tag = preset if preset in ("quick", *I12) else args.dataset
     args.out = Path(args.out or here / "results" / tag)
     args.work = Path(args.work or os.environ.get("DEEPSMOTE_BENCH_WORK", "/tmp/deepsmote-bench"))
     return args
+
+
+def settings(args, train_counts) -> dict:
+    """The values of :data:`SETTINGS` for a run on a subset with ``train_counts``."""
+    values = {k: getattr(args, k) for k in SETTINGS if k != "train_counts"}
+    return {**values, "train_counts": [int(n) for n in train_counts]}
+
+
+def autoencoder_key(values: dict) -> str:
+    """The cache key of the autoencoder: the autoencoder's settings, in :data:`SETTINGS`
+    order, as JSON (those at their :data:`_KEY_DEFAULTS` value left out)."""
+    return json.dumps(
+        [
+            values[k]
+            for k, keyed in SETTINGS.items()
+            if keyed and not (k in _KEY_DEFAULTS and values[k] == _KEY_DEFAULTS[k])
+        ]
+    )
+
+
+def _git_commit(path: Path) -> str | None:
+    """HEAD of the git checkout holding ``path`` (``+dirty`` when it has changes)."""
+    import subprocess
+
+    def git(*cmd):
+        return subprocess.run(
+            ["git", "-C", str(path), *cmd], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
 
 
 def environment(args) -> dict:
@@ -184,6 +279,11 @@ def environment(args) -> dict:
         f"torchvision {torchvision.__version__}, scikit-learn {sklearn.__version__}, "
         f"imbalanced-learn {imblearn.__version__}, torch_deepsmote {torch_deepsmote.__version__}",
         "command": "python benchmarks/classify.py " + " ".join(map(shlex.quote, sys.argv[1:])),
+        # Which code made the numbers: the benchmark's and the library's checkouts (the
+        # library may be a frozen worktree on PYTHONPATH while the main one changes).
+        "benchmark_commit": _git_commit(Path(__file__).resolve().parent),
+        "library": str(Path(torch_deepsmote.__file__).resolve().parent),
+        "library_commit": _git_commit(Path(torch_deepsmote.__file__).resolve().parent),
     }
 
 
@@ -198,18 +298,7 @@ class Experiment:
         rows = data.take(y_full, self.train_counts, args.data_seed)
         self.train = data.subset(train_full, rows)
         self.x, self.y = data.as_tensors(self.train)
-        key = json.dumps(
-            [
-                args.dataset,
-                self.train_counts,
-                args.data_seed,
-                args.hidden,
-                args.latent_dim,
-                args.ae_epochs,
-                *([] if args.ae_lr == 2e-4 else [args.ae_lr]),  # old caches keep their key
-                args.penalty_weight,
-            ]
-        )  # no k_neighbors: the library rebuilds its neighbour table from the cached model
+        key = autoencoder_key(settings(args, self.train_counts))
         digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         self.cache_dir = args.work / "autoencoders" / f"{name}-{digest}"
         self.autoencoder: dict | None = None
@@ -258,14 +347,17 @@ class Experiment:
             "n_classes": self.n_classes,
             "oversampled": self.oversampled,
             "la_balance": args.la_balance,
+            "steps": args.steps,
         }
         start = time.perf_counter()
-        batches, prior, info = cm.batches_for(method, ctx, seed)
-        torch.manual_seed(seed)
-        channels = self.x.shape[1]
-        model = cm.make_classifier(args.classifier, channels, self.n_classes, self.x.shape[-1])
+        recipe = cm.batches_for(method, ctx, seed)
+        torch.manual_seed(seed)  # the classifier's initialisation
+        channels, side = self.x.shape[1], self.x.shape[-1]
+        model = cm.make_classifier(args.classifier, channels, self.n_classes, side)
+        # Its own stream: the same crops whatever the method draws from its generators.
+        augment = cb.make_augment(args.augment, side, cb.child_seed(seed, 100))
         timing = cm.train_classifier(
-            model, batches, prior, steps=args.steps, lr=args.lr, device=args.device
+            model, recipe, steps=args.steps, lr=args.lr, device=args.device, augment=augment
         )
         scores = {
             name: cm.evaluate(y.numpy(), cm.predict(model, x, args.device))
@@ -274,8 +366,11 @@ class Experiment:
         return {
             "method": method,
             "seed": seed,
+            "data_seed": args.data_seed,
             "scores": scores,
-            **info,
+            "train_fit": cm.training_fit(model, self.x, self.y, args.device),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            **recipe.info,
             **timing,
             "seconds": time.perf_counter() - start,
         }
@@ -328,22 +423,7 @@ def main(argv=None) -> int:
     if args.resume and json_path.exists():
         # Runs can be split into shorter pieces: an interrupted run continues where it stopped.
         old = json.loads(json_path.read_text())
-        same = (
-            "dataset",
-            "steps",
-            "batch_size",
-            "lr",
-            "classifier",
-            "hidden",
-            "ae_epochs",
-            "ae_lr",
-            "latent_dim",
-            "penalty_weight",
-            "k_neighbors",
-            "train_counts",
-            "data_seed",
-        )
-        differ = [k for k in same if old["config"].get(k) != config.get(k)]
+        differ = [k for k in SETTINGS if old["config"].get(k) != config.get(k)]
         if differ:
             log(f"--resume: {json_path} was made with other {differ}; starting again")
         else:

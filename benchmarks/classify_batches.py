@@ -1,0 +1,200 @@
+"""What classify.py's training loop does to a batch: augmentation, mixing, deferred sampling.
+
+Every method gets the same augmentation (:class:`CropFlip`, applied by
+``classify_methods.train_classifier`` to each batch, synthetic images included). The
+long-tail baselines of issue 12 differ from plain training only in what happens to the
+augmented batch and which loader feeds it:
+
+- ``mixup_la``: input mixup (Zhang et al., ICLR 2018) with ``lam ~ Beta(1, 1)``, the
+  setting of BagofTricks-LT's input-mixup configs and of imbalanced-DL's Mixup-DRW;
+  :class:`Mixup`.
+- ``cmo_la``: CMO (Park et al., CVPR 2022, naver-ai/cmo): a second loader draws images with
+  weights ``1 / n_c`` (so every class equally often), and with probability 0.5 a CutMix box
+  of it is pasted onto the naturally sampled batch, the targets mixed by area;
+  :class:`CMO`.
+- ``drw``: deferred re-balancing by sampling (BagofTricks-LT's DRS; Cao et al.'s DRW
+  defers re-weighting the same way): natural batches, then class-balanced ones for the
+  last quarter of the steps; :func:`deferred`.
+
+Randomness comes from generators seeded from the run's seed, never the global RNG: two
+runs with one seed see the same crops, boxes and lambdas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import WeightedRandomSampler
+
+__all__ = [
+    "AUGMENTATIONS",
+    "CMO",
+    "CropFlip",
+    "Mixup",
+    "child_seed",
+    "class_balanced_sampler",
+    "cutmix_box",
+    "deferred",
+    "make_augment",
+]
+
+AUGMENTATIONS = ("crop-flip", "crop", "none")
+
+
+def child_seed(seed: int, stream: int) -> int:
+    """An independent seed for the ``stream``-th random stream of a run with ``seed``."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
+
+
+class CropFlip:
+    """Random crop after zero padding and a random horizontal flip, per image of a batch.
+
+    The standard augmentation of the long-tail literature's CIFAR recipes (LDAM-DRW, CMO,
+    BagofTricks-LT: pad 4, crop 32, flip), scaled to 28x28 images with a 2-pixel pad. The
+    pad is black, as the Fashion-MNIST background. torchvision's ``RandomCrop`` on a batch
+    would move every image by the same offset; here each image gets its own.
+
+    Args:
+        pad: pixels of zero padding on each side; the crop moves by up to ``pad`` pixels.
+        flip: whether to flip half of the images left to right.
+        seed: seed of the local generator.
+
+    Example:
+        >>> aug = CropFlip(pad=2, flip=True, seed=0)
+        >>> aug(torch.rand(4, 1, 28, 28)).shape
+        torch.Size([4, 1, 28, 28])
+    """
+
+    def __init__(self, pad: int, flip: bool, seed: int) -> None:
+        self.pad, self.flip = pad, flip
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, C, H, W) float -> a new tensor of the same shape."""
+        n, c, h, w = x.shape
+        p, g = self.pad, self.generator
+        if p:
+            padded = torch.nn.functional.pad(x, (p, p, p, p))
+            dy = torch.randint(0, 2 * p + 1, (n,), generator=g)
+            dx = torch.randint(0, 2 * p + 1, (n,), generator=g)
+            rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+            cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+            x = padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                       rows, cols]  # fmt: skip
+        if self.flip:
+            flip = torch.rand(n, generator=g) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return x
+
+
+def make_augment(kind: str, side: int, seed: int) -> CropFlip | None:
+    """The augmentation ``kind`` (one of :data:`AUGMENTATIONS`) for ``side``-pixel images:
+    a 2-pixel pad for 28x28 images, 4 (the CIFAR recipe) from 32x32 on; None for 'none'."""
+    if kind not in AUGMENTATIONS:
+        raise ValueError(f"`augment` should be one of {AUGMENTATIONS}, but got augment={kind!r}.")
+    if kind == "none":
+        return None
+    return CropFlip(pad=4 if side >= 32 else 2, flip=kind == "crop-flip", seed=seed)
+
+
+def class_balanced_sampler(labels, generator: torch.Generator) -> WeightedRandomSampler:
+    """Draws with replacement, item weights ``1 / n_c``: every class equally often.
+
+    CMO's minority loader (``weighted_alpha = 1``), the ``weighted`` baseline and the last
+    stage of ``drw`` all sample this way.
+    """
+    labels = np.asarray(labels)
+    weights = 1.0 / np.bincount(labels)[labels]
+    return WeightedRandomSampler(torch.as_tensor(weights), len(labels), generator=generator)
+
+
+def deferred(first: Iterator, then: Iterator, switch_at: int) -> Iterator:
+    """``switch_at`` batches of ``first``, then ``then`` for ever.
+
+    The training loop draws one batch per optimiser step, so the switch happens at step
+    ``switch_at``. ``then`` is not touched before (a generator starts lazily).
+    """
+    for _ in range(switch_at):
+        yield next(first)
+    yield from then
+
+
+class Mixup:
+    """Input mixup: ``lam * x + (1 - lam) * x[perm]``, one ``lam ~ Beta(alpha, alpha)`` per
+    batch, targets ``y`` (weight ``lam``) and ``y[perm]`` (``1 - lam``), applied to every batch.
+
+    Example:
+        >>> x, y = torch.rand(8, 1, 4, 4), torch.arange(8)
+        >>> xm, y2, lam = Mixup(seed=0)(x, y, step=0)
+        >>> xm.shape, sorted(y2.tolist()) == list(range(8)), 0 <= lam <= 1
+        (torch.Size([8, 1, 4, 4]), True, True)
+    """
+
+    def __init__(self, alpha: float = 1.0, seed: int = 0) -> None:
+        self.alpha = alpha
+        self.rng = np.random.default_rng(child_seed(seed, 0))
+        self.generator = torch.Generator().manual_seed(child_seed(seed, 1))
+
+    def __call__(self, x, y, step: int, augment=None):
+        """(mixed x, second targets, weight of the first targets)."""
+        lam = float(self.rng.beta(self.alpha, self.alpha))
+        perm = torch.randperm(len(x), generator=self.generator)
+        return lam * x + (1 - lam) * x[perm], y[perm], lam
+
+
+def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator):
+    """(top, bottom, left, right) of a CutMix box covering about ``1 - lam`` of the image:
+    sides ``sqrt(1 - lam)`` times the image's, a uniform centre, clipped at the border
+    (Yun et al., ICCV 2019; clipping makes the box smaller, so the label weights are taken
+    from the box actually pasted)."""
+    cut = np.sqrt(1.0 - lam)
+    ch, cw = int(height * cut), int(width * cut)
+    cy, cx = int(rng.integers(height)), int(rng.integers(width))
+    top, bottom = np.clip([cy - ch // 2, cy + ch // 2], 0, height)
+    left, right = np.clip([cx - cw // 2, cx + cw // 2], 0, width)
+    return int(top), int(bottom), int(left), int(right)
+
+
+class CMO:
+    """Context-rich minority oversampling: minority images pasted onto majority contexts.
+
+    With probability ``prob`` per step, a batch from ``minority`` (a class-balanced stream,
+    see :func:`class_balanced_sampler`) is augmented like the main batch, and a CutMix box
+    of it (``lam ~ U(0, 1)``, one box per batch as in naver-ai/cmo) replaces the same box
+    of every image of the naturally sampled batch. The loss weights the background's target
+    by ``1 - area / (H * W)`` and the pasted image's by ``area / (H * W)``.
+
+    NOTE: CMO is off for the first and last 3 of 200 epochs in the published CIFAR recipe
+    (``start_data_aug = end_data_aug = 3``); ``off`` keeps those shares of the steps.
+
+    Args:
+        minority: endless iterator of (x, y) minority batches of the main batch's size.
+        steps: the run's optimiser steps (for the off-windows).
+        prob: chance of pasting at a step.
+        seed: seed of the box and coin draws.
+        off: share of the steps at the start and at the end without pasting.
+    """
+
+    def __init__(
+        self, minority: Iterator, steps: int, prob: float = 0.5, seed: int = 0, off=0.015
+    ) -> None:
+        self.minority, self.prob = minority, prob
+        self.first, self.last = round(off * steps), steps - round(off * steps)
+        self.rng = np.random.default_rng(child_seed(seed, 2))
+
+    def __call__(self, x, y, step: int, augment=None):
+        """(x with the box pasted, second targets, weight of the first targets); weight 1
+        and ``y`` itself when nothing is pasted."""
+        if not self.first <= step < self.last or self.rng.random() >= self.prob:
+            return x, y, 1.0
+        x2, y2 = next(self.minority)
+        x2, y2 = x2[: len(x)], y2[: len(y)]
+        if augment is not None:
+            x2 = augment(x2)
+        h, w = x.shape[-2:]
+        top, bottom, left, right = cutmix_box(h, w, float(self.rng.uniform()), self.rng)
+        x = x.clone()
+        x[..., top:bottom, left:right] = x2[..., top:bottom, left:right]
+        return x, y2, 1.0 - (bottom - top) * (right - left) / (h * w)
