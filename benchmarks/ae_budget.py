@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import imbalanced_data as data  # noqa: E402
 
 from torch_deepsmote import Decoder, Encoder, TrainingConfig, fit_autoencoder  # noqa: E402
+from torch_deepsmote.data import imbalanced_subset  # noqa: E402
 
 
 def held_out_mse(encoder, decoder, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> list:
@@ -59,11 +60,10 @@ def main(argv=None) -> int:
     train_full = data.load_split("fashion-mnist", None, True, work)
     test_full = data.load_split("fashion-mnist", None, False, work)
     counts, _ = data.PAPER_COUNTS["fashion-mnist"]
-    rows = data.take(data.labels_of(train_full), counts, args.data_seed)
-    x, y = data.as_tensors(data.subset(train_full, rows))
+    x, y = data.as_tensors(imbalanced_subset(train_full, counts, args.data_seed))
     n_classes = len(counts)
-    test_rows = data.take(data.labels_of(test_full), (args.held_out,) * n_classes, args.data_seed)
-    x_test, y_test = data.as_tensors(data.subset(test_full, test_rows))
+    held_out = imbalanced_subset(test_full, (args.held_out,) * n_classes, args.data_seed)
+    x_test, y_test = data.as_tensors(held_out)
 
     images = (x * 255).round().to(torch.uint8)  # what OversampledDataset trains on
     torch.manual_seed(args.seed)

@@ -1,22 +1,21 @@
 """Image datasets for the classification benchmark: torchvision datasets, the paper's counts.
 
-Fashion-MNIST is read from torchvision's folder layout; where only the IDX .gz files of
-`apt-get install dataset-fashion-mnist` exist, they are unpacked once into that layout so
-that the benchmark uses ``torchvision.datasets.FashionMNIST`` exactly as a user would.
-MNIST, CIFAR-10 and SVHN come through torchvision (``root`` holding them, or a download).
+Fashion-MNIST comes from the library's reader, ``torch_deepsmote.data.fashion_mnist``
+(torchvision's ``FashionMNIST``, filled once from the IDX .gz files of
+`apt-get install dataset-fashion-mnist` where they exist), so that the benchmark reads it
+exactly as a user would. MNIST, CIFAR-10 and SVHN come through torchvision (``root`` holding
+them, or a download).
 """
 
 from __future__ import annotations
 
-import gzip
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
-from fashion_mnist import TABLE_I_TEST, TABLE_I_TRAIN, find_root
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Subset, TensorDataset
+
+from torch_deepsmote.data import TABLE_I_TEST, TABLE_I_TRAIN, fashion_mnist, imbalanced_subset
 
 __all__ = ["DATASETS", "PAPER_COUNTS", "balanced_counts", "load_split", "ratio_counts", "scale"]
 
@@ -49,39 +48,14 @@ def balanced_counts(labels: np.ndarray, n_classes: int = 10, cap: int = 1000) ->
     return (int(min(cap, np.bincount(labels, minlength=n_classes).min())),) * n_classes
 
 
-def _fashion_mnist(root: str | None, train: bool, work: Path, transform):
-    from torchvision.datasets import FashionMNIST
-
-    for base in filter(None, (root, str(work / "torchvision"))):
-        try:
-            return FashionMNIST(base, train=train, transform=transform)
-        except RuntimeError:
-            pass
-    try:
-        idx = find_root(root)
-    except FileNotFoundError:  # nothing local: torchvision's own download
-        return FashionMNIST(
-            root or str(work / "torchvision"), train=train, download=True, transform=transform
-        )
-    raw = work / "torchvision" / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for gz in idx.glob("*-ubyte.gz"):
-        target = raw / gz.name[: -len(".gz")]
-        if not target.exists():
-            with gzip.open(gz, "rb") as src, open(f"{target}.tmp", "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            os.replace(f"{target}.tmp", target)
-    return FashionMNIST(str(work / "torchvision"), train=train, transform=transform)
-
-
 def load_split(name: str, root: str | None, train: bool, work: Path):
     """A torchvision dataset whose items are (float tensor (C, H, W) in [0, 1], int)."""
     from torchvision import datasets
     from torchvision.transforms import ToTensor
 
-    if name == "fashion-mnist":
-        return _fashion_mnist(root, train, work, ToTensor())
     root = root or str(work / "torchvision")
+    if name == "fashion-mnist":  # the local IDX files where there are any, else a download
+        return fashion_mnist(root, train=train, transform=ToTensor(), download=True)
     if name == "mnist":
         return datasets.MNIST(root, train=train, transform=ToTensor(), download=True)
     if name == "cifar10":
@@ -101,12 +75,10 @@ def labels_of(dataset) -> np.ndarray:
 
 
 def take(labels: np.ndarray, counts, seed: int) -> np.ndarray:
-    """Sorted indices of a random subset with ``counts[c]`` items of class ``c``."""
-    rng = np.random.default_rng(seed)
-    picks = [
-        rng.choice(np.flatnonzero(labels == c), n, replace=False) for c, n in enumerate(counts)
-    ]
-    return np.sort(np.concatenate(picks))
+    """Sorted indices of a random subset with ``counts[c]`` items of class ``c``: the draw of
+    ``torch_deepsmote.data.imbalanced_subset``, for callers that hold only the labels."""
+    labelled = TensorDataset(torch.empty(len(labels), 0), torch.as_tensor(labels))
+    return np.asarray(imbalanced_subset(labelled, counts, seed).indices)
 
 
 def as_tensors(dataset, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,42 +1,25 @@
 """A standard torchvision training loop, changed in one line to train on balanced data.
 
-    python examples/train_balanced.py --root /usr/share/datasets/fashion-mnist --epochs 2
+    python examples/train_balanced.py --epochs 2
 
 The training set is Fashion-MNIST cut to the DeepSMOTE paper's imbalanced counts (classes of
 4,000 down to 40 images). Without the `OversampledDataset` line below, the loop trains on
 that imbalanced set as it is; with it, every epoch is balanced with fresh DeepSMOTE images.
-The IDX files come from `apt-get install dataset-fashion-mnist` or torchvision's download.
+The images are torchvision's FashionMNIST in ``--root``, filled from the IDX files of
+`apt-get install dataset-fashion-mnist` where they exist, else downloaded by torchvision.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import shutil
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
-from torchvision.datasets import FashionMNIST
+from torch.utils.data import DataLoader
 from torchvision.transforms import ToTensor
 
 from torch_deepsmote import DeepSMOTESampler, OversampledDataset
-
-COUNTS = (4000, 2000, 1000, 750, 500, 350, 200, 100, 60, 40)  # the paper's Table I
-
-
-def fashion_mnist(root: Path, train: bool) -> FashionMNIST:
-    """torchvision's FashionMNIST, from Debian's IDX files when they are there."""
-    raw = root / "FashionMNIST" / "raw"
-    system = Path("/usr/share/datasets/fashion-mnist")
-    if not raw.exists() and system.exists():
-        raw.mkdir(parents=True)
-        for gz in system.glob("*.gz"):
-            with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-    return FashionMNIST(root, train=train, transform=ToTensor(), download=not raw.exists())
+from torch_deepsmote.data import TABLE_I_TRAIN, fashion_mnist, imbalanced_subset
 
 
 def main() -> None:
@@ -46,18 +29,8 @@ def main() -> None:
     parser.add_argument("--ae-epochs", type=int, default=5, help="autoencoder epochs")
     args = parser.parse_args()
 
-    full = fashion_mnist(Path(args.root), train=True)
-    rng = np.random.default_rng(0)
-    targets = full.targets.numpy()
-    keep = np.sort(
-        np.concatenate(
-            [
-                rng.choice(np.flatnonzero(targets == c), n, replace=False)
-                for c, n in enumerate(COUNTS)
-            ]
-        )
-    )
-    train = Subset(full, keep.tolist())
+    full = fashion_mnist(args.root, train=True, transform=ToTensor(), download=True)
+    train = imbalanced_subset(full, TABLE_I_TRAIN, seed=0)
 
     # The one changed line: wrap the dataset. It trains DeepSMOTE once and caches it.
     train = OversampledDataset(
@@ -86,7 +59,7 @@ def main() -> None:
             optimizer.step()
         print(f"epoch {epoch}: last batch loss {loss.item():.3f}")
 
-    test = fashion_mnist(Path(args.root), train=False)
+    test = fashion_mnist(args.root, train=False, transform=ToTensor(), download=True)
     model.eval()
     correct = torch.zeros(10)
     with torch.no_grad():
