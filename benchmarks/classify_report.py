@@ -3,7 +3,13 @@
     python benchmarks/classify_report.py RESULTS.json [MORE.json ...] \
         --results-md benchmarks/RESULTS.md --notes benchmarks/results/classification_notes.md
 
-rewrites the section from finished runs without training anything.
+rewrites the section from finished runs without training anything;
+
+    python benchmarks/classify_report.py --protocol RESULTS.json [MORE.json ...]
+
+prints issue 12's tables instead: per method mean ± std, per-seed paired differences
+against the best baseline, wall time with the autoencoder, per data seed and pooled
+(results of one data seed may be split over several files).
 """
 
 from __future__ import annotations
@@ -23,6 +29,11 @@ __all__ = [
     "write_report",
     "plot_real_vs_synthetic",
     "plot_ratio_sweep",
+    "collect",
+    "best_baseline",
+    "paired_differences",
+    "protocol_tables",
+    "convergence_table",
 ]
 
 SECTION = "## Classification (issue 5)"
@@ -214,6 +225,191 @@ def plot_ratio_sweep(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+# ---------------------------------------------------------------------- issue 12's protocol
+# The columns of the protocol tables: (test set, metric).
+COLUMNS = (("balanced", "acsa"), ("balanced", "gm"), ("imbalanced", "acsa"), ("imbalanced", "gm"))
+
+
+def _is_baseline(method: str) -> bool:
+    """The methods without synthetic images: the rows DeepSMOTE has to beat."""
+    return not method.startswith("deepsmote")
+
+
+def _data_seed(result: dict) -> int:
+    """The data seed of a results.json: its config's, else its records' (0 if neither)."""
+    if "data_seed" in result.get("config", {}):
+        return result["config"]["data_seed"]
+    return next((r["data_seed"] for r in result["records"] if "data_seed" in r), 0)
+
+
+def collect(results: list[dict]) -> dict:
+    """{(method, data_seed, seed): record} over ``results`` (the first of duplicates kept).
+
+    Each record also gets ``autoencoder_seconds``: the training time of the autoencoder of
+    its data seed for DeepSMOTE rows (a user of the recipe pays it once), 0 for baselines.
+    """
+    ae: dict = {}
+    for result in results:
+        d = _data_seed(result)
+        seconds = result.get("autoencoder", {}).get("train_seconds") or 0.0
+        ae[d] = max(ae.get(d, 0.0), seconds)
+    rows: dict = {}
+    for result in results:
+        for rec in result["records"]:
+            d = rec.get("data_seed", _data_seed(result))
+            key = (rec["method"], d, rec["seed"])
+            if key not in rows:
+                extra = 0.0 if _is_baseline(rec["method"]) else ae.get(d, 0.0)
+                rows[key] = {**rec, "data_seed": d, "autoencoder_seconds": extra}
+    return rows
+
+
+def _values(rows: dict, method: str, test: str, metric: str, data_seed=None) -> dict:
+    return {
+        (d, s): rec["scores"][test][metric]
+        for (m, d, s), rec in rows.items()
+        if m == method and (data_seed is None or d == data_seed) and test in rec["scores"]
+    }
+
+
+def _methods(rows: dict) -> list[str]:
+    return list(dict.fromkeys(m for m, _, _ in rows))
+
+
+def best_baseline(rows: dict, test: str, metric: str, data_seed=None) -> str | None:
+    """The baseline with the highest mean of ``metric`` on ``test``."""
+    means = {
+        m: np.mean(list(v.values()))
+        for m in _methods(rows)
+        if _is_baseline(m) and (v := _values(rows, m, test, metric, data_seed))
+    }
+    return max(means, key=means.get) if means else None
+
+
+def paired_differences(
+    rows: dict, method: str, baseline: str, test: str, metric: str, data_seed=None
+) -> dict:
+    """{(data_seed, seed): method - baseline} over the runs both have: the same classifier
+    seed on the same training subset, so the seed's share of the noise cancels."""
+    a = _values(rows, method, test, metric, data_seed)
+    b = _values(rows, baseline, test, metric, data_seed)
+    return {k: a[k] - b[k] for k in sorted(a.keys() & b.keys())}
+
+
+def _mean_std(values) -> str:
+    values = list(values)
+    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.2f} ± {std:.2f}"
+
+
+def _paired_cell(diffs: dict) -> str:
+    if not diffs:
+        return ""
+    d = np.array(list(diffs.values()))
+    std = d.std(ddof=1) if len(d) > 1 else 0.0
+    return f"{d.mean():+.2f} ± {std:.2f} [{d.min():+.2f}, {d.max():+.2f}] (n={len(d)})"
+
+
+def _scope_table(rows: dict, data_seed=None) -> list[str]:
+    methods = [m for m in _methods(rows) if _values(rows, m, "balanced", "acsa", data_seed)]
+    best = {c: best_baseline(rows, *c, data_seed) for c in COLUMNS}
+    names = {c: f"{'bal.' if c[0] == 'balanced' else 'imb.'} {c[1].upper()}" for c in COLUMNS}
+    lines = [
+        "| method | runs | "
+        + " | ".join(names[c] for c in COLUMNS)
+        + " | "
+        + " | ".join(f"Δ {names[c]} vs {best[c]}" for c in COLUMNS)
+        + " |",
+        "| --- | ---: |" + " ---: |" * len(COLUMNS) + " --- |" * len(COLUMNS),
+    ]
+    for m in methods:
+        cells = [_mean_std(_values(rows, m, *c, data_seed).values()) for c in COLUMNS]
+        deltas = [
+            "(best)"
+            if m == best[c]
+            else _paired_cell(paired_differences(rows, m, best[c], *c, data_seed))
+            for c in COLUMNS
+        ]
+        n = len(_values(rows, m, "balanced", "acsa", data_seed))
+        lines.append(f"| {m} | {n} | " + " | ".join(cells + deltas) + " |")
+    return lines
+
+
+def _per_seed_table(rows: dict, test: str = "balanced", metric: str = "acsa") -> list[str]:
+    runs = sorted({(d, s) for _, d, s in rows})
+    lines = [
+        "| method | " + " | ".join(f"d{d} s{s}" for d, s in runs) + " |",
+        "| --- |" + " ---: |" * len(runs),
+    ]
+    for m in _methods(rows):
+        v = _values(rows, m, test, metric)
+        lines.append(f"| {m} | " + " | ".join(f"{v[r]:.2f}" if r in v else "" for r in runs) + " |")
+    return lines
+
+
+def _timing_table(rows: dict) -> list[str]:
+    lines = [
+        "| method | classifier s per run | autoencoder s (once per data seed) | s for one run |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for m in _methods(rows):
+        recs = [r for (meth, _, _), r in rows.items() if meth == m]
+        run = float(np.mean([r["seconds"] for r in recs]))
+        ae = float(np.mean([r["autoencoder_seconds"] for r in recs]))
+        lines.append(f"| {m} | {run:.0f} | {ae:.0f} | {run + ae:.0f} |")
+    return lines
+
+
+def protocol_tables(results: list[dict]) -> list[str]:
+    """Markdown lines of issue 12's tables for ``results`` (any number of files, data seeds).
+
+    Per method: mean ± sample std over runs, and the paired difference (mean ± std [min,
+    max] over (data seed, seed) pairs) against the best baseline of each column; every
+    data seed pooled, then each alone; balanced-test ACSA per run; wall time.
+    """
+    rows = collect(results)
+    data_seeds = sorted({d for _, d, _ in rows})
+    pooled = ", ".join(map(str, data_seeds))
+    lines = [f"#### data seeds {pooled} pooled", ""] + _scope_table(rows) + [""]
+    if len(data_seeds) > 1:
+        for d in data_seeds:
+            lines += [f"#### data seed {d}", ""] + _scope_table(rows, d) + [""]
+    lines += ["#### balanced-test ACSA per run (d: data seed, s: seed)", ""]
+    lines += _per_seed_table(rows) + [""]
+    lines += ["#### wall time", ""] + _timing_table(rows) + [""]
+    return lines
+
+
+def convergence_table(results: list[dict], tail: int = 5) -> list[str]:
+    """Markdown lines: per (classifier, steps, method), the mean training loss of the last
+    ``tail`` points of the loss curve, the unaugmented training-set CE and ACSA, test ACSA
+    and the seconds per run, averaged over seeds."""
+    groups: dict = {}
+    for result in results:
+        cfg = result["config"]
+        for rec in result["records"]:
+            groups.setdefault((cfg["classifier"], cfg["steps"], rec["method"]), []).append(rec)
+    lines = [
+        f"| classifier | steps | method | runs | train loss (last {tail} points) | "
+        "train CE (clean) | train ACSA | bal. ACSA | imb. ACSA | s per run |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (clf, steps, m), recs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])
+    ):
+        loss = np.mean([np.mean(r["loss_curve"][-tail:]) for r in recs])
+        ce = np.mean([r["train_fit"]["ce"] for r in recs])
+        fit = np.mean([r["train_fit"]["acsa"] for r in recs])
+        bal = [r["scores"]["balanced"]["acsa"] for r in recs]
+        imb = [r["scores"]["imbalanced"]["acsa"] for r in recs]
+        sec = np.mean([r["seconds"] for r in recs])
+        lines.append(
+            f"| {clf} | {steps} | {m} | {len(recs)} | {loss:.4f} | {ce:.4f} | {fit:.2f} | "
+            f"{_mean_std(bal)} | {_mean_std(imb)} | {sec:.0f} |"
+        )
+    return lines
+
+
 def write_report(path: Path, results: list[dict], notes: str | os.PathLike | None = None) -> None:
     """Write the section for ``results`` (figure paths made relative to ``path``)."""
     for result in results:
@@ -225,10 +421,18 @@ def write_report(path: Path, results: list[dict], notes: str | os.PathLike | Non
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("results", nargs="+", help="results.json files, in table order")
-    p.add_argument("--results-md", required=True)
+    p.add_argument("--results-md", default=None, help="rewrite the section in this file")
     p.add_argument("--notes", default=None)
+    p.add_argument("--protocol", action="store_true", help="print issue 12's tables")
+    p.add_argument("--convergence", action="store_true", help="print the convergence table")
     args = p.parse_args(argv)
     results = [json.loads(Path(f).read_text()) for f in args.results]
+    if args.protocol or args.convergence:
+        lines = convergence_table(results) if args.convergence else protocol_tables(results)
+        print("\n".join(lines))
+        return 0
+    if args.results_md is None:
+        p.error("give --results-md, --protocol or --convergence")
     write_report(Path(args.results_md), results, args.notes)
     print(f"wrote {args.results_md}")
     return 0
