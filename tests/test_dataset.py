@@ -342,8 +342,10 @@ def test_pool_serves_the_same_items_without_decoding_again(data, monkeypatch):
     model = DeepSMOTE(**FIT).fit(X, y)
     plain, pooled = OversampledDataset(base, model), OversampledDataset(base, model, pool=True)
     decoded = []
-    decode = pooled._raw_synthetic
-    monkeypatch.setattr(pooled, "_raw_synthetic", lambda p: decoded.append(len(p)) or decode(p))
+    decode = pooled.synthesizer.images
+    monkeypatch.setattr(
+        pooled.synthesizer, "images", lambda p, *a: decoded.append(len(p)) or decode(p, *a)
+    )
     for epoch in (0, 1):
         plain.set_epoch(epoch)
         pooled.set_epoch(epoch)  # epoch 1: refills the pool, one pass over the synthetic set

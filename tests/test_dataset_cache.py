@@ -104,13 +104,15 @@ def test_a_corrupted_cache_raises_with_the_file_name_when_asked(base, tmp_path):
         OversampledDataset(base, cache_dir=tmp_path, on_mismatch="raise", **FIT)
 
 
-def test_cached_dataset_pickles_small_and_reads_lazily(base, tmp_path):
+def test_cached_dataset_pickles_without_its_arrays_and_reads_rows_lazily(base, tmp_path):
     ds = OversampledDataset(base, cache_dir=tmp_path, **FIT)
-    blob = pickle.dumps(ds)
-    clone = pickle.loads(blob)
-    assert "model" not in clone.__dict__ and clone._synth is None
+    assert ds.synthesizer.in_memory
+    clone = pickle.loads(pickle.dumps(ds))
+    assert not clone.synthesizer.in_memory  # codes stayed in the HDF5 file
     assert torch.equal(items(clone), items(ds))
-    assert clone._synth is not None and "cache" in clone._synth  # rows read from HDF5
+    assert not clone.synthesizer.in_memory  # ... and were read per batch, by rows
+    # The copy still has its model, whose codes come from the file when asked for.
+    assert torch.equal(clone.model.latents_, ds.model.latents_)
 
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])
@@ -125,8 +127,8 @@ def test_residuals_are_cached_and_read_per_row_after_pickling(base, tmp_path):
     expected = torch.as_tensor(ds.model.synthesize(ds._plan()))
     assert torch.equal(items(ds)[ds.n_real :], expected)
     clone = pickle.loads(pickle.dumps(ds))
-    assert torch.equal(items(clone), items(ds))
-    assert clone._synth["residual"]  # residual rows came from HDF5
+    assert clone.synthesizer.has_residuals and not clone.synthesizer.in_memory
+    assert torch.equal(items(clone), items(ds))  # residual rows came from HDF5
 
 
 def test_switching_residual_on_or_off_trains_nothing(base, tmp_path, monkeypatch):

@@ -383,8 +383,8 @@ def test_class_neighbors_rejects_bad_arguments():
         class_neighbors(LATENTS_1D, LABELS_1D, 0)
     with pytest.raises(ValueError, match="`labels` should be a 1-D tensor of length N = 7"):
         class_neighbors(LATENTS_1D, LABELS_1D[:3], 1)
-    with pytest.raises(ValueError, match="integer class labels"):
-        class_neighbors(LATENTS_1D, LABELS_1D.float(), 1)
+    with pytest.raises(TypeError, match="integer class labels"):
+        class_neighbors(LATENTS_1D, LABELS_1D.float() + 0.5, 1)
 
 
 def test_class_neighbors_rejects_a_backend_that_returns_self():

@@ -86,7 +86,7 @@ def test_ties_for_majority_and_minority_go_to_the_smallest_label():
         (True, [0, 0, 1], TypeError, "`sampling_strategy` should be one of"),
         ("auto", [3, 3, 3], ValueError, "at least two classes"),
         ("auto", [[0, 1], [1, 0]], ValueError, "1-D"),
-        ("auto", [0.0, 1.0], ValueError, "integer class labels"),
+        ("auto", [0.5, 1.0], TypeError, "integer class labels"),
     ],
 )
 def test_resolve_sampling_strategy_rejects_invalid_input(sampling_strategy, labels, error, match):

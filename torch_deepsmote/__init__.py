@@ -11,6 +11,7 @@ from .losses import DeepSMOTELoss
 from .models import Decoder, Encoder
 from .sampler import ClassBalancedBatchSampler, DeepSMOTESampler
 from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
+from .synthesis import Synthesizer
 from .training import TrainingConfig, fit_autoencoder
 
 __version__ = "0.1.0"
@@ -25,6 +26,7 @@ __all__ = [
     "FaissKNN",
     "OversampledDataset",
     "SMOTEPlan",
+    "Synthesizer",
     "TorchKNN",
     "TrainingConfig",
     "fit_autoencoder",

@@ -1,9 +1,13 @@
 """A fitted DeepSMOTE kept in an HDF5 cache: fingerprinted, checked, loaded or refitted.
 
 The cache holds the model's arrays (codes, labels, neighbours, residuals), its weights as a
-``torch.save`` blob and two fingerprints: one of every image and label, one of the settings
-that change the weights or codes. A file whose fingerprints differ is stale; one that fails
-its checksums is damaged. Neither is ever read as good.
+``torch.save`` blob and three fingerprints: one of every image and label, one of the
+settings that change the weights or codes, one of the settings of the neighbour table. A
+file whose data or training fingerprint differs is stale; one that fails its checksums is
+damaged. Neither is ever read as good. A changed neighbour setting (``k_neighbors``,
+``knn``) or ``residual`` trains nothing: the estimator rebuilds that part
+(:meth:`DeepSMOTE.refit_neighbors`, :meth:`DeepSMOTE.refit_residuals`) and the file is
+written again.
 """
 
 from __future__ import annotations
@@ -16,14 +20,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ._images import ImageFormat
-from ._persistence import (
-    ARRAY_KEYS,
-    OPTIONAL_ARRAY_KEYS,
-    model_arrays,
-    model_from_state,
-    model_state,
-)
+from ._format import ImageFormat
+from ._persistence import ARRAY_KEYS, model_arrays, model_from_state, model_state
 from .cache import (
     CacheError,
     CacheFile,
@@ -33,13 +31,30 @@ from .cache import (
     write_cache,
 )
 from .deepsmote import DeepSMOTE
+from .knn import get_knn
 
-__all__ = ["CACHE_NAME", "fit_or_load", "read_state"]
+__all__ = ["CACHE_NAME", "fit_or_load"]
 
 CACHE_NAME = "deepsmote.h5"
-# Settings that change neither the trained weights nor the codes: not in the fingerprint.
-# ``residual`` and ``k_neighbors`` only add or rebuild arrays, from the cached model.
-_NOT_FINGERPRINTED = ("progress", "device", "knn", "sampling_strategy", "residual", "k_neighbors")
+# Settings that change neither the trained weights nor the codes: not in the training
+# fingerprint. The neighbour table has its own (k_neighbors, knn); residuals are rebuilt
+# from the cached model when asked for.
+_SERVING_PARAMS = ("sampling_strategy", "k_neighbors", "knn", "device", "progress", "residual")
+
+
+def training_fingerprint(model: DeepSMOTE) -> str:
+    """Fingerprint of the settings that change the trained weights or the codes."""
+    params = model.get_params(deep=False)
+    return fingerprint_config({k: v for k, v in params.items() if k not in _SERVING_PARAMS})
+
+
+def index_fingerprint(model: DeepSMOTE) -> str:
+    """Fingerprint of the settings that shape the neighbour table.
+
+    NOTE: ``knn`` enters as the repr of its backend; a user's object whose repr holds a
+    memory address rebuilds the table in every run (cheap next to training).
+    """
+    return fingerprint_config({"k_neighbors": model.k_neighbors, "knn": repr(get_knn(model.knn))})
 
 
 def fit_or_load(
@@ -49,7 +64,7 @@ def fit_or_load(
     image_format: ImageFormat,
     cache_dir: str | os.PathLike,
     on_mismatch: str,
-) -> tuple[DeepSMOTE, str]:
+) -> tuple[DeepSMOTE, CacheFile]:
     """The model cached in ``cache_dir`` for these images and settings, else ``model`` fitted.
 
     Args:
@@ -57,23 +72,22 @@ def fit_or_load(
         images: (N, C, H, W) every training image, hashed in full: an edited image must not
             pass for the old one.
         labels: (N,) int64 classes.
-        image_format: How ``images`` map to [0, 1].
+        image_format: The form of the images (see :meth:`DeepSMOTE.fit`).
         cache_dir: Folder of the cache file (created when missing).
         on_mismatch: ``'refit'`` rebuilds a stale or damaged cache with a warning, ``'raise'``
             raises its :class:`CacheError`.
 
     Returns:
-        The fitted model and the cache file's path.
+        The fitted model and the cache file it is stored in.
     """
     path = str(Path(cache_dir) / CACHE_NAME)
-    config = {k: v for k, v in model.get_params().items() if k not in _NOT_FINGERPRINTED}
     expected = {
         "dataset_fingerprint": fingerprint_arrays(labels, images),
-        "config_fingerprint": fingerprint_config(config),
+        "config_fingerprint": training_fingerprint(model),
     }
     if os.path.exists(path):
         try:
-            return _load(path, expected, model, images), path
+            return _load(path, expected, model, images), CacheFile(path)
         except CacheError as error:
             if on_mismatch == "raise":
                 raise
@@ -81,44 +95,42 @@ def fit_or_load(
             warnings.warn(
                 f"Rebuilding the {kind} DeepSMOTE cache: {error}", UserWarning, stacklevel=4
             )
-    model._fit(images, labels, image_format)
+    model.fit(images, labels, image_format=image_format)
     _store(path, model, expected)
-    return model, path
-
-
-def read_state(cache: CacheFile) -> dict:
-    """The model's settings and weights (no arrays) from an open cache."""
-    return torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
+    return model, CacheFile(path)
 
 
 def _load(path: str, expected: dict, model: DeepSMOTE, images: Tensor) -> DeepSMOTE:
     with CacheFile(path) as cache:
-        cache.open()
         cache.check(expected)
         cache.verify()
-        state = read_state(cache)
-        wanted = OPTIONAL_ARRAY_KEYS if model.residual else ()
-        keys = ARRAY_KEYS + tuple(k for k in wanted if cache.has(k))
-        arrays = {key: cache.array(key) for key in keys}
-    state["params"] = {**state["params"], "residual": False}
-    loaded = model_from_state(DeepSMOTE, state, model.device, arrays, source=path)
-    loaded.residual, loaded.knn = model.residual, model.knn
+        state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
+        arrays = {key: cache.array(key) for key in ARRAY_KEYS}
+        kept = cache.array("residuals") if cache.has("residuals") else None
+        stored_index = cache.attrs.get("index_fingerprint")
+    if model.residual and kept is not None:
+        arrays["residuals"] = kept
+    # Load as stored, then take this run's serving settings and rebuild what they change.
+    state["params"] = {**state["params"], "residual": "residuals" in arrays}
+    loaded = model_from_state(state, model.device, arrays, source=path)
+    loaded.set_params(**{name: getattr(model, name) for name in _SERVING_PARAMS})
     changed = False
-    if loaded.k_neighbors != model.k_neighbors:
-        # k only shapes the neighbour table: rebuilt from the cached codes, nothing trained.
-        loaded.k_neighbors = model.k_neighbors
-        loaded._index()
+    if stored_index != index_fingerprint(loaded):
+        loaded.refit_neighbors()
         changed = True
-    if model.residual and loaded.residuals_ is None:
-        # Switching residuals on trains nothing either: they come from the cached model.
-        loaded._keep_residuals(images)
-        changed = True
+    if loaded.residual != (loaded.residuals_ is not None):
+        loaded.refit_residuals(images)
+        changed = loaded.residual  # dropping them leaves the file as it is
     if changed:
-        _store(path, loaded, expected)
+        _store(path, loaded, expected, kept_residuals=kept)
     return loaded
 
 
-def _store(path: str, model: DeepSMOTE, attrs: dict) -> None:
+def _store(path: str, model: DeepSMOTE, attrs: dict, kept_residuals: Tensor | None = None) -> None:
     blob = io.BytesIO()
     torch.save(model_state(model, arrays=False), blob)
-    write_cache(path, arrays=model_arrays(model), blobs={"model": blob.getvalue()}, attrs=attrs)
+    arrays = model_arrays(model)
+    if "residuals" not in arrays and kept_residuals is not None:
+        arrays["residuals"] = kept_residuals  # residual=False now: keep them for later runs
+    attrs = {**attrs, "index_fingerprint": index_fingerprint(model)}
+    write_cache(path, arrays=arrays, blobs={"model": blob.getvalue()}, attrs=attrs)

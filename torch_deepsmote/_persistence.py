@@ -11,52 +11,42 @@ from typing import Any
 
 import torch
 
-from ._images import ImageFormat
+from ._format import ImageFormat
+from ._validation import resolve_device
+from .deepsmote import DeepSMOTE
 from .models import Decoder, Encoder
-from .training import TrainingConfig
+from .synthesis import Synthesizer
 
-__all__ = ["FORMAT_VERSION", "ARRAY_KEYS", "model_arrays", "model_state", "model_from_state"]
+__all__ = ["MODEL_FORMAT_VERSION", "ARRAY_KEYS", "model_arrays", "model_state", "model_from_state"]
 
-FORMAT_VERSION = 1
+# 2: the image format names its kind and layout (PIL items too) and the state carries the
+# training data's fingerprint. Version 1 files still load.
+MODEL_FORMAT_VERSION = 2
+_READABLE = (1, 2)
 ARRAY_KEYS = ("latents", "labels", "neighbors")
 # Kept only by models fitted with residual=True (a model saved before it existed has none).
 OPTIONAL_ARRAY_KEYS = ("residuals",)
-_INIT_KEYS = (
-    "sampling_strategy",
-    "k_neighbors",
-    "knn",
-    "latent_dim",
-    "hidden_channels",
-    "device",
-    "random_state",
-    "progress",
-    "residual",
-    *TrainingConfig.__dataclass_fields__,
-)
 
 
-def model_arrays(model: Any) -> dict:
+def model_arrays(model: DeepSMOTE) -> dict:
     """The fitted model's (N, ...) arrays by key: those of ARRAY_KEYS, and residuals if kept."""
     arrays = {key: getattr(model, f"{key}_") for key in ARRAY_KEYS}
-    arrays.update(
-        {
-            key: getattr(model, f"{key}_")
-            for key in OPTIONAL_ARRAY_KEYS
-            if getattr(model, f"{key}_", None) is not None
-        }
-    )
+    if model.residuals_ is not None:
+        arrays["residuals"] = model.residuals_
     return arrays
 
 
-def model_state(model: Any, arrays: bool = True) -> dict:
+def model_state(model: DeepSMOTE, arrays: bool = True) -> dict:
     """The fitted model's state; without the (N, ...) arrays when ``arrays`` is False."""
-    params = model.get_params()
+    params = model.get_params(deep=False)
     if not isinstance(params["knn"], str):
         params["knn"] = "auto"  # a user's object is not saved; 'auto' stands in on load
     if callable(params["sampling_strategy"]):
         params["sampling_strategy"] = dict(model.sampling_strategy_)  # code is not saved
+    if params["device"] is not None:
+        params["device"] = str(params["device"])
     state = {
-        "format_version": FORMAT_VERSION,
+        "format_version": MODEL_FORMAT_VERSION,
         "params": params,
         "image_shape": list(model.image_shape_),
         "image_format": model.image_format_.to_dict(),
@@ -66,6 +56,7 @@ def model_state(model: Any, arrays: bool = True) -> dict:
         "sampling_strategy_": dict(model.sampling_strategy_),
         "history": list(model.history_),
         "generator_state": model._generator.get_state(),
+        "data_fingerprint": model.data_fingerprint_,
     }
     if arrays:
         state.update(model_arrays(model))
@@ -73,47 +64,56 @@ def model_state(model: Any, arrays: bool = True) -> dict:
 
 
 def model_from_state(
-    cls: type, state: Any, device: Any = None, arrays: dict | None = None, source: str = "state"
-) -> Any:
+    state: Any, device: Any = None, arrays: dict | None = None, source: str = "state"
+) -> DeepSMOTE:
     """Rebuild a fitted model from :func:`model_state` (``arrays`` overrides stored arrays).
 
     Raises:
-        RuntimeError: Not a model state of this format version (``source`` is named).
+        RuntimeError: Not a model state of a readable format version (``source`` is named),
+            or a model fitted with residuals whose residuals are missing.
     """
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        found = state.get("format_version") if isinstance(state, dict) else None
+    version = state.get("format_version") if isinstance(state, dict) else None
+    if version not in _READABLE:
         raise RuntimeError(
-            f"{source!r} is not a DeepSMOTE model of format version {FORMAT_VERSION} "
-            f"(found {found!r}). Refit and save it again."
+            f"{source!r} is not a DeepSMOTE model of format version {MODEL_FORMAT_VERSION} "
+            f"(found {version!r}). Refit and save it again."
         )
     state = {**state, **(arrays or {})}
-    params = {k: v for k, v in state["params"].items() if k in _INIT_KEYS}
+    names = DeepSMOTE._param_names()
+    params = {k: v for k, v in state["params"].items() if k in names}
     params.setdefault("residual", False)  # saved before the option: fitted as published
     params["device"] = device
-    model = cls(**params)
+    model = DeepSMOTE(**params)
     shape = tuple(state["image_shape"])
-    model.image_shape_ = shape
-    model.image_format_ = ImageFormat(**state["image_format"])
-    model.encoder_ = Encoder(shape, model.latent_dim, model.hidden_channels)
-    model.decoder_ = Decoder(shape, model.latent_dim, model.hidden_channels)
-    model.encoder_.load_state_dict(state["encoder"])
-    model.decoder_.load_state_dict(state["decoder"])
-    model.encoder_.eval().to(model.device)
-    model.decoder_.eval().to(model.device)
-    model.latents_ = torch.as_tensor(state["latents"]).float()
-    model.labels_ = torch.as_tensor(state["labels"]).long()
-    model.neighbors_ = torch.as_tensor(state["neighbors"]).long()
+    encoder = Encoder(shape, model.latent_dim, model.hidden_channels)
+    decoder = Decoder(shape, model.latent_dim, model.hidden_channels)
+    encoder.load_state_dict(state["encoder"])
+    decoder.load_state_dict(state["decoder"])
+    resolved = resolve_device(device)
     residuals = state.get("residuals")
     if model.residual and residuals is None:
         raise RuntimeError(
             f"{source!r} holds a DeepSMOTE model fitted with residual=True but no residuals. "
             "Refit and save it again."
         )
-    model.residuals_ = None if residuals is None else torch.as_tensor(residuals).half()
-    model.classes_ = torch.unique(model.labels_)
-    model.n_neighbors_ = {int(k): int(v) for k, v in state["n_neighbors"].items()}
-    model.sampling_strategy_ = {int(k): int(v) for k, v in state["sampling_strategy_"].items()}
-    model.history_ = list(state["history"])
-    model._generator = torch.Generator()
-    model._generator.set_state(state["generator_state"])
+    synthesizer = Synthesizer(
+        decoder.eval().to(resolved),
+        ImageFormat.from_dict(state["image_format"]),
+        latents=torch.as_tensor(state["latents"]).float(),
+        labels=torch.as_tensor(state["labels"]).long(),
+        neighbors=torch.as_tensor(state["neighbors"]).long(),
+        n_neighbors={int(k): int(v) for k, v in state["n_neighbors"].items()},
+        residuals=torch.as_tensor(residuals).half() if model.residual else None,
+    )
+    generator = torch.Generator()
+    generator.set_state(state["generator_state"])
+    model._set_fitted(
+        encoder=encoder.to(resolved),
+        synthesizer=synthesizer,
+        sampling_strategy={int(k): int(v) for k, v in state["sampling_strategy_"].items()},
+        history=state["history"],
+        data_fingerprint=state.get("data_fingerprint"),
+        generator=generator,
+        device=resolved,
+    )
     return model

@@ -45,10 +45,11 @@ import torch
 
 from ._validation import check_choice
 
-__all__ = ["FORMAT_VERSION", "CacheError", "CorruptCacheError", "StaleCacheError"]
+__all__ = ["CACHE_FORMAT_VERSION", "CacheError", "CorruptCacheError", "StaleCacheError"]
 __all__ += ["write_cache", "CacheFile", "fingerprint_config", "fingerprint_arrays"]
 
-FORMAT_VERSION = 1
+# The layout of the file itself (what the entries mean is the caller's and versioned there).
+CACHE_FORMAT_VERSION = 1
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
@@ -150,7 +151,7 @@ def write_cache(
                 file.attrs[f"{_SUM}blobs/{name}"] = hashlib.sha256(data).hexdigest()
             for key, value in attrs.items():
                 file.attrs[key] = value
-            file.attrs["format_version"] = FORMAT_VERSION
+            file.attrs["format_version"] = CACHE_FORMAT_VERSION
             # NOTE: the rename is what makes the write atomic. `complete`, written last, still
             # catches a file that a non-atomic tool (a copy, a sync) left half-written.
             file.attrs["complete"] = 1
@@ -212,10 +213,11 @@ class CacheFile:
         version = attrs.get("format_version")
         if version is None:
             raise self._corrupt("has no format_version: it is not a torch_deepsmote cache")
-        if version != FORMAT_VERSION:
+        if version != CACHE_FORMAT_VERSION:
             raise StaleCacheError(
                 f"Cache file {self.path!r} has format version {version!r}, but this version of "
-                f"torch_deepsmote reads format version {FORMAT_VERSION}. Delete it to rebuild it."
+                f"torch_deepsmote reads format version {CACHE_FORMAT_VERSION}. Delete it to "
+                "rebuild it."
             )
         if attrs.get("complete") != 1:
             raise self._corrupt("is incomplete: the write that made it was interrupted")
@@ -249,6 +251,17 @@ class CacheFile:
     def attrs(self) -> dict[str, Any]:
         """The attributes given to :func:`write_cache`, plus ``format_version``, as Python types."""
         return dict(self.open()._attrs)
+
+    @property
+    def content_id(self) -> str:
+        """sha256 over the checksums of every entry: equal ids, equal contents.
+
+        Cheap (no data is read), so a process can tell, before reading rows, that the file
+        is still the one it was told about and not one another run wrote since.
+        """
+        self.open()
+        text = ";".join(f"{entry}={self._checksums[entry]}" for entry in sorted(self._checksums))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def check(self, expected: Mapping[str, Any]) -> None:
         """Raise :class:`StaleCacheError` listing every key of ``expected`` stored otherwise."""

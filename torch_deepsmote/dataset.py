@@ -4,9 +4,10 @@ Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Lea
 SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
 Indices ``[0, n_real)`` route to the wrapped dataset unchanged; indices ``[n_real, len)``
-are synthetic images decoded from a SMOTE plan drawn from ``(seed, epoch)``. DataLoader
-calls :meth:`OversampledDataset.__getitems__` with a whole batch of indices, so each batch
-costs one decoder call, not one per image.
+are synthetic images of a SMOTE plan drawn from ``(seed, epoch)``. DataLoader calls
+:meth:`OversampledDataset.__getitems__` with a whole batch of indices; its synthetic items
+come from one call of the model's :class:`~torch_deepsmote.synthesis.Synthesizer`, which
+decodes them, and go through the wrapped dataset's transforms like real raw items.
 """
 
 from __future__ import annotations
@@ -21,17 +22,18 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
-from ._images import ImageFormat, as_image_tensor, as_label_tensor
-from ._introspect import find_classes, find_labels, raw_items, transform_owners
-from ._items import ItemForm, image_to_tensor, read_dataset, target_to_int
-from ._model_cache import fit_or_load, read_state
-from ._persistence import model_state
+from ._datasets import (
+    DatasetImages,
+    find_class_to_idx,
+    find_classes,
+    item_transform,
+    read_dataset,
+    transform_owners,
+)
+from ._model_cache import fit_or_load
 from ._validation import check_bool, check_choice, check_non_negative_int, check_positive_int
-from .cache import CacheFile
 from .deepsmote import DeepSMOTE
-from .latents import decode_interpolated
-from .models import Decoder
-from .smote import SMOTEPlan, plan_synthetic, resolve_sampling_strategy
+from .smote import SMOTEPlan, resolve_sampling_strategy
 
 __all__ = ["OversampledDataset"]
 
@@ -48,8 +50,10 @@ class OversampledDataset(Dataset):
     Args:
         dataset: A map-style dataset of (image, target) items: torchvision datasets (PIL or
             tensor images), ``Subset``, ``ConcatDataset``, ``ImageFolder``, ``TensorDataset``
-            or a user's own. Images must share one shape (add a Resize transform otherwise).
-        model: A fitted :class:`DeepSMOTE`; ``None`` fits one on ``dataset`` (``fit_params``).
+            or a user's own. Raw images must share one shape (see ``fit_transform``).
+        model: A :class:`DeepSMOTE` fitted on this dataset (``model.fit_dataset(dataset)``;
+            checked: same images, labels, dtype and value range); ``None`` fits one on
+            ``dataset`` (``fit_params``).
         labels: (N,) class of every item; found from ``.targets`` / ``.labels`` (through
             ``Subset`` and ``ConcatDataset``) or by reading the items once when omitted.
         sampling_strategy: How many images to add per class (imbalanced-learn's forms);
@@ -64,6 +68,11 @@ class OversampledDataset(Dataset):
             and to real ones when ``transform_real`` is set.
         target_transform: Likewise for targets.
         transform_real: Also apply ``transform`` / ``target_transform`` to real items.
+        fit_transform: A deterministic transform applied to every raw image while fitting,
+            e.g. ``torchvision.transforms.Resize((64, 64))`` for an image folder of mixed
+            sizes (random augmentation is set aside while fitting, so a ``Resize`` in the
+            dataset's own transform does not apply then). Synthetic images are made in its
+            output form and then go through the dataset's transform like raw images.
         seed: Seed of the synthetic draw; epoch ``e`` uses a plan drawn from ``(seed, e)``.
         device: Where the main process decodes; ``None`` is the model's device. DataLoader
             workers always decode on the CPU (a forked worker must not touch CUDA).
@@ -77,13 +86,20 @@ class OversampledDataset(Dataset):
         **fit_params: :class:`DeepSMOTE` arguments used when fitting (``max_epochs``,
             ``random_state``, ...).
 
-    How fitting reads the data: while reading, the wrapped datasets' ``transform``,
-    ``target_transform`` and ``transforms`` attributes (torchvision's convention) are set
-    to ``None`` and restored afterwards, so the autoencoder sees raw images free of random
-    augmentation. Synthetic images are made in that raw form (a PIL image of the same mode,
-    a tensor or an array of the same dtype and range) and then pass through the wrapped
-    dataset's own transform, so real and synthetic items come out alike. A dataset without
-    a ``transform`` attribute is read as it is: its items should not be randomly augmented.
+    How fitting reads the data (the same way as :meth:`DeepSMOTE.fit_dataset`): while
+    reading, the wrapped datasets' ``transform``, ``target_transform`` and ``transforms``
+    attributes (torchvision's convention) are set to ``None`` and restored afterwards, so
+    the autoencoder sees raw images free of random augmentation. Synthetic images are made
+    in that raw form (a PIL image of the same mode, a tensor or an array of the same dtype
+    and range) and then pass through the wrapped dataset's own transforms (its joint
+    ``transforms``, or ``transform`` and ``target_transform``), so real and synthetic items
+    come out alike. A dataset without a ``transform`` attribute is read as it is: its items
+    should not be randomly augmented.
+
+    Copies: ``pickle`` and ``copy.deepcopy`` give a dataset with its model that serves the
+    same items (decoding on the CPU in DataLoader workers; with ``cache_dir``, reading the
+    rows each batch needs from the cache file, which must still be the one it was built
+    from).
 
     Example:
         >>> import torch
@@ -111,6 +127,7 @@ class OversampledDataset(Dataset):
         transform: Callable | None = None,
         target_transform: Callable | None = None,
         transform_real: bool = False,
+        fit_transform: Callable | None = None,
         seed: int = 0,
         device: Any = None,
         decode_batch_size: int = 256,
@@ -130,10 +147,10 @@ class OversampledDataset(Dataset):
                 + ", ".join(sorted(fit_params) or ["cache_dir"])
                 + ". Pass either a fitted model or the options to fit one."
             )
-        if model is not None and not hasattr(model, "latents_"):
+        if model is not None and not hasattr(model, "synthesizer_"):
             raise ValueError(
                 "`model` should be a fitted DeepSMOTE, but got an unfitted one. "
-                "Call model.fit(...) first, or pass model=None to fit here."
+                "Call model.fit_dataset(dataset) first, or pass model=None to fit here."
             )
         self.dataset = dataset
         self.transform = transform
@@ -143,12 +160,12 @@ class OversampledDataset(Dataset):
             raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
 
         owners = transform_owners(dataset)
-        # Synthetic items get the transform of the first wrapped dataset that has one.
-        self._item_transform = getattr(owners[0], "transform", None) if owners else None
-        self._item_target_transform = (
-            getattr(owners[0], "target_transform", None) if owners else None
-        )
-        if any(getattr(o, "transform", None) is not self._item_transform for o in owners[1:]):
+        # Synthetic items get the transforms of the first wrapped dataset that has them.
+        self._item_transform = item_transform(owners[0]) if owners else None
+        if any(
+            getattr(o, "transform", None) is not getattr(owners[0], "transform", None)
+            for o in owners[1:]
+        ):
             warnings.warn(
                 "The wrapped datasets have different transforms; synthetic items use "
                 "the first one's.",
@@ -156,58 +173,43 @@ class OversampledDataset(Dataset):
                 stacklevel=2,
             )
 
-        with raw_items(dataset):
-            raw_image, raw_target = dataset[0]
-            self._form = ItemForm.of(raw_image, raw_target)
-            found = find_labels(dataset) if labels is None else labels
-            if found is None:  # one pass over the (raw) targets
-                found = [target_to_int(dataset[i][1]) for i in range(self.n_real)]
-            self._labels = as_label_tensor(found, self.n_real, "labels")
-            if model is None:
-                model = self._fit_or_load(cache_dir, on_mismatch, progress, fit_params)
-            elif tuple(image_to_tensor(raw_image).shape) != model.image_shape_:
-                raise ValueError(
-                    f"`model` should be fitted on images of the dataset's shape "
-                    f"{tuple(image_to_tensor(raw_image).shape)}, but was fitted on "
-                    f"{model.image_shape_}."
+        read = read_dataset(dataset, labels, fit_transform, progress=progress)
+        if model is None:
+            model = DeepSMOTE(**{"progress": progress, **fit_params})  # checks options first
+            if cache_dir is None:
+                model.fit(read.images, read.labels, image_format=read.image_format)
+            else:
+                model, cache = fit_or_load(
+                    model, read.images, read.labels, read.image_format, cache_dir, on_mismatch
                 )
+                model.synthesizer_.use_cache(cache.path, cache.open().content_id)
+                cache.close()
+        else:
+            _check_model(model, read)
         self.model = model
-        self._residual = model.residual
+        synthesizer = model.synthesizer_ if device is None else model.synthesizer_.to(device)
+        if synthesizer.image_format != read.image_format:
+            # A model fitted on arrays, serving this dataset's items (same dtype and range).
+            synthesizer = synthesizer.replace(image_format=read.image_format)
+        self.synthesizer = synthesizer
+        self._target_format = read.target_format
+        self._labels = read.labels
         self._n_new = resolve_sampling_strategy(
             model.sampling_strategy if sampling_strategy is None else sampling_strategy,
             self._labels,
         )
-        self._neighbors, self._n_neighbors = model.neighbors_, dict(model.n_neighbors_)
-        self._model_labels = model.labels_
-        self._device = torch.device(device) if device is not None else model.device
         # The epoch lives in shared memory so persistent DataLoader workers see set_epoch.
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._plan_cache: tuple[int, SMOTEPlan] | None = None
-        self._synth: dict | None = None
-        if self._device.type == "cuda" or model.device.type == "cuda":
-            # Forked workers inherit this object but must not touch CUDA: keep a CPU copy.
-            self._snapshot = _snapshot(model)
         self.targets = self._labels.tolist() + self._plan().labels.tolist()
         if self.pool:
             # Shared memory, allocated once and refilled in place: forked, spawned and
             # persistent workers all read the pool the main process fills.
-            dtype = getattr(torch, model.image_format_.dtype)
+            dtype = read.image_format.torch_dtype
             self._pool = torch.empty(self.n_synthetic, *model.image_shape_, dtype=dtype)
             self._pool.share_memory_()
             self._pool_epoch = torch.full((1,), -1, dtype=torch.int64).share_memory_()
             self._fill_pool()
-
-    # ------------------------------------------------------------------ fitting / cache
-    def _fit_or_load(self, cache_dir, on_mismatch, progress, fit_params) -> DeepSMOTE:
-        model = DeepSMOTE(**{"progress": progress, **fit_params})  # checks options first
-        images, _ = read_dataset(self.dataset, progress=model.progress, with_targets=False)
-        images, image_format = as_image_tensor(images, "dataset images")
-        if cache_dir is None:
-            return model._fit(images, self._labels, image_format)
-        model, self._cache_path = fit_or_load(
-            model, images, self._labels, image_format, cache_dir, on_mismatch
-        )
-        return model
 
     # ------------------------------------------------------------------ epochs and plans
     def set_epoch(self, epoch: int) -> None:
@@ -224,10 +226,10 @@ class OversampledDataset(Dataset):
         if int(self._pool_epoch[0]) == epoch:
             return
         self._pool_epoch.fill_(-1)  # never read half-filled
-        step = self.decode_batch_size
+        plan, step = self._plan(), self.decode_batch_size
         for first in range(0, self.n_synthetic, step):
-            positions = torch.arange(first, min(first + step, self.n_synthetic))
-            self._pool[positions] = self._raw_synthetic(positions)
+            last = min(first + step, self.n_synthetic)
+            self._pool[first:last] = self.synthesizer.images(plan[first:last], step)
         self._pool_epoch.fill_(epoch)
 
     @property
@@ -238,10 +240,7 @@ class OversampledDataset(Dataset):
         epoch = int(self._epoch[0])
         if self._plan_cache is None or self._plan_cache[0] != epoch:
             generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
-            plan = plan_synthetic(
-                self._n_new, self._model_labels, self._neighbors, self._n_neighbors, generator
-            )
-            self._plan_cache = (epoch, plan)
+            self._plan_cache = (epoch, self.synthesizer.plan(self._n_new, generator))
         return self._plan_cache[1]
 
     # ------------------------------------------------------------------ metadata
@@ -258,8 +257,7 @@ class OversampledDataset(Dataset):
 
     @property
     def class_to_idx(self) -> dict:
-        mapping = getattr(self.dataset, "class_to_idx", None)
-        return dict(mapping) if mapping else {c: i for i, c in enumerate(self.classes)}
+        return find_class_to_idx(self.dataset, self._labels)
 
     def _check_index(self, index: int) -> int:
         return int(self._check_indices([index])[0])
@@ -301,7 +299,7 @@ class OversampledDataset(Dataset):
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
-        """Items for a batch of indices; all synthetic ones from one decoder call."""
+        """Items for a batch of indices; all synthetic ones from one synthesizer call."""
         index = self._check_indices(indices)
         out: list[Any] = [None] * len(index)
         slots = []  # of the synthetic items
@@ -330,93 +328,21 @@ class OversampledDataset(Dataset):
         return image, target
 
     def _synthetic_items(self, positions: Tensor) -> list[tuple[Any, Any]]:
-        plan = self._plan()
+        plan = self._plan()[positions]
         if self.pool and int(self._pool_epoch[0]) == int(self._epoch[0]):
-            images = self._pool[positions]
+            images = self.synthesizer.image_format.items(self._pool[positions])
         else:
-            images = self._raw_synthetic(positions)
-        images = self._form.make_images(images)
-        targets = self._form.make_targets(plan.labels[positions])
-        transforms = (
-            self._item_transform,
-            self._item_target_transform,
-            self.transform,
-            self.target_transform,
-        )
-        if all(t is None for t in transforms):  # the common tensor case: no per-item work
+            images = self.synthesizer.items(plan, self.decode_batch_size)
+        targets = self._target_format.make(plan.labels)
+        wrapper = self.transform is not None or self.target_transform is not None
+        if self._item_transform is None and not wrapper:  # the common case: no per-item work
             return list(zip(images, targets))
         items = []
         for image, target in zip(images, targets):
             if self._item_transform is not None:
-                image = self._item_transform(image)
-            if self._item_target_transform is not None:
-                target = self._item_target_transform(target)
+                image, target = self._item_transform(image, target)
             items.append(self._user_transforms(image, target))
         return items
-
-    def _raw_synthetic(self, positions: Tensor) -> Tensor:
-        """(m, C, H, W) synthetic images at ``positions`` of this epoch, in the raw dtype."""
-        plan = self._plan()
-        synth = self._synthesizer()
-        base, neighbor = plan.base[positions], plan.neighbor[positions]
-        latents, residuals = synth["latents"], synth["residuals"]
-        if "cache" in synth:  # only the rows this batch needs, read from HDF5 in this process
-            rows = torch.cat([base, neighbor])
-            latents = synth["cache"].rows("latents", rows)
-            if synth["residual"]:
-                residuals = synth["cache"].rows("residuals", rows)
-            base, neighbor = torch.arange(len(base)), torch.arange(len(base), len(rows))
-        unit = decode_interpolated(
-            synth["decoder"],
-            latents,
-            base,
-            neighbor,
-            plan.lam[positions],
-            residuals=residuals,
-            batch_size=self.decode_batch_size,
-            device=synth["device"],
-        )
-        return synth["format"].from_unit(unit)
-
-    def _synthesizer(self) -> dict:
-        """Decoder and codes for this process, built on first use."""
-        if self._synth is not None and self._synth["pid"] == os.getpid():
-            return self._synth
-        in_worker = get_worker_info() is not None
-        model = self.__dict__.get("model")
-        device = torch.device("cpu") if in_worker else self._device
-        if model is not None and not (in_worker and model.device.type == "cuda"):
-            if next(model.decoder_.parameters()).device == device:
-                synth = {"decoder": model.decoder_, "format": model.image_format_}
-            else:  # a copy on the asked device, built the same way as from a snapshot
-                synth = _snapshot_synth(model_state(model, arrays=False), device)
-            residuals = model.residuals_ if self._residual else None
-            synth.update(latents=model.latents_, residuals=residuals)
-        elif getattr(self, "_cache_path", None):
-            cache = CacheFile(self._cache_path).open()
-            state = read_state(cache)
-            synth = _snapshot_synth(state, device)
-            synth.update(cache=cache, latents=None, residuals=None, residual=self._residual)
-        else:
-            synth = _snapshot_synth(self._snapshot, device)
-            synth.update(latents=self._snapshot["latents"], residuals=self._snapshot["residuals"])
-        synth.update(pid=os.getpid(), device=device)
-        self._synth = synth
-        return synth
-
-    # ------------------------------------------------------------------ pickling
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_synth"] = None  # decoders and file handles are per process
-        model = state.pop("model", None)
-        if model is not None and not getattr(self, "_cache_path", None):
-            # Without a cache, a copy carries what it needs to decode, on the CPU. NOTE: the
-            # snapshot is kept on self: tensors sent to spawned workers through shared memory
-            # must outlive the pickling, or the worker finds their memory gone.
-            if "_snapshot" not in self.__dict__:
-                self._snapshot = _snapshot(model)
-            state["_snapshot"] = self._snapshot
-        return state
 
     def __repr__(self) -> str:
         return (
@@ -425,15 +351,27 @@ class OversampledDataset(Dataset):
         )
 
 
-def _snapshot(model: DeepSMOTE) -> dict:
-    snapshot = model_state(model, arrays=False)
-    snapshot["latents"] = model.latents_.cpu()
-    snapshot["residuals"] = model.residuals_ if model.residual else None
-    return snapshot
-
-
-def _snapshot_synth(state: dict, device: torch.device) -> dict:
-    params = state["params"]
-    decoder = Decoder(tuple(state["image_shape"]), params["latent_dim"], params["hidden_channels"])
-    decoder.load_state_dict(state["decoder"])
-    return {"decoder": decoder.eval().to(device), "format": ImageFormat(**state["image_format"])}
+def _check_model(model: DeepSMOTE, read: DatasetImages) -> None:
+    """Refuse a model fitted on other data: its plans would name rows of another set."""
+    shape = tuple(read.images.shape[1:])
+    if shape != model.image_shape_:
+        raise ValueError(
+            f"`model` should be fitted on images of the dataset's shape {shape}, but was "
+            f"fitted on {model.image_shape_}."
+        )
+    if not model.image_format_.same_values(read.image_format):
+        fmt = read.image_format
+        raise ValueError(
+            f"`model` should be fitted on images of the dataset's dtype and value range "
+            f"({fmt.dtype} in [{fmt.low}, {fmt.high}]), but was fitted on "
+            f"{model.image_format_.dtype} in [{model.image_format_.low}, "
+            f"{model.image_format_.high}]. Fit it with model.fit_dataset(dataset)."
+        )
+    try:
+        model.check_fitted_on(read.images, read.labels)
+    except ValueError as error:
+        raise ValueError(
+            f"`model` should be fitted on this dataset, but {error} Its synthetic images and "
+            "origin() indices would come from another set. Fit it with "
+            "model.fit_dataset(dataset), or pass model=None."
+        ) from error

@@ -6,6 +6,8 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import os
 from typing import Any
 
@@ -13,26 +15,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._images import ImageFormat, as_image_tensor, as_label_tensor
-from ._items import read_dataset
-from ._persistence import model_from_state, model_state
+from ._datasets import read_dataset
+from ._format import ImageFormat, as_images, as_labels
 from ._validation import (
     check_bool,
-    check_non_negative_int,
     check_positive_int,
     check_random_state,
     make_generator,
     resolve_device,
 )
+from .cache import fingerprint_arrays
 from .knn import class_neighbors, get_knn
-from .latents import (
-    decode_codes,
-    decode_interpolated,
-    encode_images,
-    reconstruction_residuals,
-)
+from .latents import encode_images, reconstruction_residuals
 from .models import Decoder, Encoder
-from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
+from .smote import SMOTEPlan, resolve_sampling_strategy
+from .synthesis import Synthesizer
 from .training import TrainingConfig, fit_autoencoder
 
 __all__ = ["DeepSMOTE"]
@@ -83,19 +80,27 @@ class DeepSMOTE:
             over the training images when fitting and a float16 copy of them.
 
     Attributes:
-        encoder_, decoder_: The trained models (eval mode).
+        encoder_: The trained encoder (eval mode).
+        synthesizer_: The :class:`~torch_deepsmote.synthesis.Synthesizer` that makes every
+            synthetic image (decoder, codes, labels, neighbour table, residuals, format).
+        decoder_, latents_, labels_, neighbors_, n_neighbors_, residuals_, image_format_:
+            Views of the synthesizer's parts: the decoder; (N, latent_dim) float32 codes and
+            (N,) int64 labels of the training images; (N, k) int64 row indices of each
+            code's same-class neighbours (-1 pads classes with fewer than k + 1 images);
+            ``{class: number of valid neighbour columns}``; (N, C, H, W) float16
+            reconstruction residuals on the [-1, 1] scale, or ``None`` with
+            ``residual=False``; the container, dtype, layout and value range of the images.
+        device_: The device the model trained on and decodes on.
         image_shape_: (C, H, W) of the training images.
-        image_format_: Container, dtype, layout and value range of the training images.
         classes_: (n_classes,) sorted class labels.
-        latents_: (N, latent_dim) float32 codes of the training images.
-        labels_: (N,) int64 labels of the training images.
-        residuals_: (N, C, H, W) float16 reconstruction residuals on the [-1, 1] scale
-            with ``residual=True``, else ``None``.
-        neighbors_: (N, k) int64 row indices of each code's same-class neighbours (-1 pads
-            classes with fewer than k + 1 images).
-        n_neighbors_: ``{class: number of valid neighbour columns}``.
         sampling_strategy_: ``{class: number of images to add}``.
         history_: One dict per training epoch (loss terms and seconds).
+        data_fingerprint_: sha256 of the training labels and images, to tell the data
+            this model was fitted on from other data.
+
+    ``__init__`` only stores its arguments (after checking them), as scikit-learn's
+    estimators do, so ``get_params`` / ``set_params`` / ``sklearn.base.clone`` work and
+    imbalanced-learn pipelines accept the model.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -130,52 +135,102 @@ class DeepSMOTE:
         progress: bool = True,
         residual: bool = True,
     ) -> None:
-        if isinstance(sampling_strategy, str) and sampling_strategy not in STRATEGY_STRINGS:
+        self.sampling_strategy = sampling_strategy
+        self.k_neighbors = k_neighbors
+        self.knn = knn
+        self.latent_dim = latent_dim
+        self.hidden_channels = hidden_channels
+        self.batch_size = batch_size
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.min_delta = min_delta
+        self.penalty_weight = penalty_weight
+        self.penalty_encoder_grad = penalty_encoder_grad
+        self.precision = precision
+        self.channels_last = channels_last
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+        self.residual = residual
+        self._check_params()  # fail now on a bad option, not after training
+
+    # ------------------------------------------------------------------ parameters
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return sorted(name for name in signature.parameters if name != "self")
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's arguments, as given (scikit-learn's contract).
+
+        Args:
+            deep: Also return the parameters of a ``knn`` object that has ``get_params``,
+                as ``knn__<name>``.
+        """
+        params = {}
+        for name in self._param_names():
+            value = getattr(self, name)
+            if deep and name == "knn" and callable(getattr(value, "get_params", None)):
+                params.update((f"knn__{k}", v) for k, v in value.get_params().items())
+            params[name] = value
+        return params
+
+    def set_params(self, **params: Any) -> DeepSMOTE:
+        """Set constructor arguments (``knn__<name>`` reaches into a ``knn`` object).
+
+        A fitted model keeps its fitted state: refit it, or use :meth:`refit_neighbors` /
+        :meth:`refit_residuals` after changing ``k_neighbors``, ``knn`` or ``residual``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: An unknown parameter, or a bad value.
+        """
+        valid = self._param_names()
+        nested: dict[str, dict] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in valid:
+                raise ValueError(
+                    f"`{name}` should be one of the parameters of DeepSMOTE ({', '.join(valid)}), "
+                    f"but got {key}={value!r}."
+                )
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        self._check_params()
+        return self
+
+    def _check_params(self) -> TrainingConfig:
+        """Check every argument; returns the training options they make."""
+        strategy = self.sampling_strategy
+        if isinstance(strategy, str) and strategy not in STRATEGY_STRINGS:
             raise ValueError(
                 "`sampling_strategy` should be one of "
                 + ", ".join(repr(s) for s in STRATEGY_STRINGS)
-                + ", a float, a dict or a callable, but got "
-                + f"sampling_strategy={sampling_strategy!r}."
+                + f", a float, a dict or a callable, but got sampling_strategy={strategy!r}."
             )
-        self.sampling_strategy = sampling_strategy
-        self.k_neighbors = check_positive_int("k_neighbors", k_neighbors)
-        get_knn(knn)  # fail now on a bad name, not after training
-        self.knn = knn
-        self.latent_dim = (
-            None if latent_dim is None else check_positive_int("latent_dim", latent_dim)
-        )
-        self.hidden_channels = check_positive_int("hidden_channels", hidden_channels)
-        self.training_config = TrainingConfig(
-            batch_size=batch_size,
-            lr=lr,
-            max_epochs=max_epochs,
-            patience=patience,
-            min_delta=min_delta,
-            penalty_weight=penalty_weight,
-            penalty_encoder_grad=penalty_encoder_grad,
-            precision=precision,
-            channels_last=channels_last,
-        )
-        self.device = resolve_device(device)
-        self.random_state = check_random_state("random_state", random_state)
-        self.progress = check_bool("progress", progress)
-        self.residual = check_bool("residual", residual)
+        check_positive_int("k_neighbors", self.k_neighbors)
+        get_knn(self.knn)
+        if self.latent_dim is not None:
+            check_positive_int("latent_dim", self.latent_dim)
+        check_positive_int("hidden_channels", self.hidden_channels)
+        resolve_device(self.device)
+        check_random_state("random_state", self.random_state)
+        check_bool("progress", self.progress)
+        check_bool("residual", self.residual)
+        return self.training_config()
 
-    # ------------------------------------------------------------------ parameters
-    def get_params(self) -> dict:
-        """The constructor's arguments (``knn`` as given; an object is kept as is)."""
-        return {
-            "sampling_strategy": self.sampling_strategy,
-            "k_neighbors": self.k_neighbors,
-            "knn": self.knn,
-            "latent_dim": self.latent_dim,
-            "hidden_channels": self.hidden_channels,
-            **self.training_config.to_dict(),
-            "device": str(self.device),
-            "random_state": self.random_state,
-            "progress": self.progress,
-            "residual": self.residual,
-        }
+    def training_config(self) -> TrainingConfig:
+        """The :class:`TrainingConfig` these arguments make (checked)."""
+        return TrainingConfig(
+            **{name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__}
+        )
 
     def __repr__(self) -> str:
         return (
@@ -184,83 +239,195 @@ class DeepSMOTE:
         )
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, y: Any) -> DeepSMOTE:
+    def fit(self, X: Any, y: Any, *, image_format: ImageFormat | None = None) -> DeepSMOTE:
         """Train the autoencoder on ``X``, encode it and index each class's codes.
 
         Args:
             X: (N, C, H, W) or (N, H, W) images, numpy array or tensor, uint8 or float
                 (any value range; it is remembered and used for the output).
-            y: (N,) integer class labels.
+            y: (N,) class labels (integers, bools or whole floats).
+            image_format: The form new images are given back in; ``None``: ``X``'s own.
+                :meth:`fit_dataset` passes the dataset items' form (PIL, numpy, tensor).
 
         Returns:
             ``self``.
         """
-        images, image_format = as_image_tensor(X, "X")
-        labels = as_label_tensor(y, len(images), "y")
-        return self._fit(images, labels, image_format)
+        images, found = as_images(X, "X")
+        labels = as_labels(y, "y", len(images))
+        if image_format is not None and not image_format.same_values(found):
+            raise ValueError(
+                f"`image_format` should describe X's dtype and value range, but got "
+                f"{image_format} for X of {found}."
+            )
+        return self._fit(images, labels, image_format or found)
 
-    def fit_dataset(self, dataset: Any) -> DeepSMOTE:
+    def fit_dataset(self, dataset: Any, labels: Any = None, fit_transform: Any = None) -> DeepSMOTE:
         """Like :meth:`fit` for a map-style dataset of (image, target) items.
 
-        Images may be PIL images, numpy (H, W[, C]) arrays or (C, H, W) tensors; they are
-        read once, in order, and must share one shape. Random augmentations in the dataset's
-        transform are read as they come: set them aside for fitting.
+        The dataset is read once, in order, with its transforms set aside (random
+        augmentation stays out of the autoencoder's data), exactly as
+        :class:`~torch_deepsmote.OversampledDataset` reads it. New images come back in the
+        items' raw form (PIL images of the same mode, arrays or tensors of the same dtype).
+
+        Args:
+            dataset: Items are (image, target): PIL images, numpy (H, W[, C]) arrays or
+                (C, H, W) tensors, all of one shape.
+            labels: (N,) class of every item; ``None`` reads ``.targets`` / ``.labels`` or
+                the targets.
+            fit_transform: A deterministic transform applied to each raw image while
+                reading, e.g. ``torchvision.transforms.Resize((64, 64))`` for an image
+                folder of mixed sizes; new images are made in its output form.
 
         Returns:
             ``self``.
         """
-        images, labels = read_dataset(dataset, progress=self.progress)
-        images, image_format = as_image_tensor(images, "dataset images")
-        labels = as_label_tensor(labels, len(images), "dataset targets")
-        return self._fit(images, labels, image_format)
+        read = read_dataset(dataset, labels, fit_transform, progress=self.progress)
+        return self._fit(read.images, read.labels, read.image_format)
 
     def _fit(self, images: Tensor, labels: Tensor, image_format: ImageFormat) -> DeepSMOTE:
+        config = self._check_params()
+        device = resolve_device(self.device)
         # One seed fans out into independent streams: weights, training draws, SMOTE draws.
-        seeds = torch.randint(0, 2**62, (3,), generator=make_generator(self.random_state)).tolist()
-        self.image_shape_ = tuple(images.shape[1:])
-        self.image_format_ = image_format
+        seed = check_random_state("random_state", self.random_state)
+        seeds = torch.randint(0, 2**62, (3,), generator=make_generator(seed)).tolist()
+        image_shape = tuple(images.shape[1:])
         # Resolve the strategy before training so that a bad one fails in a second, not an hour.
-        self.sampling_strategy_ = resolve_sampling_strategy(self.sampling_strategy, labels)
+        strategy = resolve_sampling_strategy(self.sampling_strategy, labels)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seeds[0])
-            self.encoder_ = Encoder(self.image_shape_, self.latent_dim, self.hidden_channels)
-            self.decoder_ = Decoder(self.image_shape_, self.latent_dim, self.hidden_channels)
-        self.history_ = fit_autoencoder(
-            self.encoder_,
-            self.decoder_,
+            encoder = Encoder(image_shape, self.latent_dim, self.hidden_channels)
+            decoder = Decoder(image_shape, self.latent_dim, self.hidden_channels)
+        history = fit_autoencoder(
+            encoder,
+            decoder,
             images,
             labels,
             image_format.to_unit,
-            config=self.training_config,
+            config=config,
             generator=make_generator(seeds[1]),
-            device=self.device,
+            device=device,
             progress=self.progress,
         )
-        self.latents_ = encode_images(
-            self.encoder_, images, image_format.to_unit, device=self.device
-        )
-        self.residuals_ = None
+        latents = encode_images(encoder, images, image_format.to_unit, device=device)
+        residuals = None
         if self.residual:
-            self._keep_residuals(images)
-        self.labels_ = labels
-        self._index()
-        self._generator = make_generator(seeds[2])
+            residuals = reconstruction_residuals(
+                decoder, images, latents, image_format.to_unit, device=device
+            )
+        neighbors, n_neighbors = class_neighbors(
+            latents, labels, self.k_neighbors, knn=get_knn(self.knn)
+        )
+        self._set_fitted(
+            encoder=encoder,
+            synthesizer=Synthesizer(
+                decoder, image_format, latents, labels, neighbors, n_neighbors, residuals
+            ),
+            sampling_strategy=strategy,
+            history=history,
+            data_fingerprint=fingerprint_arrays(labels, images),
+            generator=make_generator(seeds[2]),
+            device=device,
+        )
         return self
 
-    def _keep_residuals(self, images: Tensor) -> None:
-        """Store ``x - decode(encode(x))`` of the training ``images`` (in fit's order)."""
-        self.residuals_ = reconstruction_residuals(
-            self.decoder_, images, self.latents_, self.image_format_.to_unit, device=self.device
-        )
+    def _set_fitted(
+        self,
+        *,
+        encoder: Encoder,
+        synthesizer: Synthesizer,
+        sampling_strategy: dict,
+        history: list,
+        data_fingerprint: str | None,
+        generator: torch.Generator,
+        device: torch.device,
+    ) -> None:
+        """The fitted state, in one place for fitting and loading."""
+        self.device_ = device
+        self.encoder_ = encoder.eval()
+        self.synthesizer_ = synthesizer
+        self.image_shape_ = tuple(encoder.image_shape)
+        self.classes_ = torch.unique(synthesizer.labels)
+        self.sampling_strategy_ = dict(sampling_strategy)
+        self.history_ = list(history)
+        self.data_fingerprint_ = data_fingerprint
+        self._generator = generator
 
-    def _index(self) -> None:
-        self.classes_ = torch.unique(self.labels_)
-        self.neighbors_, self.n_neighbors_ = class_neighbors(
+    def refit_neighbors(self) -> DeepSMOTE:
+        """Build the neighbour table again for the current ``k_neighbors`` and ``knn``.
+
+        Nothing is trained: the table comes from the fitted codes.
+
+        Returns:
+            ``self``.
+        """
+        self._check_fitted()
+        self._check_params()
+        neighbors, n_neighbors = class_neighbors(
             self.latents_, self.labels_, self.k_neighbors, knn=get_knn(self.knn)
         )
+        self.synthesizer_ = self.synthesizer_.replace(neighbors=neighbors, n_neighbors=n_neighbors)
+        return self
+
+    def refit_residuals(self, X: Any = None) -> DeepSMOTE:
+        """Make the kept residuals follow ``residual``, without training anything.
+
+        With ``residual=True`` they are computed from the training images ``X`` (the same
+        images, in the same order, as given to :meth:`fit`; checked); with
+        ``residual=False`` they are dropped.
+
+        Args:
+            X: (N, C, H, W) or (N, H, W) training images; needed with ``residual=True``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: ``X`` missing, or not the images the model was fitted on.
+        """
+        self._check_fitted()
+        if not check_bool("residual", self.residual):
+            self.synthesizer_ = self.synthesizer_.replace(residuals=None)
+            return self
+        if X is None:
+            raise ValueError(
+                "`X` should be the training images to compute residuals from, but got X=None."
+            )
+        images, _ = as_images(X, "X")
+        self.check_fitted_on(images, self.labels_)
+        residuals = reconstruction_residuals(
+            self.decoder_, images, self.latents_, self.image_format_.to_unit, device=self.device_
+        )
+        self.synthesizer_ = self.synthesizer_.replace(residuals=residuals)
+        return self
+
+    def check_fitted_on(self, images: Tensor, labels: Tensor) -> None:
+        """Raise unless ``images`` (N, C, H, W) and ``labels`` (N,) are the training data.
+
+        Raises:
+            ValueError: Another shape, length, label or pixel than the data of :meth:`fit`.
+        """
+        self._check_fitted()
+        if tuple(images.shape[1:]) != self.image_shape_ or len(images) != len(self.labels_):
+            raise ValueError(
+                f"the images should be the {len(self.labels_)} images of shape "
+                f"{self.image_shape_} this model was fitted on, but got {len(images)} of shape "
+                f"{tuple(images.shape[1:])}."
+            )
+        if not torch.equal(torch.as_tensor(labels).long(), self.labels_):
+            raise ValueError(
+                "the labels should be those this model was fitted on (same classes, same "
+                "order), but they differ."
+            )
+        if self.data_fingerprint_ is not None and (
+            fingerprint_arrays(labels, images) != self.data_fingerprint_
+        ):
+            raise ValueError(
+                "the images should be those this model was fitted on, but their pixels "
+                "differ (another dataset, another order, or another dtype or transform)."
+            )
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "latents_"):
+        if not hasattr(self, "synthesizer_"):
             raise RuntimeError(
                 "This DeepSMOTE instance is not fitted yet. Call `fit(X, y)`, `fit_dataset(ds)` "
                 "or `DeepSMOTE.load(path)` first."
@@ -270,6 +437,42 @@ class DeepSMOTE:
         if random_state is None:
             return self._generator
         return make_generator(check_random_state("random_state", random_state))
+
+    # ------------------------------------------------------------------ fitted parts
+    @property
+    def decoder_(self) -> Decoder:
+        self._check_fitted()
+        return self.synthesizer_.decoder
+
+    @property
+    def latents_(self) -> Tensor:
+        self._check_fitted()
+        return self.synthesizer_.latents
+
+    @property
+    def labels_(self) -> Tensor:
+        self._check_fitted()
+        return self.synthesizer_.labels
+
+    @property
+    def neighbors_(self) -> Tensor:
+        self._check_fitted()
+        return self.synthesizer_.neighbors
+
+    @property
+    def n_neighbors_(self) -> dict:
+        self._check_fitted()
+        return self.synthesizer_.n_neighbors
+
+    @property
+    def residuals_(self) -> Tensor | None:
+        self._check_fitted()
+        return self.synthesizer_.residuals
+
+    @property
+    def image_format_(self) -> ImageFormat:
+        self._check_fitted()
+        return self.synthesizer_.image_format
 
     # ------------------------------------------------------------------ codes and images
     def encode(self, X: Any, batch_size: int = 512) -> Tensor:
@@ -283,7 +486,7 @@ class DeepSMOTE:
             (N, latent_dim) float32 CPU tensor.
         """
         self._check_fitted()
-        images, _ = as_image_tensor(X, "X")
+        images, _ = as_images(X, "X")
         if tuple(images.shape[1:]) != self.image_shape_:
             raise ValueError(
                 f"`X` should hold images of shape {self.image_shape_} like the training set, "
@@ -294,7 +497,7 @@ class DeepSMOTE:
             images,
             self.image_format_.to_unit,
             batch_size=batch_size,
-            device=self.device,
+            device=self.device_,
         )
 
     def decode(self, codes: Tensor, batch_size: int = 512) -> Any:
@@ -305,11 +508,9 @@ class DeepSMOTE:
             batch_size: Codes per decoder call.
 
         Returns:
-            (M, C, H, W) or (M, H, W) images, numpy or tensor as in :meth:`fit`.
+            (M, C, H, W) or (M, H, W) images, numpy or tensor as in :meth:`fit` (a list of
+            PIL images for a model fitted on a dataset of PIL images).
         """
-        return self.image_format_.export(self._decode(codes, batch_size))
-
-    def _decode(self, codes: Tensor, batch_size: int = 512) -> Tensor:
         self._check_fitted()
         codes = torch.as_tensor(codes)
         if codes.ndim != 2 or codes.shape[1] != self.latents_.shape[1]:
@@ -317,8 +518,7 @@ class DeepSMOTE:
                 f"`codes` should have shape (M, {self.latents_.shape[1]}), but got "
                 f"{tuple(codes.shape)}."
             )
-        unit = decode_codes(self.decoder_, codes, batch_size=batch_size, device=self.device)
-        return self.image_format_.from_unit(unit)
+        return self.image_format_.export(self.synthesizer_.decode(codes, batch_size))
 
     # ------------------------------------------------------------------ SMOTE
     def plan(self, n_new: dict | None = None, random_state: int | None = None) -> SMOTEPlan:
@@ -333,25 +533,12 @@ class DeepSMOTE:
         """
         self._check_fitted()
         n_new = self.sampling_strategy_ if n_new is None else n_new
-        known = set(self.classes_.tolist())
-        for label, count in n_new.items():
-            if label not in known:
-                raise ValueError(
-                    f"`label` should be one of the fitted classes {sorted(known)}, but got "
-                    f"label={label!r}."
-                )
-            check_non_negative_int(f"n_new[{label}]", count)
-        return plan_synthetic(
-            n_new,
-            self.labels_,
-            self.neighbors_,
-            self.n_neighbors_,
-            self._generator_for(random_state),
-        )
+        return self.synthesizer_.plan(n_new, self._generator_for(random_state))
 
     def plan_codes(self, plan: SMOTEPlan) -> Tensor:
         """(m, latent_dim) codes of a plan: ``z = z_base + lam * (z_neighbor - z_base)``."""
-        return interpolate(self.latents_, plan.base, plan.neighbor, plan.lam)
+        self._check_fitted()
+        return self.synthesizer_.codes(plan)
 
     def sample(self, n: int, label: int, random_state: int | None = None) -> Any:
         """``n`` new images of class ``label``.
@@ -378,24 +565,14 @@ class DeepSMOTE:
             (m, C, H, W) or (m, H, W) images in the training images' format.
         """
         self._check_fitted()
-        unit = decode_interpolated(
-            self.decoder_,
-            self.latents_,
-            plan.base,
-            plan.neighbor,
-            plan.lam,
-            residuals=self.residuals_ if self.residual else None,
-            batch_size=batch_size,
-            device=self.device,
-        )
-        return self.image_format_.export(self.image_format_.from_unit(unit))
+        return self.image_format_.export(self.synthesizer_.images(plan, batch_size))
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         """Fit, then return the originals followed by the new images (imbalanced-learn's order).
 
         Args:
             X: (N, C, H, W) or (N, H, W) images, numpy array or tensor.
-            y: (N,) integer labels.
+            y: (N,) labels.
 
         Returns:
             ``(X_resampled, y_resampled)`` in ``X``'s and ``y``'s container, ``X``'s dtype,
@@ -416,6 +593,30 @@ class DeepSMOTE:
         return X_res, y_res
 
     # ------------------------------------------------------------------ persistence
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        encoder = state.get("encoder_")
+        if encoder is not None and next(encoder.parameters()).device.type != "cpu":
+            # A pickled copy (a spawned DataLoader worker) gets a CPU encoder, moved to
+            # device_ when it encodes. NOTE: kept on self, so that tensors sent through
+            # shared memory outlive the pickling.
+            if "_cpu_encoder" not in self.__dict__:
+                self._cpu_encoder = _cpu_copy(encoder)
+            state["encoder_"] = self._cpu_encoder
+        state.pop("_cpu_encoder", None)
+        if "_generator" in state:
+            # As bytes, not as the tensor get_state() makes: a temporary tensor sent through
+            # shared memory would be freed before a spawned worker maps it.
+            state["_generator"] = bytes(self._generator.get_state().numpy())
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("_generator"), bytes):
+            generator = torch.Generator()
+            generator.set_state(torch.frombuffer(bytearray(state["_generator"]), dtype=torch.uint8))
+            state["_generator"] = generator
+        self.__dict__.update(state)
+
     def save(self, path: str | os.PathLike) -> None:
         """Save the fitted model (weights, codes, neighbour table, settings) to one file.
 
@@ -423,6 +624,8 @@ class DeepSMOTE:
         half-written file under ``path``. A ``knn`` object or a callable
         ``sampling_strategy`` is not saved: ``'auto'`` and the resolved counts stand in.
         """
+        from ._persistence import model_state
+
         self._check_fitted()
         path = os.fspath(path)
         tmp = f"{path}.tmp-{os.getpid()}"
@@ -445,6 +648,8 @@ class DeepSMOTE:
             FileNotFoundError: No such file.
             RuntimeError: A file that is not a DeepSMOTE model, or of another format version.
         """
+        from ._persistence import model_from_state
+
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"No DeepSMOTE model at {path!r}.")
@@ -455,4 +660,8 @@ class DeepSMOTE:
                 f"Could not read a DeepSMOTE model from {path!r}: the file is damaged or not "
                 f"a DeepSMOTE model ({error})."
             ) from error
-        return model_from_state(cls, state, device=device, source=path)
+        return model_from_state(state, device=device, source=path)
+
+
+def _cpu_copy(module: torch.nn.Module) -> torch.nn.Module:
+    return copy.deepcopy(module).to("cpu")

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from ._format import as_labels
 from ._validation import check_bool, check_positive_int
 
 __all__ = [
@@ -449,7 +450,7 @@ def class_neighbors(
         {0: 2, 1: 2}
     """
     k_neighbors = check_positive_int("k_neighbors", k_neighbors)
-    labels = torch.as_tensor(labels)
+    labels = as_labels(labels, "labels")
     if not isinstance(latents, torch.Tensor):
         latents = torch.as_tensor(np.asarray(latents))
     if latents.ndim != 2:
@@ -462,12 +463,7 @@ def class_neighbors(
             f"`labels` should be a 1-D tensor of length N = {latents.shape[0]}, but got labels "
             f"with shape {tuple(labels.shape)}."
         )
-    if labels.dtype == torch.bool or torch.is_floating_point(labels) or labels.is_complex():
-        raise ValueError(
-            f"`labels` should hold integer class labels, but got labels with dtype {labels.dtype}."
-        )
     backend = get_knn(knn)
-    labels = labels.cpu().long()
     neighbors = torch.full((labels.shape[0], k_neighbors), -1, dtype=torch.long)
     n_neighbors: dict[int, int] = {}
     for label in torch.unique(labels).tolist():

@@ -11,9 +11,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from .smote import interpolate
-
-__all__ = ["encode_images", "decode_codes", "decode_interpolated", "reconstruction_residuals"]
+__all__ = ["encode_images", "decode_codes", "reconstruction_residuals"]
 
 
 @torch.inference_mode()
@@ -107,45 +105,3 @@ def reconstruction_residuals(
         recon = decode_codes(decoder, latents[i : i + batch_size], device=device)
         out.append((to_unit(images[i : i + batch_size].cpu()) - recon).half())
     return torch.cat(out) if out else torch.empty(0, *images.shape[1:], dtype=torch.float16)
-
-
-@torch.inference_mode()
-def decode_interpolated(
-    decoder: nn.Module,
-    latents: Tensor,
-    base: Tensor,
-    neighbor: Tensor,
-    lam: Tensor,
-    *,
-    residuals: Tensor | None = None,
-    batch_size: int = 512,
-    device: torch.device | str = "cpu",
-) -> Tensor:
-    """Synthetic images: decode ``z = z_base + lam (z_neighbor - z_base)``.
-
-    With ``residuals`` the parents' residuals, interpolated with the same ``lam``, are
-    added to the decoded image: ``decode(z) + (1 - lam) r_base + lam r_neighbor``. The
-    decoder alone returns the blurred average of what it learned; the residual puts back
-    the detail of the two real images the new one lies between (``lam = 0`` gives back the
-    base image itself).
-
-    Args:
-        decoder: Maps (B, D) to (B, C, H, W) in [-1, 1].
-        latents: (N, D) codes that ``base`` and ``neighbor`` index.
-        base, neighbor: (m,) row indices.
-        lam: (m,) steps in [0, 1].
-        residuals: (N, C, H, W) rows indexed like ``latents``, or ``None`` (the paper).
-        batch_size: Codes per decoder call.
-        device: Where the decoder runs.
-
-    Returns:
-        (m, C, H, W) float32 images in [-1, 1] on the CPU.
-    """
-    codes = interpolate(latents, base, neighbor, lam)
-    images = decode_codes(decoder, codes, batch_size=batch_size, device=device)
-    if residuals is None:
-        return images
-    m = len(base)
-    rows = residuals[torch.cat([base, neighbor]).to(residuals.device)].float().cpu()
-    detail = interpolate(rows, torch.arange(m), torch.arange(m, 2 * m), lam)
-    return (images + detail).clamp_(-1, 1)

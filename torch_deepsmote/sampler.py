@@ -1,10 +1,11 @@
 """Samplers over an over-sampled dataset, single-process or split across distributed ranks.
 
-Both follow ``torch.utils.data.DistributedSampler``: a local ``torch.Generator`` seeded from
-``seed + epoch`` (never the global RNG), the same plan on every rank, each rank taking a
-disjoint, equally long share. Unlike there, ``num_replicas`` and ``rank`` default to 1 and 0
-without an initialized process group (single-process training is the common case), and
-``set_epoch`` is forwarded to the dataset so that it draws fresh synthetic items per epoch.
+Both follow ``torch.utils.data.DistributedSampler`` (:class:`DeepSMOTESampler` is one): a
+local ``torch.Generator`` seeded from ``seed + epoch`` (never the global RNG), the same plan
+on every rank, each rank taking a disjoint, equally long share. Unlike there,
+``num_replicas`` and ``rank`` default to 1 and 0 without an initialized process group
+(single-process training is the common case), and ``set_epoch`` is forwarded to the
+dataset so that it draws fresh synthetic items per epoch.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler, Sampler
 
 from ._validation import check_bool, check_non_negative_int, check_positive_int, make_generator
 
@@ -56,14 +57,16 @@ def _set_epoch(sampler: Any, epoch: Any) -> None:
         sampler.dataset.set_epoch(sampler.epoch)
 
 
-class DeepSMOTESampler(Sampler[int]):
+class DeepSMOTESampler(DistributedSampler):
     """Shuffles a dataset's indices per epoch and gives each rank a disjoint, equal share.
 
-    Every rank draws the same permutation of ``range(len(dataset))`` from a local generator
-    seeded with ``seed + epoch``, pads it by repeating from its start (or, with
-    ``drop_last``, cuts its tail) to a multiple of ``num_replicas``, and keeps
-    ``indices[rank::num_replicas]``. The length is read from the dataset at every call, so a
-    dataset whose size changes between epochs is followed.
+    A ``DistributedSampler`` that also runs without a process group and forwards
+    ``set_epoch`` to the dataset. Every rank draws the same permutation of
+    ``range(len(dataset))`` from a local generator seeded with ``seed + epoch``, pads it by
+    repeating from its start (or, with ``drop_last``, cuts its tail) to a multiple of
+    ``num_replicas``, and keeps ``indices[rank::num_replicas]``. The length is read from the
+    dataset again at every ``set_epoch`` and iterator, so a dataset whose size changes
+    between epochs is followed.
 
     Args:
         dataset: Any object with ``__len__``; its ``set_epoch(epoch)`` is called when present.
@@ -103,36 +106,31 @@ class DeepSMOTESampler(Sampler[int]):
         seed: int = 0,
         drop_last: bool = False,
     ) -> None:
-        self.dataset = _check_sized(dataset)
-        self.num_replicas, self.rank = _resolve_replicas(num_replicas, rank)
-        self.shuffle = check_bool("shuffle", shuffle)
-        self.seed = check_non_negative_int("seed", seed)
-        self.drop_last = check_bool("drop_last", drop_last)
-        self.epoch = 0
+        num_replicas, rank = _resolve_replicas(num_replicas, rank)
+        super().__init__(
+            _check_sized(dataset),
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=check_bool("shuffle", shuffle),
+            seed=check_non_negative_int("seed", seed),
+            drop_last=check_bool("drop_last", drop_last),
+        )
 
-    @property
-    def num_samples(self) -> int:
-        """Indices this rank yields per epoch (``total_size / num_replicas``)."""
+    def _size(self) -> None:
+        # DistributedSampler sizes itself once, in __init__; a dataset may change its length
+        # with its epoch, so the same rule is applied again here.
         n = len(self.dataset)
-        return n // self.num_replicas if self.drop_last else math.ceil(n / self.num_replicas)
-
-    @property
-    def total_size(self) -> int:
-        return self.num_samples * self.num_replicas
+        self.num_samples = (
+            n // self.num_replicas if self.drop_last else math.ceil(n / self.num_replicas)
+        )
+        self.total_size = self.num_samples * self.num_replicas
 
     def __iter__(self) -> Iterator[int]:
-        n, total = len(self.dataset), self.total_size
-        if self.shuffle:
-            generator = make_generator(self.seed + self.epoch)
-            indices = torch.randperm(n, generator=generator).tolist()
-        else:
-            indices = list(range(n))
-        if n:
-            # Repeat the whole list when num_replicas > n, so padding never runs short.
-            indices = (indices * math.ceil(total / n))[:total]
-        return iter(indices[self.rank : total : self.num_replicas])
+        self._size()
+        return super().__iter__()
 
     def __len__(self) -> int:
+        self._size()
         return self.num_samples
 
     def set_epoch(self, epoch: int) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from ._format import as_labels
 from ._validation import check_choice, check_fraction
 
 __all__ = [
@@ -35,20 +36,6 @@ __all__ = [
 SamplingStrategy = Union[str, float, Mapping[int, int], Callable[[np.ndarray], Mapping[int, int]]]
 
 _STRATEGY_NAMES = ("auto", "minority", "not minority", "not majority", "all")
-
-
-def _label_array(labels: Any) -> np.ndarray:
-    """Labels as a 1-D int64 numpy array (from a tensor, an array or a sequence)."""
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    y = np.asarray(labels)
-    if y.ndim != 1:
-        raise ValueError(f"`labels` should be 1-D, but got labels with shape {y.shape}.")
-    if y.dtype == np.bool_ or not (np.issubdtype(y.dtype, np.integer) or y.size == 0):
-        raise ValueError(
-            f"`labels` should hold integer class labels, but got labels with dtype {y.dtype}."
-        )
-    return y.astype(np.int64, copy=False)
 
 
 def resolve_sampling_strategy(
@@ -88,7 +75,7 @@ def resolve_sampling_strategy(
         >>> resolve_sampling_strategy({2: 2}, [0, 0, 0, 0, 1, 1, 2])
         {0: 0, 1: 0, 2: 1}
     """
-    y = _label_array(labels)
+    y = as_labels(labels, "labels").numpy()
     classes, counts = np.unique(y, return_counts=True)
     current = {int(c): int(n) for c, n in zip(classes, counts)}
     if len(current) < 2:
@@ -196,6 +183,12 @@ class SMOTEPlan:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def __getitem__(self, index: Any) -> SMOTEPlan:
+        """The plan of the samples at ``index`` (a slice, or a LongTensor of positions)."""
+        return SMOTEPlan(
+            self.labels[index], self.base[index], self.neighbor[index], self.lam[index]
+        )
 
 
 def plan_synthetic(

@@ -1,0 +1,361 @@
+"""The form of the user's images and labels, and the decoder's [-1, 1] scale.
+
+Images come in two ways: as one batch array ((N, C, H, W) or (N, H, W), numpy or torch)
+given to :meth:`DeepSMOTE.fit`, or as the items of a map-style dataset (PIL images, numpy
+(H, W) / (H, W, C) arrays, (C, H, W) / (H, W) tensors). Either way they are read into one
+(N, C, H, W) tensor of their own dtype, and :class:`ImageFormat` records what came in, so
+that synthetic images go back out in the same container, dtype, layout and value range,
+and map to and from the [-1, 1] range of the decoder (it ends in Tanh).
+
+Labels have one rule, :func:`as_labels`, used wherever labels enter the library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["ImageFormat", "TargetFormat", "as_images", "as_labels", "image_to_tensor"]
+
+_SUPPORTED = (
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+)
+_PIL_MODES = ("L", "RGB", "RGBA", "LA")
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """How the user's images look.
+
+    Attributes:
+        kind: ``"numpy"``, ``"torch"`` or ``"pil"``.
+        dtype: The dtype's name, e.g. ``"uint8"`` or ``"float32"`` (``"uint8"`` for PIL).
+        layout: Axes of one image: ``"chw"``, ``"hw"`` (no channel axis) or ``"hwc"``
+            (numpy items as PIL and OpenCV hand them out); ``None`` for PIL.
+        low: The value that maps to -1.
+        high: The value that maps to +1.
+        mode: The PIL mode (``"L"``, ``"RGB"``, ...) of PIL images, else ``None``.
+    """
+
+    kind: str
+    dtype: str
+    layout: str | None
+    low: float
+    high: float
+    mode: str | None = None
+
+    # ------------------------------------------------------------------ the decoder's scale
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+    def to_unit(self, images: Tensor) -> Tensor:
+        """(B, C, H, W) images in this format -> float32 in [-1, 1] (same device)."""
+        scale = 2.0 / (self.high - self.low)
+        return (images.to(torch.float32) - self.low) * scale - 1.0
+
+    def from_unit(self, images: Tensor) -> Tensor:
+        """(B, C, H, W) float in [-1, 1] -> tensor of this format's dtype and range."""
+        out = (images.to(torch.float32).clamp(-1, 1) + 1.0) * ((self.high - self.low) / 2)
+        out = out + self.low
+        if not self.torch_dtype.is_floating_point:
+            out = out.round_()
+        return out.clamp_(self.low, self.high).to(self.torch_dtype)
+
+    def same_values(self, other: ImageFormat) -> bool:
+        """Whether ``other`` holds pixels of the same dtype and value range."""
+        return (self.dtype, self.low, self.high) == (other.dtype, other.low, other.high)
+
+    # ------------------------------------------------------------------ the user's form
+    def export(self, images: Tensor) -> Any:
+        """(B, C, H, W) tensor of this format's dtype -> a batch in the user's form.
+
+        Returns:
+            A numpy array or tensor shaped by ``layout`` with a leading batch axis, or a
+            list of B PIL images.
+        """
+        if self.kind == "pil":
+            return self.items(images)
+        images = _to_layout(images, self.layout)
+        return images.cpu().numpy() if self.kind == "numpy" else images
+
+    def items(self, images: Tensor) -> list:
+        """(B, C, H, W) tensor of this format's dtype -> B images in the user's form."""
+        if self.kind == "pil":
+            from torchvision.transforms.functional import to_pil_image
+
+            mode = self.mode if self.mode in _PIL_MODES else None
+            return [to_pil_image(image, mode=mode) for image in images.cpu()]
+        images = _to_layout(images, self.layout)
+        if self.kind == "numpy":
+            return list(np.ascontiguousarray(images.cpu().numpy()))
+        return list(images.unbind(0))  # views of one tensor: no per-item copy
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, state: dict) -> ImageFormat:
+        """Inverse of :meth:`to_dict`; also reads the form saved before ``kind``/``layout``."""
+        if "container" in state:  # model format 1: arrays only
+            layout = "chw" if state["channels_dim"] else "hw"
+            return cls(state["container"], state["dtype"], layout, state["low"], state["high"])
+        return cls(**state)
+
+    @classmethod
+    def of_items(cls, item: Any, images: Tensor) -> ImageFormat:
+        """The format of a dataset whose first raw image is ``item`` and whose images,
+        read with :func:`image_to_tensor` and stacked, are ``images`` (N, C, H, W)."""
+        if isinstance(item, Tensor):
+            kind, layout, mode = "torch", "hw" if item.ndim == 2 else "chw", None
+        elif isinstance(item, np.ndarray):
+            kind, layout, mode = "numpy", "hw" if item.ndim == 2 else "hwc", None
+        else:
+            kind, layout, mode = "pil", None, getattr(item, "mode", None)
+        low, high = _value_range(images)
+        return cls(kind, _dtype_name(images.dtype), layout, low, high, mode)
+
+
+def _to_layout(images: Tensor, layout: str | None) -> Tensor:
+    if layout == "hw":
+        return images[:, 0]
+    if layout == "hwc":
+        return images.permute(0, 2, 3, 1)
+    return images
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def image_to_tensor(image: Any) -> Tensor:
+    """One image (PIL, numpy (H, W[, C]) or tensor (C, H, W)/(H, W)) -> tensor (C, H, W).
+
+    The dtype is kept: PIL images and uint8 arrays give uint8, float tensors stay float.
+
+    Raises:
+        TypeError: Not an image of these kinds.
+    """
+    if isinstance(image, Tensor):
+        return image if image.ndim == 3 else image.unsqueeze(0)
+    if isinstance(image, np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(image))
+        # numpy images are (H, W) or (H, W, C), as PIL and OpenCV hand them out.
+        return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - torchvision depends on pillow
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        from torchvision.transforms.functional import pil_to_tensor
+
+        return pil_to_tensor(image)
+    raise TypeError(
+        "dataset items should be (image, target) with a PIL image, numpy array or tensor as "
+        f"image, but got an image of type {type(image).__name__}."
+    )
+
+
+def as_images(images: Any, name: str = "X") -> tuple[Tensor, ImageFormat]:
+    """Check a batch of images and view it as a CPU tensor (N, C, H, W) with its format.
+
+    Args:
+        images: (N, C, H, W) or (N, H, W) numpy array or tensor; a list of same-shaped
+            arrays is stacked.
+        name: The argument's name, for error messages.
+
+    Returns:
+        The images as a CPU tensor of their own dtype (N, C, H, W), and their
+        :class:`ImageFormat`.
+
+    Raises:
+        TypeError: Not an array, or an unsupported dtype.
+        ValueError: Empty, wrong number of dimensions, mixed shapes, NaN or infinite values.
+    """
+    kind = "torch" if isinstance(images, Tensor) else "numpy"
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError(f"`{name}` should hold at least one image, but got {name}=[].")
+        shapes = {tuple(np.shape(img)) for img in images}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"`{name}` should hold images of one shape, but got shapes {sorted(shapes)}. "
+                "Resize or crop them to a common shape first."
+            )
+        images = np.stack([np.asarray(img) for img in images])
+    if isinstance(images, np.ndarray):
+        if images.dtype == object:
+            raise ValueError(
+                f"`{name}` should hold images of one shape, but got an object array "
+                "(usually images of different shapes). Resize them to a common shape first."
+            )
+        try:
+            tensor = torch.from_numpy(np.ascontiguousarray(images))
+        except TypeError as error:
+            raise TypeError(
+                f"`{name}` should have an integer or floating dtype, but got dtype={images.dtype}."
+            ) from error
+    elif isinstance(images, Tensor):
+        tensor = images.detach().cpu()
+    else:
+        raise TypeError(
+            f"`{name}` should be a numpy array or a torch.Tensor of images, but got "
+            f"{type(images).__name__}."
+        )
+    if tensor.ndim not in (3, 4):
+        raise ValueError(
+            f"`{name}` should have shape (N, C, H, W) or (N, H, W), but got shape "
+            f"{tuple(tensor.shape)}."
+        )
+    layout = "chw" if tensor.ndim == 4 else "hw"
+    if layout == "hw":
+        tensor = tensor.unsqueeze(1)
+    check_pixels(tensor, name)
+    low, high = _value_range(tensor)
+    return tensor, ImageFormat(kind, _dtype_name(tensor.dtype), layout, low, high)
+
+
+def check_pixels(images: Tensor, name: str) -> None:
+    """Raise unless ``images`` (N, C, H, W) is a non-empty batch of finite numbers.
+
+    Raises:
+        TypeError: A dtype other than an integer or floating one.
+        ValueError: No image, or an image with NaN or infinite values (its index named).
+    """
+    if images.dtype == torch.bool or images.dtype not in _SUPPORTED:
+        raise TypeError(
+            f"`{name}` should have an integer or floating dtype, but got dtype={images.dtype}."
+        )
+    if images.shape[0] == 0:
+        raise ValueError(
+            f"`{name}` should hold at least one image, but got shape {tuple(images.shape)}."
+        )
+    if images.is_floating_point():
+        finite = torch.isfinite(images)
+        if not bool(finite.all()):
+            bad = int((~finite).flatten(1).any(1).nonzero()[0])
+            raise ValueError(
+                f"`{name}` should hold finite pixel values, but image {bad} has NaN or "
+                "infinite values. Clean or drop it first."
+            )
+
+
+def _value_range(tensor: Tensor) -> tuple[float, float]:
+    if tensor.dtype == torch.uint8:
+        return 0.0, 255.0
+    low, high = float(tensor.min()), float(tensor.max())
+    if tensor.is_floating_point() and low >= 0 and high <= 1:
+        # The common case: floats in [0, 1] (ToTensor). Use the nominal range, not the data's,
+        # so that a set without pure white still maps 1.0 to +1.
+        return 0.0, 1.0
+    if low == high:
+        raise ValueError(
+            f"images should vary, but every pixel equals {low}. There is nothing to learn."
+        )
+    return low, high
+
+
+# ---------------------------------------------------------------------- labels
+def as_labels(labels: Any, name: str = "y", n: int | None = None) -> Tensor:
+    """Class labels of any form -> a 1-D int64 CPU tensor; the library's one label rule.
+
+    Accepted: integers and bools (False -> 0, True -> 1), and floats with whole values,
+    as a tensor, a numpy array or a sequence of scalars (Python, numpy or one-element
+    tensors). Refused: strings, objects and fractional floats.
+
+    Args:
+        labels: The labels.
+        name: The argument's name, for error messages.
+        n: The number of images they label; ``None`` skips the length check.
+
+    Raises:
+        TypeError: Labels that are not whole numbers.
+        ValueError: Not 1-D, or not ``n`` of them.
+
+    Example:
+        >>> as_labels([True, False, True]).tolist(), as_labels(np.array([2.0, 7.0])).tolist()
+        ([1, 0, 1], [2, 7])
+    """
+    if isinstance(labels, Tensor):
+        tensor = labels.detach().cpu()
+    else:
+        if isinstance(labels, Sequence) and not isinstance(labels, (str, bytes)):
+            labels = [_scalar(value) for value in labels]
+        array = np.asarray(labels)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(
+                f"`{name}` should hold integer class labels, but got dtype={array.dtype}. "
+                "Encode string labels first, e.g. with sklearn's LabelEncoder."
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.is_complex() or (
+        tensor.is_floating_point()
+        and not bool((torch.isfinite(tensor) & (tensor == tensor.round())).all())
+    ):
+        raise TypeError(
+            f"`{name}` should hold integer class labels, but got dtype={tensor.dtype} with "
+            "values that are not whole numbers."
+        )
+    tensor = tensor.to(torch.int64)
+    if tensor.ndim != 1:
+        raise ValueError(f"`{name}` should be 1-D, but got shape {tuple(tensor.shape)}.")
+    if n is not None and len(tensor) != n:
+        raise ValueError(
+            f"`{name}` should have one label per image, but got {len(tensor)} labels for "
+            f"{n} images."
+        )
+    return tensor
+
+
+def _scalar(value: Any) -> Any:
+    # A one-element tensor or array (a dataset's target) stands for its value.
+    if isinstance(value, Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return value.item()
+    return value
+
+
+@dataclass(frozen=True)
+class TargetFormat:
+    """How a dataset's raw targets look, so that synthetic items carry targets alike.
+
+    Attributes:
+        kind: ``"int"`` (a Python int), ``"bool"``, ``"tensor"`` or ``"numpy"``.
+        dtype: The dtype's name of tensor or numpy targets, else ``None``.
+    """
+
+    kind: str
+    dtype: str | None = None
+
+    @classmethod
+    def of(cls, target: Any) -> TargetFormat:
+        if isinstance(target, Tensor):
+            return cls("tensor", _dtype_name(target.dtype))
+        if isinstance(target, (np.ndarray, np.generic)):
+            return cls("numpy", str(np.asarray(target).dtype))
+        return cls("bool" if isinstance(target, bool) else "int")
+
+    def make(self, labels: Tensor) -> list:
+        """(m,) int64 labels -> m targets of this form."""
+        if self.kind == "tensor":
+            return list(labels.to(getattr(torch, self.dtype)).unbind(0))
+        if self.kind == "numpy":
+            return list(labels.numpy().astype(self.dtype))
+        if self.kind == "bool":
+            return [bool(label) for label in labels.tolist()]
+        return labels.tolist()

@@ -1,0 +1,275 @@
+"""The one object that makes DeepSMOTE's synthetic images: :class:`Synthesizer`.
+
+Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and
+SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
+
+A synthetic image follows one path: a :class:`~torch_deepsmote.smote.SMOTEPlan` row
+(class, base, neighbour, ``lam``) -> the code ``z = z_base + lam (z_neighbor - z_base)`` ->
+the decoder -> plus the parents' interpolated reconstruction residuals
+``(1 - lam) r_base + lam r_neighbor`` when the model keeps them -> the training images'
+dtype and value range (:class:`~torch_deepsmote._format.ImageFormat`). The synthesizer
+holds everything on that path, and :class:`~torch_deepsmote.DeepSMOTE` (``sample``,
+``fit_resample``) and :class:`~torch_deepsmote.OversampledDataset` both call it.
+
+Processes. It decodes on ``device`` in the process that made it, and on the CPU inside
+DataLoader workers: a forked worker must not touch CUDA, so a CPU copy of a CUDA decoder
+is kept from the start. Pickling (spawned workers, ``copy.deepcopy``) sends that CPU copy
+and the arrays; with :meth:`Synthesizer.use_cache` the codes and residuals stay in the
+HDF5 cache and each process reads the rows a batch needs, after checking that the file
+is still the one the synthesizer was built from.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import get_worker_info
+
+from ._format import ImageFormat
+from ._validation import check_non_negative_int
+from .cache import CacheFile
+from .latents import decode_codes
+from .smote import SMOTEPlan, interpolate, plan_synthetic
+
+__all__ = ["Synthesizer"]
+
+_ARRAYS = ("latents", "residuals")
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+class Synthesizer:
+    """Decoder, codes, labels, neighbour table and residuals: SMOTE plans in, images out.
+
+    Args:
+        decoder: The trained decoder, (B, D) -> (B, C, H, W) in [-1, 1].
+        image_format: The form of the training images.
+        latents: (N, D) float32 codes of the training images.
+        labels: (N,) int64 their classes.
+        neighbors: (N, k) int64 same-class neighbour rows (-1 pads small classes).
+        n_neighbors: ``{class: number of valid neighbour columns}``.
+        residuals: (N, C, H, W) float16 ``x - decode(encode(x))`` on the [-1, 1] scale, or
+            ``None`` to decode codes alone (the paper).
+        device: Where this process decodes; ``None``: the decoder's device.
+
+    Example:
+        >>> from torch_deepsmote.models import Decoder
+        >>> from torch_deepsmote._format import ImageFormat
+        >>> synth = Synthesizer(Decoder((1, 8, 8), 4, hidden=2),
+        ...                     ImageFormat("torch", "uint8", "chw", 0.0, 255.0),
+        ...                     latents=torch.randn(6, 4), labels=torch.tensor([0] * 4 + [1] * 2),
+        ...                     neighbors=torch.tensor([[1], [0], [1], [2], [5], [4]]),
+        ...                     n_neighbors={0: 1, 1: 1})
+        >>> plan = synth.plan({1: 3}, torch.Generator().manual_seed(0))
+        >>> synth.images(plan).shape, synth.images(plan).dtype
+        (torch.Size([3, 1, 8, 8]), torch.uint8)
+    """
+
+    def __init__(
+        self,
+        decoder: nn.Module,
+        image_format: ImageFormat,
+        latents: Tensor,
+        labels: Tensor,
+        neighbors: Tensor,
+        n_neighbors: Mapping[int, int],
+        residuals: Tensor | None = None,
+        *,
+        device: Any = None,
+    ) -> None:
+        self.image_format = image_format
+        self.labels = labels
+        self.neighbors = neighbors
+        self.n_neighbors = {int(k): int(v) for k, v in n_neighbors.items()}
+        self.has_residuals = residuals is not None
+        self._arrays = {"latents": latents, "residuals": residuals}
+        self._cache: tuple[str, str] | None = None  # (path, content id) of the HDF5 cache
+        self._checked: int | None = None  # pid of the process that checked the cache file
+        self.device = torch.device(device) if device is not None else _device_of(decoder)
+        decoder.eval()
+        # NOTE: both copies are kept on self, never made in __getstate__: tensors sent to a
+        # spawned worker through shared memory must outlive the pickling.
+        self._decoders = {"cpu": decoder if _device_of(decoder).type == "cpu" else None}
+        if _device_of(decoder) == self.device:
+            self._decoders["main"] = decoder
+        else:
+            self._decoders["main"] = copy.deepcopy(decoder).to(self.device)
+        if self._decoders["cpu"] is None:
+            self._decoders["cpu"] = copy.deepcopy(decoder).to("cpu")
+
+    # ------------------------------------------------------------------ copies
+    def replace(self, **changes: Any) -> Synthesizer:
+        """A copy with some of ``image_format``, ``neighbors``, ``n_neighbors`` and
+        ``residuals`` replaced (the rest shared)."""
+        unknown = set(changes) - {"image_format", "neighbors", "n_neighbors", "residuals"}
+        if unknown:
+            raise TypeError(f"`replace` got unexpected fields {sorted(unknown)}.")
+        new = copy.copy(self)
+        new._arrays = dict(self._arrays)
+        if "residuals" in changes:
+            new._arrays["residuals"] = changes.pop("residuals")
+            new.has_residuals = new._arrays["residuals"] is not None
+        for name, value in changes.items():
+            setattr(new, name, dict(value) if name == "n_neighbors" else value)
+        if {"neighbors", "residuals"} & set(changes):
+            new._cache = None  # the cached file holds the old arrays
+        return new
+
+    def to(self, device: Any) -> Synthesizer:
+        """A copy that decodes on ``device`` in this process (``self`` if it already does)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        new = copy.copy(self)
+        new._decoders = dict(self._decoders)
+        new.device = device
+        new._decoders["main"] = (
+            self._decoders["cpu"]
+            if device.type == "cpu"
+            else copy.deepcopy(self._decoders["cpu"]).to(device)
+        )
+        return new
+
+    def use_cache(self, path: str | os.PathLike, content_id: str) -> None:
+        """Read codes and residuals from the HDF5 cache at ``path`` in pickled copies.
+
+        ``content_id`` is :attr:`CacheFile.content_id` of the file these arrays were
+        written to: a process that finds another file there refuses to decode from it.
+        """
+        self._cache = (os.fspath(path), content_id)
+
+    # ------------------------------------------------------------------ arrays
+    @property
+    def decoder(self) -> nn.Module:
+        """The decoder this process decodes with (CPU inside DataLoader workers)."""
+        in_worker = get_worker_info() is not None
+        if in_worker or self.device.type == "cpu":
+            return self._decoders["cpu"]
+        if self._decoders.get("main") is None:  # unpickled in a main process: move once
+            self._decoders["main"] = copy.deepcopy(self._decoders["cpu"]).to(self.device)
+        return self._decoders["main"]
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether this process holds the codes (and residuals) in memory; otherwise the
+        rows a batch needs are read from the HDF5 cache."""
+        return self._arrays["latents"] is not None
+
+    @property
+    def latents(self) -> Tensor:
+        """(N, D) float32 codes of the training images."""
+        return self._array("latents")
+
+    @property
+    def residuals(self) -> Tensor | None:
+        """(N, C, H, W) float16 reconstruction residuals, or ``None``."""
+        return self._array("residuals") if self.has_residuals else None
+
+    def _array(self, name: str) -> Tensor:
+        if self._arrays[name] is None:
+            self._arrays[name] = self._cache_file().array(name)
+        return self._arrays[name]
+
+    def rows(self, name: str, index: Tensor) -> Tensor:
+        """Rows ``index`` (m,) of ``'latents'`` or ``'residuals'``, from memory or the cache."""
+        if self._arrays[name] is not None:
+            return self._arrays[name][index]
+        return self._cache_file().rows(name, index)
+
+    def _cache_file(self) -> CacheFile:
+        if self._cache is None:
+            raise RuntimeError("This Synthesizer holds its arrays in memory and has no cache.")
+        path, content_id = self._cache
+        cache = CacheFile(path)
+        if self._checked != os.getpid():
+            found = cache.open().content_id
+            if found != content_id:
+                raise RuntimeError(
+                    f"Cache file {path!r} was rewritten after this dataset was built (another "
+                    "run with the same cache_dir?): its codes no longer match this dataset's "
+                    "model and plan. Build the dataset again, or give each run its own "
+                    "cache_dir."
+                )
+            self._checked = os.getpid()
+        return cache
+
+    # ------------------------------------------------------------------ plans and images
+    def plan(self, n_new: Mapping[int, int], generator: torch.Generator) -> SMOTEPlan:
+        """Draw base, neighbour and ``lam`` for ``n_new[c]`` new images of each class ``c``.
+
+        Raises:
+            ValueError: A class that was not fitted, or a negative count.
+        """
+        known = set(self.n_neighbors)
+        for label, count in n_new.items():
+            if label not in known:
+                raise ValueError(
+                    f"`label` should be one of the fitted classes {sorted(known)}, but got "
+                    f"label={label!r}."
+                )
+            check_non_negative_int(f"n_new[{label}]", count)
+        return plan_synthetic(n_new, self.labels, self.neighbors, self.n_neighbors, generator)
+
+    def codes(self, plan: SMOTEPlan) -> Tensor:
+        """(m, D) codes of a plan: ``z = z_base + lam * (z_neighbor - z_base)``."""
+        m = len(plan)
+        rows = self.rows("latents", torch.cat([plan.base, plan.neighbor]))
+        return interpolate(rows, torch.arange(m), torch.arange(m, 2 * m), plan.lam)
+
+    def unit_images(self, plan: SMOTEPlan, batch_size: int = 512) -> Tensor:
+        """(m, C, H, W) float32 images of a plan in [-1, 1], on the CPU.
+
+        ``decode(z)``, plus ``(1 - lam) r_base + lam r_neighbor`` with residuals: the
+        decoder alone returns the blurred average of what it learned; the residuals put
+        back the detail of the two real images the new one lies between (``lam = 0``
+        gives back the base image itself).
+        """
+        decoder = self.decoder
+        images = decode_codes(
+            decoder, self.codes(plan), batch_size=batch_size, device=_device_of(decoder)
+        )
+        if not self.has_residuals:
+            return images
+        m = len(plan)
+        rows = self.rows("residuals", torch.cat([plan.base, plan.neighbor])).float()
+        detail = interpolate(rows, torch.arange(m), torch.arange(m, 2 * m), plan.lam)
+        return (images + detail).clamp_(-1, 1)
+
+    def images(self, plan: SMOTEPlan, batch_size: int = 512) -> Tensor:
+        """(m, C, H, W) images of a plan in the training images' dtype and value range."""
+        return self.image_format.from_unit(self.unit_images(plan, batch_size))
+
+    def items(self, plan: SMOTEPlan, batch_size: int = 512) -> list:
+        """The images of a plan as m items in the training images' form (PIL, array, tensor)."""
+        return self.image_format.items(self.images(plan, batch_size))
+
+    def decode(self, codes: Tensor, batch_size: int = 512) -> Tensor:
+        """(M, C, H, W) images of codes (M, D) in the training images' dtype and range."""
+        decoder = self.decoder
+        unit = decode_codes(decoder, codes, batch_size=batch_size, device=_device_of(decoder))
+        return self.image_format.from_unit(unit)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        # A copy decodes with the CPU decoder, moved to `device` on first use in a main
+        # process; a DataLoader worker keeps it on the CPU.
+        state["_decoders"] = {"cpu": self._decoders["cpu"], "main": None}
+        state["_checked"] = None
+        if self._cache is not None:  # each process reads the rows it needs from the file
+            state["_arrays"] = dict.fromkeys(_ARRAYS)
+        return state
+
+    def __repr__(self) -> str:
+        n, k = self.neighbors.shape
+        return (
+            f"Synthesizer(n={n}, k_neighbors={k}, residuals={self.has_residuals}, "
+            f"device={self.device}, cache={self._cache[0] if self._cache else None!r})"
+        )
