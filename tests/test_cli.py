@@ -16,9 +16,12 @@ def test_demo_runs_on_the_bundled_data_and_writes_its_outputs(tmp_path, capsys):
     assert "per class [1000, 1000" in capsys.readouterr().out
 
 
-def test_parser_requires_a_command():
-    with pytest.raises(SystemExit):
+def test_parser_requires_a_command_and_names_the_choices(capsys):
+    with pytest.raises(SystemExit) as stop:
         build_parser().parse_args([])
+    assert stop.value.code == 2  # argparse's usage error
+    err = capsys.readouterr().err
+    assert "usage: torch-deepsmote" in err and "demo" in err and "required" in err
 
 
 @pytest.mark.slow

@@ -379,3 +379,131 @@ def test_pool_must_be_a_bool(data):
     X, y = data
     with pytest.raises(TypeError, match="pool"):
         OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), pool=1, **FIT)
+
+
+# ---------------------------------------------------------------------- issue 11's bugs
+class JointTransformed(VisionLike):
+    """Like torchvision's VOC: ``transforms`` takes (image, target) together."""
+
+    def __init__(self, images, labels, transforms):
+        super().__init__(images, labels)
+        self.transforms = transforms
+
+    def __getitem__(self, i):
+        image, target = super().__getitem__(i)
+        if self.transforms is not None:
+            image, target = self.transforms(image, target)
+        return image, target
+
+
+def tensor_and_shifted_target(image, target):
+    return ToTensor()(image), target + 10
+
+
+def test_synthetic_items_get_the_wrapped_datasets_joint_transforms(data):
+    X, y = data
+    base = JointTransformed(X, y, tensor_and_shifted_target)
+    ds = OversampledDataset(base, **FIT)
+    assert base.transforms is tensor_and_shifted_target  # set aside while fitting, restored
+    real, synthetic = ds[0], ds[len(ds) - 1]
+    assert isinstance(real[0], torch.Tensor) and real[1] == int(y[0]) + 10
+    assert isinstance(synthetic[0], torch.Tensor) and synthetic[0].shape == real[0].shape
+    assert synthetic[1] == 2 + 10
+
+
+def test_an_image_folder_of_mixed_sizes_fits_with_fit_transform(tmp_path):
+    from torchvision.transforms import Compose, Resize
+
+    X, y = make_shapes(COUNTS)
+    for i, (img, label) in enumerate(zip(X, y)):
+        (tmp_path / f"c{label}").mkdir(exist_ok=True)
+        side = 16 + 4 * (i % 3)  # 16, 20 and 24 pixels: a real folder's mix
+        Image.fromarray(img[0]).resize((side, side)).save(tmp_path / f"c{label}" / f"{i:03d}.png")
+    folder = ImageFolder(
+        tmp_path, transform=Compose([Resize((16, 16)), ToTensor()]), loader=load_grey
+    )
+    with pytest.raises(ValueError, match=r"fit_transform=torchvision.transforms.Resize"):
+        OversampledDataset(folder, **FIT)
+    ds = OversampledDataset(folder, fit_transform=Resize((16, 16)), **FIT)
+    assert ds.model.image_shape_ == (1, 16, 16)
+    real, synthetic = ds[0][0], ds[len(ds) - 1][0]
+    assert real.shape == synthetic.shape == (1, 16, 16) and synthetic.dtype == real.dtype
+
+
+def test_a_model_fitted_on_other_data_is_refused(data):
+    X, y = data
+    base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    floats = TensorDataset(torch.from_numpy(X).float() / 255, torch.from_numpy(y))
+    model = DeepSMOTE(**FIT).fit(X, y)
+    with pytest.raises(ValueError, match="dtype and value range"):
+        OversampledDataset(floats, model)
+    order = np.argsort(-y, kind="stable")  # the same images and labels, in another order
+    with pytest.raises(ValueError, match="fitted on this dataset"):
+        OversampledDataset(TensorDataset(torch.from_numpy(X[order]), torch.from_numpy(y)), model)
+    edited = torch.from_numpy(X).clone()
+    edited[5, 0, 3, 3] ^= 1
+    with pytest.raises(ValueError, match="pixels differ"):
+        OversampledDataset(TensorDataset(edited, torch.from_numpy(y)), model)
+    # A model fitted on arrays serves tensor items of the same dtype and range.
+    assert OversampledDataset(base, model, progress=False).n_synthetic == 58
+    fitted_here = DeepSMOTE(**FIT).fit_dataset(base)
+    assert OversampledDataset(base, fitted_here).synthesizer is fitted_here.synthesizer_
+
+
+def test_class_to_idx_for_labels_that_are_not_positions(data):
+    X, y = data
+    labels = torch.from_numpy(np.array([3, 7, 9])[y])
+    ds = OversampledDataset(TensorDataset(torch.from_numpy(X), labels), **FIT)
+    assert ds.classes == [3, 7, 9] and ds.class_to_idx == {3: 3, 7: 7, 9: 9}
+    assert Counter(ds.targets) == {3: 40, 7: 40, 9: 40}
+
+
+class CountingItems(NumpyItems):
+    calls = 0
+
+    def __getitem__(self, i):
+        type(self).calls += 1
+        return super().__getitem__(i)
+
+
+def test_a_dataset_without_targets_is_read_once_while_fitting(data):
+    X, y = data
+    CountingItems.calls = 0
+    OversampledDataset(CountingItems(X, y), **FIT)
+    assert CountingItems.calls == len(y)
+
+
+def test_fit_dataset_reads_the_dataset_as_the_wrapper_does(data):
+    X, y = data
+    calls = []
+
+    def augment(image):
+        calls.append(1)
+        return ToTensor()(image)
+
+    base = VisionLike(X, y, transform=augment)
+    model = DeepSMOTE(**FIT).fit_dataset(base)
+    assert calls == [] and base.transform is augment
+    wrapped = OversampledDataset(base, **FIT)
+    assert torch.equal(model.latents_, wrapped.model.latents_)
+    assert model.image_format_ == wrapped.model.image_format_
+    assert model.image_format_.kind == "pil" and model.image_format_.mode == "L"
+    sample = model.sample(3, 1, random_state=0)  # the items' own form: PIL images
+    assert len(sample) == 3 and all(isinstance(s, Image.Image) for s in sample)
+
+
+@pytest.mark.parametrize("copy_with", ["pickle", "deepcopy"])
+def test_copies_keep_their_model_and_serve_the_same_items(data, copy_with):
+    import copy
+
+    X, y = data
+    ds = OversampledDataset(VisionLike(X, y, transform=ToTensor()), **FIT)
+    ds.set_epoch(2)
+    clone = pickle.loads(pickle.dumps(ds)) if copy_with == "pickle" else copy.deepcopy(ds)
+    assert clone.epoch == 2 and clone.model is not ds.model
+    assert torch.equal(clone.model.latents_, ds.model.latents_)
+    assert clone.synthesizer is clone.model.synthesizer_  # still one owner in the copy
+    for i in (0, ds.n_real, len(ds) - 1):
+        assert same(clone[i][0], ds[i][0]) and clone[i][1] == ds[i][1]
+    assert clone.origin(len(ds) - 1) == ds.origin(len(ds) - 1)
+    ds.set_epoch(0)

@@ -147,3 +147,40 @@ def test_switching_residual_on_or_off_trains_nothing(base, tmp_path, monkeypatch
     assert off.model.residuals_ is None
     assert torch.equal(items(pickle.loads(pickle.dumps(off))), items(plain))
     assert not torch.equal(items(again), items(plain))
+
+
+class FarthestKNN:
+    """A valid backend that answers differently from exact search: the farthest rows."""
+
+    def kneighbors(self, x, k):
+        distances = torch.cdist(x, x)
+        distances.fill_diagonal_(-1.0)
+        return torch.topk(distances, k, dim=1).indices
+
+
+def test_changing_knn_rebuilds_the_neighbours_only(base, tmp_path, monkeypatch):
+    first = OversampledDataset(base, cache_dir=tmp_path, **FIT)  # knn="torch"
+    monkeypatch.setattr(
+        deepsmote_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
+    )
+    farthest = OversampledDataset(base, cache_dir=tmp_path, **{**FIT, "knn": FarthestKNN()})
+    assert torch.equal(farthest.model.latents_, first.model.latents_)
+    assert not torch.equal(farthest.model.neighbors_, first.model.neighbors_)
+    z = first.model.latents_
+    row = 0
+    assert torch.cdist(z[row : row + 1], z[farthest.model.neighbors_[row]]).min() >= (
+        torch.cdist(z[row : row + 1], z[first.model.neighbors_[row]]).max()
+    )
+    back = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    assert torch.equal(back.model.neighbors_, first.model.neighbors_)
+
+
+def test_a_worker_refuses_a_cache_rewritten_by_another_run(base, tmp_path):
+    ds = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    clone = pickle.loads(pickle.dumps(ds))  # what a spawned DataLoader worker receives
+    X, y = base.tensors
+    with pytest.warns(UserWarning, match="stale"):  # another run, other data, same folder
+        OversampledDataset(TensorDataset(255 - X, y), cache_dir=tmp_path, **FIT)
+    with pytest.raises(RuntimeError, match="rewritten after this dataset was built"):
+        clone[len(clone) - 1]
+    assert torch.equal(items(ds)[: ds.n_real], X)  # the main process holds its own arrays

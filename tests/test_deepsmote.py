@@ -58,8 +58,13 @@ def test_channel_less_images_and_tensors_keep_their_form():
 
 def test_colour_images():
     X, y = make_shapes((30, 10), channels=3)
-    X_res, _ = fit_resample(X, y)
-    assert X_res.shape == (60, 3, 16, 16)
+    X_res, y_res = fit_resample(X, y)
+    assert X_res.shape == (60, 3, 16, 16) and X_res.dtype == np.uint8
+    np.testing.assert_array_equal(X_res[:40], X)
+    assert np.bincount(y_res).tolist() == [30, 30]
+    # The grey-in-colour images give grey-ish synthetic ones: channels agree closely.
+    new = X_res[40:].astype(int)
+    assert np.abs(new - new.mean(axis=1, keepdims=True)).mean() < 0.1 * new.std()
 
 
 def test_sample_gives_images_of_the_asked_class_reproducibly(fitted):
@@ -297,3 +302,70 @@ def test_residuals_survive_save_and_load(fitted_residual, tmp_path):
     torch.save(state, path)
     with pytest.raises(RuntimeError, match="residual=True but no residuals"):
         DeepSMOTE.load(path)
+
+
+# ---------------------------------------------------------------------- scikit-learn's contract
+def test_init_stores_arguments_as_given_and_clone_copies_them():
+    from sklearn.base import clone
+    from sklearn.neighbors import NearestNeighbors
+
+    knn = NearestNeighbors(algorithm="brute")
+    model = DeepSMOTE(k_neighbors=np.int64(3), knn=knn, device="cpu", lr=1e-3, random_state=4)
+    assert model.k_neighbors is not None and type(model.k_neighbors) is np.int64
+    assert model.device == "cpu" and model.knn is knn
+    copy = clone(model)
+    assert copy.get_params(deep=False).keys() == model.get_params(deep=False).keys()
+    assert copy.k_neighbors == 3 and copy.lr == 1e-3 and copy.knn is not knn
+    assert model.get_params()["knn__algorithm"] == "brute"
+    assert "knn__algorithm" not in model.get_params(deep=False)
+    model.set_params(k_neighbors=2, knn__algorithm="kd_tree")
+    assert model.k_neighbors == 2 and knn.algorithm == "kd_tree"
+    with pytest.raises(ValueError, match="k_neighbors=0"):
+        model.set_params(k_neighbors=0)
+    with pytest.raises(ValueError, match="should be one of the parameters"):
+        model.set_params(n_neighbours=3)
+
+
+@pytest.mark.filterwarnings("ignore:Class 2 has 4 samples")  # a fold of the smallest class
+def test_an_imbalanced_learn_pipeline_cross_validates(shapes):
+    from imblearn.pipeline import make_pipeline
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y = shapes
+    pipeline = make_pipeline(
+        DeepSMOTE(random_state=0, knn="torch", **TINY),
+        FunctionTransformer(lambda images: images.reshape(len(images), -1) / 255.0),
+        LogisticRegression(max_iter=200),
+    )
+    scores = cross_val_score(pipeline, X, y, cv=2, scoring="balanced_accuracy")
+    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_refit_residuals_takes_only_the_training_images(shapes):
+    X, y = shapes
+    model = DeepSMOTE(random_state=0, knn="torch", residual=False, **TINY).fit(X, y)
+    assert model.residuals_ is None
+    model.set_params(residual=True)
+    with pytest.raises(ValueError, match="X=None"):
+        model.refit_residuals()
+    with pytest.raises(ValueError, match="pixels differ"):
+        model.refit_residuals(255 - X)
+    model.refit_residuals(X)
+    assert model.residuals_.shape == X.shape
+    lam0 = model.plan({2: 3}, random_state=0)
+    at_base = SMOTEPlan(lam0.labels, lam0.base, lam0.neighbor, torch.zeros(3))
+    assert np.abs(model.synthesize(at_base).astype(int) - X[lam0.base.numpy()]).max() <= 1
+    model.set_params(residual=False).refit_residuals()
+    assert model.residuals_ is None
+
+
+def test_refit_neighbors_follows_k_neighbors_without_training(fitted):
+    import copy
+
+    model = copy.deepcopy(fitted)
+    latents = model.latents_.clone()
+    model.set_params(k_neighbors=2).refit_neighbors()
+    assert model.neighbors_.shape[1] == 2 and torch.equal(model.latents_, latents)
+    assert torch.equal(model.neighbors_, fitted.neighbors_[:, :2])

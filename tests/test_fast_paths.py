@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from torch_deepsmote.knn import FaissKNN, TorchKNN
 from torch_deepsmote.models import Decoder, DownConv2d, Encoder
 from torch_deepsmote.training import TrainingConfig, fit_autoencoder
 
@@ -82,36 +81,3 @@ def test_fit_callback_sees_every_epoch_and_training_mode_is_restored():
     )
     assert seen == [0, 1, 2] == [h["epoch"] for h in history]
     assert all(modes)  # every training step after a callback ran in training mode
-
-
-def test_faiss_ivf_with_every_cell_probed_is_exact():
-    pytest.importorskip("faiss")
-    torch.manual_seed(0)
-    x = torch.randn(2000, 16)
-    found = FaissKNN(nlist=8, nprobe=8).kneighbors(x, 5)
-    assert torch.equal(found, TorchKNN().kneighbors(x, 5))
-
-
-def test_faiss_ivf_stays_exact_for_classes_too_small_to_train_it():
-    pytest.importorskip("faiss")
-    x = torch.randn(100, 8)
-    assert torch.equal(FaissKNN(nlist=64).kneighbors(x, 3), TorchKNN().kneighbors(x, 3))
-
-
-def test_faiss_ivf_rows_never_contain_themselves_or_missing_entries():
-    pytest.importorskip("faiss")
-    torch.manual_seed(1)
-    x = torch.randn(3000, 8)
-    found = FaissKNN(nlist=64, nprobe=1).kneighbors(x, 5)
-    assert found.shape == (3000, 5)
-    assert int(found.min()) >= 0
-    assert not bool((found == torch.arange(3000)[:, None]).any())
-
-
-def test_faiss_ivf_options_are_checked():
-    pytest.importorskip("faiss")
-    with pytest.raises(ValueError, match="nlist"):
-        FaissKNN(nlist=0)
-    with pytest.raises(TypeError, match="nprobe"):
-        FaissKNN(nlist=4, nprobe=1.5)
-    assert "nlist=4" in repr(FaissKNN(nlist=4))

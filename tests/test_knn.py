@@ -198,10 +198,28 @@ def test_faiss_ivf_without_big_batch_search_gives_the_same_neighbours(monkeypatc
     assert torch.equal(FaissKNN(nlist=16, nprobe=2).kneighbors(x, 5), by_cell)
 
 
-def test_faiss_ivf_with_more_probes_than_cells_is_exact():
+@pytest.mark.parametrize("nprobe", [8, 100])  # every cell, and more probes than cells
+def test_faiss_ivf_probing_every_cell_is_exact(nprobe):
     pytest.importorskip("faiss")
     x = random_points(1000, 8, seed=8, dtype=torch.float32)
-    assert torch.equal(FaissKNN(nlist=8, nprobe=100).kneighbors(x, 5), TorchKNN().kneighbors(x, 5))
+    found = FaissKNN(nlist=8, nprobe=nprobe).kneighbors(x, 5)
+    assert torch.equal(found, TorchKNN().kneighbors(x, 5))
+
+
+def test_faiss_ivf_stays_exact_for_classes_too_small_to_train_it():
+    pytest.importorskip("faiss")
+    x = random_points(100, 8, seed=9, dtype=torch.float32)  # fewer than 39 points per cell
+    assert torch.equal(FaissKNN(nlist=64).kneighbors(x, 3), TorchKNN().kneighbors(x, 3))
+
+
+def test_faiss_ivf_fills_rows_that_its_probed_cells_leave_short():
+    pytest.importorskip("faiss")
+    # One probe of 64 cells over uniform points: some cells hold fewer than k + 1 codes.
+    x = random_points(3000, 8, seed=1, dtype=torch.float32)
+    found = FaissKNN(nlist=64, nprobe=1).kneighbors(x, 5)
+    assert found.shape == (3000, 5) and int(found.min()) >= 0
+    assert not bool((found == torch.arange(3000)[:, None]).any())
+    assert all(len(set(row)) == 5 for row in found.tolist())
 
 
 @pytest.mark.parametrize(
@@ -214,12 +232,14 @@ def test_faiss_ivf_with_more_probes_than_cells_is_exact():
         ({"nlist": 1024.0}, TypeError, "nlist=1024.0"),
         ({"nlist": 64, "nprobe": 0}, ValueError, r"`nprobe` should be a positive integer.*=0"),
         ({"nlist": 64, "nprobe": None}, TypeError, "`nprobe` should be a positive integer"),
+        ({"nlist": 4, "nprobe": 1.5}, TypeError, "nprobe=1.5"),
     ],
 )
 def test_faiss_ivf_rejects_bad_options(kwargs, error, match):
     pytest.importorskip("faiss")
     with pytest.raises(error, match=match):
         FaissKNN(**kwargs)
+    assert repr(FaissKNN(nlist=4)) == "FaissKNN(use_gpu=None, nlist=4, nprobe=16)"
 
 
 def test_sklearn_adapter_matches_torch_knn_and_leaves_the_estimator_unfitted():

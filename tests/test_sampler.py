@@ -58,6 +58,28 @@ def test_sampler_covers_every_index_once_per_epoch(shuffle):
     assert list(DeepSMOTESampler(imbalanced(), shuffle=False)) == list(range(92))
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(0, 40),
+    num_replicas=st.integers(1, 5),
+    drop_last=st.booleans(),
+    shuffle=st.booleans(),
+    epoch=st.integers(0, 3),
+)
+def test_sampler_is_a_distributed_sampler_and_yields_what_it_yields(
+    n, num_replicas, drop_last, shuffle, epoch
+):
+    from torch.utils.data import DistributedSampler
+
+    for rank in range(num_replicas):
+        ours = DeepSMOTESampler(range(n), num_replicas, rank, shuffle, 3, drop_last)
+        theirs = DistributedSampler(range(n), num_replicas, rank, shuffle, 3, drop_last)
+        assert isinstance(ours, DistributedSampler)
+        ours.set_epoch(epoch)
+        theirs.set_epoch(epoch)
+        assert list(ours) == list(theirs) and len(ours) == len(theirs)
+
+
 def test_sampler_is_deterministic_per_epoch_and_changes_across_epochs():
     a, b = DeepSMOTESampler(imbalanced(), seed=3), DeepSMOTESampler(imbalanced(), seed=3)
     a.set_epoch(2)
