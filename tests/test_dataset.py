@@ -256,19 +256,6 @@ def test_transforms_apply_to_synthetic_and_optionally_to_real(data):
     assert torch.equal(both[0][0], torch.flip(base[0][0], dims=[-1]))
 
 
-def test_fitting_sets_random_augmentation_aside(data):
-    X, y = data
-    calls = []
-
-    def augment(image):
-        calls.append(1)
-        return ToTensor()(image)
-
-    base = VisionLike(X, y, transform=augment)
-    OversampledDataset(base, **FIT)
-    assert calls == [] and base.transform is augment  # restored afterwards
-
-
 def test_labels_are_found_or_given(data):
     X, y = data
     ds = OversampledDataset(NumpyItems(X, y), **FIT)  # one pass over targets
@@ -483,8 +470,8 @@ def test_fit_dataset_reads_the_dataset_as_the_wrapper_does(data):
 
     base = VisionLike(X, y, transform=augment)
     model = DeepSMOTE(**FIT).fit_dataset(base)
-    assert calls == [] and base.transform is augment
     wrapped = OversampledDataset(base, **FIT)
+    assert calls == [] and base.transform is augment  # set aside by both, restored
     assert torch.equal(model.latents_, wrapped.model.latents_)
     assert model.image_format_ == wrapped.model.image_format_
     assert model.image_format_.kind == "pil" and model.image_format_.mode == "L"

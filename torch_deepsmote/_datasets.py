@@ -21,6 +21,7 @@ from ._format import ImageFormat, TargetFormat, as_labels, check_pixels, image_t
 
 __all__ = [
     "DatasetImages",
+    "PairTransform",
     "find_class_to_idx",
     "find_classes",
     "find_labels",
@@ -143,10 +144,10 @@ def item_transform(owner: Any) -> Callable[[Any, Any], tuple[Any, Any]] | None:
     target_transform = getattr(owner, "target_transform", None)
     if transform is None and target_transform is None:
         return None
-    return _Separate(transform, target_transform)
+    return PairTransform(transform, target_transform)
 
 
-class _Separate:
+class PairTransform:
     """``(transform(image), target_transform(target))``, each when set (picklable)."""
 
     def __init__(self, transform: Callable | None, target_transform: Callable | None) -> None:

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from ._datasets import (
     DatasetImages,
+    PairTransform,
     find_class_to_idx,
     find_classes,
     item_transform,
@@ -314,17 +315,15 @@ class OversampledDataset(Dataset):
                 out[k] = item
         return out
 
+    @property
+    def _wrapper_transform(self) -> PairTransform:
+        # Built on use, so that a transform set after construction applies too.
+        return PairTransform(self.transform, self.target_transform)
+
     def _real_item(self, index: int) -> tuple[Any, Any]:
         image, target = self.dataset[index]
         if self.transform_real:
-            image, target = self._user_transforms(image, target)
-        return image, target
-
-    def _user_transforms(self, image: Any, target: Any) -> tuple[Any, Any]:
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
+            image, target = self._wrapper_transform(image, target)
         return image, target
 
     def _synthetic_items(self, positions: Tensor) -> list[tuple[Any, Any]]:
@@ -341,7 +340,7 @@ class OversampledDataset(Dataset):
         for image, target in zip(images, targets):
             if self._item_transform is not None:
                 image, target = self._item_transform(image, target)
-            items.append(self._user_transforms(image, target))
+            items.append(self._wrapper_transform(image, target))
         return items
 
     def __repr__(self) -> str:

@@ -7,7 +7,6 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 from __future__ import annotations
 
 import copy
-import inspect
 import os
 from typing import Any
 
@@ -17,6 +16,7 @@ from torch import Tensor
 
 from ._datasets import read_dataset
 from ._format import ImageFormat, as_images, as_labels
+from ._params import EstimatorParams
 from ._validation import (
     check_bool,
     check_positive_int,
@@ -37,7 +37,7 @@ __all__ = ["DeepSMOTE"]
 STRATEGY_STRINGS = ("auto", "minority", "not minority", "not majority", "all")
 
 
-class DeepSMOTE:
+class DeepSMOTE(EstimatorParams):
     """SMOTE in the latent space of an autoencoder trained on the imbalanced images.
 
     ``fit`` trains a DCGAN-style encoder/decoder (:mod:`.models`) with reconstruction loss
@@ -100,7 +100,9 @@ class DeepSMOTE:
 
     ``__init__`` only stores its arguments (after checking them), as scikit-learn's
     estimators do, so ``get_params`` / ``set_params`` / ``sklearn.base.clone`` work and
-    imbalanced-learn pipelines accept the model.
+    imbalanced-learn pipelines accept the model. A fitted model keeps its fitted state when
+    its parameters change; :meth:`refit_neighbors` and :meth:`refit_residuals` bring it in
+    line with new ``k_neighbors`` / ``knn`` and ``residual`` without training.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -156,56 +158,6 @@ class DeepSMOTE:
         self._check_params()  # fail now on a bad option, not after training
 
     # ------------------------------------------------------------------ parameters
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return sorted(name for name in signature.parameters if name != "self")
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor's arguments, as given (scikit-learn's contract).
-
-        Args:
-            deep: Also return the parameters of a ``knn`` object that has ``get_params``,
-                as ``knn__<name>``.
-        """
-        params = {}
-        for name in self._param_names():
-            value = getattr(self, name)
-            if deep and name == "knn" and callable(getattr(value, "get_params", None)):
-                params.update((f"knn__{k}", v) for k, v in value.get_params().items())
-            params[name] = value
-        return params
-
-    def set_params(self, **params: Any) -> DeepSMOTE:
-        """Set constructor arguments (``knn__<name>`` reaches into a ``knn`` object).
-
-        A fitted model keeps its fitted state: refit it, or use :meth:`refit_neighbors` /
-        :meth:`refit_residuals` after changing ``k_neighbors``, ``knn`` or ``residual``.
-
-        Returns:
-            ``self``.
-
-        Raises:
-            ValueError: An unknown parameter, or a bad value.
-        """
-        valid = self._param_names()
-        nested: dict[str, dict] = {}
-        for key, value in params.items():
-            name, _, sub = key.partition("__")
-            if name not in valid:
-                raise ValueError(
-                    f"`{name}` should be one of the parameters of DeepSMOTE ({', '.join(valid)}), "
-                    f"but got {key}={value!r}."
-                )
-            if sub:
-                nested.setdefault(name, {})[sub] = value
-            else:
-                setattr(self, name, value)
-        for name, sub_params in nested.items():
-            getattr(self, name).set_params(**sub_params)
-        self._check_params()
-        return self
-
     def _check_params(self) -> TrainingConfig:
         """Check every argument; returns the training options they make."""
         strategy = self.sampling_strategy

@@ -1,0 +1,78 @@
+"""scikit-learn's parameter contract, for estimators that need not depend on scikit-learn.
+
+An estimator's ``__init__`` stores each keyword argument, as given, under its own name and
+may check it; ``get_params`` reads them back from the signature, ``set_params`` writes
+them (``name__sub`` reaches into a parameter that has ``set_params`` itself) and checks
+again. That is all ``sklearn.base.clone`` and imbalanced-learn's pipelines need
+(``sklearn.base.BaseEstimator`` does the same).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+__all__ = ["EstimatorParams"]
+
+
+class EstimatorParams:
+    """``get_params`` / ``set_params`` from the ``__init__`` signature.
+
+    Subclasses implement ``_check_params()``, which raises on a bad value.
+    """
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return sorted(name for name in signature.parameters if name != "self")
+
+    def _check_params(self) -> Any:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's arguments, as given.
+
+        Args:
+            deep: Also return the parameters of arguments that have ``get_params`` (a
+                scikit-learn ``knn`` object, say), as ``<name>__<parameter>``.
+        """
+        params = {}
+        for name in self._param_names():
+            value = getattr(self, name)
+            if (
+                deep
+                and not isinstance(value, type)
+                and callable(getattr(value, "get_params", None))
+            ):
+                params.update((f"{name}__{k}", v) for k, v in value.get_params().items())
+            params[name] = value
+        return params
+
+    def set_params(self, **params: Any) -> EstimatorParams:
+        """Set constructor arguments (``<name>__<parameter>`` reaches into an argument).
+
+        A fitted estimator keeps its fitted state until it is fitted again.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: An unknown parameter, or a bad value.
+        """
+        valid = self._param_names()
+        nested: dict[str, dict] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if name not in valid:
+                raise ValueError(
+                    f"`{name}` should be one of the parameters of {type(self).__name__} "
+                    f"({', '.join(valid)}), but got {key}={value!r}."
+                )
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        self._check_params()
+        return self
