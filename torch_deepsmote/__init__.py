@@ -7,8 +7,9 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 from .dataset import OversampledDataset
 from .deepsmote import DeepSMOTE
 from .knn import FaissKNN, TorchKNN, get_knn
-from .losses import DeepSMOTELoss
+from .losses import DeepSMOTELoss, LogitAdjustedLoss
 from .models import Decoder, Encoder
+from .prior_sampler import ClassPriorSampler, class_prior
 from .sampler import ClassBalancedBatchSampler, DeepSMOTESampler
 from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
 from .synthesis import Synthesizer
@@ -18,17 +19,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ClassBalancedBatchSampler",
+    "ClassPriorSampler",
     "DeepSMOTE",
     "DeepSMOTESampler",
     "DeepSMOTELoss",
     "Decoder",
     "Encoder",
     "FaissKNN",
+    "LogitAdjustedLoss",
     "OversampledDataset",
     "SMOTEPlan",
     "Synthesizer",
     "TorchKNN",
     "TrainingConfig",
+    "class_prior",
     "fit_autoencoder",
     "get_knn",
     "interpolate",

@@ -1,7 +1,10 @@
-"""The DeepSMOTE training loss: reconstruction plus the paper's penalty term.
+"""Losses: the DeepSMOTE training loss, and a logit-adjusted loss for the classifier.
 
-Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and
-SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
+:class:`DeepSMOTELoss` trains the autoencoder: reconstruction plus the paper's penalty term
+(D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and SMOTE for
+Imbalanced Data", IEEE TNNLS, 2022). :class:`LogitAdjustedLoss` trains a classifier on
+batches of a known class prior (A. K. Menon, S. Jayasumana, A. S. Rawat, H. Jain, A. Veit
+and S. Kumar, "Long-tail learning via logit adjustment", ICLR 2021).
 
 The published penalty draws one class uniformly at random, takes up to one batch of its
 images, encodes them, permutes the codes, decodes them and takes the MSE against the images
@@ -21,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._validation import check_bool, check_positive_float
+from ._validation import check_bool, check_choice, check_positive_float
 
-__all__ = ["DeepSMOTELoss", "LossTerms", "reconstruction_loss", "penalty_loss"]
+__all__ = ["DeepSMOTELoss", "LogitAdjustedLoss", "LossTerms", "reconstruction_loss", "penalty_loss"]
 
 
 def reconstruction_loss(encoder: nn.Module, decoder: nn.Module, images: Tensor) -> Tensor:
@@ -118,3 +121,61 @@ class DeepSMOTELoss(nn.Module):
             return LossTerms(reconstruction, reconstruction, penalty)
         penalty = penalty_loss(encoder, decoder, class_images, self.penalty_encoder_grad)
         return LossTerms(reconstruction + self.penalty_weight * penalty, reconstruction, penalty)
+
+
+class LogitAdjustedLoss(nn.Module):
+    """Cross-entropy on ``logits + tau * log(prior)``: a classifier for the balanced error.
+
+    For a batch drawn with class prior ``pi`` (the training set's frequencies, or what a
+    sampler such as :class:`~torch_deepsmote.ClassPriorSampler` produces),
+
+        loss(x, y) = -log softmax(f(x) + tau * log(pi))_y
+
+    (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021, Eq. 10). At
+    ``tau = 1`` this is Balanced Softmax (Ren et al., NeurIPS 2020). Predict with the raw
+    logits ``f(x).argmax(1)``: the adjustment is applied in training only, so the model
+    learns scores for a balanced prior.
+
+    Args:
+        prior: (C,) class probabilities or counts (normalised here); classes with prior 0
+            get a very negative offset instead of ``-inf``.
+        tau: Strength of the adjustment; 0 is plain cross-entropy.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``, as in ``F.cross_entropy``.
+
+    Shape:
+        logits (B, C); targets (B,) class indices or (B, C) class probabilities (mixup and
+        CutMix targets); output a scalar, or (B,) with ``reduction='none'``.
+
+    Example:
+        >>> loss = LogitAdjustedLoss(torch.tensor([900.0, 100.0]))
+        >>> logits, targets = torch.zeros(2, 2), torch.tensor([0, 1])
+        >>> round(float(loss(logits, targets)), 4)  # (-log 0.9 - log 0.1) / 2
+        1.204
+    """
+
+    def __init__(self, prior: Tensor, tau: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__()
+        self.tau = check_positive_float("tau", tau, allow_zero=True)
+        self.reduction = check_choice("reduction", reduction, ("mean", "sum", "none"))
+        self.register_buffer("log_prior", torch.empty(0))
+        self.set_prior(prior)
+
+    def set_prior(self, prior: Tensor) -> None:
+        """Use a new class prior (e.g. a sampler's, after a deferred schedule changes it)."""
+        prior = torch.as_tensor(prior, dtype=torch.float64)
+        if prior.ndim != 1 or not bool((prior >= 0).all()) or not float(prior.sum()) > 0:
+            raise ValueError(
+                "`prior` should be a 1-D tensor of non-negative class probabilities or counts "
+                f"with a positive sum, but got prior={prior.tolist()!r}."
+            )
+        log_prior = torch.log((prior / prior.sum()).clamp(min=1e-12)).float()
+        self.log_prior = log_prior.to(self.log_prior.device)
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        if logits.shape[-1] != len(self.log_prior):
+            raise ValueError(
+                f"`logits` should have one column per class of the prior ({len(self.log_prior)}), "
+                f"but got logits of shape {tuple(logits.shape)}."
+            )
+        adjusted = logits + self.tau * self.log_prior.to(logits.dtype)
+        return F.cross_entropy(adjusted, targets, reduction=self.reduction)
