@@ -4,16 +4,21 @@
     python benchmarks/classify.py --seeds 5                     # CPU: SmallCNN, all methods
     python benchmarks/classify.py --seeds 5 --device cuda       # GPU: ResNet-18, paper budget
     python benchmarks/classify.py --dataset cifar10 --root ~/data --device cuda
+    python benchmarks/classify.py --preset i12-cnn --data-seed 0 --out DIR --resume  # issue 12
 
 Protocol (DeepSMOTE, TNNLS 2022, Sec. IV): a training subset with the paper's Table I class
 counts, an imbalanced test set (Table I) and a balanced one (equal counts per class), the
 metrics ACSA, macro GM and macro F1 from scikit-learn / imbalanced-learn. Every method
 trains the same classifier with the same optimiser for the same number of optimiser steps
 (``--steps`` batches of ``--batch-size``); methods differ only in the batches they hand it
-and, for the logit-adjusted ones, the loss. Spread: several classifier seeds on one
-training subset; the DeepSMOTE autoencoder is trained once on that subset and reused
-through ``OversampledDataset(cache_dir=...)``. Writes ``results.json`` (every number),
-the figures, and with ``--results-md`` the "Classification (issue 5)" section.
+and, for the logit-adjusted ones, the loss. Every batch of every method, synthetic
+images included, gets the same augmentation (``--augment``, default a random crop after
+a 2-pixel pad and a horizontal flip). Spread: several classifier seeds on one training
+subset; the DeepSMOTE autoencoder is trained once on that subset and reused through
+``OversampledDataset(cache_dir=...)``; ``--data-seed`` draws another subset (and so
+another autoencoder), and ``classify_report.py --protocol`` pools the runs of several.
+Writes ``results.json`` (every number, the training-loss curve of every run), the figures,
+and with ``--results-md`` the "Classification (issue 5)" section.
 """
 
 from __future__ import annotations
