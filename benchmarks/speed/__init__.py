@@ -6,5 +6,3 @@ and ``render(result) -> list[str]`` (its markdown table, read from those same ke
 together. ``common`` holds the timing helpers and the data, ``published`` the re-implemented
 published training step that ``train`` and ``quality`` compare against.
 """
-
-__all__: list[str] = []
