@@ -184,3 +184,22 @@ def test_a_worker_refuses_a_cache_rewritten_by_another_run(base, tmp_path):
     with pytest.raises(RuntimeError, match="rewritten after this dataset was built"):
         clone[len(clone) - 1]
     assert torch.equal(items(ds)[: ds.n_real], X)  # the main process holds its own arrays
+
+
+def test_changing_the_interpolation_rebuilds_the_tables_only(base, tmp_path, monkeypatch):
+    first = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    monkeypatch.setattr(
+        deepsmote_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
+    )
+    enemy = OversampledDataset(base, cache_dir=tmp_path, interpolation="enemy", **FIT)
+    info = enemy.origin(len(enemy) - 1)
+    assert enemy.targets[info["neighbor"]] != info["label"] == enemy.targets[info["base"]]
+    assert info["anchor"] == info["base"] and info["lam"] < 0.5
+    assert torch.equal(enemy.model.latents_, first.model.latents_)
+    again = OversampledDataset(base, cache_dir=tmp_path, interpolation="enemy", **FIT)
+    assert torch.equal(again.synthesizer.enemies, enemy.synthesizer.enemies)  # stored
+    clone = pickle.loads(pickle.dumps(again))
+    assert torch.equal(items(clone), items(again))
+    transfer = OversampledDataset(base, cache_dir=tmp_path, interpolation="transfer", **FIT)
+    info = transfer.origin(len(transfer) - 1)
+    assert transfer.targets[info["anchor"]] == transfer.targets[info["neighbor"]] == 0

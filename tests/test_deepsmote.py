@@ -1,3 +1,6 @@
+import copy
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -362,10 +365,82 @@ def test_refit_residuals_takes_only_the_training_images(shapes):
 
 
 def test_refit_neighbors_follows_k_neighbors_without_training(fitted):
-    import copy
-
     model = copy.deepcopy(fitted)
     latents = model.latents_.clone()
     model.set_params(k_neighbors=2).refit_neighbors()
     assert model.neighbors_.shape[1] == 2 and torch.equal(model.latents_, latents)
     assert torch.equal(model.neighbors_, fitted.neighbors_[:, :2])
+
+
+# ---------------------------------------------------------------------- other interpolations
+@pytest.fixture(scope="module")
+def variants(shapes):
+    X, y = shapes
+    base = DeepSMOTE(random_state=0, knn="torch", **TINY).fit(X, y)
+    out = {}
+    for name in ("enemy", "transfer"):
+        model = copy.deepcopy(base).set_params(interpolation=name).refit_neighbors()
+        out[name] = model
+    return base, out
+
+
+def test_enemy_steps_go_towards_other_classes_and_keep_the_larger_share(variants):
+    base, models = variants
+    model = models["enemy"]
+    plan = model.plan({2: 40}, random_state=0)
+    labels = model.labels_
+    assert (labels[plan.base] == 2).all() and (labels[plan.neighbor] != 2).all()
+    assert plan.anchor is None and float(plan.lam.max()) < 0.5
+    z = model.latents_
+    expected = z[plan.base] + plan.lam[:, None] * (z[plan.neighbor] - z[plan.base])
+    torch.testing.assert_close(model.plan_codes(plan), expected)
+    # The neighbours are each base's nearest codes of another class.
+    others = torch.nonzero(labels != 2).flatten()
+    row = int(plan.base[0])
+    nearest = others[torch.cdist(z[row : row + 1], z[others]).argsort(dim=1)[0, :5]]
+    assert int(plan.neighbor[0]) in nearest.tolist()
+    assert torch.equal(base.latents_, model.latents_)  # nothing retrained
+
+
+def test_transfer_steps_add_a_larger_class_neighbour_difference(variants, shapes):
+    X, _ = shapes
+    _, models = variants
+    model = models["transfer"]
+    plan = model.plan({2: 40}, random_state=0)
+    labels, z, table = model.labels_, model.latents_, model.neighbors_
+    assert (labels[plan.base] == 2).all()
+    assert torch.equal(labels[plan.anchor], labels[plan.neighbor])  # one donor class per pair
+    assert (labels[plan.anchor] != 2).all()  # classes larger than 2 (8 images)
+    assert all(int(n) in table[int(a)].tolist() for a, n in zip(plan.anchor, plan.neighbor))
+    expected = z[plan.base] + plan.lam[:, None] * (z[plan.neighbor] - z[plan.anchor])
+    torch.testing.assert_close(model.plan_codes(plan), expected)
+    # Residuals take the same step: lam = 0 is the base image again.
+    at_base = SMOTEPlan(plan.labels, plan.base, plan.neighbor, torch.zeros(40), plan.anchor)
+    images = model.synthesize(at_base).astype(int)
+    assert np.abs(images - X[plan.base.numpy()]).max() <= 1
+    # Donors are drawn by size among the larger classes.
+    donors = Counter(labels[model.plan({1: 2000}, random_state=1).anchor].tolist())
+    assert set(donors) == {0}  # only class 0 (60 images) is larger than class 1 (24)
+
+
+def test_lam_range_extrapolates(shapes):
+    X, y = shapes
+    model = DeepSMOTE(random_state=0, knn="torch", lam_range=(-0.5, 1.5), **TINY).fit(X, y)
+    lam = model.plan({1: 500}, random_state=0).lam
+    assert float(lam.min()) < -0.3 and float(lam.max()) > 1.3
+    assert float(lam.min()) >= -0.5 and float(lam.max()) < 1.5
+    with pytest.raises(ValueError, match="lam_range"):
+        DeepSMOTE(lam_range=(1.0, 0.0))
+    with pytest.raises(ValueError, match="interpolation"):
+        DeepSMOTE(interpolation="mixup")
+
+
+def test_other_interpolations_survive_save_and_load(variants, tmp_path):
+    _, models = variants
+    for name, model in models.items():
+        model.save(tmp_path / f"{name}.pt")
+        loaded = DeepSMOTE.load(tmp_path / f"{name}.pt", device="cpu")
+        assert loaded.interpolation == name
+        np.testing.assert_array_equal(
+            loaded.sample(5, 2, random_state=3), model.sample(5, 2, random_state=3)
+        )

@@ -39,7 +39,17 @@ CACHE_NAME = "deepsmote.h5"
 # Settings that change neither the trained weights nor the codes: not in the training
 # fingerprint. The neighbour table has its own (k_neighbors, knn); residuals are rebuilt
 # from the cached model when asked for.
-_SERVING_PARAMS = ("sampling_strategy", "k_neighbors", "knn", "device", "progress", "residual")
+_SERVING_PARAMS = (
+    "sampling_strategy",
+    "k_neighbors",
+    "knn",
+    "interpolation",
+    "lam_range",
+    "device",
+    "progress",
+    "residual",
+)
+_INDEX_PARAMS = ("k_neighbors", "interpolation", "lam_range")
 
 
 def training_fingerprint(model: DeepSMOTE) -> str:
@@ -54,7 +64,9 @@ def index_fingerprint(model: DeepSMOTE) -> str:
     NOTE: ``knn`` enters as the repr of its backend; a user's object whose repr holds a
     memory address rebuilds the table in every run (cheap next to training).
     """
-    return fingerprint_config({"k_neighbors": model.k_neighbors, "knn": repr(get_knn(model.knn))})
+    config = {name: getattr(model, name) for name in _INDEX_PARAMS}
+    config["lam_range"] = None if model.lam_range is None else [float(v) for v in model.lam_range]
+    return fingerprint_config({**config, "knn": repr(get_knn(model.knn))})
 
 
 def fit_or_load(
@@ -106,6 +118,8 @@ def _load(path: str, expected: dict, model: DeepSMOTE, images: Tensor) -> DeepSM
         cache.verify()
         state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
         arrays = {key: cache.array(key) for key in ARRAY_KEYS}
+        if cache.has("enemies"):
+            arrays["enemies"] = cache.array("enemies")
         kept = cache.array("residuals") if cache.has("residuals") else None
         stored_index = cache.attrs.get("index_fingerprint")
     if model.residual and kept is not None:

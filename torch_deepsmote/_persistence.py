@@ -15,7 +15,7 @@ from ._format import ImageFormat
 from ._validation import resolve_device
 from .deepsmote import DeepSMOTE
 from .models import Decoder, Encoder
-from .synthesis import Synthesizer
+from .synthesis import Synthesizer, default_lam_range
 
 __all__ = ["MODEL_FORMAT_VERSION", "ARRAY_KEYS", "model_arrays", "model_state", "model_from_state"]
 
@@ -24,8 +24,8 @@ __all__ = ["MODEL_FORMAT_VERSION", "ARRAY_KEYS", "model_arrays", "model_state", 
 MODEL_FORMAT_VERSION = 2
 _READABLE = (1, 2)
 ARRAY_KEYS = ("latents", "labels", "neighbors")
-# Kept only by models fitted with residual=True (a model saved before it existed has none).
-OPTIONAL_ARRAY_KEYS = ("residuals",)
+# Kept only by models that use them: residual=True, interpolation='enemy'.
+OPTIONAL_ARRAY_KEYS = ("residuals", "enemies")
 
 
 def model_arrays(model: DeepSMOTE) -> dict:
@@ -33,6 +33,8 @@ def model_arrays(model: DeepSMOTE) -> dict:
     arrays = {key: getattr(model, f"{key}_") for key in ARRAY_KEYS}
     if model.residuals_ is not None:
         arrays["residuals"] = model.residuals_
+    if model.synthesizer_.enemies is not None:
+        arrays["enemies"] = model.synthesizer_.enemies
     return arrays
 
 
@@ -45,6 +47,8 @@ def model_state(model: DeepSMOTE, arrays: bool = True) -> dict:
         params["sampling_strategy"] = dict(model.sampling_strategy_)  # code is not saved
     if params["device"] is not None:
         params["device"] = str(params["device"])
+    if params["lam_range"] is not None:
+        params["lam_range"] = [float(v) for v in params["lam_range"]]
     state = {
         "format_version": MODEL_FORMAT_VERSION,
         "params": params,
@@ -53,6 +57,7 @@ def model_state(model: DeepSMOTE, arrays: bool = True) -> dict:
         "encoder": {k: v.cpu() for k, v in model.encoder_.state_dict().items()},
         "decoder": {k: v.cpu() for k, v in model.decoder_.state_dict().items()},
         "n_neighbors": dict(model.n_neighbors_),
+        "n_enemies": model.synthesizer_.n_enemies,
         "sampling_strategy_": dict(model.sampling_strategy_),
         "history": list(model.history_),
         "generator_state": model._generator.get_state(),
@@ -104,6 +109,10 @@ def model_from_state(
         neighbors=torch.as_tensor(state["neighbors"]).long(),
         n_neighbors={int(k): int(v) for k, v in state["n_neighbors"].items()},
         residuals=torch.as_tensor(residuals).half() if model.residual else None,
+        interpolation=model.interpolation,
+        lam_range=synthesizer_lam_range(model),
+        enemies=None if state.get("enemies") is None else torch.as_tensor(state["enemies"]).long(),
+        n_enemies=state.get("n_enemies"),
     )
     generator = torch.Generator()
     generator.set_state(state["generator_state"])
@@ -117,3 +126,9 @@ def model_from_state(
         device=resolved,
     )
     return model
+
+
+def synthesizer_lam_range(model: DeepSMOTE) -> tuple[float, float]:
+    if model.lam_range is None:
+        return default_lam_range(model.interpolation)
+    return tuple(float(v) for v in model.lam_range)

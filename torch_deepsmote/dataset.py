@@ -281,8 +281,9 @@ class OversampledDataset(Dataset):
         """Where a synthetic item comes from; ``None`` for a real item.
 
         Returns:
-            ``{"label", "base", "neighbor", "lam"}``: its class, the dataset indices of the
-            base and neighbour images whose codes it interpolates, and the step ``lam``.
+            ``{"label", "base", "neighbor", "anchor", "lam"}``: its class, and the dataset
+            indices and step of its code ``z_base + lam (z_neighbor - z_anchor)`` (in SMOTE
+            the anchor is the base: an interpolation between base and neighbour).
         """
         index = self._check_index(index)
         if index < self.n_real:
@@ -292,6 +293,7 @@ class OversampledDataset(Dataset):
             "label": int(plan.labels[pos]),
             "base": int(plan.base[pos]),
             "neighbor": int(plan.neighbor[pos]),
+            "anchor": int(plan.anchors[pos]),
             "lam": float(plan.lam[pos]),
         }
 

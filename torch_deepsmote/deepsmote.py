@@ -7,6 +7,7 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 from __future__ import annotations
 
 import copy
+import math
 import os
 from typing import Any
 
@@ -19,17 +20,18 @@ from ._format import ImageFormat, as_images, as_labels
 from ._params import EstimatorParams
 from ._validation import (
     check_bool,
+    check_choice,
     check_positive_int,
     check_random_state,
     make_generator,
     resolve_device,
 )
 from .cache import fingerprint_arrays
-from .knn import class_neighbors, get_knn
+from .knn import class_enemies, class_neighbors, get_knn
 from .latents import encode_images, reconstruction_residuals
 from .models import Decoder, Encoder
 from .smote import SMOTEPlan, resolve_sampling_strategy
-from .synthesis import Synthesizer
+from .synthesis import INTERPOLATIONS, Synthesizer, default_lam_range
 from .training import TrainingConfig, fit_autoencoder
 
 __all__ = ["DeepSMOTE"]
@@ -78,6 +80,14 @@ class DeepSMOTE(EstimatorParams):
         residual: Add the parents' interpolated reconstruction residuals to every new image
             (``False``: the decoded code alone, as published). Costs one more decoder pass
             over the training images when fitting and a float16 copy of them.
+        interpolation: Which pair a new code steps along: ``'smote'`` (a same-class
+            neighbour, the paper), ``'enemy'`` (one of the ``k_neighbors`` nearest codes of
+            other classes, towards the class boundary) or ``'transfer'`` (the difference of
+            two neighbouring codes of a larger class, added to a code of the class). See
+            :mod:`torch_deepsmote.smote`.
+        lam_range: ``(low, high)`` of the uniform step ``lam``; ``None``: (0, 1), and
+            (0, 0.5) for ``'enemy'`` so that a new image stays nearer its own class.
+            A range beyond [0, 1] extrapolates.
 
     Attributes:
         encoder_: The trained encoder (eval mode).
@@ -136,6 +146,8 @@ class DeepSMOTE(EstimatorParams):
         random_state: int | None = None,
         progress: bool = True,
         residual: bool = True,
+        interpolation: str = "smote",
+        lam_range: tuple[float, float] | None = None,
     ) -> None:
         self.sampling_strategy = sampling_strategy
         self.k_neighbors = k_neighbors
@@ -155,6 +167,8 @@ class DeepSMOTE(EstimatorParams):
         self.random_state = random_state
         self.progress = progress
         self.residual = residual
+        self.interpolation = interpolation
+        self.lam_range = lam_range
         self._check_params()  # fail now on a bad option, not after training
 
     # ------------------------------------------------------------------ parameters
@@ -176,6 +190,9 @@ class DeepSMOTE(EstimatorParams):
         check_random_state("random_state", self.random_state)
         check_bool("progress", self.progress)
         check_bool("residual", self.residual)
+        check_choice("interpolation", self.interpolation, INTERPOLATIONS)
+        if self.lam_range is not None:
+            _check_lam_range(self.lam_range)
         return self.training_config()
 
     def training_config(self) -> TrainingConfig:
@@ -266,13 +283,15 @@ class DeepSMOTE(EstimatorParams):
             residuals = reconstruction_residuals(
                 decoder, images, latents, image_format.to_unit, device=device
             )
-        neighbors, n_neighbors = class_neighbors(
-            latents, labels, self.k_neighbors, knn=get_knn(self.knn)
-        )
         self._set_fitted(
             encoder=encoder,
             synthesizer=Synthesizer(
-                decoder, image_format, latents, labels, neighbors, n_neighbors, residuals
+                decoder,
+                image_format,
+                latents,
+                labels,
+                residuals=residuals,
+                **self._plan_settings(latents, labels),
             ),
             sampling_strategy=strategy,
             history=history,
@@ -305,20 +324,37 @@ class DeepSMOTE(EstimatorParams):
         self._generator = generator
 
     def refit_neighbors(self) -> DeepSMOTE:
-        """Build the neighbour table again for the current ``k_neighbors`` and ``knn``.
+        """Build the neighbour tables again for the current ``k_neighbors``, ``knn``,
+        ``interpolation`` and ``lam_range``.
 
-        Nothing is trained: the table comes from the fitted codes.
+        Nothing is trained: the tables come from the fitted codes.
 
         Returns:
             ``self``.
         """
         self._check_fitted()
         self._check_params()
-        neighbors, n_neighbors = class_neighbors(
-            self.latents_, self.labels_, self.k_neighbors, knn=get_knn(self.knn)
-        )
-        self.synthesizer_ = self.synthesizer_.replace(neighbors=neighbors, n_neighbors=n_neighbors)
+        settings = self._plan_settings(self.latents_, self.labels_)
+        self.synthesizer_ = self.synthesizer_.replace(**settings)
         return self
+
+    def _plan_settings(self, latents: Tensor, labels: Tensor) -> dict:
+        """The neighbour tables and plan options of a Synthesizer, from these arguments."""
+        neighbors, n_neighbors = class_neighbors(
+            latents, labels, self.k_neighbors, knn=get_knn(self.knn)
+        )
+        enemies, n_enemies = None, None
+        if self.interpolation == "enemy":
+            enemies, n_enemies = class_enemies(latents, labels, self.k_neighbors)
+        lam_range = None if self.lam_range is None else tuple(map(float, self.lam_range))
+        return dict(
+            neighbors=neighbors,
+            n_neighbors=n_neighbors,
+            interpolation=self.interpolation,
+            lam_range=lam_range or default_lam_range(self.interpolation),
+            enemies=enemies,
+            n_enemies=n_enemies,
+        )
 
     def refit_residuals(self, X: Any = None) -> DeepSMOTE:
         """Make the kept residuals follow ``residual``, without training anything.
@@ -617,3 +653,15 @@ class DeepSMOTE(EstimatorParams):
 
 def _cpu_copy(module: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(module).to("cpu")
+
+
+def _check_lam_range(lam_range: Any) -> None:
+    try:
+        low, high = (float(v) for v in lam_range)
+    except (TypeError, ValueError):
+        low = high = float("nan")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(
+            "`lam_range` should be None or (low, high) with finite low < high, e.g. (0, 1), "
+            f"but got lam_range={lam_range!r}."
+        )

@@ -30,6 +30,7 @@ __all__ = [
     "SklearnKNN",
     "get_knn",
     "class_neighbors",
+    "class_enemies",
 ]
 
 _KNN_NAMES = ("auto", "faiss", "torch")
@@ -492,6 +493,61 @@ def class_neighbors(
         neighbors[rows, :k_class] = rows[local]
         n_neighbors[label] = k_class
     return neighbors, n_neighbors
+
+
+@torch.no_grad()
+def class_enemies(
+    latents: torch.Tensor, labels: torch.Tensor, k_neighbors: int, chunk_size: int = 2048
+) -> tuple[torch.Tensor, dict[int, int]]:
+    """Each code's nearest codes of *other* classes: its "nearest enemies".
+
+    Stepping from a code towards one of them moves a synthetic sample towards the class
+    boundary (as in EOS, Dablain, Bellinger, Krawczyk and Chawla, "Efficient Augmentation
+    for Imbalanced Deep Learning", ICDE 2023), where a classifier errs, instead of inside
+    the class. Exact, in pure torch on the codes' device (squared L2, chunked like
+    :class:`TorchKNN`).
+
+    Args:
+        latents: Codes, shape (N, d).
+        labels: Class labels, shape (N,).
+        k_neighbors: Enemies per code (fewer where the other classes hold fewer codes).
+
+    Returns:
+        ``(enemies, n_enemies)``: LongTensor (N, k_neighbors) on the CPU of global row
+        indices, nearest first, -1 past a class's count; ``{class: valid columns}``.
+
+    Raises:
+        ValueError: A single class (no enemies), or shapes that disagree.
+
+    Example:
+        >>> latents = torch.tensor([[0.0], [1.0], [5.0], [7.0]])
+        >>> enemies, n = class_enemies(latents, torch.tensor([0, 0, 1, 1]), 1)
+        >>> enemies.flatten().tolist(), n
+        ([2, 2, 1, 1], {0: 1, 1: 1})
+    """
+    k_neighbors = check_positive_int("k_neighbors", k_neighbors)
+    labels = as_labels(labels, "labels", len(latents))
+    latents = torch.as_tensor(latents).float()
+    classes = torch.unique(labels).tolist()
+    if len(classes) < 2:
+        raise ValueError(
+            f"`labels` should hold at least two classes to have enemies, but got {classes}."
+        )
+    enemies = torch.full((len(labels), k_neighbors), -1, dtype=torch.long)
+    n_enemies = {}
+    norms = (latents * latents).sum(dim=1)
+    for label in classes:
+        rows = torch.nonzero(labels == label).flatten()
+        others = torch.nonzero(labels != label).flatten()
+        k = min(k_neighbors, len(others))
+        pool, pool_norms = latents[others.to(latents.device)], norms[others.to(latents.device)]
+        for start in range(0, len(rows), chunk_size):
+            chunk = rows[start : start + chunk_size].to(latents.device)
+            distances = torch.addmm(pool_norms[None, :], latents[chunk], pool.T, alpha=-2.0)
+            local = torch.topk(distances, k, dim=1, largest=False, sorted=True).indices.cpu()
+            enemies[rows[start : start + chunk_size], :k] = others[local]
+        n_enemies[int(label)] = k
+    return enemies, n_enemies
 
 
 def _check_table(local: Any, n: int, k: int, backend: Any) -> torch.Tensor:

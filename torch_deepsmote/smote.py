@@ -30,6 +30,7 @@ __all__ = [
     "SMOTEPlan",
     "resolve_sampling_strategy",
     "plan_synthetic",
+    "plan_transfer",
     "interpolate",
 ]
 
@@ -169,26 +170,52 @@ def _from_totals(totals: Mapping, current: dict[int, int], name: str) -> dict[in
 class SMOTEPlan:
     """The random choices behind ``m`` synthetic samples, grouped by class in sorted order.
 
+    Sample ``i`` has the code ``z[base] + lam * (z[neighbor] - z[anchor])``: SMOTE's
+    interpolation when ``anchor`` is the base (``anchor=None``), a step along another pair's
+    difference otherwise (:func:`plan_transfer`).
+
     Attributes:
         labels: LongTensor (m,), class of each synthetic sample.
         base: LongTensor (m,), global row index of the base code.
         neighbor: LongTensor (m,), global row index of the chosen neighbour code.
-        lam: FloatTensor (m,), interpolation steps in [0, 1).
+        lam: FloatTensor (m,), the steps.
+        anchor: LongTensor (m,) of global row indices, or ``None`` (the base).
     """
 
     labels: torch.Tensor
     base: torch.Tensor
     neighbor: torch.Tensor
     lam: torch.Tensor
+    anchor: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def __getitem__(self, index: Any) -> SMOTEPlan:
         """The plan of the samples at ``index`` (a slice, or a LongTensor of positions)."""
+        anchor = None if self.anchor is None else self.anchor[index]
         return SMOTEPlan(
-            self.labels[index], self.base[index], self.neighbor[index], self.lam[index]
+            self.labels[index], self.base[index], self.neighbor[index], self.lam[index], anchor
         )
+
+    @property
+    def anchors(self) -> torch.Tensor:
+        """(m,) the anchor rows, the base where there is no other."""
+        return self.base if self.anchor is None else self.anchor
+
+
+def _check_generator(generator: Any) -> None:
+    if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
+        raise TypeError(
+            f"`generator` should be a CPU torch.Generator, but got generator={generator!r}."
+        )
+
+
+def _draw_lam(count: int, lam_range: tuple[float, float], generator: torch.Generator):
+    low, high = lam_range
+    lam = torch.rand(count, generator=generator)
+    # U(0, 1) is kept as drawn, so the published plans stay the same bit for bit.
+    return lam if (low, high) == (0.0, 1.0) else low + (high - low) * lam
 
 
 def plan_synthetic(
@@ -197,13 +224,17 @@ def plan_synthetic(
     neighbors: torch.Tensor,
     n_neighbors: Mapping[int, int],
     generator: torch.Generator,
+    lam_range: tuple[float, float] = (0.0, 1.0),
 ) -> SMOTEPlan:
     """Draw the base, neighbour and step of every synthetic sample.
 
     For each class ``c`` in sorted order with ``n_new[c] > 0``: ``n_new[c]`` base rows
     uniformly (with replacement) among the rows of class ``c``, then for each one a neighbour
-    column uniformly in ``[0, n_neighbors[c])``, then ``lam ~ U(0, 1)``. Every draw comes from
-    ``generator`` in this fixed order, so a seed gives the same plan bit for bit.
+    column uniformly in ``[0, n_neighbors[c])``, then ``lam ~ U(lam_range)`` (``U(0, 1)`` in
+    SMOTE). Every draw comes from ``generator`` in this fixed order, so a seed gives the same
+    plan bit for bit. The table may hold same-class neighbours (SMOTE) or the nearest codes
+    of other classes (:func:`~torch_deepsmote.knn.class_enemies`: steps towards the
+    boundary, which keep the base's label while ``lam`` stays below one half).
 
     Args:
         n_new: ``{class: number of new samples}``, e.g. from :func:`resolve_sampling_strategy`.
@@ -212,6 +243,8 @@ def plan_synthetic(
             :func:`~torch_deepsmote.knn.class_neighbors`.
         n_neighbors: ``{class: number of valid columns of neighbors}``.
         generator: A CPU ``torch.Generator``, the only source of randomness.
+        lam_range: ``(low, high)`` of the uniform step; ``high > 1`` or ``low < 0``
+            extrapolates beyond the pair.
 
     Returns:
         The :class:`SMOTEPlan` (CPU tensors) of ``sum(n_new.values())`` samples.
@@ -229,10 +262,7 @@ def plan_synthetic(
         >>> len(plan), plan.labels.tolist()
         (3, [1, 1, 1])
     """
-    if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
-        raise TypeError(
-            f"`generator` should be a CPU torch.Generator, but got generator={generator!r}."
-        )
+    _check_generator(generator)
     labels = torch.as_tensor(labels).cpu()
     neighbors = torch.as_tensor(neighbors).cpu()
     if labels.ndim != 1 or neighbors.ndim != 2 or neighbors.shape[0] != labels.shape[0]:
@@ -260,7 +290,7 @@ def plan_synthetic(
         # changing it changes every plan for a given seed.
         base = rows[torch.randint(rows.numel(), (count,), generator=generator)]
         column = torch.randint(n_columns, (count,), generator=generator)
-        lam = torch.rand(count, generator=generator)
+        lam = _draw_lam(count, lam_range, generator)
         plan_labels = torch.full((count,), int(label), dtype=torch.long)
         parts.append((plan_labels, base, neighbors[base, column], lam))
     if not parts:
@@ -275,27 +305,106 @@ def plan_synthetic(
     return SMOTEPlan(plan_labels, base, neighbor.long(), lam)
 
 
+def plan_transfer(
+    n_new: Mapping[int, int],
+    labels: torch.Tensor,
+    neighbors: torch.Tensor,
+    n_neighbors: Mapping[int, int],
+    generator: torch.Generator,
+    lam_range: tuple[float, float] = (0.0, 1.0),
+) -> SMOTEPlan:
+    """Draw steps that lend a minority code the within-class variation of larger classes.
+
+    For each class ``c`` in sorted order with ``n_new[c] > 0``: ``n_new[c]`` base rows
+    uniformly among the rows of ``c``; for each, a donor class among the classes larger
+    than ``c`` with probability proportional to its size (every other class when ``c`` is
+    the largest); an anchor row ``b`` uniformly among the donor's rows and one of its
+    same-class neighbours ``a`` (a column of ``neighbors``); and ``lam ~ U(lam_range)``.
+    The new code is ``z_base + lam (z_a - z_b)``: the base moved along a difference that
+    the donor class shows between two of its own, nearby images, so a class of 40 images
+    borrows the variety that thousands show (pose, thickness, brightness) and keeps its
+    label. Draw order: base, donor, anchor, column, ``lam``, class by class.
+
+    Args:
+        n_new, labels, neighbors, n_neighbors, generator, lam_range: As in
+            :func:`plan_synthetic` (``neighbors`` the same-class table).
+
+    Returns:
+        A :class:`SMOTEPlan` whose ``neighbor`` and ``anchor`` rows belong to donor classes.
+
+    Example:
+        >>> labels = torch.tensor([0, 0, 0, 1, 1])
+        >>> neighbors = torch.tensor([[1], [0], [1], [4], [3]])
+        >>> plan = plan_transfer({0: 0, 1: 2}, labels, neighbors, {0: 1, 1: 1},
+        ...                      torch.Generator().manual_seed(0))
+        >>> plan.labels.tolist(), labels[plan.anchor].tolist(), labels[plan.neighbor].tolist()
+        ([1, 1], [0, 0], [0, 0])
+    """
+    _check_generator(generator)
+    labels = torch.as_tensor(labels).cpu()
+    neighbors = torch.as_tensor(neighbors).cpu()
+    classes, sizes = torch.unique(labels, return_counts=True)
+    rows_of = {int(c): torch.nonzero(labels == c).flatten() for c in classes}
+    parts = []
+    for label in sorted(n_new):
+        count = int(n_new[label])
+        if count <= 0:
+            continue
+        if label not in rows_of:
+            raise ValueError(f"`n_new` should only ask for fitted classes, but got class {label}.")
+        size = len(rows_of[label])
+        mask = sizes > size
+        if not mask.any():  # the largest class borrows from all the others
+            mask = classes != label
+        if not mask.any():  # a single class: its own variation
+            mask = classes == label
+        donors, donor_sizes = classes[mask], sizes[mask].double()
+        base = rows_of[label][torch.randint(size, (count,), generator=generator)]
+        donor = donors[torch.multinomial(donor_sizes, count, replacement=True, generator=generator)]
+        anchor = torch.empty(count, dtype=torch.long)
+        neighbor = torch.empty(count, dtype=torch.long)
+        for d in torch.unique(donor).tolist():
+            picks = torch.nonzero(donor == d).flatten()
+            rows = rows_of[d]
+            anchor[picks] = rows[torch.randint(len(rows), (len(picks),), generator=generator)]
+            column = torch.randint(int(n_neighbors[d]), (len(picks),), generator=generator)
+            neighbor[picks] = neighbors[anchor[picks], column]
+        lam = _draw_lam(count, lam_range, generator)
+        parts.append((torch.full((count,), label, dtype=torch.long), base, neighbor, lam, anchor))
+    if not parts:
+        empty = torch.empty(0, dtype=torch.long)
+        return SMOTEPlan(empty, empty.clone(), empty.clone(), torch.empty(0), empty.clone())
+    return SMOTEPlan(*(torch.cat(column) for column in zip(*parts)))
+
+
 def interpolate(
-    latents: torch.Tensor, base: torch.Tensor, neighbor: torch.Tensor, lam: torch.Tensor
+    latents: torch.Tensor,
+    base: torch.Tensor,
+    neighbor: torch.Tensor,
+    lam: torch.Tensor,
+    anchor: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The SMOTE step: ``z = latents[base] + lam * (latents[neighbor] - latents[base])``.
 
-    A pure function: the same inputs always give the same codes. Rows may be codes (N, d)
-    or anything else indexed by image, such as reconstruction residuals (N, C, H, W).
+    With ``anchor`` the step runs along another pair's difference:
+    ``z = latents[base] + lam * (latents[neighbor] - latents[anchor])``. A pure function:
+    the same inputs always give the same codes. Rows may be codes (N, d) or anything else
+    indexed by image, such as reconstruction residuals (N, C, H, W).
 
     Args:
         latents: Rows to interpolate, shape (N, ...) with at least 2 dimensions, on any
             device.
         base: Row indices of the base rows, LongTensor (m,).
         neighbor: Row indices of the neighbour rows, LongTensor (m,).
-        lam: Steps in [0, 1], shape (m,); cast to ``latents``' dtype.
+        lam: Steps, shape (m,) (in [0, 1] for SMOTE); cast to ``latents``' dtype.
+        anchor: Row indices (m,) where the step's difference starts; ``None``: ``base``.
 
     Returns:
         Synthetic rows, shape (m, ...), ``latents``' dtype and device.
 
     Raises:
-        ValueError: ``latents`` has fewer than 2 dimensions, or ``base``, ``neighbor`` and
-            ``lam`` are not 1-D of one length.
+        ValueError: ``latents`` has fewer than 2 dimensions, or ``base``, ``neighbor``,
+            ``lam`` (and ``anchor``) are not 1-D of one length.
 
     Example:
         >>> latents = torch.tensor([[0.0, 0.0], [2.0, 4.0]])
@@ -307,16 +416,18 @@ def interpolate(
             "`latents` should have shape (N, d) or (N, ...), but got latents with shape "
             f"{tuple(latents.shape)}."
         )
-    shapes = [tuple(t.shape) for t in (base, neighbor, lam)]
+    given = (base, neighbor, lam) + (() if anchor is None else (anchor,))
+    shapes = [tuple(t.shape) for t in given]
     if any(len(s) != 1 for s in shapes) or len(set(shapes)) != 1:
         raise ValueError(
-            "`base`, `neighbor` and `lam` should be 1-D of one length m, but got shapes "
-            f"base={shapes[0]}, neighbor={shapes[1]}, lam={shapes[2]}."
+            "`base`, `neighbor`, `lam` (and `anchor`) should be 1-D of one length m, but got "
+            f"shapes {shapes}."
         )
     device = latents.device
     start = latents[base.to(device)]
     end = latents[neighbor.to(device)]
+    origin = start if anchor is None else latents[anchor.to(device)]
     # Written out rather than torch.lerp, whose formula switches for weights >= 0.5: this
     # keeps results equal, bit for bit, to the textbook expression that tests can check.
     lam = lam.to(device=device, dtype=latents.dtype).view(-1, *[1] * (latents.ndim - 1))
-    return start + lam * (end - start)
+    return start + lam * (end - origin)

@@ -34,11 +34,32 @@ from ._format import ImageFormat
 from ._validation import check_non_negative_int
 from .cache import CacheFile
 from .latents import decode_codes
-from .smote import SMOTEPlan, interpolate, plan_synthetic
+from .smote import SMOTEPlan, interpolate, plan_synthetic, plan_transfer
 
-__all__ = ["Synthesizer"]
+__all__ = ["INTERPOLATIONS", "Synthesizer", "default_lam_range"]
 
 _ARRAYS = ("latents", "residuals")
+_REPLACEABLE = (
+    "image_format",
+    "neighbors",
+    "n_neighbors",
+    "residuals",
+    "interpolation",
+    "lam_range",
+    "enemies",
+    "n_enemies",
+)
+# How a plan picks the pair it steps along: same-class neighbours (SMOTE, the paper),
+# the nearest codes of other classes ("enemy"), or a larger class's neighbour pairs
+# ("transfer"); see torch_deepsmote.smote.
+INTERPOLATIONS = ("smote", "enemy", "transfer")
+_LAM_RANGES = {"smote": (0.0, 1.0), "enemy": (0.0, 0.5), "transfer": (0.0, 1.0)}
+
+
+def default_lam_range(interpolation: str) -> tuple[float, float]:
+    """The step range of an interpolation: U(0, 1), and U(0, 0.5) towards enemies so that
+    the base keeps the larger share (Remix's rule for keeping its label)."""
+    return _LAM_RANGES[interpolation]
 
 
 def _device_of(module: nn.Module) -> torch.device:
@@ -58,6 +79,12 @@ class Synthesizer:
         residuals: (N, C, H, W) float16 ``x - decode(encode(x))`` on the [-1, 1] scale, or
             ``None`` to decode codes alone (the paper).
         device: Where this process decodes; ``None``: the decoder's device.
+        interpolation: ``'smote'`` (the paper), ``'enemy'`` (towards the nearest codes of
+            other classes: needs ``enemies``) or ``'transfer'`` (along a larger class's
+            neighbour differences), see :mod:`torch_deepsmote.smote`.
+        lam_range: ``(low, high)`` of the uniform step; ``None``: :func:`default_lam_range`.
+        enemies: (N, k) int64 nearest rows of other classes, and ``n_enemies`` their valid
+            columns per class (from :func:`~torch_deepsmote.knn.class_enemies`).
 
     Example:
         >>> from torch_deepsmote.models import Decoder
@@ -83,7 +110,24 @@ class Synthesizer:
         residuals: Tensor | None = None,
         *,
         device: Any = None,
+        interpolation: str = "smote",
+        lam_range: tuple[float, float] | None = None,
+        enemies: Tensor | None = None,
+        n_enemies: Mapping[int, int] | None = None,
     ) -> None:
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"`interpolation` should be one of {', '.join(map(repr, INTERPOLATIONS))}, "
+                f"but got interpolation={interpolation!r}."
+            )
+        if interpolation == "enemy" and (enemies is None or n_enemies is None):
+            raise ValueError("`enemies` should be given with interpolation='enemy'.")
+        self.interpolation = interpolation
+        self.lam_range = tuple(lam_range or default_lam_range(interpolation))
+        self.enemies = enemies
+        self.n_enemies = (
+            None if n_enemies is None else {int(k): int(v) for k, v in n_enemies.items()}
+        )
         self.image_format = image_format
         self.labels = labels
         self.neighbors = neighbors
@@ -106,9 +150,10 @@ class Synthesizer:
 
     # ------------------------------------------------------------------ copies
     def replace(self, **changes: Any) -> Synthesizer:
-        """A copy with some of ``image_format``, ``neighbors``, ``n_neighbors`` and
-        ``residuals`` replaced (the rest shared)."""
-        unknown = set(changes) - {"image_format", "neighbors", "n_neighbors", "residuals"}
+        """A copy with some of ``image_format``, ``neighbors``, ``n_neighbors``,
+        ``residuals``, ``interpolation``, ``lam_range``, ``enemies`` and ``n_enemies``
+        replaced (the rest shared)."""
+        unknown = set(changes) - set(_REPLACEABLE)
         if unknown:
             raise TypeError(f"`replace` got unexpected fields {sorted(unknown)}.")
         new = copy.copy(self)
@@ -117,7 +162,11 @@ class Synthesizer:
             new._arrays["residuals"] = changes.pop("residuals")
             new.has_residuals = new._arrays["residuals"] is not None
         for name, value in changes.items():
-            setattr(new, name, dict(value) if name == "n_neighbors" else value)
+            setattr(new, name, value)
+        if "interpolation" in changes and "lam_range" not in changes:
+            new.lam_range = default_lam_range(new.interpolation)
+        if new.interpolation == "enemy" and new.enemies is None:
+            raise ValueError("`enemies` should be given with interpolation='enemy'.")
         if {"neighbors", "residuals"} & set(changes):
             new._cache = None  # the cached file holds the old arrays
         return new
@@ -202,7 +251,7 @@ class Synthesizer:
 
     # ------------------------------------------------------------------ plans and images
     def plan(self, n_new: Mapping[int, int], generator: torch.Generator) -> SMOTEPlan:
-        """Draw base, neighbour and ``lam`` for ``n_new[c]`` new images of each class ``c``.
+        """Draw the rows and steps of ``n_new[c]`` new images of each class ``c``.
 
         Raises:
             ValueError: A class that was not fitted, or a negative count.
@@ -215,21 +264,38 @@ class Synthesizer:
                     f"label={label!r}."
                 )
             check_non_negative_int(f"n_new[{label}]", count)
-        return plan_synthetic(n_new, self.labels, self.neighbors, self.n_neighbors, generator)
+        if self.interpolation == "transfer":
+            draw = plan_transfer
+        else:
+            draw = plan_synthetic
+        table, columns = self.neighbors, self.n_neighbors
+        if self.interpolation == "enemy":
+            table, columns = self.enemies, self.n_enemies
+        return draw(n_new, self.labels, table, columns, generator, self.lam_range)
+
+    def _step(self, name: str, plan: SMOTEPlan) -> Tensor:
+        """``rows[base] + lam (rows[neighbor] - rows[anchor])`` of ``'latents'`` or
+        ``'residuals'``, reading only the rows the plan names."""
+        m = len(plan)
+        parts = [plan.base, plan.neighbor] + ([] if plan.anchor is None else [plan.anchor])
+        rows = self.rows(name, torch.cat(parts))
+        rows = rows.float()  # float16 residuals are stepped in float32
+        anchor = None if plan.anchor is None else torch.arange(2 * m, 3 * m)
+        return interpolate(rows, torch.arange(m), torch.arange(m, 2 * m), plan.lam, anchor)
 
     def codes(self, plan: SMOTEPlan) -> Tensor:
-        """(m, D) codes of a plan: ``z = z_base + lam * (z_neighbor - z_base)``."""
-        m = len(plan)
-        rows = self.rows("latents", torch.cat([plan.base, plan.neighbor]))
-        return interpolate(rows, torch.arange(m), torch.arange(m, 2 * m), plan.lam)
+        """(m, D) codes of a plan: ``z = z_base + lam * (z_neighbor - z_anchor)`` (the
+        anchor is the base in SMOTE)."""
+        return self._step("latents", plan)
 
     def unit_images(self, plan: SMOTEPlan, batch_size: int = 512) -> Tensor:
         """(m, C, H, W) float32 images of a plan in [-1, 1], on the CPU.
 
-        ``decode(z)``, plus ``(1 - lam) r_base + lam r_neighbor`` with residuals: the
-        decoder alone returns the blurred average of what it learned; the residuals put
-        back the detail of the two real images the new one lies between (``lam = 0``
-        gives back the base image itself).
+        ``decode(z)``, plus the residuals stepped the same way, ``r_base + lam (r_neighbor
+        - r_anchor)`` (``(1 - lam) r_base + lam r_neighbor`` in SMOTE), when they are kept:
+        the decoder alone returns the blurred average of what it learned; the residuals put
+        back the detail of the real images the new one comes from (``lam = 0`` gives back
+        the base image itself).
         """
         decoder = self.decoder
         images = decode_codes(
@@ -237,10 +303,7 @@ class Synthesizer:
         )
         if not self.has_residuals:
             return images
-        m = len(plan)
-        rows = self.rows("residuals", torch.cat([plan.base, plan.neighbor])).float()
-        detail = interpolate(rows, torch.arange(m), torch.arange(m, 2 * m), plan.lam)
-        return (images + detail).clamp_(-1, 1)
+        return (images + self._step("residuals", plan)).clamp_(-1, 1)
 
     def images(self, plan: SMOTEPlan, batch_size: int = 512) -> Tensor:
         """(m, C, H, W) images of a plan in the training images' dtype and value range."""
