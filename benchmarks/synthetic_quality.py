@@ -1,0 +1,237 @@
+"""Are the synthetic images right, varied and hard? Per-class diagnostics for issue 12.
+
+    python benchmarks/synthetic_quality.py --quick                    # minutes, tiny settings
+    python benchmarks/synthetic_quality.py --variants smote,enemy,transfer,smote-k20
+
+For one training subset (the paper's Table I counts of Fashion-MNIST), one autoencoder
+(the classify.py protocol's settings, loaded from its cache when ``--cache-dir`` points
+there) and each DeepSMOTE variant (interpolation, ``k_neighbors``, ``lam_range``):
+
+- GAN-test (Shmelkov, Schmid and Alahari, "How good is my GAN?", ECCV 2018): the accuracy
+  of a reference classifier, trained on all 60,000 real training images, on the synthetic
+  images of each class; beside it the same on the class's real training images (their
+  parents). Low: wrong or unrealistic images. Also the reference's mean probability of the
+  true class ("confidence"): near 1, the images are easy, far from where a classifier errs.
+- GAN-train (ibid.): a classifier trained only on synthetic images (the same number for
+  every class, drawn from each class's own codes), tested on the real balanced test set,
+  per class; beside it the same classifier trained on as many real images drawn with
+  repetition from the subset (random oversampling). Synthetic above real: the synthetic
+  images carry variety that the few real ones lack.
+- Near copies: each synthetic image's distance to its nearest real image of its class
+  (RMS over pixels in [0, 1]), against the real images' own leave-one-out distances; the
+  share below a tenth of the real median is flagged as near copies.
+- Label fidelity in latent space: the share of synthetic codes whose nearest real code is
+  of another class.
+
+Writes ``results.json`` (every number) and prints a table per variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import classify_batches as cb  # noqa: E402
+import classify_methods as cm  # noqa: E402
+import imbalanced_data as data  # noqa: E402
+
+from torch_deepsmote import OversampledDataset  # noqa: E402
+
+QUICK = dict(count_scale=0.1, ae_epochs=1, hidden=8, latent_dim=32, ref_steps=150, steps=100)
+FULL = dict(count_scale=1.0, ae_epochs=10, hidden=32, latent_dim=None, ref_steps=3000, steps=1500)
+
+
+def parse_variant(text: str) -> dict:
+    """``smote``, ``enemy``, ``transfer``, with ``-k20`` (k_neighbors) and ``-x1.5``
+    (lam_range (0, 1.5)) suffixes, e.g. ``smote-k20-x1.5``."""
+    name, *options = text.split("-")
+    variant = {"interpolation": name}
+    for option in options:
+        if option.startswith("k"):
+            variant["k_neighbors"] = int(option[1:])
+        elif option.startswith("x"):
+            variant["lam_range"] = (0.0, float(option[1:]))
+        else:
+            raise ValueError(f"unknown variant option {option!r} in {text!r}")
+    return variant
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--variants", default="smote,enemy,transfer,smote-k20,smote-x1.5")
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-per-class", type=int, default=1000, help="synthetic images per class")
+    p.add_argument("--classifier", default="cnn-fc")
+    p.add_argument("--cache-dir", default=None, help="autoencoder cache (classify.py's)")
+    p.add_argument("--work", default="/tmp/deepsmote-bench")
+    p.add_argument("--out", default=None)
+    p.add_argument("--threads", type=int, default=2)
+    for key in FULL:
+        p.add_argument("--" + key.replace("_", "-"), type=type(FULL[key] or 0), default=None)
+    args = p.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    here = Path(__file__).resolve().parent
+    args.out = Path(args.out or here / "results" / ("quality-quick" if args.quick else "quality"))
+    args.work = Path(args.work)
+    args.variants = [parse_variant(v) | {"name": v} for v in args.variants.split(",") if v]
+    return args
+
+
+def train(images, labels, args, seed: int, steps: int) -> torch.nn.Module:
+    """The protocol's classifier, optimiser and augmentation on these images, plain CE."""
+    gen = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(
+        TensorDataset(images, labels), 128, shuffle=True, generator=gen, drop_last=True
+    )
+
+    def endless():
+        while True:
+            yield from loader
+
+    torch.manual_seed(seed)
+    model = cm.make_classifier(args.classifier, images.shape[1], 10, images.shape[-1])
+    recipe = cm.Recipe(endless(), None, {})
+    augment = cb.make_augment("crop-flip", images.shape[-1], cb.child_seed(seed, 1))
+    cm.train_classifier(model, recipe, steps=steps, lr=1e-3, device="cpu", augment=augment)
+    return model.eval()
+
+
+@torch.inference_mode()
+def probabilities(model, x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([model(x[i : i + 1000]).softmax(1) for i in range(0, len(x), 1000)])
+
+
+def per_class(values: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    return [float(values[labels == c].float().mean()) for c in range(10)]
+
+
+def nearest_rms(a: torch.Tensor, b: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
+    """RMS pixel distance from each image of ``a`` (n, D) to its nearest one of ``b``."""
+    d = torch.cdist(a, b) ** 2
+    if exclude_self:
+        d.fill_diagonal_(float("inf"))
+    return (d.min(dim=1).values / a.shape[1]).sqrt()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    train_full = data.load_split("fashion-mnist", None, True, args.work)
+    test_full = data.load_split("fashion-mnist", None, False, args.work)
+    x_full, y_full = data.as_tensors(train_full)
+    counts = data.scale(data.PAPER_COUNTS["fashion-mnist"][0], args.count_scale)
+    subset = data.subset(train_full, data.take(data.labels_of(train_full), counts, args.data_seed))
+    x_real, y_real = data.as_tensors(subset)
+    y_test = data.labels_of(test_full)
+    cap = max(10, round(1000 * min(1.0, args.count_scale)))
+    x_test, y_test = data.as_tensors(
+        data.subset(test_full, data.take(y_test, data.balanced_counts(y_test, cap=cap), 0))
+    )
+    n = max(10, round(args.n_per_class * min(1.0, args.count_scale * 10)))
+
+    print(f"reference classifier: {len(x_full)} real images, {args.ref_steps} steps", flush=True)
+    reference = train(x_full, y_full, args, args.seed, args.ref_steps)
+    ref_test = float((probabilities(reference, x_test).argmax(1) == y_test).float().mean())
+    ref_real = probabilities(reference, x_real)
+    report = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "counts": list(counts),
+        "reference_test_accuracy": 100 * ref_test,
+        "real": {
+            "gan_test": per_class(100 * (ref_real.argmax(1) == y_real), y_real),
+            "confidence": per_class(ref_real[torch.arange(len(y_real)), y_real], y_real),
+        },
+        "variants": [],
+    }
+    # Random oversampling of the real subset: the GAN-train reference.
+    gen = torch.Generator().manual_seed(args.seed)
+    rows = torch.cat(
+        [
+            torch.nonzero(y_real == c).flatten()[torch.randint(counts[c], (n,), generator=gen)]
+            for c in range(10)
+        ]
+    )
+    ros = train(x_real[rows], y_real[rows], args, args.seed, args.steps)
+    report["real"]["gan_train"] = per_class(
+        100 * (probabilities(ros, x_test).argmax(1) == y_test), y_test
+    )
+    real_flat = x_real.flatten(1)
+    loo = torch.cat(
+        [nearest_rms(real_flat[y_real == c], real_flat[y_real == c], True) for c in range(10)]
+    )
+    report["real"]["nearest_real_rms_median"] = float(loo.median())
+
+    cache_dir = args.cache_dir or args.work / "quality-autoencoder" / f"seed{args.data_seed}"
+    for variant in args.variants:
+        options = {k: v for k, v in variant.items() if k != "name"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ds = OversampledDataset(
+                subset,
+                cache_dir=cache_dir,
+                random_state=args.data_seed,
+                max_epochs=args.ae_epochs,
+                lr=1e-3,
+                patience=0,
+                hidden_channels=args.hidden,
+                latent_dim=args.latent_dim,
+                progress=False,
+                **options,
+            )
+        synth = ds.synthesizer
+        plan = synth.plan({c: n for c in range(10)}, torch.Generator().manual_seed(args.seed))
+        images = synth.images(plan).float() / 255  # uint8 items -> ToTensor's [0, 1]
+        labels = plan.labels
+        probs = probabilities(reference, images)
+        gan_train = train(images, labels, args, args.seed, args.steps)
+        recall = 100 * (probabilities(gan_train, x_test).argmax(1) == y_test)
+        flat = images.flatten(1)
+        near = torch.cat(
+            [nearest_rms(flat[labels == c], real_flat[y_real == c]) for c in range(10)]
+        )
+        near_labels = torch.cat([labels[labels == c] for c in range(10)])
+        codes = synth.codes(plan)
+        nearest_code = torch.cdist(codes, synth.latents).argmin(1)
+        record = {
+            "variant": variant["name"],
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
+            "gan_test": per_class(100 * (probs.argmax(1) == labels), labels),
+            "confidence": per_class(probs[torch.arange(len(labels)), labels], labels),
+            "gan_train": per_class(recall, y_test),
+            "nearest_real_rms": per_class(near, near_labels),
+            "near_copies": per_class(near < 0.1 * loo.median(), near_labels),
+            "latent_label_flip": per_class(synth.labels[nearest_code] != labels, labels),
+        }
+        report["variants"].append(record)
+        print(
+            f"{variant['name']:16s} GAN-test {np.mean(record['gan_test']):5.1f} "
+            f"(real {np.mean(report['real']['gan_test']):5.1f})  "
+            f"confidence {np.mean(record['confidence']):.3f}  "
+            f"GAN-train {np.mean(record['gan_train']):5.1f} "
+            f"(ROS {np.mean(report['real']['gan_train']):5.1f})  "
+            f"latent flips {100 * np.mean(record['latent_label_flip']):.1f}%",
+            flush=True,
+        )
+        report["seconds"] = time.perf_counter() - start
+        (args.out / "results.json").write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
