@@ -178,6 +178,10 @@ def test_changing_knn_rebuilds_the_neighbours_only(base, tmp_path, monkeypatch):
 def test_a_worker_refuses_a_cache_rewritten_by_another_run(base, tmp_path):
     ds = OversampledDataset(base, cache_dir=tmp_path, **FIT)
     clone = pickle.loads(pickle.dumps(ds))  # what a spawned DataLoader worker receives
+    # A run that only rebuilds the neighbour table rewrites the file with the same codes:
+    # the copy's own plan still matches them.
+    OversampledDataset(base, cache_dir=tmp_path, **{**FIT, "k_neighbors": 2})
+    assert torch.equal(pickle.loads(pickle.dumps(ds))[len(ds) - 1][0], ds[len(ds) - 1][0])
     X, y = base.tensors
     with pytest.warns(UserWarning, match="stale"):  # another run, other data, same folder
         OversampledDataset(TensorDataset(255 - X, y), cache_dir=tmp_path, **FIT)

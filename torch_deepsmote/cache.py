@@ -252,16 +252,14 @@ class CacheFile:
         """The attributes given to :func:`write_cache`, plus ``format_version``, as Python types."""
         return dict(self.open()._attrs)
 
-    @property
-    def content_id(self) -> str:
-        """sha256 over the checksums of every entry: equal ids, equal contents.
+    def checksum(self, name: str) -> str:
+        """The stored sha256 of array ``name``: equal checksums, equal arrays.
 
-        Cheap (no data is read), so a process can tell, before reading rows, that the file
+        Cheap (no data is read), so a process can tell, before reading rows, that an array
         is still the one it was told about and not one another run wrote since.
         """
-        self.open()
-        text = ";".join(f"{entry}={self._checksums[entry]}" for entry in sorted(self._checksums))
-        return hashlib.sha256(text.encode()).hexdigest()
+        self._dataset("arrays", name)  # opens the file; fails on an unknown name
+        return self._checksums[f"arrays/{name}"]
 
     def check(self, expected: Mapping[str, Any]) -> None:
         """Raise :class:`StaleCacheError` listing every key of ``expected`` stored otherwise."""

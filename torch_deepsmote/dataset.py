@@ -183,8 +183,8 @@ class OversampledDataset(Dataset):
                 model, cache = fit_or_load(
                     model, read.images, read.labels, read.image_format, cache_dir, on_mismatch
                 )
-                model.synthesizer_.use_cache(cache.path, cache.open().content_id)
-                cache.close()
+                with cache:
+                    model.synthesizer_.use_cache(cache)
         else:
             _check_model(model, read)
         self.model = model

@@ -62,6 +62,13 @@ def default_lam_range(interpolation: str) -> tuple[float, float]:
     return _LAM_RANGES[interpolation]
 
 
+def _checksum(cache: CacheFile, name: str) -> str | None:
+    try:
+        return cache.checksum(name)
+    except ValueError:  # the array is gone: another run wrote the file without it
+        return None
+
+
 def _device_of(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
@@ -134,8 +141,9 @@ class Synthesizer:
         self.n_neighbors = {int(k): int(v) for k, v in n_neighbors.items()}
         self.has_residuals = residuals is not None
         self._arrays = {"latents": latents, "residuals": residuals}
-        self._cache: tuple[str, str] | None = None  # (path, content id) of the HDF5 cache
+        self._cache: tuple[str, dict] | None = None  # (path, {array: checksum}) in HDF5
         self._checked: int | None = None  # pid of the process that checked the cache file
+        self._file: CacheFile | None = None  # its handle (each process opens its own)
         self.device = torch.device(device) if device is not None else _device_of(decoder)
         decoder.eval()
         # NOTE: both copies are kept on self, never made in __getstate__: tensors sent to a
@@ -161,14 +169,13 @@ class Synthesizer:
         if "residuals" in changes:
             new._arrays["residuals"] = changes.pop("residuals")
             new.has_residuals = new._arrays["residuals"] is not None
+            new._cache = None  # the cached file holds the old residuals, if any
         for name, value in changes.items():
             setattr(new, name, value)
         if "interpolation" in changes and "lam_range" not in changes:
             new.lam_range = default_lam_range(new.interpolation)
         if new.interpolation == "enemy" and new.enemies is None:
             raise ValueError("`enemies` should be given with interpolation='enemy'.")
-        if {"neighbors", "residuals"} & set(changes):
-            new._cache = None  # the cached file holds the old arrays
         return new
 
     def to(self, device: Any) -> Synthesizer:
@@ -186,13 +193,16 @@ class Synthesizer:
         )
         return new
 
-    def use_cache(self, path: str | os.PathLike, content_id: str) -> None:
-        """Read codes and residuals from the HDF5 cache at ``path`` in pickled copies.
+    def use_cache(self, cache: CacheFile) -> None:
+        """Read codes and residuals from this HDF5 cache in pickled copies.
 
-        ``content_id`` is :attr:`CacheFile.content_id` of the file these arrays were
-        written to: a process that finds another file there refuses to decode from it.
+        The cache must hold these very arrays (as written by the cache of
+        :class:`~torch_deepsmote.OversampledDataset`); their checksums are noted, and a
+        process that later finds other arrays in the file refuses to decode from it.
         """
-        self._cache = (os.fspath(path), content_id)
+        names = ("latents", "residuals") if self.has_residuals else ("latents",)
+        self._cache = (cache.path, {name: cache.checksum(name) for name in names})
+        self._file = None
 
     # ------------------------------------------------------------------ arrays
     @property
@@ -235,11 +245,11 @@ class Synthesizer:
     def _cache_file(self) -> CacheFile:
         if self._cache is None:
             raise RuntimeError("This Synthesizer holds its arrays in memory and has no cache.")
-        path, content_id = self._cache
-        cache = CacheFile(path)
+        path, checksums = self._cache
+        if self._file is None:
+            self._file = CacheFile(path)  # opened once per process, on first use
         if self._checked != os.getpid():
-            found = cache.open().content_id
-            if found != content_id:
+            if any(_checksum(self._file, name) != value for name, value in checksums.items()):
                 raise RuntimeError(
                     f"Cache file {path!r} was rewritten after this dataset was built (another "
                     "run with the same cache_dir?): its codes no longer match this dataset's "
@@ -247,7 +257,7 @@ class Synthesizer:
                     "cache_dir."
                 )
             self._checked = os.getpid()
-        return cache
+        return self._file
 
     # ------------------------------------------------------------------ plans and images
     def plan(self, n_new: Mapping[int, int], generator: torch.Generator) -> SMOTEPlan:
