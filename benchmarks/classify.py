@@ -139,7 +139,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="named defaults (explicit options win); i12-*: issue 12's protocol, classifiers "
         "trained to convergence (see PRESETS); default: 'gpu' on CUDA, else 'cpu'",
     )
-    p.add_argument("--seeds", default=None, help="a count N (seeds 0..N-1) or a list '0,3,7'")
+    p.add_argument(
+        "--seeds", default=None, help="a count N (seeds 0..N-1) or a list: '0,3,7', '3,'"
+    )
     p.add_argument("--data-seed", type=int, default=0, help="seed of the subset draws")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ...")
     p.add_argument(
@@ -211,8 +213,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for key, value in PRESETS[preset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    seeds = args.seeds.split(",")
-    args.seeds = list(range(int(seeds[0]))) if len(seeds) == 1 else [int(s) for s in seeds]
+    seeds = [s for s in args.seeds.split(",") if s.strip()]
+    args.seeds = [int(s) for s in seeds] if "," in args.seeds else list(range(int(seeds[0])))
     if args.classifier == "auto":
         args.classifier = "resnet18" if args.device.type == "cuda" else "cnn"
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
