@@ -1,0 +1,82 @@
+"""benchmarks/classify_deepsmote.py: recipe names, and the library pieces they assemble."""
+
+from __future__ import annotations
+
+import sys
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY, make_shapes
+from torch.utils.data import TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import classify_deepsmote as cd  # noqa: E402
+
+from torch_deepsmote import OversampledDataset, class_prior  # noqa: E402
+
+Recipe = namedtuple("Recipe", "batches prior info")
+
+
+def test_recipe_names_spell_their_options():
+    spec = cd.parse("dsp-q0.5-rest-enemy-k20-x0.4-d0.75-ce")
+    assert spec["class_power"] == 0.5 and spec["synthetic_share"] == "rest"
+    assert spec["defer"] == 0.75 and spec["loss"] == "ce"
+    assert spec["library"] == {
+        "residual": True,
+        "interpolation": "enemy",
+        "k_neighbors": 20,
+        "lam_range": (0.0, 0.4),
+    }
+    assert cd.parse("dsp")["synthetic_share"] == 0.3 and cd.parse("dsp-paper")["library"] == {
+        "residual": False
+    }
+    with pytest.raises(ValueError, match="unknown option 'mixup'"):
+        cd.parse("dsp-mixup")
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    X, y = make_shapes((60, 20, 8))
+    base = TensorDataset(torch.from_numpy(X).float() / 255, torch.from_numpy(y))
+    made = {}
+
+    def oversampled(seed, strategy=None, **options):
+        key = tuple(sorted(options.items()))
+        if key not in made:
+            made[key] = OversampledDataset(
+                base,
+                seed=seed,
+                sampling_strategy=strategy,
+                random_state=0,
+                knn="torch",
+                **TINY,
+                **options,
+            )
+        return made[key]
+
+    return {"batch_size": 11, "steps": 40, "oversampled": oversampled}
+
+
+def test_a_recipe_serves_its_prior_and_tells_the_loss(ctx):
+    recipe = cd.recipe("dsp-q0.5-s0.5", ctx, 0, Recipe)
+    expected = class_prior(torch.tensor([60, 20, 8]), 0.5)
+    torch.testing.assert_close(recipe.prior.exp().double(), expected, atol=0.02, rtol=0)
+    x, y = next(recipe.batches)
+    assert x.shape == (11, 1, 16, 16) and x.dtype == torch.float32
+    assert recipe.info["synthetic_fraction"][0] == 0.0  # the majority has no synthetic items
+    assert recipe.info["synthetic_fraction"][2] == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_deferred_recipe_changes_the_prior_when_its_epoch_comes(ctx):
+    recipe = cd.recipe("dsp-q0-s0.5-d0.5", ctx, 0, Recipe)
+    per_epoch = recipe.info["batches_per_epoch"]  # 88 // 11 = 8 batches
+    assert recipe.info["start_epoch"] == 2  # half of 40 steps: after epoch 2 of 8 steps
+    natural = recipe.prior.clone()
+    torch.testing.assert_close(natural.exp().double(), class_prior(torch.tensor([60, 20, 8]), 1))
+    for _ in range(2 * per_epoch + 1):  # into the third epoch
+        next(recipe.batches)
+    torch.testing.assert_close(recipe.prior.exp(), torch.full((3,), 1 / 3), atol=0.02, rtol=0)
+    assert cd.recipe("dsp-ce", ctx, 0, Recipe).prior is None
