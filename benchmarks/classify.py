@@ -223,8 +223,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.classifier = "resnet18" if args.device.type == "cuda" else "cnn"
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = set(args.methods) - set(cm.METHODS + cm.EXTRA_METHODS)
+    for method in sorted(unknown):
+        if cm.cd.is_recipe(method):
+            try:
+                cm.cd.parse(method)
+            except ValueError as error:
+                p.error(str(error))
+            unknown.discard(method)
     if unknown:
-        p.error(f"unknown methods {sorted(unknown)}; choose from {cm.METHODS + cm.EXTRA_METHODS}")
+        p.error(
+            f"unknown methods {sorted(unknown)}; choose from {cm.METHODS + cm.EXTRA_METHODS} "
+            "or a recipe dsp-... (classify_deepsmote.py)"
+        )
     args.sweep_ratios = [float(r) for r in args.sweep_ratios.split(",") if r.strip()]
     here = Path(__file__).resolve().parent
     tag = preset if preset in ("quick", *I12) else args.dataset
@@ -314,7 +324,10 @@ class Experiment:
         self.cache_dir = args.work / "autoencoders" / f"{name}-{digest}"
         self.autoencoder: dict | None = None
 
-    def oversampled(self, seed: int, strategy=None, residual: bool = False):
+    def oversampled(self, seed: int, strategy=None, residual: bool = False, **options):
+        """The experiment's OversampledDataset; ``options`` are DeepSMOTE's serving
+        options (``interpolation``, ``k_neighbors``, ``lam_range``), which the cached
+        autoencoder serves without training again."""
         from torch_deepsmote import OversampledDataset
 
         start = time.perf_counter()
@@ -333,9 +346,9 @@ class Experiment:
                 hidden_channels=self.args.hidden,
                 latent_dim=self.args.latent_dim,
                 penalty_weight=self.args.penalty_weight,
-                k_neighbors=self.args.k_neighbors,
                 device=self.args.device,
                 progress=False,
+                **{"k_neighbors": self.args.k_neighbors, **options},
             )
         if self.autoencoder is None:
             history = getattr(ds.model, "history_", [])
@@ -449,7 +462,7 @@ def main(argv=None) -> int:
         os.replace(tmp, json_path)
 
     exp = Experiment(args, train_full, test_full, train_counts, f"{args.dataset}-table1")
-    if any(m in cm.DEEPSMOTE_METHODS for m in args.methods):
+    if any(cm.uses_autoencoder(m) for m in args.methods):
         log(f"autoencoder: {len(exp.y)} images, hidden {args.hidden}, {args.ae_epochs} epochs")
         balanced = exp.oversampled(0)
         log(f"autoencoder ready in {exp.autoencoder['seconds']:.0f} s")

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Callable, NamedTuple
 
 import classify_batches as cb
+import classify_deepsmote as cd
 import numpy as np
 import torch
 from torch import nn
@@ -55,11 +56,17 @@ DEEPSMOTE_METHODS = tuple(m for m in METHODS + EXTRA_METHODS if m.startswith("de
 # What a strong practitioner would use instead of synthetic images (issue 12): the rows that
 # the paired differences of the report are taken against.
 BASELINES = tuple(m for m in METHODS if m not in DEEPSMOTE_METHODS)
+
 CLASSIFIERS = ("cnn", "cnn-fc", "mlp", "resnet18", "resnet18-w8", "resnet18-w16")
 # deferred re-balancing: the share of the steps trained on natural batches first.
 DRW_SWITCH = 0.75
 MIXUP_ALPHA = 1.0  # BagofTricks-LT's input-mixup configs and imbalanced-DL use alpha = 1
 CMO_PROB = 0.5  # naver-ai/cmo's mixup_prob
+
+
+def uses_autoencoder(method: str) -> bool:
+    """Whether ``method`` makes DeepSMOTE images (a ``deepsmote*`` row or a ``dsp-`` recipe)."""
+    return method in DEEPSMOTE_METHODS or cd.is_recipe(method)
 
 
 # ---------------------------------------------------------------------- classifiers
@@ -305,6 +312,8 @@ def batches_for(method: str, ctx: dict, seed: int) -> Recipe:
         )
         info["n_train"] = len(data)
         return Recipe(_shuffled(data, bs, seed), None, info)
+    if cd.is_recipe(method):  # issue 12's recipes: library sampler + matched loss
+        return cd.recipe(method, ctx, seed, Recipe)
     if method in DEEPSMOTE_METHODS:
         return _deepsmote_batches(method, ctx, seed, info)
     raise ValueError(f"`method` should be one of {METHODS}, but got method={method!r}.")
