@@ -109,16 +109,15 @@ def recipe(method: str, ctx: dict, seed: int, recipe_type: type) -> Any:
         seed=seed,
     )
     loader = DataLoader(dataset, batch_size=ctx["batch_size"], sampler=sampler, drop_last=True)
-    # The loss's log prior is updated in place when an epoch starts: with ``defer`` the
-    # prior changes at ``start_epoch``, and the loss must correct for the one it sees.
-    prior = None if spec["loss"] == "ce" else torch.zeros(len(sampler.class_prior))
+    # With ``defer`` the prior changes at ``start_epoch``, and the loss must correct for the
+    # one its batches have: the training loop reads it through a callable, per batch.
+    current: dict = {"log_prior": None}
     priors = []
 
     def on_epoch(epoch: int) -> None:
         sampler.set_epoch(epoch)
-        if prior is not None:
-            prior.copy_(torch.log(sampler.class_prior.clamp(min=1e-12)))
         if epoch in (0, start_epoch):
+            current["log_prior"] = torch.log(sampler.class_prior.clamp(min=1e-12))
             priors.append({"epoch": epoch, "class_prior": sampler.class_prior.tolist()})
 
     on_epoch(0)
@@ -141,4 +140,5 @@ def recipe(method: str, ctx: dict, seed: int, recipe_type: type) -> Any:
             yield from loader
             epoch += 1
 
+    prior = None if spec["loss"] == "ce" else (lambda: current["log_prior"])
     return recipe_type(batches(), prior, info)

@@ -240,7 +240,8 @@ class Recipe(NamedTuple):
 
     Attributes:
         batches: endless iterator of (x float (B, C, H, W), y int64 (B,)), one per step.
-        prior: log class prior for a logit-adjusted loss (float (n_classes,)), or None.
+        prior: log class prior for a logit-adjusted loss (float (n_classes,)), None, or a
+            callable giving the prior of the current batch (a prior that changes in training).
         info: numbers worth keeping in the record (sizes, setup time).
         mix: None, or ``mix(x, y, step, augment) -> (x, y2, lam)`` applied after the
             augmentation (:class:`classify_batches.Mixup`, :class:`classify_batches.CMO`).
@@ -418,7 +419,10 @@ def train_classifier(
     # channels_last: the layout that bf16 convolutions on tensor cores prefer.
     layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     model.to(device, memory_format=layout).train()
-    prior = None if recipe.prior is None else recipe.prior.to(device)
+    # A recipe's prior may change during training (a deferred ClassPriorSampler): then it is
+    # a callable, read after each batch and moved to the device only when it changes.
+    source = recipe.prior if callable(recipe.prior) else (lambda: recipe.prior)
+    prior, moved = None, None
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps))
@@ -428,6 +432,9 @@ def train_classifier(
     for step in range(steps):
         t = time.perf_counter()
         x, y = next(recipe.batches)
+        if source() is not moved:
+            moved = source()
+            prior = None if moved is None else moved.to(device)
         if augment is not None:
             x = augment(x)
         y2, lam = y, 1.0

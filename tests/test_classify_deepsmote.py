@@ -63,7 +63,7 @@ def ctx():
 def test_a_recipe_serves_its_prior_and_tells_the_loss(ctx):
     recipe = cd.recipe("dsp-q0.5-s0.5", ctx, 0, Recipe)
     expected = class_prior(torch.tensor([60, 20, 8]), 0.5)
-    torch.testing.assert_close(recipe.prior.exp().double(), expected, atol=0.02, rtol=0)
+    torch.testing.assert_close(recipe.prior().exp().double(), expected, atol=0.02, rtol=0)
     x, y = next(recipe.batches)
     assert x.shape == (11, 1, 16, 16) and x.dtype == torch.float32
     assert recipe.info["synthetic_fraction"][0] == 0.0  # the majority has no synthetic items
@@ -74,9 +74,9 @@ def test_a_deferred_recipe_changes_the_prior_when_its_epoch_comes(ctx):
     recipe = cd.recipe("dsp-q0-s0.5-d0.5", ctx, 0, Recipe)
     per_epoch = recipe.info["batches_per_epoch"]  # 88 // 11 = 8 batches
     assert recipe.info["start_epoch"] == 2  # half of 40 steps: after epoch 2 of 8 steps
-    natural = recipe.prior.clone()
+    natural = recipe.prior()
     torch.testing.assert_close(natural.exp().double(), class_prior(torch.tensor([60, 20, 8]), 1))
     for _ in range(2 * per_epoch + 1):  # into the third epoch
         next(recipe.batches)
-    torch.testing.assert_close(recipe.prior.exp(), torch.full((3,), 1 / 3), atol=0.02, rtol=0)
+    torch.testing.assert_close(recipe.prior().exp(), torch.full((3,), 1 / 3), atol=0.02, rtol=0)
     assert cd.recipe("dsp-ce", ctx, 0, Recipe).prior is None
