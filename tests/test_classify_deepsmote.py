@@ -80,3 +80,17 @@ def test_a_deferred_recipe_changes_the_prior_when_its_epoch_comes(ctx):
         next(recipe.batches)
     torch.testing.assert_close(recipe.prior().exp(), torch.full((3,), 1 / 3), atol=0.02, rtol=0)
     assert cd.recipe("dsp-ce", ctx, 0, Recipe).prior is None
+
+
+def test_the_benchmark_loss_is_the_library_loss():
+    import classify_methods as cm
+
+    from torch_deepsmote import LogitAdjustedLoss
+
+    torch.manual_seed(0)
+    logits, targets = torch.randn(16, 3), torch.randint(0, 3, (16,))
+    prior = torch.tensor([0.7, 0.2, 0.1])
+    torch.testing.assert_close(
+        cm.logit_adjusted_loss(logits, targets, prior.log()),
+        LogitAdjustedLoss(prior)(logits, targets),
+    )
