@@ -370,7 +370,8 @@ def protocol_tables(results: list[dict]) -> list[str]:
     rows = collect(results)
     data_seeds = sorted({d for _, d, _ in rows})
     pooled = ", ".join(map(str, data_seeds))
-    lines = [f"#### data seeds {pooled} pooled", ""] + _scope_table(rows) + [""]
+    title = f"data seeds {pooled} pooled" if len(data_seeds) > 1 else f"data seed {pooled}"
+    lines = [f"#### {title}", ""] + _scope_table(rows) + [""]
     if len(data_seeds) > 1:
         for d in data_seeds:
             lines += [f"#### data seed {d}", ""] + _scope_table(rows, d) + [""]
