@@ -13,6 +13,10 @@ its options, ``dsp`` followed by any of:
 - ``k<int>``: ``k_neighbors``; ``x<high>``: ``lam_range=(0, high)``.
 - ``ce``: plain cross-entropy instead of the matched logit adjustment.
 - ``paper``: ``residual=False`` (the published decoding).
+- ``mixup``: input mixup of the recipe's batches (as ``mixup_la``).
+- ``cmo``: CMO with DeepSMOTE: the recipe's stream (balanced by default, ``q0``) is the
+  minority loader whose CutMix boxes are pasted onto naturally sampled real batches (as
+  ``cmo_la``, whose minority loader repeats real images), the loss told the natural prior.
 
 For example ``dsp-q1-s0.3`` (a frequency-preserving augmentation under logit adjustment),
 ``dsp-q0.5-rest-enemy`` or ``dsp-q0-rest-d0.75-ce`` (deferred balancing with synthetic
@@ -51,6 +55,7 @@ def parse(method: str) -> dict[str, Any]:
         "synthetic_share": 0.3,
         "defer": 0.0,
         "loss": "la",
+        "mix": None,
         "library": {"residual": True},
     }
     for token in method.split("-")[1:]:
@@ -62,6 +67,8 @@ def parse(method: str) -> dict[str, Any]:
             spec["loss"] = "ce"
         elif token == "paper":
             spec["library"]["residual"] = False
+        elif token in ("mixup", "cmo"):
+            spec["mix"] = token
         elif token[:1] in "qsdkx" and _is_number(token[1:]):
             value = float(token[1:])
             if token[0] == "q":
@@ -76,6 +83,8 @@ def parse(method: str) -> dict[str, Any]:
                 spec["library"]["lam_range"] = (0.0, value)
         else:
             raise ValueError(f"unknown option {token!r} in recipe {method!r}")
+    if spec["mix"] == "cmo" and not any(t.startswith("q") for t in method.split("-")[1:]):
+        spec["class_power"] = 0.0  # CMO's minority loader draws every class equally often
     return spec
 
 
@@ -90,10 +99,14 @@ def _is_number(text: str) -> bool:
 def recipe(method: str, ctx: dict, seed: int, recipe_type: type) -> Any:
     """The ``recipe_type`` (classify_methods.Recipe) of a ``dsp-...`` method.
 
-    ``ctx`` holds ``batch_size``, ``steps`` and ``oversampled(seed, strategy=None,
-    **library_options)``, the factory of the experiment's ``OversampledDataset`` (the
-    autoencoder is trained once and loaded from its cache after).
+    ``ctx`` holds ``batch_size``, ``steps``, ``x``/``y`` (the real training tensors),
+    ``n_classes`` and ``oversampled(seed, strategy=None, **library_options)``, the factory of
+    the experiment's ``OversampledDataset`` (the autoencoder is trained once and loaded from
+    its cache after).
     """
+    import classify_batches as cb
+    import classify_methods as cm
+
     from torch_deepsmote import ClassPriorSampler
 
     spec = parse(method)
@@ -141,4 +154,12 @@ def recipe(method: str, ctx: dict, seed: int, recipe_type: type) -> Any:
             epoch += 1
 
     prior = None if spec["loss"] == "ce" else (lambda: current["log_prior"])
+    if spec["mix"] == "mixup":
+        return recipe_type(batches(), prior, info, cb.Mixup(cm.MIXUP_ALPHA, seed))
+    if spec["mix"] == "cmo":
+        real = torch.utils.data.TensorDataset(ctx["x"], ctx["y"])
+        natural = cm.log_prior(ctx["y"].numpy(), ctx["n_classes"])
+        mix = cb.CMO(batches(), ctx["steps"], cm.CMO_PROB, seed)
+        prior = None if spec["loss"] == "ce" else natural
+        return recipe_type(cm._shuffled(real, ctx["batch_size"], seed), prior, info, mix)
     return recipe_type(batches(), prior, info)

@@ -33,8 +33,11 @@ def test_recipe_names_spell_their_options():
     assert cd.parse("dsp")["synthetic_share"] == 0.3 and cd.parse("dsp-paper")["library"] == {
         "residual": False
     }
-    with pytest.raises(ValueError, match="unknown option 'mixup'"):
-        cd.parse("dsp-mixup")
+    assert cd.parse("dsp-mixup")["mix"] == "mixup" and cd.parse("dsp-mixup")["class_power"] == 1
+    assert cd.parse("dsp-cmo")["class_power"] == 0.0  # CMO's minority loader is balanced
+    assert cd.parse("dsp-cmo-q0.5")["class_power"] == 0.5
+    with pytest.raises(ValueError, match="unknown option 'remix'"):
+        cd.parse("dsp-remix")
 
 
 @pytest.fixture(scope="module")
