@@ -8,17 +8,26 @@ damaged. Neither is ever read as good. A changed neighbour setting (``k_neighbor
 ``knn``) or ``residual`` trains nothing: the estimator rebuilds that part
 (:meth:`DeepSMOTE.refit_neighbors`, :meth:`DeepSMOTE.refit_residuals`) and the file is
 written again.
+
+One process at a time checks, fits or rewrites a cache: the others wait on a file lock
+(``deepsmote.h5.lock``, :mod:`filelock`) and then load what the first one stored. The lock
+is an ``flock`` on that file, which the kernel releases when its holder dies, so a lock
+file left by a killed run never blocks the next one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from ._format import ImageFormat
 from ._persistence import ARRAY_KEYS, model_arrays, model_from_state, model_state
@@ -36,6 +45,7 @@ from .knn import get_knn
 __all__ = ["CACHE_NAME", "fit_or_load"]
 
 CACHE_NAME = "deepsmote.h5"
+LOCK_SUFFIX = ".lock"
 # Settings that change neither the trained weights nor the codes: not in the training
 # fingerprint. The neighbour table has its own (k_neighbors, knn); residuals are rebuilt
 # from the cached model when asked for.
@@ -48,6 +58,7 @@ _SERVING_PARAMS = (
     "device",
     "progress",
     "residual",
+    "log_dir",
 )
 _INDEX_PARAMS = ("k_neighbors", "interpolation", "lam_range")
 
@@ -76,6 +87,7 @@ def fit_or_load(
     image_format: ImageFormat,
     cache_dir: str | os.PathLike,
     on_mismatch: str,
+    lock_timeout: float | None = None,
 ) -> tuple[DeepSMOTE, CacheFile]:
     """The model cached in ``cache_dir`` for these images and settings, else ``model`` fitted.
 
@@ -88,11 +100,52 @@ def fit_or_load(
         cache_dir: Folder of the cache file (created when missing).
         on_mismatch: ``'refit'`` rebuilds a stale or damaged cache with a warning, ``'raise'``
             raises its :class:`CacheError`.
+        lock_timeout: Seconds to wait for another process that holds the cache's lock
+            (fitting or rewriting it); ``None`` waits as long as it takes.
 
     Returns:
         The fitted model and the cache file it is stored in.
+
+    Raises:
+        TimeoutError: The lock was not free within ``lock_timeout`` seconds.
     """
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
     path = str(Path(cache_dir) / CACHE_NAME)
+    with _locked(path + LOCK_SUFFIX, lock_timeout, model.progress):
+        return _fit_or_load(model, images, labels, image_format, path, on_mismatch)
+
+
+@contextlib.contextmanager
+def _locked(lock_path: str, timeout: float | None, progress: bool) -> Iterator[None]:
+    lock = FileLock(lock_path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if progress:
+            tqdm.write(f"waiting for {lock_path}: another process is fitting this cache")
+        try:
+            lock.acquire(timeout=-1 if timeout is None else timeout)
+        except Timeout:
+            raise TimeoutError(
+                f"Waited lock_timeout={timeout} s for the cache lock {lock_path}, held by "
+                "another process that is fitting or rewriting this cache. Wait for it to "
+                "finish, pass a larger `lock_timeout` (None waits as long as it takes), or "
+                "use another `cache_dir`."
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _fit_or_load(
+    model: DeepSMOTE,
+    images: Tensor,
+    labels: Tensor,
+    image_format: ImageFormat,
+    path: str,
+    on_mismatch: str,
+) -> tuple[DeepSMOTE, CacheFile]:
     expected = {
         "dataset_fingerprint": fingerprint_arrays(labels, images),
         "config_fingerprint": training_fingerprint(model),
@@ -105,7 +158,7 @@ def fit_or_load(
                 raise
             kind = "stale" if isinstance(error, StaleCacheError) else "damaged"
             warnings.warn(
-                f"Rebuilding the {kind} DeepSMOTE cache: {error}", UserWarning, stacklevel=4
+                f"Rebuilding the {kind} DeepSMOTE cache: {error}", UserWarning, stacklevel=5
             )
     model.fit(images, labels, image_format=image_format)
     _store(path, model, expected)

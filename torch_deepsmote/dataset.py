@@ -32,7 +32,13 @@ from ._datasets import (
     transform_owners,
 )
 from ._model_cache import fit_or_load
-from ._validation import check_bool, check_choice, check_non_negative_int, check_positive_int
+from ._validation import (
+    check_bool,
+    check_choice,
+    check_non_negative_int,
+    check_positive_float,
+    check_positive_int,
+)
 from .deepsmote import DeepSMOTE
 from .smote import SMOTEPlan, resolve_sampling_strategy
 
@@ -63,8 +69,13 @@ class OversampledDataset(Dataset):
             loads it and trains nothing; a changed dataset or setting is detected. Changing
             ``k_neighbors``, ``knn`` or ``residual`` trains nothing either: the neighbour
             table or the residuals are rebuilt from the cached model and stored with it.
+            One process at a time fits a cache: a second one started on the same
+            ``cache_dir`` waits for the first (a file lock) and then loads its result.
         on_mismatch: ``'refit'`` (default) rebuilds a stale or damaged cache with a warning;
             ``'raise'`` raises instead.
+        lock_timeout: Seconds to wait for another process fitting the same ``cache_dir``;
+            ``None`` (default) waits as long as it takes, a number raises ``TimeoutError``
+            naming the lock file after that long.
         transform: Applied to synthetic images (after the wrapped dataset's own transform),
             and to real ones when ``transform_real`` is set.
         target_transform: Likewise for targets.
@@ -125,6 +136,7 @@ class OversampledDataset(Dataset):
         sampling_strategy: Any = None,
         cache_dir: str | os.PathLike | None = None,
         on_mismatch: str = "refit",
+        lock_timeout: float | None = None,
         transform: Callable | None = None,
         target_transform: Callable | None = None,
         transform_real: bool = False,
@@ -137,6 +149,8 @@ class OversampledDataset(Dataset):
         **fit_params: Any,
     ) -> None:
         check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
+        if lock_timeout is not None:
+            check_positive_float("lock_timeout", lock_timeout, allow_zero=True)
         self.transform_real = check_bool("transform_real", transform_real)
         self.seed = check_non_negative_int("seed", seed)
         self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
@@ -181,7 +195,13 @@ class OversampledDataset(Dataset):
                 model.fit(read.images, read.labels, image_format=read.image_format)
             else:
                 model, cache = fit_or_load(
-                    model, read.images, read.labels, read.image_format, cache_dir, on_mismatch
+                    model,
+                    read.images,
+                    read.labels,
+                    read.image_format,
+                    cache_dir,
+                    on_mismatch,
+                    lock_timeout=lock_timeout,
                 )
                 with cache:
                     model.synthesizer_.use_cache(cache)
