@@ -88,6 +88,10 @@ class DeepSMOTE(EstimatorParams):
         lam_range: ``(low, high)`` of the uniform step ``lam``; ``None``: (0, 1), and
             (0, 0.5) for ``'enemy'`` so that a new image stays nearer its own class.
             A range beyond [0, 1] extrapolates.
+        log_dir: A folder for TensorBoard logs of the fit (``torch.utils.tensorboard``):
+            the loss terms of every epoch and, every few epochs, real images beside
+            synthetic ones made with the weights of that epoch. ``None`` logs nothing.
+            Needs ``pip install torch-deepsmote[tensorboard]``.
 
     Attributes:
         encoder_: The trained encoder (eval mode).
@@ -148,6 +152,7 @@ class DeepSMOTE(EstimatorParams):
         residual: bool = True,
         interpolation: str = "smote",
         lam_range: tuple[float, float] | None = None,
+        log_dir: str | os.PathLike | None = None,
     ) -> None:
         self.sampling_strategy = sampling_strategy
         self.k_neighbors = k_neighbors
@@ -169,6 +174,7 @@ class DeepSMOTE(EstimatorParams):
         self.residual = residual
         self.interpolation = interpolation
         self.lam_range = lam_range
+        self.log_dir = log_dir
         self._check_params()  # fail now on a bad option, not after training
 
     # ------------------------------------------------------------------ parameters
@@ -193,6 +199,11 @@ class DeepSMOTE(EstimatorParams):
         check_choice("interpolation", self.interpolation, INTERPOLATIONS)
         if self.lam_range is not None:
             _check_lam_range(self.lam_range)
+        if self.log_dir is not None and not isinstance(self.log_dir, (str, os.PathLike)):
+            raise TypeError(
+                "`log_dir` should be None or a folder path for TensorBoard logs, but got "
+                f"log_dir={self.log_dir!r}."
+            )
         return self.training_config()
 
     def training_config(self) -> TrainingConfig:
@@ -266,17 +277,27 @@ class DeepSMOTE(EstimatorParams):
             torch.manual_seed(seeds[0])
             encoder = Encoder(image_shape, self.latent_dim, self.hidden_channels)
             decoder = Decoder(image_shape, self.latent_dim, self.hidden_channels)
-        history = fit_autoencoder(
-            encoder,
-            decoder,
-            images,
-            labels,
-            image_format.to_unit,
-            config=config,
-            generator=make_generator(seeds[1]),
-            device=device,
-            progress=self.progress,
-        )
+        logger = None
+        if self.log_dir is not None:
+            from ._tensorboard import EpochLogger
+
+            logger = EpochLogger(self.log_dir, encoder, decoder, images, labels, image_format)
+        try:
+            history = fit_autoencoder(
+                encoder,
+                decoder,
+                images,
+                labels,
+                image_format.to_unit,
+                config=config,
+                generator=make_generator(seeds[1]),
+                device=device,
+                progress=self.progress,
+                callback=logger,
+            )
+        finally:
+            if logger is not None:
+                logger.close()
         latents = encode_images(encoder, images, image_format.to_unit, device=device)
         residuals = None
         if self.residual:
