@@ -1,0 +1,376 @@
+"""Writing images and balanced datasets for tools outside PyTorch: PNG files, grids, arrays.
+
+Every writer goes through :func:`staged`: the output is written beside its path and renamed
+into place at the end, so an interrupted run leaves either the old output or the whole new
+one. An existing output is replaced only when asked (:func:`check_output`), and a folder
+only when torch-deepsmote wrote it (it holds the marker file the writer leaves).
+
+Provenance: every synthetic image gets a row (:data:`PROVENANCE_FIELDS`) naming its
+class, the rows of its base and neighbour images among the originals (which come first, in
+order, in every balanced output), the anchor and the step ``lam`` of its code
+``z_base + lam (z_neighbor - z_anchor)`` (the anchor is the base in SMOTE).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._format import ImageFormat
+from .deepsmote import DeepSMOTE
+from .smote import SMOTEPlan
+from .sources import LabelledImages
+
+__all__ = [
+    "ARRAY_FORMATS",
+    "PROVENANCE_FIELDS",
+    "PROVENANCE_NAME",
+    "check_output",
+    "folder_name",
+    "provenance_rows",
+    "provenance_path",
+    "staged",
+    "to_uint8",
+    "write_arrays",
+    "write_balanced",
+    "write_samples",
+    "write_grid",
+    "write_png",
+    "write_provenance",
+]
+
+ARRAY_FORMATS = (".npz", ".h5", ".hdf5")
+PROVENANCE_NAME = "provenance.csv"
+PROVENANCE_FIELDS = (
+    "index",
+    "file",
+    "label",
+    "class",
+    "base",
+    "neighbor",
+    "anchor",
+    "lam",
+    "base_file",
+    "neighbor_file",
+)
+
+
+def provenance_path(path: Path) -> Path:
+    """Where the provenance of an output goes: inside a folder, beside a file."""
+    if path.suffix.lower() in ARRAY_FORMATS + (".png",):
+        return path.with_name(f"{path.stem}.{PROVENANCE_NAME}")
+    return path / PROVENANCE_NAME
+
+
+def check_output(path: Path, overwrite: bool, marker: str) -> None:
+    """Refuse an existing output unless ``overwrite``, and a foreign folder always.
+
+    Args:
+        path: The output file or folder.
+        overwrite: Whether an existing output may be replaced.
+        marker: The file a folder written by torch-deepsmote holds.
+
+    Raises:
+        FileExistsError: ``path`` (or its provenance file) exists and ``overwrite`` is False,
+            or ``path`` is a non-empty folder without ``marker``.
+    """
+    taken = [p for p in (path, provenance_path(path)) if p.exists() and p.parent != path]
+    if not taken:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"`out` {str(taken[0])!r} exists. Pass --overwrite (overwrite=True) to replace "
+            "it, or choose another path."
+        )
+    if path.is_dir() and any(path.iterdir()) and not (path / marker).exists():
+        raise FileExistsError(
+            f"`out` {str(path)!r} is a folder that torch-deepsmote did not write (no "
+            f"{marker}); it is not replaced even with --overwrite. Remove it yourself or "
+            "choose another path."
+        )
+
+
+@contextlib.contextmanager
+def staged(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``.
+
+    A folder or file already at ``path`` is removed just before the rename (callers check
+    first with :func:`check_output`); on an error the temporary output is removed.
+    """
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _remove(temporary)
+    try:
+        yield temporary
+        if path.exists():
+            _remove(path)
+        os.replace(temporary, path)
+    finally:
+        _remove(temporary)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def folder_name(name: str) -> str:
+    """A class name as a folder name: path separators and control characters replaced.
+
+    Example:
+        >>> folder_name("T-shirt/top")
+        'T-shirt_top'
+    """
+    cleaned = re.sub(r"[\\/\x00-\x1f:*?\"<>|]", "_", str(name)).strip().strip(".")
+    return cleaned or "_"
+
+
+# ---------------------------------------------------------------------- images
+def to_uint8(images: Tensor, image_format: ImageFormat) -> Tensor:
+    """(N, C, H, W) images in ``image_format`` -> uint8 (N, C, H, W) over their value range."""
+    if image_format.dtype == "uint8" and (image_format.low, image_format.high) == (0.0, 255.0):
+        return images
+    unit = (image_format.to_unit(images) + 1) / 2
+    return (unit * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def write_png(path: Path, image: Tensor) -> None:
+    """Write one uint8 (C, H, W) image (1, 3 or 4 channels) as a PNG file."""
+    from torchvision.transforms.functional import to_pil_image
+
+    to_pil_image(image).save(path, format="PNG")
+
+
+def write_grid(path: Path, images: Tensor, nrow: int) -> None:
+    """Write uint8 (N, C, H, W) images as one PNG grid (torchvision's ``save_image``)."""
+    from torchvision.utils import save_image
+
+    save_image(images.float() / 255, path, nrow=nrow, padding=2, pad_value=1.0, format="png")
+
+
+# ---------------------------------------------------------------------- arrays
+def _to_layout(images: Tensor, layout: str) -> np.ndarray:
+    """(N, C, H, W) -> a numpy array in ``layout`` (``"nhw"``, ``"nchw"``, ``"nhwc"``)."""
+    if layout == "nhw" and images.shape[1] == 1:
+        images = images[:, 0]
+    elif layout in ("nhwc", "nhw"):
+        images = images.permute(0, 2, 3, 1)
+    return np.ascontiguousarray(images.numpy())
+
+
+def write_arrays(
+    path: Path,
+    images: Tensor,
+    labels: Tensor,
+    names: dict[int, str],
+    layout: str,
+    synthetic: Tensor,
+) -> None:
+    """Write a dataset as ``.npz`` or HDF5 with the keys that ``read_images`` reads.
+
+    Keys: ``images`` (in ``layout``, the source's dtype), ``labels`` (N,) int64,
+    ``classes`` (class names, ``classes[i]`` naming label ``i`` where labels are
+    0..K-1; else ``class_labels`` beside them) and ``synthetic`` (N,) bool.
+    """
+    arrays = {
+        "images": _to_layout(images, layout),
+        "labels": labels.numpy(),
+        "synthetic": synthetic.numpy(),
+    }
+    if list(names) == list(range(len(names))):
+        arrays["classes"] = np.array(list(names.values()))
+    else:
+        arrays["class_labels"] = np.array(list(names), dtype=np.int64)
+        arrays["class_names"] = np.array(list(names.values()))
+    if path.suffix.lower() == ".npz":
+        with open(path, "wb") as file:
+            np.savez(file, **arrays)
+        return
+    import h5py
+
+    with h5py.File(path, "w") as file:
+        for key, value in arrays.items():
+            if value.dtype.kind == "U":
+                value = value.astype(h5py.string_dtype())
+            file.create_dataset(key, data=value)
+
+
+# ---------------------------------------------------------------------- provenance
+def provenance_rows(
+    plan: SMOTEPlan,
+    names: dict[int, str],
+    *,
+    first_index: int = 0,
+    files: Sequence[str] | None = None,
+    sources: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per synthetic image of ``plan``.
+
+    Args:
+        plan: The images' plan.
+        names: ``{label: class name}``.
+        first_index: The index of the plan's first image in the output.
+        files: (m,) the output file of every image, or ``None``.
+        sources: (N,) the source file of every original image, or ``None``.
+
+    Returns:
+        Dicts with the keys of :data:`PROVENANCE_FIELDS`.
+    """
+    rows = []
+    anchors = plan.anchors.tolist()
+    for j, (label, base, neighbor, lam) in enumerate(
+        zip(plan.labels.tolist(), plan.base.tolist(), plan.neighbor.tolist(), plan.lam.tolist())
+    ):
+        rows.append(
+            {
+                "index": first_index + j,
+                "file": files[j] if files is not None else "",
+                "label": label,
+                "class": names.get(label, str(label)),
+                "base": base,
+                "neighbor": neighbor,
+                "anchor": anchors[j],
+                "lam": round(lam, 6),
+                "base_file": sources[base] if sources is not None else "",
+                "neighbor_file": sources[neighbor] if sources is not None else "",
+            }
+        )
+    return rows
+
+
+def write_provenance(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write provenance rows as CSV with the header :data:`PROVENANCE_FIELDS`."""
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=PROVENANCE_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# ---------------------------------------------------------------------- whole outputs
+_CHUNK = 1024  # synthetic images decoded per call while writing
+
+
+def _synthetic_chunks(
+    model: DeepSMOTE, plan: SMOTEPlan, progress: bool, png: bool = True
+) -> Iterator[tuple[int, Tensor]]:
+    """(first position, (b, C, H, W) images) of the plan, chunk by chunk: uint8 for PNG
+    files with ``png``, else in the training images' dtype and range."""
+    from tqdm.auto import tqdm
+
+    starts = range(0, len(plan), _CHUNK)
+    for start in tqdm(starts, desc="synthetic images", unit="chunk", disable=not progress):
+        images = model.synthesizer_.images(plan[start : start + _CHUNK])
+        yield start, to_uint8(images, model.image_format_) if png else images
+
+
+def _class_folders(names: dict[int, str]) -> dict[int, str]:
+    folders = {label: folder_name(name) for label, name in names.items()}
+    if len(set(folders.values())) < len(folders):  # two names alike once cleaned
+        folders = {label: f"{label}_{folder}" for label, folder in folders.items()}
+    return folders
+
+
+def write_balanced(
+    path: str | os.PathLike,
+    model: DeepSMOTE,
+    data: LabelledImages,
+    plan: SMOTEPlan,
+    *,
+    progress: bool = False,
+) -> dict:
+    """Write the originals, then the plan's synthetic images, and their provenance.
+
+    Args:
+        path: ``.npz``, ``.h5`` or ``.hdf5`` for one array file (the keys of
+            :func:`write_arrays`; provenance in ``<stem>.provenance.csv`` beside it), any
+            other path for an image folder (``<class>/real_000000.png``,
+            ``<class>/synthetic_000123.png``, numbered by row of the balanced set, and
+            ``provenance.csv``).
+        model: The model fitted on ``data``.
+        data: The originals.
+        plan: The synthetic images to add.
+        progress: Show a progress bar.
+
+    Returns:
+        ``{"images": total, "synthetic": m, "provenance": path of the CSV}``.
+    """
+    path = Path(path)
+    n, m = len(data.labels), len(plan)
+    if path.suffix.lower() in ARRAY_FORMATS:
+        synthetic = [chunk for _, chunk in _synthetic_chunks(model, plan, progress, png=False)]
+        with staged(path) as temporary:
+            write_arrays(
+                temporary,
+                torch.cat([data.images, *synthetic]),
+                torch.cat([data.labels, plan.labels]),
+                data.names,
+                data.layout,
+                torch.arange(n + m) >= n,
+            )
+        rows = provenance_rows(plan, data.names, first_index=n, sources=data.files)
+        provenance = provenance_path(path)
+        with staged(provenance) as temporary:
+            write_provenance(temporary, rows)
+        return {"images": n + m, "synthetic": m, "provenance": str(provenance)}
+    folders = _class_folders(data.names)
+    digits = max(6, len(str(n + m)))
+    with staged(path) as temporary:
+        for folder in folders.values():
+            (temporary / folder).mkdir(parents=True)
+        real = to_uint8(data.images, model.image_format_)
+        for i, label in enumerate(data.labels.tolist()):
+            write_png(temporary / folders[label] / f"real_{i:0{digits}d}.png", real[i])
+        files = []
+        for start, chunk in _synthetic_chunks(model, plan, progress):
+            for j, image in enumerate(chunk):
+                label = int(plan.labels[start + j])
+                name = f"{folders[label]}/synthetic_{n + start + j:0{digits}d}.png"
+                write_png(temporary / name, image)
+                files.append(name)
+        rows = provenance_rows(plan, data.names, first_index=n, files=files, sources=data.files)
+        write_provenance(temporary / PROVENANCE_NAME, rows)
+    return {"images": n + m, "synthetic": m, "provenance": str(path / PROVENANCE_NAME)}
+
+
+def write_samples(
+    path: str | os.PathLike, model: DeepSMOTE, data: LabelledImages, plan: SMOTEPlan
+) -> dict:
+    """Write the plan's synthetic images as one PNG grid (``path`` ends in ``.png``) or as
+    PNG files in the folder ``path``, with their provenance.
+
+    Returns:
+        ``{"images": m, "provenance": path of the CSV}``.
+    """
+    path = Path(path)
+    images = torch.cat([chunk for _, chunk in _synthetic_chunks(model, plan, False)])
+    digits = max(5, len(str(len(plan))))
+    if path.suffix.lower() == ".png":
+        with staged(path) as temporary:
+            write_grid(temporary, images, nrow=math.ceil(math.sqrt(len(images))))
+        provenance = provenance_path(path)
+        with staged(provenance) as temporary:
+            write_provenance(temporary, provenance_rows(plan, data.names, sources=data.files))
+        return {"images": len(images), "provenance": str(provenance)}
+    folders = _class_folders(data.names)
+    with staged(path) as temporary:
+        temporary.mkdir()
+        files = []
+        for j, image in enumerate(images):
+            name = f"{folders[int(plan.labels[j])]}_{j:0{digits}d}.png"
+            write_png(temporary / name, image)
+            files.append(name)
+        rows = provenance_rows(plan, data.names, files=files, sources=data.files)
+        write_provenance(temporary / PROVENANCE_NAME, rows)
+    return {"images": len(images), "provenance": str(path / PROVENANCE_NAME)}

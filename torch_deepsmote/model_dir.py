@@ -1,0 +1,276 @@
+"""A model folder: a fitted DeepSMOTE, the images it was fitted on and what they are.
+
+``torch-deepsmote fit DATA --out DIR`` writes one, and ``sample``, ``resample`` and ``report``
+work from it alone, wherever DATA has gone since. It holds three files:
+
+- ``deepsmote.h5``: the fitted model in the library's cache format (weights, codes,
+  neighbour table, residuals, fingerprints of the data and settings; see
+  :mod:`torch_deepsmote._model_cache`). Fitting again with the same data and training
+  settings loads it and trains nothing; a changed ``k_neighbors``, ``residual`` or sampling
+  setting is applied without training.
+- ``images.h5``: the training images (N, C, H, W) in their own dtype and their labels (and
+  the source file of every image of an image folder). ``resample`` writes them first, and
+  ``report`` measures the synthetic images against them. They cost one copy of the data on
+  disk; in exchange the folder is complete.
+- ``deepsmote.json``: the folder's format version, the class names and counts, the data
+  source, the estimator's parameters and the fingerprints, readable by a person.
+
+In Python, :func:`load_model_dir` gives the fitted :class:`~torch_deepsmote.DeepSMOTE` and
+the images back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from ._format import as_images
+from ._model_cache import CACHE_NAME, fit_or_load, training_fingerprint
+from .cache import CacheFile, fingerprint_arrays, write_cache
+from .deepsmote import DeepSMOTE
+from .sources import LabelledImages
+
+__all__ = ["FOLDER_FORMAT_VERSION", "INFO_NAME", "ModelDir", "fit_model_dir", "load_model_dir"]
+
+FOLDER_FORMAT_VERSION = 1
+INFO_NAME = "deepsmote.json"
+IMAGES_NAME = "images.h5"
+
+
+@dataclass
+class ModelDir:
+    """A loaded model folder.
+
+    Attributes:
+        path: The folder.
+        model: The fitted estimator.
+        data: The training images, labels, class names and source.
+        info: The contents of ``deepsmote.json``.
+        reused: Whether :func:`fit_model_dir` found the model already fitted (no training).
+    """
+
+    path: Path
+    model: DeepSMOTE
+    data: LabelledImages
+    info: dict
+    reused: bool = False
+
+
+def fit_model_dir(
+    path: str | os.PathLike, model: DeepSMOTE, data: LabelledImages, *, overwrite: bool = False
+) -> ModelDir:
+    """Fit ``model`` on ``data`` into the model folder ``path``, or reuse the model there.
+
+    Args:
+        path: The folder; created when missing.
+        model: An unfitted estimator with the wanted settings.
+        data: From :func:`torch_deepsmote.sources.read_images`.
+        overwrite: Replace a model fitted on other data or with other training settings,
+            and write into a folder that holds other files.
+
+    Returns:
+        The :class:`ModelDir`; ``reused`` tells whether training was skipped.
+
+    Raises:
+        FileExistsError: ``path`` is a file, a non-empty folder that is no model folder, or a
+            model folder of other data or settings, and ``overwrite`` is False.
+        RuntimeError: ``path`` is a model folder of another format version.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(
+            f"`out` should be a folder for the model, but {str(path)!r} is a file. Choose "
+            "another path."
+        )
+    expected = {
+        "data_fingerprint": fingerprint_arrays(data.labels, data.images),
+        "training_fingerprint": training_fingerprint(model),
+    }
+    reused = False
+    if (path / INFO_NAME).exists():
+        info = read_info(path)
+        differs = [key.split("_")[0] for key in expected if info.get(key) != expected[key]]
+        if differs and not overwrite:
+            raise FileExistsError(
+                f"{str(path)!r} holds a model fitted on other {' and '.join(differs)}. Pass "
+                "--overwrite (overwrite=True) to replace it, or choose another folder."
+            )
+        reused = not differs and (path / CACHE_NAME).exists()
+    elif path.exists() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"`out` {str(path)!r} exists and is not a model folder (no {INFO_NAME}). Pass "
+            "--overwrite (overwrite=True) to write into it, or choose another folder."
+        )
+    if not reused:
+        # Until the new model is complete, the folder is not a model folder.
+        with contextlib.suppress(FileNotFoundError):
+            (path / INFO_NAME).unlink()
+    with warnings.catch_warnings():
+        # Replacing a stale model is what overwrite asked for; no warning about it.
+        warnings.filterwarnings("ignore", "Rebuilding the", UserWarning)
+        model, cache = fit_or_load(
+            model, data.images, data.labels, as_images(data.images)[1], path, "refit"
+        )
+    cache.close()
+    if not reused:
+        _write_images(path / IMAGES_NAME, data, expected["data_fingerprint"])
+    info = _info(model, data, expected)
+    _write_json(path / INFO_NAME, info)
+    return ModelDir(path, model, data, info, reused)
+
+
+def load_model_dir(
+    path: str | os.PathLike, *, device: Any = None, progress: bool = False
+) -> ModelDir:
+    """Load a model folder written by :func:`fit_model_dir`.
+
+    Args:
+        path: The folder.
+        device: Where to encode and decode; ``None``: CUDA when available, else CPU.
+        progress: Show progress bars when the estimator later decodes or refits.
+
+    Raises:
+        FileNotFoundError: No model folder at ``path``.
+        RuntimeError: A folder of another format version, or one whose files do not belong
+            together (an interrupted fit, a damaged file).
+    """
+    path = Path(path)
+    info = read_info(path)
+    data = _read_images(path / IMAGES_NAME, info)
+    if not (path / CACHE_NAME).exists():
+        raise FileNotFoundError(
+            f"{str(path)!r} lacks its model {CACHE_NAME} (an interrupted fit?). Fit it again "
+            "with `torch-deepsmote fit DATA --out DIR --overwrite`."
+        )
+    params = params_from_json(info["params"])
+    model = DeepSMOTE(**{**params, "device": device, "progress": progress, "log_dir": None})
+    try:
+        model, cache = fit_or_load(
+            model, data.images, data.labels, as_images(data.images)[1], path, "raise"
+        )
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"the model in {str(path)!r} does not match its images or settings ({error}). "
+            "Fit it again with `torch-deepsmote fit DATA --out DIR --overwrite`."
+        ) from None
+    cache.close()
+    return ModelDir(path, model, data, info)
+
+
+def read_info(path: Path) -> dict:
+    """The checked ``deepsmote.json`` of a model folder."""
+    file = path / INFO_NAME
+    if not file.exists():
+        what = "folder" if path.is_dir() else "path"
+        raise FileNotFoundError(
+            f"`model_dir` should be a model folder, but the {what} {str(path)!r} has no "
+            f"{INFO_NAME}. Make one with `torch-deepsmote fit DATA --out {path}`."
+        )
+    try:
+        info = json.loads(file.read_text())
+        version = info.get("format_version")
+    except (ValueError, AttributeError):
+        version = None
+    if version != FOLDER_FORMAT_VERSION:
+        raise RuntimeError(
+            f"{str(path)!r} is a model folder of format version {version!r}, but this "
+            f"torch-deepsmote ({__version__}) reads version {FOLDER_FORMAT_VERSION}. Fit it "
+            "again with `torch-deepsmote fit DATA --out DIR --overwrite`."
+        )
+    return info
+
+
+# ---------------------------------------------------------------------- files
+def _write_json(path: Path, value: Any) -> None:
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def _write_images(path: Path, data: LabelledImages, fingerprint: str) -> None:
+    files = json.dumps(data.files).encode() if data.files is not None else b"null"
+    write_cache(
+        path,
+        arrays={"images": data.images, "labels": data.labels},
+        blobs={"files": files},
+        attrs={"data_fingerprint": fingerprint},
+    )
+
+
+def _read_images(path: Path, info: dict) -> LabelledImages:
+    try:
+        with CacheFile(path) as file:
+            images, labels = file.array("images"), file.array("labels")
+            files = json.loads(file.blob("files").decode())
+    except (OSError, RuntimeError, ValueError) as error:
+        raise RuntimeError(
+            f"could not read the training images {str(path)!r} ({error}). Fit the folder "
+            "again with `torch-deepsmote fit DATA --out DIR --overwrite`."
+        ) from None
+    names = {int(c["label"]): c["name"] for c in info["classes"]}
+    return LabelledImages(images, labels, names, info["source"], info["layout"], files)
+
+
+def _info(model: DeepSMOTE, data: LabelledImages, fingerprints: dict) -> dict:
+    counts = data.counts()
+    history = model.history_
+    return {
+        "format_version": FOLDER_FORMAT_VERSION,
+        "torch_deepsmote_version": __version__,
+        "source": data.source,
+        "layout": data.layout,
+        "image_shape": list(model.image_shape_),
+        "dtype": model.image_format_.dtype,
+        "classes": [
+            {
+                "label": label,
+                "name": name,
+                "count": counts[label],
+                "new": int(model.sampling_strategy_.get(label, 0)),
+            }
+            for label, name in data.names.items()
+        ],
+        "params": params_to_json(model.get_params(deep=False)),
+        **fingerprints,
+        "epochs": len(history),
+        "final_loss": history[-1]["loss"] if history else None,
+        "fit_seconds": round(sum(epoch["seconds"] for epoch in history), 2),
+        "device": str(model.device_),
+    }
+
+
+def params_to_json(params: dict) -> dict:
+    """The estimator's parameters as JSON values (dict keys as strings, tuples as lists)."""
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, dict):
+            value = {str(k): int(v) for k, v in value.items()}
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, (os.PathLike, torch.device)):
+            value = str(value)
+        elif not isinstance(value, (str, int, float, bool, type(None))):
+            value = repr(value)  # a knn object: the folder keeps its name only
+        out[name] = value
+    return out
+
+
+def params_from_json(params: dict) -> dict:
+    """Inverse of :func:`params_to_json` for the estimator's constructor."""
+    known = set(DeepSMOTE._param_names())
+    out = {k: v for k, v in params.items() if k in known}
+    if isinstance(out.get("sampling_strategy"), dict):
+        out["sampling_strategy"] = {int(k): v for k, v in out["sampling_strategy"].items()}
+    if out.get("lam_range") is not None:
+        out["lam_range"] = tuple(out["lam_range"])
+    if out.get("knn") not in ("auto", "faiss", "torch"):
+        out["knn"] = "auto"  # a knn object was saved as its repr; 'auto' stands in
+    return out

@@ -1,0 +1,242 @@
+"""Per-class numbers that tell whether a fitted DeepSMOTE's synthetic images are any good.
+
+For every class (:func:`assess`):
+
+- reconstruction error of its real images: the RMS pixel difference between an image and
+  ``decode(encode(image))``; high means the autoencoder has not learnt the class, and its
+  synthetic images are blurred guesses (with ``residual=True`` the residuals put the
+  detail back, see :class:`~torch_deepsmote.DeepSMOTE`);
+- distance from each synthetic image to its nearest real image of the class (RMS pixel
+  difference), beside the real images' own distances to their nearest other real image of
+  the class. A synthetic image far nearer than real images are to each other is a *near
+  copy*: it adds no variety (a class of one image gives nothing but copies of it);
+- label fidelity: the share of synthetic images whose nearest real image in latent space
+  (the encoder's code of the synthetic image against the codes of every real image) is of
+  their own class. A low value means new images land among another class's.
+
+Distances are on the [0, 1] pixel scale (the images' value range mapped to [0, 1]), so
+0.1 means a typical pixel differs by a tenth of the range. Neighbours are searched exactly
+with ``torch.cdist`` in chunks. Compare ``benchmarks/synthetic_quality.py``, which adds
+classifier-based measures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._format import as_images
+from ._validation import check_positive_float, check_positive_int
+from .deepsmote import DeepSMOTE
+from .latents import decode_codes
+from .smote import SMOTEPlan
+
+__all__ = ["Assessment", "assess", "nearest", "latent_pca"]
+
+
+@torch.no_grad()
+def nearest(
+    query: Tensor,
+    reference: Tensor,
+    *,
+    exclude: Tensor | None = None,
+    chunk_size: int = 1024,
+) -> tuple[Tensor, Tensor]:
+    """Euclidean distance to, and index of, each query row's nearest reference row.
+
+    Args:
+        query: (m, d) float rows.
+        reference: (n, d) float rows.
+        exclude: (m,) int64, the reference row each query row must not match (itself, for
+            leave-one-out distances), or ``None``. A query with no other row gets ``inf``
+            and index -1.
+        chunk_size: Query rows per ``torch.cdist`` call (memory ``chunk_size * n``).
+
+    Returns:
+        ``(distances (m,) float32, indices (m,) int64)``.
+
+    Example:
+        >>> points = torch.tensor([[0.0], [1.0], [3.5]])
+        >>> nearest(torch.tensor([[0.0], [4.0]]), points)
+        (tensor([0.0000, 0.5000]), tensor([0, 2]))
+        >>> nearest(points, points, exclude=torch.arange(3))
+        (tensor([1.0000, 1.0000, 2.5000]), tensor([1, 0, 1]))
+    """
+    m = len(query)
+    distances, indices = torch.full((m,), float("inf")), torch.full((m,), -1)
+    if len(reference) == 0:
+        return distances, indices
+    reference = reference.float()
+    for start in range(0, m, chunk_size):
+        block = torch.cdist(query[start : start + chunk_size].float(), reference)
+        if exclude is not None:
+            block[torch.arange(len(block)), exclude[start : start + len(block)]] = float("inf")
+        found = block.min(dim=1)
+        distances[start : start + len(block)] = found.values
+        indices[start : start + len(block)] = found.indices
+    indices[torch.isinf(distances)] = -1
+    return distances, indices
+
+
+def latent_pca(codes: Tensor, *others: Tensor) -> tuple[Tensor, ...]:
+    """Project codes on the first two principal axes of ``codes`` (signs fixed).
+
+    Args:
+        codes: (n, d) codes that define the axes (the real images').
+        others: Further (m, d) codes to project on the same axes (the synthetic ones').
+
+    Returns:
+        (n, 2) and one (m, 2) per ``others``, float32.
+    """
+    codes = codes.float()
+    mean = codes.mean(0, keepdim=True)
+    _, _, vh = torch.linalg.svd(codes - mean, full_matrices=False)
+    axes = vh[:2]
+    # The sign of a singular vector is arbitrary: make each axis's largest loading positive.
+    signs = torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))
+    axes = axes * signs
+    if axes.shape[0] < 2:  # one-dimensional codes: a flat second axis
+        axes = torch.cat([axes, torch.zeros_like(axes)])
+    return tuple((c.float() - mean) @ axes.T for c in (codes, *others))
+
+
+@dataclass
+class Assessment:
+    """What :func:`assess` measured.
+
+    Attributes:
+        table: One JSON-ready dict per class (see :func:`assess`).
+        near_copy_threshold: RMS pixel distance at or below which a synthetic image counts
+            as a near copy.
+        plan: The :class:`SMOTEPlan` of the synthetic images measured.
+        synthetic_codes: (m, d) the encoder's codes of those images.
+        real_codes: (N, d) the codes of the real images; ``real_labels`` (N,) their classes.
+    """
+
+    table: list[dict]
+    near_copy_threshold: float
+    plan: SMOTEPlan = field(repr=False)
+    synthetic_codes: Tensor = field(repr=False)
+    real_codes: Tensor = field(repr=False)
+    real_labels: Tensor = field(repr=False)
+
+    def to_dict(self) -> dict:
+        return {"near_copy_threshold": self.near_copy_threshold, "classes": self.table}
+
+
+def _unit(model: DeepSMOTE, images: Tensor) -> Tensor:
+    """(n, C, H, W) images in the model's format -> (n, C*H*W) float32 in [0, 1]."""
+    return ((model.image_format_.to_unit(images) + 1) / 2).flatten(1)
+
+
+def _reconstruction_rms(model: DeepSMOTE, images: Tensor, rows: Tensor) -> Tensor:
+    """(len(rows),) RMS of ``x - decode(encode(x))`` on the [0, 1] scale."""
+    residuals = model.residuals_
+    if residuals is not None:  # kept by the fit: x - decode(encode(x)) on [-1, 1]
+        diff = residuals[rows].float().flatten(1) / 2
+    else:
+        decoded = decode_codes(model.decoder_, model.latents_[rows], device=model.device_)
+        diff = _unit(model, images[rows]) - ((decoded + 1) / 2).flatten(1)
+    return diff.pow(2).mean(1).sqrt()
+
+
+def _rms(distances: Tensor, n_pixels: int) -> Tensor:
+    return distances / n_pixels**0.5
+
+
+def _median(values: Tensor) -> float | None:
+    values = values[torch.isfinite(values)]
+    return float(values.median()) if len(values) else None
+
+
+def assess(
+    model: DeepSMOTE,
+    images: Any,
+    *,
+    n_new: Mapping[int, int] | None = None,
+    max_per_class: int = 1000,
+    near_copy: float = 0.1,
+    random_state: int = 0,
+) -> Assessment:
+    """Measure a fitted model's synthetic images against its real ones, per class.
+
+    Args:
+        model: A fitted :class:`~torch_deepsmote.DeepSMOTE`.
+        images: (N, C, H, W) or (N, H, W) the images it was fitted on, in the same order.
+        n_new: ``{class: synthetic images}`` to measure; ``None``: the model's
+            ``sampling_strategy_`` (the images that balancing adds). At most
+            ``max_per_class`` per class are drawn and measured, as are at most that many
+            real images per class for the reconstruction and real-to-real distances.
+        near_copy: A synthetic image is a near copy when its distance to the nearest real
+            image of its class is at most ``near_copy`` times the median distance of real
+            images to their nearest other real image of the same class (over all classes;
+            0 where no class has two images).
+        random_state: Seed of the synthetic draw and of the real images measured.
+
+    Returns:
+        An :class:`Assessment` whose ``table`` has, per class: ``label``, ``real`` and
+        ``synthetic`` (counts; ``synthetic`` as in ``n_new``), ``measured_real``,
+        ``measured_synthetic``, ``reconstruction_rms`` (mean), ``real_nearest_rms`` (median
+        over real images, ``None`` for a class of one), ``synthetic_nearest_rms`` (median,
+        ``None`` without synthetic images), ``synthetic_nearest_rms_mean``,
+        ``near_copies`` (count), ``near_copy_share``, ``other_class_share`` (nearest real
+        code of another class) and ``label_fidelity`` (1 - that share).
+
+    Raises:
+        ValueError: ``images`` are not the images the model was fitted on.
+    """
+    check_positive_int("max_per_class", max_per_class)
+    check_positive_float("near_copy", near_copy, allow_zero=True)
+    tensor, _ = as_images(images, "images")
+    labels = model.labels_
+    model.check_fitted_on(tensor, labels)
+    generator = torch.Generator().manual_seed(random_state)
+    n_new = dict(model.sampling_strategy_ if n_new is None else n_new)
+    classes = torch.unique(labels).tolist()
+    plan = model.plan({c: min(int(n_new.get(c, 0)), max_per_class) for c in classes}, random_state)
+    synthetic = model.synthesize(plan)
+    synthetic = torch.as_tensor(synthetic) if not isinstance(synthetic, Tensor) else synthetic
+    synthetic_codes = model.encode(synthetic)
+    nearest_code = nearest(synthetic_codes, model.latents_)[1]
+    flip = labels[nearest_code] != plan.labels
+    n_pixels = tensor[0].numel()
+
+    per_class, loo_all = [], []
+    for c in classes:
+        rows = torch.nonzero(labels == c).flatten()
+        measured = rows[torch.randperm(len(rows), generator=generator)[:max_per_class]]
+        real = _unit(model, tensor[rows])
+        positions = torch.searchsorted(rows, measured)  # of the measured rows within the class
+        loo = _rms(nearest(real[positions], real, exclude=positions)[0], n_pixels)
+        loo_all.append(loo[torch.isfinite(loo)])
+        mine = plan.labels == c
+        near = _rms(nearest(_unit(model, synthetic[mine]), real)[0], n_pixels)
+        per_class.append((c, rows, measured, loo, near, flip[mine]))
+    pooled = torch.cat(loo_all)
+    threshold = near_copy * float(pooled.median()) if len(pooled) else 0.0
+
+    table = []
+    for c, rows, measured, loo, near, flips in per_class:
+        copies = int((near <= threshold).sum())
+        table.append(
+            {
+                "label": int(c),
+                "real": len(rows),
+                "synthetic": int(n_new.get(c, 0)),
+                "measured_real": len(measured),
+                "measured_synthetic": len(near),
+                "reconstruction_rms": float(_reconstruction_rms(model, tensor, measured).mean()),
+                "real_nearest_rms": _median(loo),
+                "synthetic_nearest_rms": _median(near),
+                "synthetic_nearest_rms_mean": float(near.mean()) if len(near) else None,
+                "near_copies": copies,
+                "near_copy_share": copies / len(near) if len(near) else None,
+                "other_class_share": float(flips.float().mean()) if len(near) else None,
+                "label_fidelity": 1 - float(flips.float().mean()) if len(near) else None,
+            }
+        )
+    return Assessment(table, threshold, plan, synthetic_codes, model.latents_, labels)
