@@ -9,7 +9,8 @@ dataset wrapped in either still gives its labels without reading a single image.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable, NamedTuple
 
 import torch
@@ -18,6 +19,7 @@ from torch.utils.data import ConcatDataset, Subset, TensorDataset
 from tqdm.auto import tqdm
 
 from ._format import ImageFormat, TargetFormat, as_labels, check_pixels, image_to_tensor
+from ._validation import check_choice
 
 __all__ = [
     "DatasetImages",
@@ -165,16 +167,28 @@ class DatasetImages(NamedTuple):
     """Every raw image of a dataset, read once.
 
     Attributes:
-        images: (N, C, H, W) tensor in the items' own dtype.
-        labels: (N,) int64.
+        images: (M, C, H, W) tensor in the items' own dtype, one row per kept item.
+        labels: (M,) int64.
         image_format: How the raw images look (PIL, numpy or tensor; dtype; value range).
         target_format: How the raw targets look.
+        indices: (M,) int64 dataset index of every row, or ``None`` when every item was
+            kept (row ``i`` is item ``i``).
+        skipped: ``(index, reason)`` of every item left out (``on_bad_item='skip'``).
     """
 
     images: Tensor
     labels: Tensor
     image_format: ImageFormat
     target_format: TargetFormat
+    indices: Tensor | None = None
+    skipped: tuple[tuple[int, str], ...] = ()
+
+
+ON_BAD_ITEM = ("raise", "skip")
+
+
+class _BadItem(Exception):
+    """An item that cannot join the training set (internal: becomes an error or a skip)."""
 
 
 def read_dataset(
@@ -182,6 +196,7 @@ def read_dataset(
     labels: Any = None,
     fit_transform: Callable | None = None,
     progress: bool = False,
+    on_bad_item: str = "raise",
 ) -> DatasetImages:
     """Read every item of a map-style dataset of (image, target) items, once, in order.
 
@@ -191,54 +206,152 @@ def read_dataset(
     Labels come from ``labels``, the dataset's metadata (:func:`find_labels`), or the
     targets read in the same pass.
 
+    A bad item is one whose reading (or ``fit_transform``) raises, whose image differs
+    from the first good one in shape (a grey image among colour ones, another size) or
+    dtype, holds NaN or infinite pixels, or whose label is outside the dataset's
+    ``classes``. ``on_bad_item='raise'`` stops at the first with its index and the reason
+    (the original exception chained); ``'skip'`` leaves every bad item out, warns with
+    how many and the first few indices, and returns the kept rows' ``indices``.
+
     Args:
         dataset: A non-empty map-style dataset.
         labels: (N,) class of every item, or ``None``.
         fit_transform: Applied to each raw image before it is read, or ``None``.
         progress: Show a tqdm bar.
+        on_bad_item: ``'raise'`` or ``'skip'``.
 
     Returns:
         :class:`DatasetImages`.
 
     Raises:
-        ValueError: An empty dataset, images of different shapes or dtypes (both indices
-            named), NaN or infinite pixels, or labels of the wrong length.
+        ValueError: An empty dataset, a bad item (``on_bad_item='raise'``), no good item, or
+            labels of the wrong length.
         TypeError: Items that are not (image, target), or targets that are not classes.
     """
+    check_choice("on_bad_item", on_bad_item, ON_BAD_ITEM)
     n = len(dataset)
     if n == 0:
         raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
     with raw_items(dataset):
         found = find_labels(dataset) if labels is None else as_labels(labels, "labels", n)
-        targets: list | None = [] if found is None else None
+        if len(found if found is not None else range(n)) != n:
+            raise ValueError(
+                f"`labels` should have one label per item, but got {len(found)} for {n} items."
+            )
+        n_classes = _n_classes(dataset)
+        targets: list = []
+        kept: list[int] = []
+        skipped: list[tuple[int, str]] = []
+        images = first = None
         for i in tqdm(range(n), desc="reading dataset", disable=not progress):
-            image, target = _unpack(dataset[i], i)
-            if fit_transform is not None:
-                image = fit_transform(image)
-            tensor = image_to_tensor(image)
-            if i == 0:
-                first_image, first_target = image, target
+            try:
+                image, target, tensor = _read_item(dataset, i, fit_transform)
+                label = int(found[i]) if found is not None else _item_label(target, i)
+                _check_item(i, tensor, label, images, n_classes)
+            except _BadItem as bad:
+                if on_bad_item == "raise":
+                    raise ValueError(
+                        f"dataset item {i} {bad} Fix or remove it, or pass "
+                        "on_bad_item='skip' to leave such items out."
+                    ) from bad.__cause__
+                skipped.append((i, str(bad)))
+                continue
+            if images is None:
+                first = (i, image, target)
                 images = torch.empty((n, *tensor.shape), dtype=tensor.dtype)
-            elif tensor.shape != images.shape[1:] or tensor.dtype != images.dtype:
-                raise ValueError(
-                    "dataset images should share one shape and dtype, but item 0 is "
-                    f"{tuple(images.shape[1:])} {images.dtype} and item {i} is "
-                    f"{tuple(tensor.shape)} {tensor.dtype}. For images of different sizes "
-                    "pass fit_transform=torchvision.transforms.Resize((H, W)): it is applied "
-                    "to the raw images while fitting, and synthetic images are made at that "
-                    "size."
-                )
-            images[i] = tensor
-            if targets is not None:
-                targets.append(target)
-    found = found if targets is None else as_labels(targets, "dataset targets", n)
-    if len(found) != n:
+            images[len(kept)] = tensor
+            kept.append(i)
+            targets.append(label)
+    if images is None:
         raise ValueError(
-            f"`labels` should have one label per item, but got {len(found)} for {n} items."
+            f"`dataset` should hold at least one good item, but all {n} are bad: "
+            + _summary(skipped)
         )
+    if skipped:
+        _report_skipped(skipped, n)
     check_pixels(images, "dataset images")
+    m = len(kept)
+    images = images if m == n else images[:m].clone()
+    index = None if m == n else torch.tensor(kept, dtype=torch.int64)
+    labels_out = torch.tensor(targets, dtype=torch.int64)
     return DatasetImages(
-        images, found, ImageFormat.of_items(first_image, images), TargetFormat.of(first_target)
+        images,
+        labels_out,
+        ImageFormat.of_items(first[1], images),
+        TargetFormat.of(first[2]),
+        index,
+        tuple(skipped),
+    )
+
+
+def _read_item(dataset: Any, i: int, fit_transform: Callable | None) -> tuple[Any, Any, Tensor]:
+    try:
+        item = dataset[i]
+    except Exception as error:
+        raise _BadItem(f"could not be read: {type(error).__name__}: {error}.") from error
+    image, target = _unpack(item, i)
+    if fit_transform is not None:
+        try:
+            image = fit_transform(image)
+        except Exception as error:
+            raise _BadItem(f"failed in fit_transform: {type(error).__name__}: {error}.") from error
+    return image, target, image_to_tensor(image)
+
+
+def _n_classes(dataset: Any) -> int | None:
+    """How many classes the dataset's ``classes`` lists (the largest over the parts of a
+    ``ConcatDataset``), or ``None`` where a part lists none: labels are checked against it."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    if isinstance(dataset, ConcatDataset):
+        counts = [_n_classes(part) for part in dataset.datasets]
+        return None if None in counts else max(counts)
+    classes = getattr(dataset, "classes", None)
+    return len(classes) if classes is not None and len(classes) > 0 else None
+
+
+def _item_label(target: Any, i: int) -> int:
+    return int(as_labels([target], f"target of dataset item {i}", 1)[0])
+
+
+def _check_item(
+    i: int, tensor: Tensor, label: int, images: Tensor | None, n_classes: int | None
+) -> None:
+    if images is not None and (tensor.shape != images.shape[1:] or tensor.dtype != images.dtype):
+        raise _BadItem(
+            f"is {tuple(tensor.shape)} {tensor.dtype} while the first good item is "
+            f"{tuple(images.shape[1:])} {images.dtype}: dataset images should share one shape "
+            "and dtype. For images of different sizes pass "
+            "fit_transform=torchvision.transforms.Resize((H, W)): it is applied to the raw "
+            "images while fitting, and synthetic images are made at that size."
+        )
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise _BadItem("has NaN or infinite pixel values.")
+    if n_classes is not None and not 0 <= label < n_classes:
+        raise _BadItem(
+            f"has label {label}, outside the dataset's {n_classes} classes [0, {n_classes})."
+        )
+
+
+def _summary(skipped: Sequence[tuple[int, str]], shown: int = 5) -> str:
+    lines = [f"item {i} {reason}" for i, reason in skipped[:shown]]
+    more = f" (and {len(skipped) - shown} more)" if len(skipped) > shown else ""
+    return "; ".join(lines) + more
+
+
+def _report_skipped(skipped: Sequence[tuple[int, str]], n: int) -> None:
+    indices = ", ".join(str(i) for i, _ in skipped[:10])
+    more = ", ..." if len(skipped) > 10 else ""
+    if 2 * len(skipped) > n:
+        raise ValueError(
+            f"on_bad_item='skip' would leave out {len(skipped)} of {n} items, more than half: "
+            "the first good item is likely the odd one. " + _summary(skipped)
+        )
+    warnings.warn(
+        f"Skipped {len(skipped)} bad dataset item(s) of {n} (indices {indices}{more}); they "
+        "are left out of the fit and the epoch. " + _summary(skipped, 3),
+        UserWarning,
+        stacklevel=4,
     )
 
 

@@ -73,6 +73,11 @@ class OversampledDataset(Dataset):
             ``cache_dir`` waits for the first (a file lock) and then loads its result.
         on_mismatch: ``'refit'`` (default) rebuilds a stale or damaged cache with a warning;
             ``'raise'`` raises instead.
+        on_bad_item: ``'raise'`` (default) stops at the first item that cannot be read or
+            does not fit (another shape or dtype, NaN pixels, a label outside ``classes``),
+            naming its index; ``'skip'`` leaves such items out of the fit and of the epoch
+            (``n_real`` counts the kept ones; ``origin()`` and ``real_indices`` name dataset
+            indices) and warns with how many and which.
         lock_timeout: Seconds to wait for another process fitting the same ``cache_dir``;
             ``None`` (default) waits as long as it takes, a number raises ``TimeoutError``
             naming the lock file after that long.
@@ -136,6 +141,7 @@ class OversampledDataset(Dataset):
         sampling_strategy: Any = None,
         cache_dir: str | os.PathLike | None = None,
         on_mismatch: str = "refit",
+        on_bad_item: str = "raise",
         lock_timeout: float | None = None,
         transform: Callable | None = None,
         target_transform: Callable | None = None,
@@ -188,7 +194,10 @@ class OversampledDataset(Dataset):
                 stacklevel=2,
             )
 
-        read = read_dataset(dataset, labels, fit_transform, progress=progress)
+        read = read_dataset(dataset, labels, fit_transform, progress, on_bad_item)
+        # Position p < n_real serves dataset item real_indices[p] (all of them unless skipped).
+        self.real_indices = read.indices
+        self.n_real = len(read.labels)
         if model is None:
             model = DeepSMOTE(**{"progress": progress, **fit_params})  # checks options first
             if cache_dir is None:
@@ -309,13 +318,14 @@ class OversampledDataset(Dataset):
         if index < self.n_real:
             return None
         plan, pos = self._plan(), index - self.n_real
-        return {
-            "label": int(plan.labels[pos]),
+        rows = {
             "base": int(plan.base[pos]),
             "neighbor": int(plan.neighbor[pos]),
             "anchor": int(plan.anchors[pos]),
-            "lam": float(plan.lam[pos]),
         }
+        if self.real_indices is not None:  # model rows -> dataset indices
+            rows = {key: int(self.real_indices[row]) for key, row in rows.items()}
+        return {"label": int(plan.labels[pos]), **rows, "lam": float(plan.lam[pos])}
 
     # ------------------------------------------------------------------ items
     def __getitem__(self, index: int) -> tuple[Any, Any]:
@@ -343,6 +353,8 @@ class OversampledDataset(Dataset):
         return PairTransform(self.transform, self.target_transform)
 
     def _real_item(self, index: int) -> tuple[Any, Any]:
+        if self.real_indices is not None:
+            index = int(self.real_indices[index])
         image, target = self.dataset[index]
         if self.transform_real:
             image, target = self._wrapper_transform(image, target)
