@@ -108,7 +108,8 @@ def staged(path: Path) -> Iterator[Path]:
     A folder or file already at ``path`` is removed just before the rename (callers check
     first with :func:`check_output`); on an error the temporary output is removed.
     """
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # The suffix stays last: writers pick the format from it.
+    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     _remove(temporary)
     try:
         yield temporary
