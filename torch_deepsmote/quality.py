@@ -235,8 +235,8 @@ def assess(
                 "synthetic_nearest_rms_mean": float(near.mean()) if len(near) else None,
                 "near_copies": copies,
                 "near_copy_share": copies / len(near) if len(near) else None,
-                "other_class_share": float(flips.float().mean()) if len(near) else None,
-                "label_fidelity": 1 - float(flips.float().mean()) if len(near) else None,
+                "other_class_share": int(flips.sum()) / len(near) if len(near) else None,
+                "label_fidelity": 1 - int(flips.sum()) / len(near) if len(near) else None,
             }
         )
     return Assessment(table, threshold, plan, synthetic_codes, model.latents_, labels)

@@ -1,0 +1,78 @@
+"""The pictures of torch_deepsmote.plots and the report that writes them."""
+
+import json
+import sys
+
+import pytest
+import torch
+from conftest import TINY, make_shapes
+from PIL import Image
+
+from torch_deepsmote import DeepSMOTE, plots
+from torch_deepsmote.quality import assess
+from torch_deepsmote.report import format_table, write_report
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = make_shapes((20, 8), size=8)
+    return DeepSMOTE(random_state=0, knn="torch", **{**TINY, "max_epochs": 2}).fit(X, y), X
+
+
+def test_real_vs_synthetic_has_a_row_per_class_of_real_then_synthetic(fitted):
+    model, X = fitted
+    grid = plots.real_vs_synthetic(model, X, n=3, scale=2)
+    assert grid.shape == (3, 2 * 18 + 2, 6 * 18 + 2) and 0 <= grid.min() and grid.max() <= 1
+    first = grid[0, 2:18:2, 2:18:2]  # the first cell, back to 8 x 8: a real image of class 0
+    real = torch.from_numpy(X[:20, 0]).float() / 255
+    assert torch.isclose(real, first, atol=1e-6).flatten(1).all(1).any()
+    assert grid.shape == plots.real_vs_synthetic(model, X, n=3, scale=2).shape
+
+
+def test_save_grid_writes_names_left_of_the_rows(fitted, tmp_path):
+    model, X = fitted
+    grid = plots.real_vs_synthetic(model, X, n=2, scale=1)
+    plots.save_grid(grid, tmp_path / "plain.png")
+    plots.save_grid(grid, tmp_path / "named.png", ["circle", "square"])
+    with Image.open(tmp_path / "plain.png") as plain, Image.open(tmp_path / "named.png") as named:
+        assert plain.size == (grid.shape[2], grid.shape[1])
+        assert named.height == plain.height and named.width > plain.width
+
+
+def test_figures_are_matplotlib_figures(fitted, tmp_path):
+    pytest.importorskip("matplotlib")
+    model, X = fitted
+    result = assess(model, X)
+    names = {0: "stripes", 1: "bars"}
+    for figure in (
+        plots.plot_counts({0: 20, 1: 8}, {0: 20, 1: 20}, names),
+        plots.plot_history(model.history_),
+        plots.plot_latent_space(result, names, max_points=5),
+        plots.plot_quality(result.table, names),
+    ):
+        figure.savefig(tmp_path / "f.png")
+        assert (tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_without_matplotlib_figures_say_how_to_install_it(fitted, tmp_path, monkeypatch):
+    model, X = fitted
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"pip install 'torch-deepsmote\[plots\]'"):
+        plots.plot_history(model.history_)
+    report = write_report(tmp_path, model, X)  # the grid and the numbers still come
+    assert report["figures"] == ["real_vs_synthetic.png"]
+    assert "torch-deepsmote[plots]" in report["figures_skipped"]["reason"]
+    assert json.loads((tmp_path / "report.json").read_text())["figures_skipped"]
+
+
+def test_format_table_has_a_line_per_class(fitted, tmp_path):
+    model, X = fitted
+    text = format_table(write_report(tmp_path, model, X, {0: "stripes", 1: "bars"}))
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["class", "real", "+new"]
+    assert lines[1].split()[:3] == ["stripes", "20", "0"] and lines[2].split()[:3] == [
+        "bars",
+        "8",
+        "12",
+    ]

@@ -1,0 +1,71 @@
+"""Per-class quality numbers: nearest distances, near copies, label fidelity, the PCA view."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, make_shapes
+
+from torch_deepsmote import DeepSMOTE
+from torch_deepsmote.quality import assess, latent_pca, nearest
+
+
+def test_nearest_matches_a_brute_force_search_and_leaves_one_out():
+    generator = torch.Generator().manual_seed(0)
+    query, reference = (
+        torch.randn(50, 3, generator=generator),
+        torch.randn(30, 3, generator=generator),
+    )
+    distances, indices = nearest(query, reference, chunk_size=7)
+    full = torch.cdist(query, reference)
+    assert torch.equal(indices, full.argmin(1)) and torch.allclose(distances, full.min(1).values)
+    distances, indices = nearest(reference, reference, exclude=torch.arange(30), chunk_size=4)
+    assert not (indices == torch.arange(30)).any() and (distances > 0).all()
+    assert nearest(reference[:1], reference[:1], exclude=torch.tensor([0]))[1].tolist() == [-1]
+
+
+def test_latent_pca_projects_on_the_widest_axes_with_fixed_signs():
+    generator = torch.Generator().manual_seed(1)
+    codes = torch.randn(40, 5, generator=generator) * torch.tensor([5.0, 3.0, 1.0, 1.0, 1.0])
+    real, again = latent_pca(codes, codes)
+    assert real.shape == (40, 2) and torch.allclose(real, again)
+    assert torch.allclose(real.mean(0), torch.zeros(2), atol=1e-4)
+    for axis in range(2):  # the widest input axes, each with a positive sign
+        assert torch.corrcoef(torch.stack([real[:, axis], codes[:, axis]]))[0, 1] > 0.9
+
+
+@pytest.fixture(scope="module")
+def single():
+    """Two well separated classes and a class of one image."""
+    X, y = make_shapes((30, 12, 1), size=12)
+    with pytest.warns(UserWarning):
+        model = DeepSMOTE(random_state=0, knn="torch", **{**TINY, "max_epochs": 1}).fit(X, y)
+    return model, X
+
+
+def test_a_class_of_one_image_gives_only_near_copies(single):
+    model, X = single
+    table = {row["label"]: row for row in assess(model, X).table}
+    assert table[2]["real"] == 1 and table[2]["synthetic"] == 29
+    assert table[2]["near_copy_share"] == 1.0 and table[2]["real_nearest_rms"] is None
+    assert table[0]["synthetic"] == 0 and table[0]["near_copy_share"] is None
+
+
+def test_well_separated_classes_keep_their_label_in_latent_space(single):
+    model, X = single
+    result = assess(model, X, n_new={0: 20, 1: 20, 2: 5}, max_per_class=10, random_state=3)
+    table = {row["label"]: row for row in result.table}
+    assert [table[c]["measured_synthetic"] for c in range(3)] == [10, 10, 5]
+    assert table[0]["label_fidelity"] >= 0.8 and table[1]["label_fidelity"] >= 0.8
+    assert table[0]["measured_real"] == 10 and table[0]["real"] == 30
+    assert all(0 <= table[c]["reconstruction_rms"] <= 1 for c in range(3))
+    assert result.synthetic_codes.shape == (25, model.latents_.shape[1])
+    assert (
+        assess(model, X, n_new={0: 20, 1: 20, 2: 5}, max_per_class=10, random_state=3).table
+        == result.table
+    )
+
+
+def test_assess_refuses_other_images(single):
+    model, X = single
+    with pytest.raises(ValueError, match="fitted on"):
+        assess(model, np.flip(X, 0).copy())
