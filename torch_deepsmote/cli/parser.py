@@ -21,34 +21,24 @@ _STRATEGY_HELP = (
 )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"should be a positive integer, but got {text!r}")
-    return value
+def _number(cast: type, rule: str, positive: bool):
+    """An argparse ``type``: ``cast(text)``, at least 0 (above 0 with ``positive``)."""
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not (value > 0 if positive else value >= 0):
+            raise argparse.ArgumentTypeError(f"should be {rule}, but got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"should be a non-negative integer, but got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"should be a non-negative number, but got {text!r}")
-    return value
+_positive_int = _number(int, "a positive integer", positive=True)
+_non_negative_int = _number(int, "a non-negative integer", positive=False)
+_non_negative_float = _number(float, "a non-negative number", positive=False)
 
 
 def _counts(text: str) -> list[int]:
@@ -63,14 +53,24 @@ def _counts(text: str) -> list[int]:
     return counts
 
 
-def _verb(sub: argparse._SubParsersAction, name: str, summary: str, text: str, examples: str):
-    return sub.add_parser(
+def _verb(
+    sub: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    text: str,
+    examples: str,
+    model_dir: bool = True,
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
         name,
         help=summary,
         description=f"{summary}.\n\n{text}",
         epilog=f"example:\n{examples}\n\n{EXIT_STATUS}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    if model_dir:
+        parser.add_argument("model_dir", metavar="DIR", help="a model folder from `fit`")
+    return parser
 
 
 def _common(parser: argparse.ArgumentParser, seed_help: str, overwrite: bool = True) -> None:
@@ -111,6 +111,7 @@ def _add_fit(sub: argparse._SubParsersAction) -> None:
         "  torch-deepsmote fit photos/ --out model/ --image-size 64 64 --epochs 30\n"
         "  torch-deepsmote fit fashion-mnist --out fmnist/ \\\n"
         "      --class-counts 4000,2000,1000,750,500,350,200,100,60,40",
+        model_dir=False,
     )
     fit.add_argument("data", metavar="DATA", help="image folder, .npz/.h5 file or dataset name")
     fit.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
@@ -182,7 +183,6 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "base and neighbour training images and the step lam of every new image.",
         "  torch-deepsmote sample model/ --class cat -n 64 --out cats.png",
     )
-    sample.add_argument("model_dir", metavar="DIR", help="a model folder from `fit`")
     sample.add_argument(
         "--class", dest="class_name", required=True, metavar="C", help="class name or label"
     )
@@ -207,7 +207,6 @@ def _add_resample(sub: argparse._SubParsersAction) -> None:
         "  torch-deepsmote resample model/ --out balanced/\n"
         "  torch-deepsmote resample model/ --out balanced.npz --sampling-strategy minority",
     )
-    resample.add_argument("model_dir", metavar="DIR", help="a model folder from `fit`")
     resample.add_argument("--out", required=True, metavar="PATH", help=".npz, .h5 or a folder")
     resample.add_argument(
         "--sampling-strategy", default=None, help=_STRATEGY_HELP + " (default: as fitted)"
@@ -229,7 +228,6 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         "of new images whose nearest real code is of their own class).",
         "  torch-deepsmote report model/ --out report/",
     )
-    report.add_argument("model_dir", metavar="DIR", help="a model folder from `fit`")
     report.add_argument("--out", required=True, metavar="REPORT_DIR", help="the report folder")
     report.add_argument("--n-show", type=_positive_int, default=8, help="images per grid row")
     report.add_argument(
@@ -256,6 +254,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "writes) with the report (as `report` writes) beside it; running again with the\n"
         "same options reuses the model.",
         "  torch-deepsmote demo --epochs 2 --hidden 16 --out demo/",
+        model_dir=False,
     )
     demo.add_argument("--epochs", type=_positive_int, default=5, help="training epochs (5)")
     demo.add_argument("--hidden", type=_positive_int, default=64, help="hidden width (paper: 64)")
