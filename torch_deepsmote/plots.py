@@ -204,7 +204,7 @@ def plot_latent_space(
     generator = torch.Generator().manual_seed(random_state)
     labels = torch.unique(assessment.real_labels).tolist()
     colours = colormaps["tab10" if len(labels) <= 10 else "tab20"]
-    figure = _figure(figsize=(6.5, 5), layout="constrained")
+    figure = _figure(figsize=(8.5, 5), layout="constrained")
     ax = figure.add_subplot()
     for i, label in enumerate(labels):
         colour = colours(i % colours.N)
@@ -228,7 +228,13 @@ def plot_latent_space(
     ax.set_xlabel("principal axis 1")
     ax.set_ylabel("principal axis 2")
     ax.set_title("Latent space: real (o) and synthetic (x) codes")
-    ax.legend(fontsize=7, ncol=2 if len(labels) > 5 else 1, markerscale=1.5)
+    ax.legend(
+        fontsize=7,
+        ncol=2 if len(labels) > 8 else 1,
+        markerscale=1.5,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+    )
     return figure
 
 
