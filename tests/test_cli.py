@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 from conftest import make_shapes
 from PIL import Image
 
@@ -346,6 +347,18 @@ def test_bad_usage_exits_2_with_argparse_usage(capsys):
     assert "usage: torch-deepsmote" in err and "demo" in err and "required" in err
     assert main(["fit", "x", "--out", "y", "--epochs", "0"]) == 2
     assert "positive integer" in capsys.readouterr().err
+
+
+def test_an_output_never_replaces_a_model_folder(model_dir, capsys):
+    code, _, err = run(capsys, "report", model_dir, "--out", model_dir, "--overwrite")
+    assert code == 2 and "is a model folder" in err and (model_dir / "deepsmote.h5").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_cuda_device_without_cuda_is_bad_usage(model_dir, tmp_path, capsys):
+    code, _, err = run(capsys, "sample", model_dir, "--class", "bars", "-n", 1,
+                       "--out", tmp_path / "x.png", "--device", "cuda")  # fmt: skip
+    assert code == 2 and "no CUDA device" in err and "--device cpu" in err
 
 
 def test_parser_names_every_verb():

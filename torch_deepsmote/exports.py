@@ -52,6 +52,7 @@ __all__ = [
 
 ARRAY_FORMATS = (".npz", ".h5", ".hdf5")
 PROVENANCE_NAME = "provenance.csv"
+MODEL_INFO = "deepsmote.json"  # what marks a model folder (torch_deepsmote.model_dir)
 PROVENANCE_FIELDS = (
     "index",
     "file",
@@ -83,8 +84,13 @@ def check_output(path: Path, overwrite: bool, marker: str) -> None:
 
     Raises:
         FileExistsError: ``path`` (or its provenance file) exists and ``overwrite`` is False,
-            or ``path`` is a non-empty folder without ``marker``.
+            ``path`` is a non-empty folder without ``marker``, or a model folder.
     """
+    if (path / MODEL_INFO).exists():
+        raise FileExistsError(
+            f"`out` {str(path)!r} is a model folder; it is never replaced by an output. Choose "
+            "another path."
+        )
     taken = [p for p in (path, provenance_path(path)) if p.exists() and p.parent != path]
     if not taken:
         return

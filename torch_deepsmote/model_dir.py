@@ -36,12 +36,13 @@ from ._format import as_images
 from ._model_cache import CACHE_NAME, fit_or_load, training_fingerprint
 from .cache import CacheFile, fingerprint_arrays, write_cache
 from .deepsmote import DeepSMOTE
+from .exports import MODEL_INFO
 from .sources import LabelledImages
 
 __all__ = ["FOLDER_FORMAT_VERSION", "INFO_NAME", "ModelDir", "fit_model_dir", "load_model_dir"]
 
 FOLDER_FORMAT_VERSION = 1
-INFO_NAME = "deepsmote.json"
+INFO_NAME = MODEL_INFO
 IMAGES_NAME = "images.h5"
 
 
