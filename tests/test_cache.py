@@ -20,6 +20,7 @@ from torch_deepsmote.cache import (
     CacheFile,
     CorruptCacheError,
     StaleCacheError,
+    _seal,
     fingerprint_arrays,
     fingerprint_config,
     write_cache,
@@ -158,9 +159,24 @@ def test_flipped_bytes_in_array_data_fail_verify(cache_path):
         handle.seek(offset + 1000)
         handle.write(bytes([byte[0] ^ 0xFF]))
     cache = CacheFile(cache_path).open()  # metadata is intact; only verify() can tell
+    with pytest.raises(CorruptCacheError, match=r"cache\.h5.*fails its file checksum"):
+        cache.verify()
+    # Under the file checksum, each entry's own: a file re-sealed after the damage (as a
+    # tool that rewrote it would) still fails, at the damaged entry only.
+    _seal(str(cache_path))
     with pytest.raises(CorruptCacheError, match=r"cache\.h5.*arrays/latents") as info:
         cache.verify()
     assert "labels" not in str(info.value)
+
+
+def test_a_cache_of_the_previous_format_is_stale(cache_path, tmp_path):
+    old = tmp_path / "old.h5"  # format 1: plain HDF5 from the first byte, no file checksum
+    with h5py.File(old, "w") as file:
+        file["arrays/latents"] = np.zeros((3, 2), np.float32)
+        file.attrs["format_version"] = 1
+        file.attrs["complete"] = 1
+    with pytest.raises(StaleCacheError, match=r"old\.h5.*older format.*Delete it"):
+        CacheFile(old).verify()
 
 
 def test_interrupted_write_without_complete_flag_is_corrupt(tmp_path):

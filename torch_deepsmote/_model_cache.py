@@ -167,8 +167,8 @@ def _fit_or_load(
 
 def _load(path: str, expected: dict, model: DeepSMOTE, images: Tensor) -> DeepSMOTE:
     with CacheFile(path) as cache:
+        cache.verify()  # before anything else reads the file (see cache.py)
         cache.check(expected)
-        cache.verify()
         state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
         arrays = {key: cache.array(key) for key in ARRAY_KEYS}
         if cache.has("enemies"):

@@ -6,6 +6,10 @@ configuration). Bookkeeping makes a bad file fail loudly: ``format_version``, a 
 per entry (``sha256/arrays/<name>``, ``sha256/blobs/<name>``) and ``complete``, written last.
 What the entries mean is the caller's business.
 
+The file's first 512 bytes are an HDF5 user block holding the sha256 of the rest of the file.
+:meth:`CacheFile.verify` checks it before HDF5 parses a byte: the HDF5 library can crash the
+process (a segmentation fault) on some damaged metadata, so no damaged file may reach it.
+
 Example:
     >>> import os, tempfile, torch
     >>> path = os.path.join(tempfile.mkdtemp(), "cache.h5")
@@ -49,13 +53,16 @@ __all__ = ["CACHE_FORMAT_VERSION", "CacheError", "CorruptCacheError", "StaleCach
 __all__ += ["write_cache", "CacheFile", "fingerprint_config", "fingerprint_arrays"]
 
 # The layout of the file itself (what the entries mean is the caller's and versioned there).
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: the user block with the file checksum
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
 _SUM = "sha256/"
 _RESERVED = ("format_version", "complete")
 _DENSE_SPAN = 8
+_USERBLOCK = 512  # HDF5's smallest user block
+_MAGIC = b"torch_deepsmote cache sha256 "
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class CacheError(RuntimeError):
@@ -137,7 +144,7 @@ def write_cache(
     try:
         # NOTE: no HDF5 file locks, here or when reading: files are never changed in place, and
         # locks fail on some network filesystems. track_times=False: same content, same bytes.
-        with h5py.File(temporary, "w-", locking=False) as file:
+        with h5py.File(temporary, "w-", locking=False, userblock_size=_USERBLOCK) as file:
             for name, value in arrays.items():
                 array = _to_numpy(f"arrays[{name!r}]", value)
                 file.create_dataset(f"arrays/{name}", data=array, track_times=False)
@@ -156,6 +163,7 @@ def write_cache(
             # catches a file that a non-atomic tool (a copy, a sync) left half-written.
             file.attrs["complete"] = 1
             file.flush()
+        _seal(temporary)
         _fsync(temporary)  # the data must be on disk before the rename is
         os.replace(temporary, path)
     except BaseException:
@@ -164,6 +172,23 @@ def write_cache(
         raise
     with contextlib.suppress(OSError):  # persist the rename; not every OS can open a folder
         _fsync(folder)
+
+
+def _body_digest(handle: Any) -> str:
+    """sha256 of everything after the user block of an open binary file."""
+    handle.seek(_USERBLOCK)
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _seal(path: str) -> None:
+    """Write the checksum of the file's HDF5 part into its user block."""
+    with open(path, "r+b") as handle:
+        block = _MAGIC + _body_digest(handle).encode() + b"\n"
+        handle.seek(0)
+        handle.write(block.ljust(_USERBLOCK, b"\0"))
 
 
 class CacheFile:
@@ -210,6 +235,8 @@ class CacheFile:
 
     def _read_header(self, file: h5py.File) -> None:
         attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in file.attrs.items()}
+        if not all(isinstance(key, str) for key in attrs):  # h5py gives bytes for non-UTF-8
+            raise self._corrupt("has a damaged attribute name")
         version = attrs.get("format_version")
         if version is None:
             raise self._corrupt("has no format_version: it is not a torch_deepsmote cache")
@@ -225,6 +252,14 @@ class CacheFile:
         missing = [e for e in self._checksums if not isinstance(file.get(e), h5py.Dataset)]
         if missing:
             raise self._corrupt(f"lacks the entries {', '.join(missing)}")
+        # Every stored entry must have its checksum: a damaged attribute name must not turn
+        # an entry into one that is never checked (or make it vanish from the listing).
+        stored = [
+            f"{kind}/{name}" for kind in ("arrays", "blobs") if kind in file for name in file[kind]
+        ]
+        unchecked = sorted(set(stored) - set(self._checksums))
+        if unchecked:
+            raise self._corrupt(f"has entries without a checksum: {', '.join(unchecked)}")
         self._names = {
             kind: [e.split("/", 1)[1] for e in self._checksums if e.startswith(kind + "/")]
             for kind in ("arrays", "blobs")
@@ -236,10 +271,14 @@ class CacheFile:
 
     @contextlib.contextmanager
     def _reading(self, entry: str) -> Iterator[None]:
-        # h5py reports damaged bytes as OSError; say which file and entry, and what to do.
+        # h5py reports damaged bytes as OSError, damaged metadata as RuntimeError (an
+        # attribute message), KeyError (an object header) or ValueError; say which file and
+        # entry, and what to do.
         try:
             yield
-        except OSError as error:
+        except CacheError:  # already says what is wrong (CacheError is a RuntimeError)
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError) as error:
             raise self._corrupt(f"could not be read at {entry}: {error}") from error
 
     def _dataset(self, kind: str, name: str) -> h5py.Dataset:
@@ -276,7 +315,25 @@ class CacheFile:
             )
 
     def verify(self) -> None:
-        """Recompute every checksum; raise :class:`CorruptCacheError` naming entries that fail."""
+        """Check the whole file: first its bytes (before HDF5 reads any), then every entry.
+
+        Raises:
+            FileNotFoundError: No file at ``path``.
+            CorruptCacheError: A byte differs from the written file, or an entry fails its
+                checksum (named).
+            StaleCacheError: A file of an older format (without the file checksum).
+        """
+        self.close()
+        with open(self.path, "rb") as handle:
+            block = handle.read(_USERBLOCK)
+            if block.startswith(_HDF5_SIGNATURE):
+                raise StaleCacheError(
+                    f"Cache file {self.path!r} is of an older format (format version 1, "
+                    "without a file checksum). Delete it to rebuild it."
+                )
+            stored = block[len(_MAGIC) : len(_MAGIC) + 64] if block.startswith(_MAGIC) else b""
+            if stored.decode("ascii", "replace") != _body_digest(handle):
+                raise self._corrupt("fails its file checksum: its bytes changed after writing")
         self.open()
         failed = []
         for entry, expected in self._checksums.items():

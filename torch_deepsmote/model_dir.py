@@ -209,6 +209,7 @@ def _write_images(path: Path, data: LabelledImages, fingerprint: str) -> None:
 def _read_images(path: Path, info: dict) -> LabelledImages:
     try:
         with CacheFile(path) as file:
+            file.verify()
             images, labels = file.array("images"), file.array("labels")
             files = json.loads(file.blob("files").decode())
     except (OSError, RuntimeError, ValueError) as error:
