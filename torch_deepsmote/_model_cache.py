@@ -39,6 +39,7 @@ from .cache import (
     fingerprint_config,
     write_cache,
 )
+from .checkpoint import Checkpoint
 from .deepsmote import DeepSMOTE
 from .knn import get_knn
 
@@ -59,6 +60,7 @@ _SERVING_PARAMS = (
     "progress",
     "residual",
     "log_dir",
+    "checkpoint_dir",
 )
 _INDEX_PARAMS = ("k_neighbors", "interpolation", "lam_range")
 
@@ -160,8 +162,18 @@ def _fit_or_load(
             warnings.warn(
                 f"Rebuilding the {kind} DeepSMOTE cache: {error}", UserWarning, stacklevel=5
             )
+    # A fit killed before its cache was written resumes from the epoch checkpoint kept in
+    # the cache folder (unless the user chose another), which the written cache replaces.
+    own_checkpoint = model.checkpoint_dir is None
+    if own_checkpoint:
+        model.set_params(checkpoint_dir=os.path.dirname(path))
     model.fit(images, labels, image_format=image_format)
+    checkpoint_dir = model.checkpoint_dir
+    if own_checkpoint:
+        model.set_params(checkpoint_dir=None)
     _store(path, model, expected)
+    if own_checkpoint:
+        Checkpoint(checkpoint_dir, key="").remove()
     return model, CacheFile(path)
 
 

@@ -45,7 +45,7 @@ def model_state(model: DeepSMOTE, arrays: bool = True) -> dict:
         params["knn"] = "auto"  # a user's object is not saved; 'auto' stands in on load
     if callable(params["sampling_strategy"]):
         params["sampling_strategy"] = dict(model.sampling_strategy_)  # code is not saved
-    for name in ("device", "log_dir"):  # a torch.device or a Path does not load weights-only
+    for name in ("device", "log_dir", "checkpoint_dir"):  # a torch.device or Path: not weights-only
         if params.get(name) is not None:
             params[name] = str(params[name])
     if params["lam_range"] is not None:

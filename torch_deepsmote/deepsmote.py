@@ -7,6 +7,7 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 from typing import Any
@@ -26,7 +27,8 @@ from ._validation import (
     make_generator,
     resolve_device,
 )
-from .cache import fingerprint_arrays
+from .cache import fingerprint_arrays, fingerprint_config
+from .checkpoint import Checkpoint
 from .knn import class_enemies, class_neighbors, get_knn
 from .latents import encode_images, reconstruction_residuals
 from .models import Decoder, Encoder
@@ -92,6 +94,12 @@ class DeepSMOTE(EstimatorParams):
             the loss terms of every epoch and, every few epochs, real images beside
             synthetic ones made with the weights of that epoch. ``None`` logs nothing.
             Needs ``pip install torch-deepsmote[tensorboard]``.
+        checkpoint_dir: A folder for a checkpoint written after every training epoch
+            (:mod:`torch_deepsmote.checkpoint`): a fit that was killed resumes there after
+            its last complete epoch, with the same data and settings, and ends with the
+            same weights. The file stays after the fit (a repeated fit then returns at
+            once); delete it when done. ``OversampledDataset`` with ``cache_dir`` keeps it
+            in the cache folder and removes it once the cache is written. ``None`` keeps none.
 
     Attributes:
         encoder_: The trained encoder (eval mode).
@@ -153,6 +161,7 @@ class DeepSMOTE(EstimatorParams):
         interpolation: str = "smote",
         lam_range: tuple[float, float] | None = None,
         log_dir: str | os.PathLike | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
     ) -> None:
         self.sampling_strategy = sampling_strategy
         self.k_neighbors = k_neighbors
@@ -175,6 +184,7 @@ class DeepSMOTE(EstimatorParams):
         self.interpolation = interpolation
         self.lam_range = lam_range
         self.log_dir = log_dir
+        self.checkpoint_dir = checkpoint_dir
         self._check_params()  # fail now on a bad option, not after training
 
     # ------------------------------------------------------------------ parameters
@@ -199,11 +209,14 @@ class DeepSMOTE(EstimatorParams):
         check_choice("interpolation", self.interpolation, INTERPOLATIONS)
         if self.lam_range is not None:
             _check_lam_range(self.lam_range)
-        if self.log_dir is not None and not isinstance(self.log_dir, (str, os.PathLike)):
-            raise TypeError(
-                "`log_dir` should be None or a folder path for TensorBoard logs, but got "
-                f"log_dir={self.log_dir!r}."
-            )
+        for name in ("log_dir", "checkpoint_dir"):
+            if getattr(self, name) is not None and not isinstance(
+                getattr(self, name), (str, os.PathLike)
+            ):
+                raise TypeError(
+                    f"`{name}` should be None or a folder path, but got "
+                    f"{name}={getattr(self, name)!r}."
+                )
         return self.training_config()
 
     def training_config(self) -> TrainingConfig:
@@ -294,6 +307,7 @@ class DeepSMOTE(EstimatorParams):
                 device=device,
                 progress=self.progress,
                 callback=logger,
+                checkpoint=self._checkpoint(images, labels),
             )
         finally:
             if logger is not None:
@@ -321,6 +335,20 @@ class DeepSMOTE(EstimatorParams):
             device=device,
         )
         return self
+
+    def _checkpoint(self, images: Tensor, labels: Tensor) -> Checkpoint | None:
+        if self.checkpoint_dir is None:
+            return None
+        # Everything that changes the weights: data, training options, model shape, seed.
+        settings = {
+            **dataclasses.asdict(self.training_config()),
+            "latent_dim": self.latent_dim,
+            "hidden_channels": self.hidden_channels,
+            "random_state": self.random_state,
+            "device": str(resolve_device(self.device)),
+        }
+        key = fingerprint_config(settings) + fingerprint_arrays(labels, images)
+        return Checkpoint(self.checkpoint_dir, key, progress=self.progress)
 
     def _set_fitted(
         self,

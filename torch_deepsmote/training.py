@@ -26,6 +26,7 @@ from ._validation import (
     check_positive_float,
     check_positive_int,
 )
+from .checkpoint import Checkpoint
 from .losses import DeepSMOTELoss
 
 __all__ = ["TrainingConfig", "fit_autoencoder", "resolve_precision"]
@@ -121,6 +122,7 @@ def fit_autoencoder(
     device: torch.device,
     progress: bool = True,
     callback: Callable[[dict], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> list[dict]:
     """Train ``encoder`` and ``decoder`` in place and load the best epoch's weights.
 
@@ -139,6 +141,8 @@ def fit_autoencoder(
         callback: Called after every epoch with that epoch's dict (before the plateau
             check), e.g. to evaluate held-out images; its time is not in ``seconds``. It may
             switch the models to eval mode: they are put back in training mode after it.
+        checkpoint: Where to store the state after every epoch and resume from (see
+            :mod:`torch_deepsmote.checkpoint`); ``None`` keeps nothing.
 
     Returns:
         One dict per epoch: ``epoch``, ``loss``, ``reconstruction``, ``penalty``, ``seconds``.
@@ -169,8 +173,25 @@ def fit_autoencoder(
         return to_unit(images[rows]).contiguous(memory_format=memory_format)
 
     history: list[dict] = []
-    best_loss, plateau_ref, best_state, stale = math.inf, math.inf, None, 0
-    bar = tqdm(range(config.max_epochs), desc="DeepSMOTE fit", unit="epoch", disable=not progress)
+    best_loss, plateau_ref, best_state, stale, done = math.inf, math.inf, None, 0, False
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        encoder.load_state_dict(saved["encoder"])
+        decoder.load_state_dict(saved["decoder"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scaler.load_state_dict(saved["scaler"])
+        generator.set_state(saved["generator"])
+        history, best_state = saved["history"], (saved["best_encoder"], saved["best_decoder"])
+        best_loss, plateau_ref, stale, done = (saved[k] for k in ("best", "ref", "stale", "done"))
+    start_epoch = len(history)
+    bar = tqdm(
+        range(start_epoch, config.max_epochs if not done else start_epoch),
+        desc="DeepSMOTE fit",
+        unit="epoch",
+        disable=not progress,
+        initial=start_epoch,
+        total=config.max_epochs,
+    )
     for epoch in bar:
         start = time.perf_counter()
         order = torch.randperm(n, generator=generator).to(device)
@@ -222,8 +243,27 @@ def fit_autoencoder(
             plateau_ref, stale = loss, 0
         else:
             stale += 1
-            if config.patience and stale >= config.patience:
-                break
+        done = bool(config.patience and stale >= config.patience)
+        if checkpoint is not None:
+            checkpoint.save(
+                {
+                    "epoch": epoch,
+                    "encoder": encoder.state_dict(),
+                    "decoder": decoder.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "generator": generator.get_state(),
+                    "history": history,
+                    "best_encoder": best_state[0],
+                    "best_decoder": best_state[1],
+                    "best": best_loss,
+                    "ref": plateau_ref,
+                    "stale": stale,
+                    "done": done,
+                }
+            )
+        if done:
+            break
     bar.close()
     encoder.load_state_dict(best_state[0])
     decoder.load_state_dict(best_state[1])
