@@ -63,8 +63,14 @@ def test_quick_mode_runs_every_method_and_writes_results(tmp_path):
         assert set(rec["scores"]) == {"imbalanced", "balanced"}
         for scores in rec["scores"].values():
             assert all(0 <= scores[m] <= 100 for m in ("acsa", "gm", "f1"))
-    assert {r["method"] for r in result["sweep"]} == {"none", "smote", "deepsmote"}
-    assert all(Path(f).exists() for f in result["figures"]) and len(result["figures"]) == 2
+    sweep_methods = set(classify.parse_args(argv).sweep_methods.split(","))
+    assert {r["method"] for r in result["sweep"]} == sweep_methods
+    assert all(Path(f).exists() for f in result["figures"])
+    assert sorted(Path(f).name for f in result["figures"]) == [
+        "fashion-mnist_ratio_sweep.png",
+        "fashion-mnist_real_vs_synthetic.png",
+        "fashion-mnist_real_vs_synthetic_residual.png",
+    ]
     text = md.read_text()
     assert "## Classification (issue 5)" in text and "| deepsmote |" in text
     # A second run reuses the cached autoencoders instead of training them again: it writes
