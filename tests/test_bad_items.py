@@ -8,7 +8,7 @@ import torch
 from conftest import TINY, make_shapes
 from torch.utils.data import Dataset
 
-from torch_deepsmote import OversampledDataset
+from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote._datasets import read_dataset
 
 FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch", progress=False)
@@ -90,6 +90,14 @@ def test_skipped_items_stay_out_of_the_fit_the_plan_and_the_epoch():
         for key in ("base", "neighbor", "anchor"):
             assert info[key] not in bad and base._labels[info[key]] == info["label"]
     assert torch.isfinite(torch.stack([ds[i][0] for i in range(len(ds))])).all()
+
+
+def test_fit_dataset_skips_the_same_items():
+    bad = {2: "nan", 33: "raise"}
+    with pytest.warns(UserWarning, match=r"Skipped 2 bad dataset item\(s\)"):
+        model = DeepSMOTE(**FIT).fit_dataset(Items(bad), on_bad_item="skip")
+    kept = [i for i in range(42) if i not in bad]
+    assert torch.equal(model.labels_, torch.tensor(Items()._labels)[kept])
 
 
 def test_skipping_more_than_half_of_the_items_is_refused():

@@ -269,9 +269,9 @@ def read_dataset(
         )
     if skipped:
         _report_skipped(skipped, n)
-    check_pixels(images, "dataset images")
     m = len(kept)
-    images = images if m == n else images[:m].clone()
+    images = images if m == n else images[:m].clone()  # rows past m were never written
+    check_pixels(images, "dataset images")
     index = None if m == n else torch.tensor(kept, dtype=torch.int64)
     labels_out = torch.tensor(targets, dtype=torch.int64)
     return DatasetImages(

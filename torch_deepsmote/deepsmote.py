@@ -254,7 +254,13 @@ class DeepSMOTE(EstimatorParams):
             )
         return self._fit(images, labels, image_format or found)
 
-    def fit_dataset(self, dataset: Any, labels: Any = None, fit_transform: Any = None) -> DeepSMOTE:
+    def fit_dataset(
+        self,
+        dataset: Any,
+        labels: Any = None,
+        fit_transform: Any = None,
+        on_bad_item: str = "raise",
+    ) -> DeepSMOTE:
         """Like :meth:`fit` for a map-style dataset of (image, target) items.
 
         The dataset is read once, in order, with its transforms set aside (random
@@ -270,11 +276,14 @@ class DeepSMOTE(EstimatorParams):
             fit_transform: A deterministic transform applied to each raw image while
                 reading, e.g. ``torchvision.transforms.Resize((64, 64))`` for an image
                 folder of mixed sizes; new images are made in its output form.
+            on_bad_item: ``'raise'`` stops at the first item that cannot be read or does not
+                fit (named by index); ``'skip'`` leaves such items out with a warning (the
+                model's rows are then the kept items, in order).
 
         Returns:
             ``self``.
         """
-        read = read_dataset(dataset, labels, fit_transform, progress=self.progress)
+        read = read_dataset(dataset, labels, fit_transform, self.progress, on_bad_item)
         return self._fit(read.images, read.labels, read.image_format)
 
     def _fit(self, images: Tensor, labels: Tensor, image_format: ImageFormat) -> DeepSMOTE:
