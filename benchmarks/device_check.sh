@@ -10,16 +10,15 @@
 # PYTHONPATH. Every result lands in $OUT (the only folder that comes back). Each step has
 # its own time limit, so one slow step cannot cost the others; the whole stays under 9 min.
 #
-# The classification step is issue 5's open question: ResNet-18 with the paper's budget
-# (classify.py's GPU defaults: autoencoder width 64, 50 epochs; 6,000 steps of 128), one
-# (method, seed) at a time, most important methods first: the CPU pilot with ResNet-18's
-# layout at width 8 found logit adjustment, pixel SMOTE and DeepSMOTE (+ the adjustment)
-# ahead of the rest. It resumes from the committed
-# benchmarks/results/fashion-mnist-gpu/results.json, so seeds add up over sessions: after
-# a run, copy $OUT/classify/results.json over that file, commit it, and rebuild RESULTS.md
-# (classify_report.py ... --include-json). The autoencoder is retrained in every session
-# (its weights are too large to carry), so seeds from different sessions share its recipe,
-# not its exact weights.
+# The classification step is issue 12's decisive comparison on a GPU: the 0.4 M-parameter
+# cnn-fc at 8,000 steps (`--preset i12-cnn`, the CPU pilot's plateau) with crop-flip
+# augmentation, the strongest baselines next to the DeepSMOTE recipe built on each (CMO,
+# input mixup and logit adjustment, each with real images only and with DeepSMOTE's), one
+# (method, seed) at a time, most important first. It resumes from the committed
+# benchmarks/results/i12-gpu/results.json, so seeds add up over sessions: after a run,
+# copy $OUT/classify/results.json over that file, commit it, and print the paired table
+# (classify_report.py --protocol). The autoencoder (the CPU preset's: width 32, 10 epochs)
+# is retrained in every session (its weights are too large to carry).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,12 +47,12 @@ step() {  # name, limit in seconds, command...
 }
 { nvidia-smi; "$PY" -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; } \
     >> "$OUT/env.txt" 2>&1
-GPU_RESULTS=benchmarks/results/fashion-mnist-gpu/results.json
+GPU_RESULTS=benchmarks/results/i12-gpu/results.json
 mkdir -p "$OUT/classify"
 [[ -f $GPU_RESULTS ]] && cp "$GPU_RESULTS" "$OUT/classify/results.json"
 step pytest_gpu 60 "$PY" -m pytest -m gpu -q -p no:cacheprovider
-step classify 330 "$PY" benchmarks/classify.py --device cuda --threads 16 --resume \
-    --seeds 5 --no-figures --sweep-ratios "" --root FashionMNIST/raw --out "$OUT/classify" \
-    --methods logit_adj,deepsmote_residual,smote,deepsmote_residual_la,weighted,deepsmote,ros,none,deepsmote_residual_mix,deepsmote_residual_fresh
+step classify 330 "$PY" benchmarks/classify.py --preset i12-cnn --device cuda --threads 16 \
+    --resume --seeds 5 --no-figures --sweep-ratios "" --root FashionMNIST/raw --out "$OUT/classify" \
+    --methods cmo_la,dsp-cmo-s0.5,mixup_la,dsp-q1-s0.3-mixup,logit_adj,dsp-q1-s0.3,none
 step bench_speed 120 "$PY" benchmarks/bench_speed.py --quick --sections train,serve,knn \
     --no-write --json "$OUT/speed.json"
