@@ -9,17 +9,19 @@ dataset wrapped in either still gives its labels without reading a single image.
 from __future__ import annotations
 
 import contextlib
+import os
+import pickle
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
-from torch.utils.data import ConcatDataset, Subset, TensorDataset
+from torch.utils.data import ConcatDataset, DataLoader, Subset, TensorDataset, get_worker_info
 from tqdm.auto import tqdm
 
 from ._format import ImageFormat, TargetFormat, as_labels, check_pixels, image_to_tensor
-from ._validation import check_choice
+from ._validation import check_choice, check_non_negative_int
 
 __all__ = [
     "DatasetImages",
@@ -185,6 +187,7 @@ class DatasetImages(NamedTuple):
 
 
 ON_BAD_ITEM = ("raise", "skip")
+_READ_BATCH = 64  # items per worker task when reading with DataLoader workers
 
 
 class _BadItem(Exception):
@@ -197,6 +200,8 @@ def read_dataset(
     fit_transform: Callable | None = None,
     progress: bool = False,
     on_bad_item: str = "raise",
+    num_workers: int = 0,
+    store: str | os.PathLike | None = None,
 ) -> DatasetImages:
     """Read every item of a map-style dataset of (image, target) items, once, in order.
 
@@ -219,6 +224,11 @@ def read_dataset(
         fit_transform: Applied to each raw image before it is read, or ``None``.
         progress: Show a tqdm bar.
         on_bad_item: ``'raise'`` or ``'skip'``.
+        num_workers: DataLoader worker processes that read (and decode) the items in
+            parallel, in order; 0 reads them in this process.
+        store: An HDF5 file to write the images into, a few thousand rows at a time, instead
+            of one (N, C, H, W) tensor: ``images`` is then an
+            :class:`~torch_deepsmote.image_store.H5Images` and memory does not grow with N.
 
     Returns:
         :class:`DatasetImages`.
@@ -229,6 +239,7 @@ def read_dataset(
         TypeError: Items that are not (image, target), or targets that are not classes.
     """
     check_choice("on_bad_item", on_bad_item, ON_BAD_ITEM)
+    check_non_negative_int("num_workers", num_workers)
     n = len(dataset)
     if n == 0:
         raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
@@ -242,12 +253,17 @@ def read_dataset(
         targets: list = []
         kept: list[int] = []
         skipped: list[tuple[int, str]] = []
-        images = first = None
-        for i in tqdm(range(n), desc="reading dataset", disable=not progress):
+        sink = first = None
+        items = _read_items(dataset, fit_transform, num_workers)
+        for i, item in tqdm(
+            enumerate(items), desc="reading dataset", total=n, disable=not progress
+        ):
             try:
-                image, target, tensor = _read_item(dataset, i, fit_transform)
+                if isinstance(item, _Failed):
+                    raise _BadItem(item.reason) from item.cause
+                image, target, tensor = item
                 label = int(found[i]) if found is not None else _item_label(target, i)
-                _check_item(i, tensor, label, images, n_classes)
+                _check_item(i, tensor, label, None if sink is None else first[3][None], n_classes)
             except _BadItem as bad:
                 if on_bad_item == "raise":
                     raise ValueError(
@@ -256,32 +272,108 @@ def read_dataset(
                     ) from bad.__cause__
                 skipped.append((i, str(bad)))
                 continue
-            if images is None:
-                first = (i, image, target)
-                images = torch.empty((n, *tensor.shape), dtype=tensor.dtype)
-            images[len(kept)] = tensor
+            if sink is None:
+                first = (i, image, target, tensor)
+                check_pixels(tensor[None], "dataset images")
+                sink = _TensorRows(n, tensor) if store is None else _StoreRows(store, n, tensor)
+            sink.append(tensor)
             kept.append(i)
             targets.append(label)
-    if images is None:
+    if sink is None:
         raise ValueError(
             f"`dataset` should hold at least one good item, but all {n} are bad: "
             + _summary(skipped)
         )
     if skipped:
         _report_skipped(skipped, n)
+    images, extremes = sink.close()
     m = len(kept)
-    images = images if m == n else images[:m].clone()  # rows past m were never written
-    check_pixels(images, "dataset images")
     index = None if m == n else torch.tensor(kept, dtype=torch.int64)
     labels_out = torch.tensor(targets, dtype=torch.int64)
     return DatasetImages(
         images,
         labels_out,
-        ImageFormat.of_items(first[1], images),
+        ImageFormat.of_items(first[1], extremes),
         TargetFormat.of(first[2]),
         index,
         tuple(skipped),
     )
+
+
+class _TensorRows:
+    """The read images in one (n, C, H, W) tensor (the default: small data)."""
+
+    def __init__(self, n: int, row: Tensor) -> None:
+        self.images, self.rows = torch.empty((n, *row.shape), dtype=row.dtype), 0
+
+    def append(self, row: Tensor) -> None:
+        self.images[self.rows] = row
+        self.rows += 1
+
+    def close(self) -> tuple[Tensor, Tensor]:
+        images = self.images
+        images = images if self.rows == len(images) else images[: self.rows].clone()
+        check_pixels(images, "dataset images")  # rows past self.rows were never written
+        return images, images
+
+
+class _StoreRows:
+    """The read images in an HDF5 file; keeps each pixel's running extremes (the value
+    range :class:`ImageFormat` needs) instead of the images."""
+
+    def __init__(self, path: str | os.PathLike, n: int, row: Tensor) -> None:
+        from .image_store import H5ImagesWriter
+
+        self.writer = H5ImagesWriter(path, n, row)
+        self.low, self.high = row.clone(), row.clone()
+
+    def append(self, row: Tensor) -> None:
+        self.writer.append(row)
+        torch.minimum(self.low, row, out=self.low)
+        torch.maximum(self.high, row, out=self.high)
+
+    def close(self) -> tuple[Any, Tensor]:
+        # (2, C, H, W) extremes: the same dtype, minimum and maximum as the whole set.
+        return self.writer.close(), torch.stack([self.low, self.high])
+
+
+class _Failed(NamedTuple):
+    """An item that raised while read (in this process or a worker): why, and the error."""
+
+    reason: str
+    cause: BaseException | None
+
+
+class _ItemReader:
+    """``(image, target, tensor)`` of item ``i``, or :class:`_Failed` (picklable: runs in
+    DataLoader workers, where an exception must come back as a value to keep its index)."""
+
+    def __init__(self, dataset: Any, fit_transform: Callable | None) -> None:
+        self.dataset, self.fit_transform = dataset, fit_transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any, Tensor] | _Failed:
+        try:
+            return _read_item(self.dataset, i, self.fit_transform)
+        except _BadItem as bad:
+            cause = bad.__cause__
+            if get_worker_info() is not None:
+                try:
+                    pickle.dumps(cause)
+                except Exception:  # an error that cannot cross to the main process
+                    cause = RuntimeError(repr(cause))
+            return _Failed(str(bad), cause)
+
+
+def _read_items(dataset: Any, fit_transform: Callable | None, num_workers: int) -> Iterator:
+    """Every item's :meth:`_ItemReader.__getitem__`, in index order."""
+    reader = _ItemReader(dataset, fit_transform)
+    if num_workers == 0:
+        return (reader[i] for i in range(len(reader)))
+    loader = DataLoader(reader, batch_size=_READ_BATCH, num_workers=num_workers, collate_fn=list)
+    return (item for batch in loader for item in batch)
 
 
 def _read_item(dataset: Any, i: int, fit_transform: Callable | None) -> tuple[Any, Any, Tensor]:

@@ -374,19 +374,8 @@ class CacheFile:
             index = index.astype(np.int64)  # np.asarray([]) is float64
         if index.dtype.kind not in "iu":
             raise TypeError(f"`index` should hold integers, but got dtype {index.dtype}.")
-        n = dataset.shape[0]
-        if index.size and (index.min() < -n or index.max() >= n):
-            raise IndexError(f"`index` should lie in [-{n}, {n}) for {name!r}, but got {index}.")
-        flat = index.reshape(-1).astype(np.int64) % max(n, 1)
-        # h5py selects only sorted, unique points: read those once, then scatter back.
-        unique, inverse = np.unique(flat, return_inverse=True)
         with self._reading(f"arrays/{name}"):
-            if unique.size and unique[-1] - unique[0] < _DENSE_SPAN * unique.size:
-                block = dataset[unique[0] : unique[-1] + 1][unique - unique[0]]
-            else:
-                block = dataset[unique]
-        block = block[inverse.reshape(-1)].reshape(index.shape + dataset.shape[1:])
-        return torch.from_numpy(block)
+            return torch.from_numpy(read_rows(dataset, index, dataset.shape[0], repr(name)))
 
     def blob(self, name: str) -> bytes:
         """The bytes stored as blob ``name``."""
@@ -414,6 +403,26 @@ class CacheFile:
         return type(self), (self.path,)  # never the handle: each process opens its own
 
 
+def read_rows(dataset: Any, index: np.ndarray, n: int, name: str) -> np.ndarray:
+    """Rows ``index`` (integers of any shape S in [-n, n)) of an h5py dataset's first ``n``.
+
+    h5py selects only sorted, unique points: those are read once (as one slice where they
+    lie close together) and scattered back into the order asked for.
+
+    Returns:
+        (*S, *rest) array of the dataset's dtype.
+    """
+    if index.size and (index.min() < -n or index.max() >= n):
+        raise IndexError(f"`index` should lie in [-{n}, {n}) for {name}, but got {index}.")
+    flat = index.reshape(-1).astype(np.int64) % max(n, 1)
+    unique, inverse = np.unique(flat, return_inverse=True)
+    if unique.size and unique[-1] - unique[0] < _DENSE_SPAN * unique.size:
+        block = dataset[unique[0] : unique[-1] + 1][unique - unique[0]]
+    else:
+        block = dataset[unique]
+    return block[inverse.reshape(-1)].reshape(index.shape + dataset.shape[1:])
+
+
 def fingerprint_config(config: Mapping[str, Any]) -> str:
     """sha256 hex digest of ``config`` as canonical JSON (sorted keys; other values by repr).
 
@@ -427,14 +436,31 @@ def fingerprint_config(config: Mapping[str, Any]) -> str:
 
 
 def fingerprint_arrays(*arrays: ArrayLike) -> str:
-    """sha256 hex digest over the dtype, shape and bytes of each array or tensor, in order."""
-    return _digest(*(_to_numpy(f"arrays[{i}]", value) for i, value in enumerate(arrays)))
+    """sha256 hex digest over the dtype, shape and bytes of each array or tensor, in order.
+
+    An array stored on disk (an object with ``numpy_dtype``, ``shape`` and ``blocks()``,
+    such as :class:`~torch_deepsmote.image_store.H5Images`) is read block by block and
+    gives the digest of the same array in memory.
+    """
+    digest = hashlib.sha256()
+    for i, value in enumerate(arrays):
+        if hasattr(value, "blocks"):
+            _update(digest, value.numpy_dtype, tuple(value.shape), value.blocks())
+        else:
+            array = _to_numpy(f"arrays[{i}]", value)
+            _update(digest, array.dtype, array.shape, [array])
+    return digest.hexdigest()
+
+
+def _update(digest: Any, dtype: np.dtype, shape: tuple, blocks: Any) -> None:
+    # dtype and shape count too: the same bytes as another dtype or shape are another array.
+    digest.update(f"{np.dtype(dtype).str}{tuple(shape)};".encode())
+    for block in blocks:
+        digest.update(np.asarray(block, order="C").data)
 
 
 def _digest(*arrays: np.ndarray) -> str:
     digest = hashlib.sha256()
     for array in arrays:
-        # dtype and shape count too: the same bytes as another dtype or shape are another array.
-        digest.update(f"{array.dtype.str}{array.shape};".encode())
-        digest.update(np.asarray(array, order="C").data)
+        _update(digest, array.dtype, array.shape, [array])
     return digest.hexdigest()

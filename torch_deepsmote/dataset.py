@@ -99,6 +99,13 @@ class OversampledDataset(Dataset):
             it). Items then cost what real ones do; the dataset's transforms still run per
             item. Memory: one copy of the synthetic set in the images' dtype. ``False``
             decodes per batch, on demand, in whichever process asks.
+        in_memory: Hold the training images in one (N, C, H, W) tensor while fitting (the
+            default: fastest for small data). ``False`` writes them, as they are read, into
+            an HDF5 file in ``cache_dir`` (needed then), from which training, encoding and
+            the residuals read a batch at a time, so the images' memory does not grow with
+            N; the file is removed once the model is fitted. Same weights and codes either way.
+        num_workers: DataLoader worker processes that read (and decode) the dataset's items
+            in parallel while fitting, in index order; 0 reads them in this process.
         progress: Show progress bars while reading and fitting.
         **fit_params: :class:`DeepSMOTE` arguments used when fitting (``max_epochs``,
             ``random_state``, ...).
@@ -151,6 +158,8 @@ class OversampledDataset(Dataset):
         device: Any = None,
         decode_batch_size: int = 256,
         pool: bool = False,
+        in_memory: bool = True,
+        num_workers: int = 0,
         progress: bool = True,
         **fit_params: Any,
     ) -> None:
@@ -161,6 +170,15 @@ class OversampledDataset(Dataset):
         self.seed = check_non_negative_int("seed", seed)
         self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
         self.pool = check_bool("pool", pool)
+        check_bool("in_memory", in_memory)
+        check_non_negative_int("num_workers", num_workers)
+        if not in_memory and (cache_dir is None or model is not None):
+            raise ValueError(
+                "`in_memory=False` keeps the images in a file in `cache_dir` while fitting, "
+                f"but got cache_dir={cache_dir!r} and "
+                f"{'a fitted model' if model is not None else 'no model'}. Pass a cache_dir "
+                "and no model, or in_memory=True."
+            )
         if model is not None and (fit_params or cache_dir is not None):
             raise ValueError(
                 "`model` should be None when fit options or `cache_dir` are given, but got a "
@@ -194,28 +212,39 @@ class OversampledDataset(Dataset):
                 stacklevel=2,
             )
 
-        read = read_dataset(dataset, labels, fit_transform, progress, on_bad_item)
-        # Position p < n_real serves dataset item real_indices[p] (all of them unless skipped).
-        self.real_indices = read.indices
-        self.n_real = len(read.labels)
-        if model is None:
-            model = DeepSMOTE(**{"progress": progress, **fit_params})  # checks options first
-            if cache_dir is None:
-                model.fit(read.images, read.labels, image_format=read.image_format)
+        store = None
+        if not in_memory:
+            os.makedirs(cache_dir, exist_ok=True)
+            # Per process: two processes may read the same dataset before one takes the lock.
+            store = os.path.join(cache_dir, f"images-{os.getpid()}.h5")
+        try:
+            read = read_dataset(
+                dataset, labels, fit_transform, progress, on_bad_item, num_workers, store
+            )
+            # Position p < n_real serves dataset item real_indices[p] (all unless skipped).
+            self.real_indices = read.indices
+            self.n_real = len(read.labels)
+            if model is None:
+                model = DeepSMOTE(**{"progress": progress, **fit_params})  # checks options
+                if cache_dir is None:
+                    model.fit(read.images, read.labels, image_format=read.image_format)
+                else:
+                    model, cache = fit_or_load(
+                        model,
+                        read.images,
+                        read.labels,
+                        read.image_format,
+                        cache_dir,
+                        on_mismatch,
+                        lock_timeout=lock_timeout,
+                    )
+                    with cache:
+                        model.synthesizer_.use_cache(cache)
             else:
-                model, cache = fit_or_load(
-                    model,
-                    read.images,
-                    read.labels,
-                    read.image_format,
-                    cache_dir,
-                    on_mismatch,
-                    lock_timeout=lock_timeout,
-                )
-                with cache:
-                    model.synthesizer_.use_cache(cache)
-        else:
-            _check_model(model, read)
+                _check_model(model, read)
+        finally:
+            if store is not None and os.path.exists(store):
+                os.remove(store)
         self.model = model
         synthesizer = model.synthesizer_ if device is None else model.synthesizer_.to(device)
         if synthesizer.image_format != read.image_format:

@@ -29,6 +29,7 @@ from ._validation import (
 )
 from .cache import fingerprint_arrays, fingerprint_config
 from .checkpoint import Checkpoint
+from .image_store import H5Images
 from .knn import class_enemies, class_neighbors, get_knn
 from .latents import encode_images, reconstruction_residuals
 from .models import Decoder, Encoder
@@ -237,7 +238,9 @@ class DeepSMOTE(EstimatorParams):
 
         Args:
             X: (N, C, H, W) or (N, H, W) images, numpy array or tensor, uint8 or float
-                (any value range; it is remembered and used for the output).
+                (any value range; it is remembered and used for the output), or an
+                :class:`~torch_deepsmote.image_store.H5Images` (with ``image_format``):
+                training and encoding then read it a batch at a time.
             y: (N,) class labels (integers, bools or whole floats).
             image_format: The form new images are given back in; ``None``: ``X``'s own.
                 :meth:`fit_dataset` passes the dataset items' form (PIL, numpy, tensor).
@@ -245,7 +248,15 @@ class DeepSMOTE(EstimatorParams):
         Returns:
             ``self``.
         """
-        images, found = as_images(X, "X")
+        if isinstance(X, H5Images):  # read from disk batch by batch; its form is given
+            if image_format is None:
+                raise ValueError(
+                    "`image_format` should describe the stored images when X is an "
+                    "H5Images, but got image_format=None."
+                )
+            images, found = X, image_format
+        else:
+            images, found = as_images(X, "X")
         labels = as_labels(y, "y", len(images))
         if image_format is not None and not image_format.same_values(found):
             raise ValueError(
@@ -438,7 +449,7 @@ class DeepSMOTE(EstimatorParams):
             raise ValueError(
                 "`X` should be the training images to compute residuals from, but got X=None."
             )
-        images, _ = as_images(X, "X")
+        images = X if isinstance(X, H5Images) else as_images(X, "X")[0]
         self.check_fitted_on(images, self.labels_)
         residuals = reconstruction_residuals(
             self.decoder_, images, self.latents_, self.image_format_.to_unit, device=self.device_

@@ -27,7 +27,8 @@ def encode_images(
 
     Args:
         encoder: Maps (B, C, H, W) in [-1, 1] to (B, D); put in eval mode here.
-        images: (N, C, H, W) images in the user's dtype, on any device.
+        images: (N, C, H, W) images in the user's dtype, on any device, or an
+            :class:`~torch_deepsmote.image_store.H5Images` (read a batch at a time).
         to_unit: Maps a batch of ``images`` to float32 in [-1, 1].
         batch_size: Images per encoder call.
         device: Where the encoder runs.
@@ -89,7 +90,8 @@ def reconstruction_residuals(
 
     Args:
         decoder: Maps (B, D) to (B, C, H, W) in [-1, 1].
-        images: (N, C, H, W) images in the user's dtype.
+        images: (N, C, H, W) images in the user's dtype, or an
+            :class:`~torch_deepsmote.image_store.H5Images`.
         latents: (N, D) their codes.
         to_unit: Maps a batch of ``images`` to float32 in [-1, 1].
         batch_size: Images per decoder call.

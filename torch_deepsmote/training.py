@@ -130,7 +130,8 @@ def fit_autoencoder(
         encoder: Maps (B, C, H, W) in [-1, 1] to (B, D).
         decoder: Maps (B, D) to (B, C, H, W) in [-1, 1].
         images: (N, C, H, W) training images in the user's dtype (uint8 stays uint8: a
-            quarter of the memory of float32).
+            quarter of the memory of float32), or an
+            :class:`~torch_deepsmote.image_store.H5Images` of them, read batch by batch.
         labels: (N,) int64 class labels.
         to_unit: Maps a batch of ``images`` to float32 in [-1, 1].
         config: Options; the paper's by default.
@@ -164,13 +165,15 @@ def fit_autoencoder(
     )
 
     # Small image sets (these models' use case) fit on the device whole; uint8 stays small.
-    images = images.to(device)
+    # An image store on disk (H5Images) stays there: each batch reads its rows.
+    if isinstance(images, Tensor):
+        images = images.to(device)
     class_rows = [r.to(device) for r in _class_rows(labels)]
     n = len(images)
     batch_size = min(config.batch_size, n)
 
     def batch(rows: Tensor) -> Tensor:
-        return to_unit(images[rows]).contiguous(memory_format=memory_format)
+        return to_unit(images[rows].to(device)).contiguous(memory_format=memory_format)
 
     history: list[dict] = []
     best_loss, plateau_ref, best_state, stale, done = math.inf, math.inf, None, 0, False

@@ -1,0 +1,97 @@
+"""Streaming fit (issue 14 item 4): images read by DataLoader workers into an HDF5 store."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from torch_deepsmote import OversampledDataset
+from torch_deepsmote._datasets import read_dataset
+from torch_deepsmote.cache import fingerprint_arrays
+from torch_deepsmote.image_store import H5Images, H5ImagesWriter
+
+FIT = dict(latent_dim=4, hidden_channels=4, max_epochs=2, batch_size=16, knn="torch")
+
+
+def _images(n=90, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=generator)
+    labels = torch.tensor([0] * (n - n // 3) + [1] * (n // 3))
+    return images, labels
+
+
+def _store(tmp_path, images):
+    writer = H5ImagesWriter(tmp_path / "images.h5", len(images) + 5, images[0])
+    for row in images:
+        writer.append(row)
+    return writer.close()
+
+
+def test_store_rows_read_like_tensor_rows_in_any_order_with_repeats(tmp_path):
+    images, _ = _images(50)
+    store = _store(tmp_path, images)
+    rows = torch.tensor([[49, 0], [7, 7], [3, 48]])
+    assert store.shape == images.shape and store.dtype == images.dtype and len(store) == 50
+    assert torch.equal(store[rows], images[rows]) and torch.equal(store[10:20], images[10:20])
+    assert torch.equal(store[-1], images[-1])
+    assert fingerprint_arrays(torch.arange(3), store) == fingerprint_arrays(torch.arange(3), images)
+    with pytest.raises(IndexError, match="should lie in"):
+        store[torch.tensor([50])]
+
+
+def test_streamed_fit_gives_the_same_model_as_the_in_memory_fit(tmp_path):
+    images, labels = _images()
+    dataset = TensorDataset(images, labels)
+    kwargs = dict(random_state=3, progress=False, device="cpu", **FIT)
+    memory = OversampledDataset(dataset, cache_dir=tmp_path / "a", **kwargs)
+    streamed = OversampledDataset(
+        dataset, cache_dir=tmp_path / "b", in_memory=False, num_workers=2, **kwargs
+    )
+    a, b = memory.model, streamed.model
+    assert a.data_fingerprint_ == b.data_fingerprint_
+    for key, value in a.decoder_.state_dict().items():
+        assert torch.equal(value, b.decoder_.state_dict()[key]), key
+    assert torch.equal(a.latents_, b.latents_) and torch.equal(a.residuals_, b.residuals_)
+    assert torch.equal(memory[len(memory) - 1][0], streamed[len(streamed) - 1][0])
+    assert not [name for name in os.listdir(tmp_path / "b") if name.startswith("images-")]
+
+
+class _Raising(Dataset):
+    def __init__(self, bad):
+        self.images, self.labels = _images(40)
+        self.bad = bad
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        if i in self.bad:
+            raise OSError(f"cannot decode item {i}")
+        return self.images[i], int(self.labels[i])
+
+
+def test_workers_name_the_bad_item_and_chain_its_error():
+    with pytest.raises(ValueError, match="dataset item 17 could not be read") as info:
+        read_dataset(_Raising({17}), num_workers=2)
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_workers_and_the_store_skip_bad_items_like_the_in_process_read(tmp_path):
+    dataset = _Raising({3, 30})
+    with pytest.warns(UserWarning, match="Skipped 2"):
+        plain = read_dataset(dataset, on_bad_item="skip")
+    with pytest.warns(UserWarning, match="Skipped 2"):
+        streamed = read_dataset(dataset, on_bad_item="skip", num_workers=2, store=tmp_path / "s.h5")
+    assert isinstance(streamed.images, H5Images) and len(streamed.images) == 38
+    assert torch.equal(streamed.images[0:38], plain.images)
+    assert torch.equal(streamed.indices, plain.indices) and streamed.skipped == plain.skipped
+    assert streamed.image_format == plain.image_format
+
+
+def test_in_memory_false_needs_a_cache_dir():
+    images, labels = _images()
+    with pytest.raises(ValueError, match="in_memory=False"):
+        OversampledDataset(TensorDataset(images, labels), in_memory=False, progress=False, **FIT)

@@ -1,0 +1,172 @@
+"""Training images in an HDF5 file, read by rows like a tensor: memory that does not grow with N.
+
+:func:`~torch_deepsmote._datasets.read_dataset` writes the images it reads into an
+:class:`H5ImagesWriter` batch by batch (``OversampledDataset(in_memory=False)``); the
+:class:`H5Images` it returns stands in for the (N, C, H, W) tensor wherever the library reads
+training images: the training batches and penalty draws of
+:func:`~torch_deepsmote.training.fit_autoencoder`, :func:`~torch_deepsmote.latents.encode_images`,
+:func:`~torch_deepsmote.latents.reconstruction_residuals` and the data fingerprint. Each
+index reads only the rows it names (sorted for HDF5's point selection, then put back in the
+order asked for), so the process holds a batch of images, never the set.
+
+Example:
+    >>> import os, tempfile, torch
+    >>> path = os.path.join(tempfile.mkdtemp(), "images.h5")
+    >>> writer = H5ImagesWriter(path, n=3, row=torch.zeros(1, 2, 2, dtype=torch.uint8))
+    >>> for i in range(3):
+    ...     writer.append(torch.full((1, 2, 2), i, dtype=torch.uint8))
+    >>> images = writer.close()
+    >>> images.shape, images[torch.tensor([2, 0])][:, 0, 0, 0].tolist()
+    (torch.Size([3, 1, 2, 2]), [2, 0])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["H5Images", "H5ImagesWriter"]
+
+_NAME = "images"
+_WRITE_ROWS = 4096  # rows buffered per HDF5 write
+_BLOCK_BYTES = 64 << 20  # bytes per block when the whole set is streamed (fingerprint)
+
+
+class H5Images:
+    """(N, C, H, W) images in an HDF5 file written by :class:`H5ImagesWriter`, read-only.
+
+    Indexing follows a tensor's first dimension: an int, a slice, or integer rows (a
+    tensor, array or list of any shape S) give a CPU tensor of the stored dtype. Pickling
+    keeps only the path; each process opens the file on first use.
+
+    Args:
+        path: The file.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+        self._fd: int | None = None
+        self._fd_pid: int | None = None
+        with h5py.File(self.path, "r", locking=False) as file:
+            data = file[_NAME]
+            self.numpy_dtype = data.dtype
+            self.shape = torch.Size((int(data.attrs["rows"]), *data.shape[1:]))
+        self.dtype = torch.from_numpy(np.empty(0, self.numpy_dtype)).dtype
+
+    def _data(self) -> h5py.Dataset:
+        if self._file is None or self._pid != os.getpid():
+            self._file, self._pid = h5py.File(self.path, "r", locking=False), os.getpid()
+        return self._file[_NAME]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> Tensor:
+        n = len(self)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n)
+            if step != 1:
+                raise ValueError(f"`index` should be a slice of step 1, but got step={step}.")
+            return torch.from_numpy(self._data()[start:stop])
+        if isinstance(index, int):
+            return self[[index]][0]
+        rows = index.cpu().numpy() if isinstance(index, Tensor) else np.asarray(index)
+        if rows.size == 0:
+            return torch.empty((*rows.shape, *self.shape[1:]), dtype=self.dtype)
+        if rows.dtype.kind not in "iu":
+            raise TypeError(f"`index` should hold integers, but got dtype {rows.dtype}.")
+        if rows.min() < -n or rows.max() >= n:
+            raise IndexError(f"`index` should lie in [-{n}, {n}) for {self.path!r}, got {rows}.")
+        flat = rows.reshape(-1).astype(np.int64) % n
+        unique, inverse = np.unique(flat, return_inverse=True)
+        block = self._read_points(unique)[inverse.reshape(-1)]
+        return torch.from_numpy(block.reshape(rows.shape + tuple(self.shape[1:])))
+
+    def _read_points(self, unique: np.ndarray) -> np.ndarray:
+        # NOTE: h5py's point selection of a training batch (100 scattered rows) took
+        # milliseconds per call; the writer makes the dataset contiguous and uncompressed,
+        # so each row is row_bytes at a fixed offset in the file: one pread per row.
+        data = self._data()
+        row_bytes = int(np.prod(self.shape[1:])) * self.numpy_dtype.itemsize
+        offset, descriptor = data.id.get_offset(), self._descriptor()
+        out = bytearray(len(unique) * row_bytes)
+        for k, row in enumerate(unique.tolist()):
+            out[k * row_bytes : (k + 1) * row_bytes] = os.pread(
+                descriptor, row_bytes, offset + row * row_bytes
+            )
+        return np.frombuffer(out, self.numpy_dtype).reshape(len(unique), *self.shape[1:])
+
+    def _descriptor(self) -> int:
+        if self._fd is None or self._fd_pid != os.getpid():
+            self._fd, self._fd_pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        return self._fd
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Every row in order, as arrays of about 64 MiB (for hashing and copying)."""
+        row_bytes = max(1, int(np.prod(self.shape[1:])) * self.numpy_dtype.itemsize)
+        step = max(1, _BLOCK_BYTES // row_bytes)
+        for start in range(0, len(self), step):
+            yield self._data()[start : min(start + step, len(self))]
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        if self._fd is not None and self._fd_pid == os.getpid():
+            os.close(self._fd)
+        self._file = self._fd = None
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.path,)
+
+    def __repr__(self) -> str:
+        return f"H5Images({self.path!r}, shape={tuple(self.shape)}, dtype={self.dtype})"
+
+
+class H5ImagesWriter:
+    """Writes up to ``n`` images into a new HDF5 file, row by row, a few thousand at a time.
+
+    The dataset is contiguous and uncompressed (a scattered row is then one small read; see
+    the layout notes in :mod:`torch_deepsmote.cache`); rows beyond those written are never
+    read (the file records how many were).
+
+    Args:
+        path: The file to create (replaced if it exists).
+        n: The most rows that will be written.
+        row: (C, H, W) an example row: its shape and dtype are the file's.
+    """
+
+    def __init__(self, path: str | os.PathLike, n: int, row: Tensor) -> None:
+        self.path = os.fspath(path)
+        self._file = h5py.File(self.path, "w", locking=False)
+        dtype = row.numpy().dtype
+        self._data = self._file.create_dataset(_NAME, (n, *row.shape), dtype, track_times=False)
+        self._pending: list[Tensor] = []
+        self.rows = 0
+
+    def append(self, row: Tensor) -> None:
+        """Add one (C, H, W) image after the last one."""
+        self._pending.append(row)
+        if len(self._pending) >= _WRITE_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            block = torch.stack(self._pending).numpy()
+            self._data[self.rows : self.rows + len(block)] = block
+            self.rows += len(block)
+            self._pending = []
+
+    def close(self) -> H5Images:
+        """Write what is pending, close the file and open it for reading."""
+        self._flush()
+        self._data.attrs["rows"] = self.rows
+        self._file.close()
+        return H5Images(self.path)
