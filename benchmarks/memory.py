@@ -170,7 +170,8 @@ def run(sizes, paths, out_dir: str | os.PathLike, repeats: int = 1, log=print) -
 
     Returns:
         ``{"machine", "versions", "records": [measure(...), ...]}``, also written to
-        ``out_dir/memory-<paths>.json`` (after every measurement).
+        ``out_dir/memory-<paths>.json`` (after every measurement), where the rows of
+        sizes not measured now are kept.
     """
     import torch
 
@@ -182,6 +183,10 @@ def run(sizes, paths, out_dir: str | os.PathLike, repeats: int = 1, log=print) -
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"memory-{'-'.join(paths)}.json"
+    if out.exists():  # keep the other sizes' rows: a run of one size replaces only its own
+        measured = {(n, path) for n in sizes for path in paths}
+        kept = json.loads(out.read_text())["records"]
+        report["records"] = [r for r in kept if (r["n"], r["path"]) not in measured]
     for n in sizes:
         for path in paths:
             for _ in range(repeats):
