@@ -40,35 +40,14 @@ from .cache import (
     write_cache,
 )
 from .checkpoint import Checkpoint
-from .deepsmote import DeepSMOTE
+from .deepsmote import SERVING_PARAMS, DeepSMOTE
 from .knn import get_knn
 
 __all__ = ["CACHE_NAME", "fit_or_load"]
 
 CACHE_NAME = "deepsmote.h5"
 LOCK_SUFFIX = ".lock"
-# Settings that change neither the trained weights nor the codes: not in the training
-# fingerprint. The neighbour table has its own (k_neighbors, knn); residuals are rebuilt
-# from the cached model when asked for.
-_SERVING_PARAMS = (
-    "sampling_strategy",
-    "k_neighbors",
-    "knn",
-    "interpolation",
-    "lam_range",
-    "device",
-    "progress",
-    "residual",
-    "log_dir",
-    "checkpoint_dir",
-)
 _INDEX_PARAMS = ("k_neighbors", "interpolation", "lam_range")
-
-
-def training_fingerprint(model: DeepSMOTE) -> str:
-    """Fingerprint of the settings that change the trained weights or the codes."""
-    params = model.get_params(deep=False)
-    return fingerprint_config({k: v for k, v in params.items() if k not in _SERVING_PARAMS})
 
 
 def index_fingerprint(model: DeepSMOTE) -> str:
@@ -150,7 +129,7 @@ def _fit_or_load(
 ) -> tuple[DeepSMOTE, CacheFile]:
     expected = {
         "dataset_fingerprint": fingerprint_arrays(labels, images),
-        "config_fingerprint": training_fingerprint(model),
+        "config_fingerprint": model.training_fingerprint(),
     }
     if os.path.exists(path):
         try:
@@ -168,12 +147,11 @@ def _fit_or_load(
     if own_checkpoint:
         model.set_params(checkpoint_dir=os.path.dirname(path))
     model.fit(images, labels, image_format=image_format)
-    checkpoint_dir = model.checkpoint_dir
     if own_checkpoint:
         model.set_params(checkpoint_dir=None)
     _store(path, model, expected)
     if own_checkpoint:
-        Checkpoint(checkpoint_dir, key="").remove()
+        Checkpoint(os.path.dirname(path), key="").remove()
     return model, CacheFile(path)
 
 
@@ -192,7 +170,7 @@ def _load(path: str, expected: dict, model: DeepSMOTE, images: Tensor) -> DeepSM
     # Load as stored, then take this run's serving settings and rebuild what they change.
     state["params"] = {**state["params"], "residual": "residuals" in arrays}
     loaded = model_from_state(state, model.device, arrays, source=path)
-    loaded.set_params(**{name: getattr(model, name) for name in _SERVING_PARAMS})
+    loaded.set_params(**{name: getattr(model, name) for name in SERVING_PARAMS})
     changed = False
     if stored_index != index_fingerprint(loaded):
         loaded.refit_neighbors()

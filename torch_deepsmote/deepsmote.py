@@ -7,7 +7,6 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import os
 from typing import Any
@@ -40,6 +39,21 @@ from .training import TrainingConfig, fit_autoencoder
 __all__ = ["DeepSMOTE"]
 
 STRATEGY_STRINGS = ("auto", "minority", "not minority", "not majority", "all")
+# Settings that change neither the trained weights nor the codes: not in the training
+# fingerprint (of the cache and of a fit's checkpoint). The neighbour table has its own
+# (k_neighbors, knn); residuals are rebuilt from the fitted model when asked for.
+SERVING_PARAMS = (
+    "sampling_strategy",
+    "k_neighbors",
+    "knn",
+    "interpolation",
+    "lam_range",
+    "device",
+    "progress",
+    "residual",
+    "log_dir",
+    "checkpoint_dir",
+)
 
 
 class DeepSMOTE(EstimatorParams):
@@ -220,6 +234,12 @@ class DeepSMOTE(EstimatorParams):
                 )
         return self.training_config()
 
+    def training_fingerprint(self) -> str:
+        """Fingerprint of the settings that change the trained weights or the codes (every
+        argument but :data:`SERVING_PARAMS`)."""
+        params = self.get_params(deep=False)
+        return fingerprint_config({k: v for k, v in params.items() if k not in SERVING_PARAMS})
+
     def training_config(self) -> TrainingConfig:
         """The :class:`TrainingConfig` these arguments make (checked)."""
         return TrainingConfig(
@@ -304,6 +324,7 @@ class DeepSMOTE(EstimatorParams):
         seed = check_random_state("random_state", self.random_state)
         seeds = torch.randint(0, 2**62, (3,), generator=make_generator(seed)).tolist()
         image_shape = tuple(images.shape[1:])
+        data_fingerprint = fingerprint_arrays(labels, images)  # a pass over every image: once
         # Resolve the strategy before training so that a bad one fails in a second, not an hour.
         strategy = resolve_sampling_strategy(self.sampling_strategy, labels)
         with torch.random.fork_rng(devices=[]):
@@ -327,7 +348,7 @@ class DeepSMOTE(EstimatorParams):
                 device=device,
                 progress=self.progress,
                 callback=logger,
-                checkpoint=self._checkpoint(images, labels),
+                checkpoint=self._checkpoint(data_fingerprint, device),
             )
         finally:
             if logger is not None:
@@ -350,24 +371,17 @@ class DeepSMOTE(EstimatorParams):
             ),
             sampling_strategy=strategy,
             history=history,
-            data_fingerprint=fingerprint_arrays(labels, images),
+            data_fingerprint=data_fingerprint,
             generator=make_generator(seeds[2]),
             device=device,
         )
         return self
 
-    def _checkpoint(self, images: Tensor, labels: Tensor) -> Checkpoint | None:
+    def _checkpoint(self, data_fingerprint: str, device: torch.device) -> Checkpoint | None:
         if self.checkpoint_dir is None:
             return None
-        # Everything that changes the weights: data, training options, model shape, seed.
-        settings = {
-            **dataclasses.asdict(self.training_config()),
-            "latent_dim": self.latent_dim,
-            "hidden_channels": self.hidden_channels,
-            "random_state": self.random_state,
-            "device": str(resolve_device(self.device)),
-        }
-        key = fingerprint_config(settings) + fingerprint_arrays(labels, images)
+        # Everything that changes the weights: the data, the settings, the device.
+        key = f"{self.training_fingerprint()}:{device}:{data_fingerprint}"
         return Checkpoint(self.checkpoint_dir, key, progress=self.progress)
 
     def _set_fitted(

@@ -33,7 +33,7 @@ import torch
 
 from . import __version__
 from ._format import as_images
-from ._model_cache import CACHE_NAME, fit_or_load, training_fingerprint
+from ._model_cache import CACHE_NAME, fit_or_load
 from .cache import CacheFile, fingerprint_arrays, write_cache
 from .deepsmote import DeepSMOTE
 from .exports import MODEL_INFO
@@ -93,7 +93,7 @@ def fit_model_dir(
         )
     expected = {
         "data_fingerprint": fingerprint_arrays(data.labels, data.images),
-        "training_fingerprint": training_fingerprint(model),
+        "training_fingerprint": model.training_fingerprint(),
     }
     reused = False
     if (path / INFO_NAME).exists():
