@@ -263,7 +263,7 @@ def read_dataset(
                     raise _BadItem(item.reason) from item.cause
                 image, target, tensor = item
                 label = int(found[i]) if found is not None else _item_label(target, i)
-                _check_item(i, tensor, label, None if sink is None else first[3][None], n_classes)
+                _check_item(i, tensor, label, None if first is None else first[3], n_classes)
             except _BadItem as bad:
                 if on_bad_item == "raise":
                     raise ValueError(
@@ -312,8 +312,9 @@ class _TensorRows:
 
     def close(self) -> tuple[Tensor, Tensor]:
         images = self.images
+        # Rows past self.rows (skipped items) were never written: leave them out. Every
+        # kept row was checked as it was read (finite pixels; dtype with the first).
         images = images if self.rows == len(images) else images[: self.rows].clone()
-        check_pixels(images, "dataset images")  # rows past self.rows were never written
         return images, images
 
 
@@ -407,12 +408,16 @@ def _item_label(target: Any, i: int) -> int:
 
 
 def _check_item(
-    i: int, tensor: Tensor, label: int, images: Tensor | None, n_classes: int | None
+    i: int, tensor: Tensor, label: int, reference: Tensor | None, n_classes: int | None
 ) -> None:
-    if images is not None and (tensor.shape != images.shape[1:] or tensor.dtype != images.dtype):
+    """Raise :class:`_BadItem` unless item ``i`` matches ``reference`` (the first good
+    image) in shape and dtype, has finite pixels and a label among ``n_classes``."""
+    if reference is not None and (
+        tensor.shape != reference.shape or tensor.dtype != reference.dtype
+    ):
         raise _BadItem(
             f"is {tuple(tensor.shape)} {tensor.dtype} while the first good item is "
-            f"{tuple(images.shape[1:])} {images.dtype}: dataset images should share one shape "
+            f"{tuple(reference.shape)} {reference.dtype}: dataset images should share one shape "
             "and dtype. For images of different sizes pass "
             "fit_transform=torchvision.transforms.Resize((H, W)): it is applied to the raw "
             "images while fitting, and synthetic images are made at that size."
