@@ -46,6 +46,7 @@ import classify_methods as cm  # noqa: E402
 import imbalanced_data as data  # noqa: E402
 
 from torch_deepsmote import OversampledDataset  # noqa: E402
+from torch_deepsmote.quality import nearest  # noqa: E402
 
 QUICK = dict(count_scale=0.1, ae_epochs=1, hidden=8, latent_dim=32, ref_steps=150, steps=100)
 FULL = dict(count_scale=1.0, ae_epochs=10, hidden=32, latent_dim=None, ref_steps=3000, steps=1500)
@@ -120,11 +121,10 @@ def per_class(values: torch.Tensor, labels: torch.Tensor) -> list[float]:
 
 
 def nearest_rms(a: torch.Tensor, b: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
-    """RMS pixel distance from each image of ``a`` (n, D) to its nearest one of ``b``."""
-    d = torch.cdist(a, b) ** 2
-    if exclude_self:
-        d.fill_diagonal_(float("inf"))
-    return (d.min(dim=1).values / a.shape[1]).sqrt()
+    """RMS pixel distance from each image of ``a`` (n, D) to its nearest one of ``b``
+    (``b`` is ``a`` and each image's own row is left out when ``exclude_self``)."""
+    distances, _ = nearest(a, b, exclude=torch.arange(len(a)) if exclude_self else None)
+    return distances / a.shape[1] ** 0.5
 
 
 def main(argv=None) -> int:
