@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from filelock import FileLock, Timeout
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -41,6 +42,7 @@ from .cache import (
 )
 from .checkpoint import Checkpoint
 from .deepsmote import SERVING_PARAMS, DeepSMOTE
+from .distributed import Ranks, broadcast_object, current_ranks
 from .knn import get_knn
 
 __all__ = ["CACHE_NAME", "fit_or_load"]
@@ -92,8 +94,56 @@ def fit_or_load(
     """
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     path = str(Path(cache_dir) / CACHE_NAME)
+    ranks = current_ranks(model.distributed)
+    if ranks is not None:
+        return _fit_or_load_ranks(
+            ranks, model, images, labels, image_format, path, on_mismatch, lock_timeout
+        )
     with _locked(path + LOCK_SUFFIX, lock_timeout, model.progress):
         return _fit_or_load(model, images, labels, image_format, path, on_mismatch)
+
+
+def _fit_or_load_ranks(
+    ranks: Ranks,
+    model: DeepSMOTE,
+    images: Tensor,
+    labels: Tensor,
+    image_format: ImageFormat,
+    path: str,
+    on_mismatch: str,
+    lock_timeout: float | None,
+) -> tuple[DeepSMOTE, CacheFile]:
+    """:func:`fit_or_load` on every rank of a process group: rank 0 holds the lock and
+    decides; when the cache must be (re)built, all ranks fit together and rank 0 writes it;
+    the others then load what it wrote."""
+    lock_path = path + LOCK_SUFFIX
+    with contextlib.ExitStack() as held:
+        loaded, decision = None, None
+        if ranks.is_main:
+            held.enter_context(_locked(lock_path, lock_timeout, model.progress))
+            try:
+                loaded = _load_valid(model, images, labels, path, on_mismatch)
+            except BaseException as error:
+                broadcast_object(f"{type(error).__name__}: {error}")  # release the others
+                raise
+            decision = "fit" if loaded is None else "load"
+        decision = broadcast_object(decision)
+        if decision not in ("fit", "load"):
+            raise RuntimeError(f"Rank 0 could not check the DeepSMOTE cache {path}: {decision}")
+        if decision == "fit":
+            loaded = _fit_and_store(model, images, labels, image_format, path)
+        dist.barrier()  # the others read the file once rank 0 has written it
+    if ranks.is_main:
+        return loaded, CacheFile(path)
+    with _locked(lock_path, lock_timeout, progress=False):
+        try:
+            loaded = _load(path, _expected(model, images, labels), model, images)
+        except CacheError as error:
+            raise RuntimeError(
+                f"Rank {ranks.rank} could not load the DeepSMOTE cache that rank 0 wrote to "
+                f"{path}: {error} Give all ranks one `cache_dir` on a file system they share."
+            ) from error
+    return loaded, CacheFile(path)
 
 
 @contextlib.contextmanager
@@ -127,20 +177,42 @@ def _fit_or_load(
     path: str,
     on_mismatch: str,
 ) -> tuple[DeepSMOTE, CacheFile]:
-    expected = {
+    loaded = _load_valid(model, images, labels, path, on_mismatch)
+    if loaded is None:
+        loaded = _fit_and_store(model, images, labels, image_format, path)
+    return loaded, CacheFile(path)
+
+
+def _expected(model: DeepSMOTE, images: Tensor, labels: Tensor) -> dict:
+    return {
         "dataset_fingerprint": fingerprint_arrays(labels, images),
         "config_fingerprint": model.training_fingerprint(),
     }
-    if os.path.exists(path):
-        try:
-            return _load(path, expected, model, images), CacheFile(path)
-        except CacheError as error:
-            if on_mismatch == "raise":
-                raise
-            kind = "stale" if isinstance(error, StaleCacheError) else "damaged"
-            warnings.warn(
-                f"Rebuilding the {kind} DeepSMOTE cache: {error}", UserWarning, stacklevel=5
-            )
+
+
+def _load_valid(
+    model: DeepSMOTE, images: Tensor, labels: Tensor, path: str, on_mismatch: str
+) -> DeepSMOTE | None:
+    """The cached model, or ``None`` when there is none or (with a warning) it is stale
+    or damaged and ``on_mismatch='refit'``."""
+    if not os.path.exists(path):
+        return None
+    try:
+        return _load(path, _expected(model, images, labels), model, images)
+    except CacheError as error:
+        if on_mismatch == "raise":
+            raise
+        kind = "stale" if isinstance(error, StaleCacheError) else "damaged"
+        warnings.warn(f"Rebuilding the {kind} DeepSMOTE cache: {error}", UserWarning, stacklevel=6)
+    return None
+
+
+def _fit_and_store(
+    model: DeepSMOTE, images: Tensor, labels: Tensor, image_format: ImageFormat, path: str
+) -> DeepSMOTE:
+    """Fit ``model`` (on every rank of a group: a collective fit) and write the cache (on
+    rank 0)."""
+    ranks = current_ranks(model.distributed)
     # A fit killed before its cache was written resumes from the epoch checkpoint kept in
     # the cache folder (unless the user chose another), which the written cache replaces.
     own_checkpoint = model.checkpoint_dir is None
@@ -149,10 +221,15 @@ def _fit_or_load(
     model.fit(images, labels, image_format=image_format)
     if own_checkpoint:
         model.set_params(checkpoint_dir=None)
-    _store(path, model, expected)
-    if own_checkpoint:
-        Checkpoint(os.path.dirname(path), key="").remove()
-    return model, CacheFile(path)
+    if ranks is None or ranks.is_main:
+        expected = {
+            "dataset_fingerprint": model.data_fingerprint_,  # hashed by the fit already
+            "config_fingerprint": model.training_fingerprint(),
+        }
+        _store(path, model, expected)
+        if own_checkpoint:
+            Checkpoint(os.path.dirname(path), key="").remove()
+    return model
 
 
 def _load(path: str, expected: dict, model: DeepSMOTE, images: Tensor) -> DeepSMOTE:

@@ -28,8 +28,10 @@ from ._validation import (
 )
 from .cache import fingerprint_arrays, fingerprint_config
 from .checkpoint import Checkpoint
+from .distributed import Ranks, check_same, current_ranks, map_row_blocks, rows_of
+from .distributed import class_neighbors as ranked_class_neighbors
 from .image_store import H5Images
-from .knn import class_enemies, class_neighbors, get_knn
+from .knn import class_enemies, get_knn
 from .latents import encode_images, reconstruction_residuals
 from .models import Decoder, Encoder
 from .smote import SMOTEPlan, resolve_sampling_strategy
@@ -53,6 +55,7 @@ SERVING_PARAMS = (
     "residual",
     "log_dir",
     "checkpoint_dir",
+    "distributed",
 )
 
 
@@ -115,6 +118,14 @@ class DeepSMOTE(EstimatorParams):
             same weights. The file stays after the fit (a repeated fit then returns at
             once); delete it when done. ``OversampledDataset`` with ``cache_dir`` keeps it
             in the cache folder and removes it once the cache is written. ``None`` keeps none.
+        distributed: Fit together with the other ranks of an initialized
+            ``torch.distributed`` process group (torchrun, Lightning, Ray Train): ``'auto'``
+            does so when the default group has more than one rank, ``True`` requires one,
+            ``False`` fits in this process alone. Every rank must then call the fit with the
+            same data and settings. Each rank trains on its share of every epoch with
+            ``batch_size`` images per step (so the effective batch is ``batch_size *
+            world_size``), encodes its block of rows and searches its share of the classes;
+            see :mod:`torch_deepsmote.distributed` for what differs from one process.
 
     Attributes:
         encoder_: The trained encoder (eval mode).
@@ -177,6 +188,7 @@ class DeepSMOTE(EstimatorParams):
         lam_range: tuple[float, float] | None = None,
         log_dir: str | os.PathLike | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
+        distributed: bool | str = "auto",
     ) -> None:
         self.sampling_strategy = sampling_strategy
         self.k_neighbors = k_neighbors
@@ -200,6 +212,7 @@ class DeepSMOTE(EstimatorParams):
         self.lam_range = lam_range
         self.log_dir = log_dir
         self.checkpoint_dir = checkpoint_dir
+        self.distributed = distributed
         self._check_params()  # fail now on a bad option, not after training
 
     # ------------------------------------------------------------------ parameters
@@ -224,6 +237,11 @@ class DeepSMOTE(EstimatorParams):
         check_choice("interpolation", self.interpolation, INTERPOLATIONS)
         if self.lam_range is not None:
             _check_lam_range(self.lam_range)
+        if not (isinstance(self.distributed, bool) or self.distributed == "auto"):
+            raise ValueError(
+                "`distributed` should be 'auto', True or False, but got "
+                f"distributed={self.distributed!r}."
+            )
         for name in ("log_dir", "checkpoint_dir"):
             if getattr(self, name) is not None and not isinstance(
                 getattr(self, name), (str, os.PathLike)
@@ -320,11 +338,14 @@ class DeepSMOTE(EstimatorParams):
     def _fit(self, images: Tensor, labels: Tensor, image_format: ImageFormat) -> DeepSMOTE:
         config = self._check_params()
         device = resolve_device(self.device)
+        ranks = current_ranks(self.distributed)
         # One seed fans out into independent streams: weights, training draws, SMOTE draws.
         seed = check_random_state("random_state", self.random_state)
         seeds = torch.randint(0, 2**62, (3,), generator=make_generator(seed)).tolist()
         image_shape = tuple(images.shape[1:])
         data_fingerprint = fingerprint_arrays(labels, images)  # a pass over every image: once
+        if ranks is not None:
+            check_same((data_fingerprint, self.training_fingerprint()), "data and settings")
         # Resolve the strategy before training so that a bad one fails in a second, not an hour.
         strategy = resolve_sampling_strategy(self.sampling_strategy, labels)
         with torch.random.fork_rng(devices=[]):
@@ -332,7 +353,7 @@ class DeepSMOTE(EstimatorParams):
             encoder = Encoder(image_shape, self.latent_dim, self.hidden_channels)
             decoder = Decoder(image_shape, self.latent_dim, self.hidden_channels)
         logger = None
-        if self.log_dir is not None:
+        if self.log_dir is not None and (ranks is None or ranks.is_main):
             from ._tensorboard import EpochLogger
 
             logger = EpochLogger(self.log_dir, encoder, decoder, images, labels, image_format)
@@ -348,16 +369,27 @@ class DeepSMOTE(EstimatorParams):
                 device=device,
                 progress=self.progress,
                 callback=logger,
-                checkpoint=self._checkpoint(data_fingerprint, device),
+                checkpoint=self._checkpoint(data_fingerprint, device, ranks),
+                ranks=ranks,
+                penalty_generator=_penalty_generator(seeds[1], ranks),
             )
         finally:
             if logger is not None:
                 logger.close()
-        latents = encode_images(encoder, images, image_format.to_unit, device=device)
+        to_unit = image_format.to_unit
+        latents = map_row_blocks(
+            lambda rows: encode_images(encoder, rows_of(images, rows), to_unit, device=device),
+            len(images),
+            ranks,
+        )
         residuals = None
         if self.residual:
-            residuals = reconstruction_residuals(
-                decoder, images, latents, image_format.to_unit, device=device
+            residuals = map_row_blocks(
+                lambda rows: reconstruction_residuals(
+                    decoder, rows_of(images, rows), latents[rows], to_unit, device=device
+                ),
+                len(images),
+                ranks,
             )
         self._set_fitted(
             encoder=encoder,
@@ -367,7 +399,7 @@ class DeepSMOTE(EstimatorParams):
                 latents,
                 labels,
                 residuals=residuals,
-                **self._plan_settings(latents, labels),
+                **self._plan_settings(latents, labels, ranks),
             ),
             sampling_strategy=strategy,
             history=history,
@@ -377,12 +409,20 @@ class DeepSMOTE(EstimatorParams):
         )
         return self
 
-    def _checkpoint(self, data_fingerprint: str, device: torch.device) -> Checkpoint | None:
+    def _checkpoint(
+        self, data_fingerprint: str, device: torch.device, ranks: Ranks | None
+    ) -> Checkpoint | None:
         if self.checkpoint_dir is None:
             return None
-        # Everything that changes the weights: the data, the settings, the device.
+        # Everything that changes the weights: the data, the settings, the device and the
+        # number of ranks (another split of the epochs).
+        world_size = 1 if ranks is None else ranks.world_size
         key = f"{self.training_fingerprint()}:{device}:{data_fingerprint}"
-        return Checkpoint(self.checkpoint_dir, key, progress=self.progress)
+        if world_size > 1:
+            key += f":world_size={world_size}"
+        return Checkpoint(
+            self.checkpoint_dir, key, progress=self.progress and (ranks is None or ranks.is_main)
+        )
 
     def _set_fitted(
         self,
@@ -421,10 +461,11 @@ class DeepSMOTE(EstimatorParams):
         self.synthesizer_ = self.synthesizer_.replace(**settings)
         return self
 
-    def _plan_settings(self, latents: Tensor, labels: Tensor) -> dict:
-        """The neighbour tables and plan options of a Synthesizer, from these arguments."""
-        neighbors, n_neighbors = class_neighbors(
-            latents, labels, self.k_neighbors, knn=get_knn(self.knn)
+    def _plan_settings(self, latents: Tensor, labels: Tensor, ranks: Ranks | None = None) -> dict:
+        """The neighbour tables and plan options of a Synthesizer, from these arguments
+        (the classes' searches split across ``ranks``)."""
+        neighbors, n_neighbors = ranked_class_neighbors(
+            latents, labels, self.k_neighbors, get_knn(self.knn), ranks
         )
         enemies, n_enemies = None, None
         if self.interpolation == "enemy":
@@ -732,6 +773,15 @@ class DeepSMOTE(EstimatorParams):
                 f"a DeepSMOTE model ({error})."
             ) from error
         return model_from_state(state, device=device, source=path)
+
+
+def _penalty_generator(seed: int, ranks: Ranks | None) -> torch.Generator | None:
+    """The penalty's class draws: the training generator in one process (``None``), and a
+    stream of its own per rank under ``ranks`` (each rank draws its own class)."""
+    if ranks is None:
+        return None
+    seeds = torch.randint(0, 2**62, (ranks.world_size,), generator=make_generator(seed + 1))
+    return make_generator(int(seeds[ranks.rank]))
 
 
 def _cpu_copy(module: torch.nn.Module) -> torch.nn.Module:

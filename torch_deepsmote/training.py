@@ -27,7 +27,8 @@ from ._validation import (
     check_positive_int,
 )
 from .checkpoint import Checkpoint
-from .losses import DeepSMOTELoss
+from .distributed import Ranks, all_gather_objects, all_reduce_sum
+from .losses import DeepSMOTELoss, LossTerms
 
 __all__ = ["TrainingConfig", "fit_autoencoder", "resolve_precision"]
 
@@ -110,6 +111,37 @@ def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr)
 
 
+class _Autoencoder(nn.Module):
+    """Encoder, decoder and loss as one module: one forward per step, so that
+    ``DistributedDataParallel`` sees every parameter the step uses."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, criterion: DeepSMOTELoss) -> None:
+        super().__init__()
+        self.encoder, self.decoder, self.criterion = encoder, decoder, criterion
+
+    def forward(self, images: Tensor, class_images: Tensor | None) -> LossTerms:
+        return self.criterion(self.encoder, self.decoder, images, class_images)
+
+
+def _wrap(module: nn.Module, device: torch.device, ranks: Ranks | None) -> nn.Module:
+    if ranks is None:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    # NOTE: DDP broadcasts rank 0's weights now and its BatchNorm buffers at every forward.
+    return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
+
+
+def _shard(order: Tensor, ranks: Ranks | None) -> Tensor:
+    """This rank's rows of one epoch's permutation, by ``DistributedSampler``'s rule: padded
+    by repeating its start to a multiple of the world size, then every world_size-th row."""
+    if ranks is None:
+        return order
+    size = -(-len(order) // ranks.world_size)
+    padded = torch.cat([order, order[: size * ranks.world_size - len(order)]])
+    return padded[ranks.rank :: ranks.world_size]
+
+
 def fit_autoencoder(
     encoder: nn.Module,
     decoder: nn.Module,
@@ -123,6 +155,8 @@ def fit_autoencoder(
     progress: bool = True,
     callback: Callable[[dict], None] | None = None,
     checkpoint: Checkpoint | None = None,
+    ranks: Ranks | None = None,
+    penalty_generator: torch.Generator | None = None,
 ) -> list[dict]:
     """Train ``encoder`` and ``decoder`` in place and load the best epoch's weights.
 
@@ -143,7 +177,18 @@ def fit_autoencoder(
             check), e.g. to evaluate held-out images; its time is not in ``seconds``. It may
             switch the models to eval mode: they are put back in training mode after it.
         checkpoint: Where to store the state after every epoch and resume from (see
-            :mod:`torch_deepsmote.checkpoint`); ``None`` keeps nothing.
+            :mod:`torch_deepsmote.checkpoint`); ``None`` keeps nothing. Under ``ranks``,
+            rank 0 writes it (with every rank's ``penalty_generator`` state) and every
+            rank resumes from it.
+        ranks: Fit together with the other ranks of the default process group
+            (:mod:`torch_deepsmote.distributed`): ``generator``, the same on every rank,
+            draws each epoch's permutation, of which each rank trains on its share
+            (``DistributedSampler``'s rule), with ``batch_size`` images per rank and step;
+            ``DistributedDataParallel`` averages the gradients. The loss of an epoch is
+            the mean over every rank's steps, so all ranks stop together. ``None``: this
+            process alone.
+        penalty_generator: Draws the penalty's class batches; ``None``: ``generator``.
+            Under ``ranks`` it must differ per rank (each rank draws its own class).
 
     Returns:
         One dict per epoch: ``epoch``, ``loss``, ``reconstruction``, ``penalty``, ``seconds``.
@@ -154,8 +199,12 @@ def fit_autoencoder(
     encoder.to(device=device, memory_format=memory_format).train()
     decoder.to(device=device, memory_format=memory_format).train()
     criterion = DeepSMOTELoss(config.penalty_weight, config.penalty_encoder_grad)
+    autoencoder = _wrap(_Autoencoder(encoder, decoder, criterion), device, ranks)
     params = list(encoder.parameters()) + list(decoder.parameters())
     optimizer = _adam(params, config.lr)
+    if penalty_generator is None:
+        penalty_generator = generator
+    main = ranks is None or ranks.is_main
     # fp16 needs loss scaling; bf16 has fp32's exponent range and does not.
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     autocast = (
@@ -184,41 +233,56 @@ def fit_autoencoder(
         optimizer.load_state_dict(saved["optimizer"])
         scaler.load_state_dict(saved["scaler"])
         generator.set_state(saved["generator"])
+        if ranks is not None:
+            penalty_generator.set_state(saved["penalty_generators"][ranks.rank])
         history, best_state = saved["history"], (saved["best_encoder"], saved["best_decoder"])
         best_loss, plateau_ref, stale, done = (saved[k] for k in ("best", "ref", "stale", "done"))
     start_epoch = len(history)
+    if ranks is not None and len(set(all_gather_objects(start_epoch))) > 1:
+        raise RuntimeError(
+            "The ranks found different fit checkpoints to resume from: give them one "
+            "`checkpoint_dir` (or `cache_dir`) on a file system they share."
+        )
     bar = tqdm(
         range(start_epoch, config.max_epochs if not done else start_epoch),
         desc="DeepSMOTE fit",
         unit="epoch",
-        disable=not progress,
+        disable=not (progress and main),
         initial=start_epoch,
         total=config.max_epochs,
     )
     for epoch in bar:
         start = time.perf_counter()
-        order = torch.randperm(n, generator=generator).to(device)
+        order = _shard(torch.randperm(n, generator=generator), ranks).to(device)
         totals = torch.zeros(3, device=device)
         steps = 0
-        for first in range(0, n, batch_size):
+        for first in range(0, len(order), batch_size):
             rows = order[first : first + batch_size]
             if len(rows) < 2:  # BatchNorm cannot train on a batch of one
                 continue
             class_images = None
             if config.penalty_weight > 0 and class_rows:
-                pick = int(torch.randint(len(class_rows), (1,), generator=generator))
+                pick = int(torch.randint(len(class_rows), (1,), generator=penalty_generator))
                 members = class_rows[pick]
-                take = torch.randperm(len(members), generator=generator)[:batch_size]
+                take = torch.randperm(len(members), generator=penalty_generator)[:batch_size]
                 class_images = batch(members[take.to(device)])
             optimizer.zero_grad(set_to_none=True)
             with autocast():
-                terms = criterion(encoder, decoder, batch(rows), class_images)
+                terms = autoencoder(batch(rows), class_images)
             scaler.scale(terms.total).backward()
             scaler.step(optimizer)
             scaler.update()
             # Accumulate on the device; one sync per epoch, not per step.
             totals += torch.stack([t.detach().float() for t in terms])
             steps += 1
+        if ranks is not None:
+            # Every rank takes the same epoch loss, hence the same plateau decisions. Each
+            # rank's last step updated its BatchNorm statistics from its own batch: rank 0's
+            # are taken, so that all ranks keep (and checkpoint) the same weights.
+            totals = all_reduce_sum(torch.cat([totals, totals.new_tensor([steps])]))
+            totals, steps = totals[:3], int(totals[3])
+            for buffer in autoencoder.module.buffers():
+                torch.distributed.broadcast(buffer, 0)
         loss, reconstruction, penalty = (totals / max(steps, 1)).tolist()
         if not math.isfinite(loss):
             raise RuntimeError(
@@ -247,7 +311,10 @@ def fit_autoencoder(
         else:
             stale += 1
         done = bool(config.patience and stale >= config.patience)
-        if checkpoint is not None:
+        penalty_states = None
+        if ranks is not None and checkpoint is not None:
+            penalty_states = all_gather_objects(penalty_generator.get_state())
+        if checkpoint is not None and main:
             checkpoint.save(
                 {
                     "epoch": epoch,
@@ -256,6 +323,7 @@ def fit_autoencoder(
                     "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(),
                     "generator": generator.get_state(),
+                    **({"penalty_generators": penalty_states} if penalty_states else {}),
                     "history": history,
                     "best_encoder": best_state[0],
                     "best_decoder": best_state[1],

@@ -1,0 +1,238 @@
+"""The few collective steps a fit takes under ``torch.distributed`` (torchrun, DDP).
+
+The library has no engine of its own: where a process group is initialized (torchrun,
+Lightning, Ray Train, or ``torch.distributed.init_process_group`` by hand) and every rank
+fits the same data, the ranks fit one model together:
+
+- training: every rank draws the same permutation of the rows each epoch and keeps its
+  share (``DistributedSampler``'s rule), draws the penalty's class batches from a generator
+  of its own, and ``DistributedDataParallel`` averages the gradients
+  (:func:`~torch_deepsmote.training.fit_autoencoder`);
+- encoding and residuals: each rank computes a contiguous block of rows, and the blocks
+  are gathered (:func:`map_row_blocks`);
+- the neighbour table: the classes are split across ranks, each rank searches its own, and
+  the tables are joined (:func:`class_neighbors`);
+- the cache: rank 0 alone holds the lock, checks, writes and checkpoints; the others wait
+  at a barrier and then load what it wrote (:mod:`torch_deepsmote._model_cache`).
+
+Nothing communicates per epoch of a classifier's training: :class:`OversampledDataset` and
+:class:`DeepSMOTESampler` draw the same plan from ``seed + epoch`` on every rank.
+
+Collectives run on the CPU with gloo and on the rank's current CUDA device with NCCL
+(call ``torch.cuda.set_device(local_rank)`` first, as usual under torchrun).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from . import knn as _knn
+
+__all__ = [
+    "Ranks",
+    "current_ranks",
+    "map_row_blocks",
+    "rows_of",
+    "class_neighbors",
+    "split_classes",
+]
+
+
+class Ranks(NamedTuple):
+    """This process's place in the process group that fits together."""
+
+    rank: int
+    world_size: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def current_ranks(distributed: Any = "auto") -> Ranks | None:
+    """The process group to fit with, or ``None`` to fit in this process alone.
+
+    Args:
+        distributed: ``'auto'``: the initialized default process group when it has more
+            than one rank; ``True``: that group, and an error without one; ``False``: none.
+
+    Raises:
+        RuntimeError: ``distributed=True`` without an initialized process group.
+    """
+    initialized = dist.is_available() and dist.is_initialized()
+    if distributed is True and not initialized:
+        raise RuntimeError(
+            "`distributed=True` fits across the ranks of the default torch.distributed "
+            "process group, but none is initialized. Call "
+            "torch.distributed.init_process_group() first (torchrun sets up its environment), "
+            "or pass distributed='auto' or False."
+        )
+    if distributed is False or not initialized:
+        return None
+    world_size = dist.get_world_size()
+    if world_size == 1:
+        return None
+    return Ranks(dist.get_rank(), world_size)
+
+
+def _device() -> torch.device:
+    """Where this group's collectives take their tensors."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_reduce_sum(tensor: Tensor) -> Tensor:
+    """The element-wise sum of ``tensor`` over all ranks (a new tensor on its device)."""
+    out = tensor.to(_device(), copy=True)
+    dist.all_reduce(out)
+    return out.to(tensor.device)
+
+
+def all_gather_objects(obj: Any) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (picklable objects)."""
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank."""
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def check_same(value: Any, what: str) -> None:
+    """Raise on every rank unless all ranks hold an equal ``value``.
+
+    Raises:
+        RuntimeError: Ranks disagree (naming ``what`` and each rank's value).
+    """
+    values = all_gather_objects(value)
+    if any(v != values[0] for v in values[1:]):
+        shown = ", ".join(f"rank {r}: {str(v)[:40]}" for r, v in enumerate(values))
+        raise RuntimeError(
+            f"Every rank should fit the same {what}, but the ranks differ ({shown}). Give "
+            "each rank the same dataset, labels and settings (the DistributedSampler of your "
+            "classifier comes after, on the balanced dataset)."
+        )
+
+
+def block(n: int, ranks: Ranks) -> slice:
+    """Rank's contiguous block of ``range(n)``: ``ceil(n / world_size)`` rows (the last
+    rank's may be shorter or empty)."""
+    size = -(-n // ranks.world_size)
+    return slice(min(n, ranks.rank * size), min(n, (ranks.rank + 1) * size))
+
+
+class _RowView:
+    """Rows ``start:stop`` of an image store, read only when sliced (a tensor's
+    ``images[start:stop]`` is a view already)."""
+
+    def __init__(self, images: Any, start: int, stop: int) -> None:
+        self.images, self.start, self.stop = images, start, stop
+        self.shape = torch.Size((stop - start, *images.shape[1:]))
+        self.dtype = images.dtype
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, rows: slice) -> Tensor:
+        first, last, step = rows.indices(len(self))
+        return self.images[self.start + first : self.start + max(first, last) : step]
+
+
+def rows_of(images: Any, rows: slice) -> Any:
+    """``images[rows]`` without reading a stored set (an H5Images) into memory."""
+    if isinstance(images, Tensor):
+        return images[rows]
+    if (rows.start, rows.stop) == (0, len(images)):
+        return images
+    return _RowView(images, rows.start, rows.stop)
+
+
+def map_row_blocks(fn: Callable[[slice], Tensor], n: int, ranks: Ranks | None) -> Tensor:
+    """``fn`` over the rows ``0..n-1``, each rank computing its :func:`block`; the blocks
+    joined in row order on every rank.
+
+    Args:
+        fn: Maps a slice of rows to a CPU tensor of ``len(rows)`` rows, e.g. the codes of
+            those images.
+        n: Number of rows.
+        ranks: The group, or ``None``: ``fn(slice(0, n))`` in this process.
+
+    Returns:
+        (n, ...) CPU tensor, the same on every rank.
+    """
+    if ranks is None:
+        return fn(slice(0, n))
+    rows = block(n, ranks)
+    part = fn(rows)
+    size = -(-n // ranks.world_size)
+    # all_gather wants equal shapes: pad the (short or empty) tail block, cut it off after.
+    padded = part.new_zeros(size, *part.shape[1:])
+    padded[: len(part)] = part
+    device = _device()
+    parts = [torch.empty_like(padded, device=device) for _ in range(ranks.world_size)]
+    dist.all_gather(parts, padded.to(device))
+    return torch.cat([p.cpu() for p in parts])[:n]
+
+
+def split_classes(labels: Tensor, world_size: int) -> list[list[int]]:
+    """Classes per rank, so that each rank's search costs about the same.
+
+    An exact search over a class of ``n_c`` codes costs about ``n_c ** 2``: the classes go,
+    largest first, to the rank with the least cost so far (the same on every rank).
+
+    Example:
+        >>> split_classes(torch.tensor([0] * 5 + [1] * 3 + [2] * 3), 2)
+        [[0], [1, 2]]
+    """
+    classes, counts = torch.unique(labels, return_counts=True)
+    loads = [0] * world_size
+    parts: list[list[int]] = [[] for _ in range(world_size)]
+    for i in sorted(range(len(classes)), key=lambda i: (-int(counts[i]), int(classes[i]))):
+        r = min(range(world_size), key=lambda r: (loads[r], r))
+        parts[r].append(int(classes[i]))
+        loads[r] += int(counts[i]) ** 2
+    return [sorted(p) for p in parts]
+
+
+def class_neighbors(
+    latents: Tensor, labels: Tensor, k_neighbors: int, knn: Any, ranks: Ranks | None
+) -> tuple[Tensor, dict[int, int]]:
+    """:func:`torch_deepsmote.knn.class_neighbors`, each rank searching its share of the
+    classes (:func:`split_classes`); the same table on every rank as in one process.
+
+    Args:
+        latents: (N, d) codes, the same on every rank.
+        labels: (N,) their classes.
+        k_neighbors, knn: As in :func:`torch_deepsmote.knn.class_neighbors`.
+        ranks: The group, or ``None`` to search every class here.
+
+    Returns:
+        ``(neighbors, n_neighbors)``: (N, k_neighbors) int64 global row indices and the
+        valid columns per class.
+    """
+    if ranks is None:
+        return _knn.class_neighbors(latents, labels, k_neighbors, knn=knn)
+    mine = split_classes(labels, ranks.world_size)[ranks.rank]
+    table = torch.full((len(labels), k_neighbors), -1, dtype=torch.long)
+    n_neighbors: dict[int, int] = {}
+    if mine:
+        rows = torch.nonzero(torch.isin(labels, torch.tensor(mine))).flatten()
+        local, n_neighbors = _knn.class_neighbors(latents[rows], labels[rows], k_neighbors, knn)
+        # Local rows -> global rows; -1 (no neighbour) stays -1.
+        table[rows] = torch.where(local >= 0, rows[local.clamp(min=0)], local)
+    # Every row belongs to one rank's classes and is -1 on all the others: the sum of
+    # (table + 1) over ranks, minus 1, is the owner's entry.
+    table = all_reduce_sum(table + 1) - 1
+    merged: dict[int, int] = {}
+    for part in all_gather_objects(n_neighbors):
+        merged.update(part)
+    return table, dict(sorted(merged.items()))
