@@ -8,7 +8,6 @@ dataset wrapped in either still gives its labels without reading a single image.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import warnings
@@ -21,10 +20,13 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset, TensorDataset, g
 from tqdm.auto import tqdm
 
 from ._format import ImageFormat, TargetFormat, as_labels, check_pixels, image_to_tensor
+from ._items import EXTRA_KEYS, ItemLayout, find_layout
+from ._transforms import PairTransform, item_transform, raw_items, transform_owners
 from ._validation import check_choice, check_non_negative_int
 
 __all__ = [
     "DatasetImages",
+    "ItemKeys",
     "PairTransform",
     "find_class_to_idx",
     "find_classes",
@@ -35,7 +37,12 @@ __all__ = [
     "transform_owners",
 ]
 
-_TRANSFORM_ATTRS = ("transform", "target_transform", "transforms")
+
+def _hf(dataset: Any) -> Any:
+    """The Hugging Face integration when ``dataset`` is a ``datasets.Dataset``, else None."""
+    from .integrations import hf
+
+    return hf if hf.handles(dataset) else None
 
 
 def _as_labels(values: Any) -> Tensor | None:
@@ -47,18 +54,23 @@ def _as_labels(values: Any) -> Tensor | None:
         return None
 
 
-def find_labels(dataset: Any) -> Tensor | None:
+def find_labels(dataset: Any, label_key: Any = None) -> Tensor | None:
     """Class labels (N,) int64 from the dataset's metadata, or ``None`` when it has none.
 
     Looks at ``.targets`` (torchvision's MNIST, CIFAR, ImageFolder), ``.labels`` (SVHN),
-    a ``TensorDataset``'s second tensor, and routes through ``Subset`` and ``ConcatDataset``.
+    a ``TensorDataset``'s second tensor, a Hugging Face dataset's label column (``label_key``
+    or found by name; read from Arrow, decoding nothing), and routes through ``Subset`` and
+    ``ConcatDataset``.
     """
     if isinstance(dataset, Subset):
-        parent = find_labels(dataset.dataset)
+        parent = find_labels(dataset.dataset, label_key)
         return None if parent is None else parent[torch.as_tensor(list(dataset.indices)).long()]
     if isinstance(dataset, ConcatDataset):
-        parts = [find_labels(part) for part in dataset.datasets]
+        parts = [find_labels(part, label_key) for part in dataset.datasets]
         return None if any(p is None for p in parts) else torch.cat(parts)
+    hf = _hf(dataset)
+    if hf is not None:
+        return hf.labels(dataset, label_key)
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
         return _as_labels(dataset.tensors[1])
     for attr in ("targets", "labels"):
@@ -78,13 +90,18 @@ def _innermost(dataset: Any) -> Any:
     return dataset
 
 
-def find_classes(dataset: Any) -> list | None:
-    """The dataset's ``classes`` list (torchvision's convention), routing through wrappers."""
-    classes = getattr(_innermost(dataset), "classes", None)
+def find_classes(dataset: Any, label_key: Any = None) -> list | None:
+    """The dataset's ``classes`` list (torchvision's convention; a Hugging Face dataset's
+    ``ClassLabel`` names), routing through wrappers."""
+    inner = _innermost(dataset)
+    hf = _hf(inner)
+    if hf is not None:
+        return hf.classes(inner, label_key)
+    classes = getattr(inner, "classes", None)
     return list(classes) if classes is not None else None
 
 
-def find_class_to_idx(dataset: Any, labels: Tensor) -> dict:
+def find_class_to_idx(dataset: Any, labels: Tensor, label_key: Any = None) -> dict:
     """``{class name: label}`` as torchvision's ``class_to_idx``, routing through wrappers.
 
     Without one, ``classes[i]`` names label ``i`` (torchvision's convention); without names,
@@ -93,76 +110,10 @@ def find_class_to_idx(dataset: Any, labels: Tensor) -> dict:
     mapping = getattr(_innermost(dataset), "class_to_idx", None)
     if mapping:
         return dict(mapping)
-    names = find_classes(dataset)
+    names = find_classes(dataset, label_key)
     if names is not None:
         return {name: i for i, name in enumerate(names)}
     return {label: label for label in torch.unique(labels).tolist()}
-
-
-def transform_owners(dataset: Any) -> list[Any]:
-    """The innermost datasets that hold a ``transform`` attribute, in index order."""
-    if isinstance(dataset, Subset):
-        return transform_owners(dataset.dataset)
-    if isinstance(dataset, ConcatDataset):
-        return [owner for part in dataset.datasets for owner in transform_owners(part)]
-    return [dataset] if hasattr(dataset, "transform") else []
-
-
-@contextlib.contextmanager
-def raw_items(dataset: Any) -> Iterator[list[Any]]:
-    """Set the dataset's transforms aside while reading, and restore them afterwards.
-
-    Torchvision datasets apply ``transform`` and ``target_transform`` in ``__getitem__``
-    (and ``transforms``, their combination, in some). Setting them to ``None`` gives the raw
-    items (PIL images, raw targets) free of random augmentation, as torchvision's v2
-    dataset wrapper does. Yields the owners (see :func:`transform_owners`).
-
-    NOTE: this mutates the user's dataset for the duration of the block; it is not safe
-    while another thread reads the same dataset object.
-    """
-    owners = transform_owners(dataset)
-    saved = [{a: getattr(o, a) for a in _TRANSFORM_ATTRS if hasattr(o, a)} for o in owners]
-    try:
-        for owner, attrs in zip(owners, saved):
-            for name in attrs:
-                setattr(owner, name, None)
-        yield owners
-    finally:
-        for owner, attrs in zip(owners, saved):
-            for name, value in attrs.items():
-                setattr(owner, name, value)
-
-
-def item_transform(owner: Any) -> Callable[[Any, Any], tuple[Any, Any]] | None:
-    """What ``owner.__getitem__`` applies to a raw (image, target), as one callable.
-
-    Torchvision datasets apply either ``transforms`` (a joint transform of image and target,
-    as in VOC or COCO) or ``transform`` and ``target_transform`` (as in MNIST or
-    ImageFolder, where ``transforms`` is only a ``StandardTransform`` of those two).
-    ``None`` when there is nothing to apply.
-    """
-    joint = getattr(owner, "transforms", None)
-    if joint is not None and type(joint).__name__ != "StandardTransform":
-        return joint
-    transform = getattr(owner, "transform", None)
-    target_transform = getattr(owner, "target_transform", None)
-    if transform is None and target_transform is None:
-        return None
-    return PairTransform(transform, target_transform)
-
-
-class PairTransform:
-    """``(transform(image), target_transform(target))``, each when set (picklable)."""
-
-    def __init__(self, transform: Callable | None, target_transform: Callable | None) -> None:
-        self.transform, self.target_transform = transform, target_transform
-
-    def __call__(self, image: Any, target: Any) -> tuple[Any, Any]:
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return image, target
 
 
 class DatasetImages(NamedTuple):
@@ -176,6 +127,7 @@ class DatasetImages(NamedTuple):
         indices: (M,) int64 dataset index of every row, or ``None`` when every item was
             kept (row ``i`` is item ``i``).
         skipped: ``(index, reason)`` of every item left out (``on_bad_item='skip'``).
+        layout: Where the raw items hold their image and label (pairs, tuples, dicts).
     """
 
     images: Tensor
@@ -184,6 +136,24 @@ class DatasetImages(NamedTuple):
     target_format: TargetFormat
     indices: Tensor | None = None
     skipped: tuple[tuple[int, str], ...] = ()
+    layout: ItemLayout | None = None
+
+
+class ItemKeys(NamedTuple):
+    """Where the user says (or the dataset's kind implies) the image and label are."""
+
+    image_key: Any = None
+    label_key: Any = None
+    extra_keys: str = "fill"
+
+    @classmethod
+    def of(cls, dataset: Any, image_key: Any, label_key: Any, extra_keys: str) -> ItemKeys:
+        """The keys given, completed from a Hugging Face dataset's columns and features."""
+        check_choice("extra_keys", extra_keys, EXTRA_KEYS)
+        hf = _hf(_innermost(dataset))
+        if hf is not None:
+            image_key, label_key = hf.default_keys(_innermost(dataset), image_key, label_key)
+        return cls(image_key, label_key, extra_keys)
 
 
 ON_BAD_ITEM = ("raise", "skip")
@@ -202,8 +172,16 @@ def read_dataset(
     on_bad_item: str = "raise",
     num_workers: int = 0,
     store: str | os.PathLike | None = None,
+    *,
+    image_key: Any = None,
+    label_key: Any = None,
+    extra_keys: str = "fill",
 ) -> DatasetImages:
-    """Read every item of a map-style dataset of (image, target) items, once, in order.
+    """Read every item of a map-style dataset, once, in order.
+
+    Items are (image, target) pairs, longer tuples or dicts (:func:`find_layout`: the keys
+    ``image`` / ``img`` / ``pixel_values`` and ``label`` / ``labels`` / ``target``, or
+    ``image_key`` and ``label_key``); every item should have the first good one's form.
 
     While reading, the transforms of the wrapped datasets are set aside (:func:`raw_items`),
     so random augmentation stays out; ``fit_transform`` is applied to each raw image
@@ -213,10 +191,11 @@ def read_dataset(
 
     A bad item is one whose reading (or ``fit_transform``) raises, whose image differs
     from the first good one in shape (a grey image among colour ones, another size) or
-    dtype, holds NaN or infinite pixels, or whose label is outside the dataset's
-    ``classes``. ``on_bad_item='raise'`` stops at the first with its index and the reason
-    (the original exception chained); ``'skip'`` leaves every bad item out, warns with
-    how many and the first few indices, and returns the kept rows' ``indices``.
+    dtype, holds NaN or infinite pixels, whose keys differ from the first good one's, or
+    whose label is outside the dataset's ``classes``. ``on_bad_item='raise'`` stops at the
+    first with its index and the reason (the original exception chained); ``'skip'`` leaves
+    every bad item out, warns with how many and the first few indices, and returns the kept
+    rows' ``indices``.
 
     Args:
         dataset: A non-empty map-style dataset.
@@ -229,6 +208,10 @@ def read_dataset(
         store: An HDF5 file to write the images into, a few thousand rows at a time, instead
             of one (N, C, H, W) tensor: ``images`` is then an
             :class:`~torch_deepsmote.image_store.H5Images` and memory does not grow with N.
+        image_key: The key (dict items) or position (tuples) of the image; ``None`` finds it.
+        label_key: Likewise for the target.
+        extra_keys: ``'fill'`` or ``'drop'``: what synthetic items do with the other fields
+            (:mod:`torch_deepsmote._items`).
 
     Returns:
         :class:`DatasetImages`.
@@ -236,34 +219,40 @@ def read_dataset(
     Raises:
         ValueError: An empty dataset, a bad item (``on_bad_item='raise'``), no good item, or
             labels of the wrong length.
-        TypeError: Items that are not (image, target), or targets that are not classes.
+        TypeError: Items that are neither tuples nor dicts, dicts without a known image or
+            label key (the error names the argument to pass), or targets that are not classes.
     """
     check_choice("on_bad_item", on_bad_item, ON_BAD_ITEM)
     check_non_negative_int("num_workers", num_workers)
+    keys = ItemKeys.of(dataset, image_key, label_key, extra_keys)
     n = len(dataset)
     if n == 0:
         raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
     with raw_items(dataset):
-        found = find_labels(dataset) if labels is None else as_labels(labels, "labels", n)
+        found = (
+            find_labels(dataset, keys.label_key)
+            if labels is None
+            else as_labels(labels, "labels", n)
+        )
         if len(found if found is not None else range(n)) != n:
             raise ValueError(
                 f"`labels` should have one label per item, but got {len(found)} for {n} items."
             )
-        n_classes = _n_classes(dataset)
+        n_classes = _n_classes(dataset, keys.label_key)
         targets: list = []
         kept: list[int] = []
         skipped: list[tuple[int, str]] = []
         sink = first = None
-        items = _read_items(dataset, fit_transform, num_workers)
+        items = _read_items(dataset, fit_transform, num_workers, keys)
         for i, item in tqdm(
             enumerate(items), desc="reading dataset", total=n, disable=not progress
         ):
             try:
                 if isinstance(item, _Failed):
                     raise _BadItem(item.reason) from item.cause
-                image, target, tensor = item
+                image, target, tensor, layout = item
                 label = int(found[i]) if found is not None else _item_label(target, i)
-                _check_item(i, tensor, label, None if first is None else first[3], n_classes)
+                _check_item(i, tensor, label, first, layout, n_classes)
             except _BadItem as bad:
                 if on_bad_item == "raise":
                     raise ValueError(
@@ -273,7 +262,7 @@ def read_dataset(
                 skipped.append((i, str(bad)))
                 continue
             if sink is None:
-                first = (i, image, target, tensor)
+                first = (i, image, target, tensor, layout)
                 check_pixels(tensor[None], "dataset images")
                 sink = _TensorRows(n, tensor) if store is None else _StoreRows(store, n, tensor)
             sink.append(tensor)
@@ -297,6 +286,7 @@ def read_dataset(
         TargetFormat.of(first[2]),
         index,
         tuple(skipped),
+        first[4],
     )
 
 
@@ -346,18 +336,19 @@ class _Failed(NamedTuple):
 
 
 class _ItemReader:
-    """``(image, target, tensor)`` of item ``i``, or :class:`_Failed` (picklable: runs in
-    DataLoader workers, where an exception must come back as a value to keep its index)."""
+    """``(image, target, tensor, layout)`` of item ``i``, or :class:`_Failed` (picklable:
+    runs in DataLoader workers, where an exception must come back as a value to keep its
+    index)."""
 
-    def __init__(self, dataset: Any, fit_transform: Callable | None) -> None:
-        self.dataset, self.fit_transform = dataset, fit_transform
+    def __init__(self, dataset: Any, fit_transform: Callable | None, keys: ItemKeys) -> None:
+        self.dataset, self.fit_transform, self.keys = dataset, fit_transform, keys
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int) -> tuple[Any, Any, Tensor] | _Failed:
+    def __getitem__(self, i: int) -> tuple[Any, Any, Tensor, ItemLayout] | _Failed:
         try:
-            return _read_item(self.dataset, i, self.fit_transform)
+            return _read_item(self.dataset, i, self.fit_transform, self.keys)
         except _BadItem as bad:
             cause = bad.__cause__
             if get_worker_info() is not None:
@@ -368,38 +359,62 @@ class _ItemReader:
             return _Failed(str(bad), cause)
 
 
-def _read_items(dataset: Any, fit_transform: Callable | None, num_workers: int) -> Iterator:
+def _read_items(
+    dataset: Any, fit_transform: Callable | None, num_workers: int, keys: ItemKeys
+) -> Iterator:
     """Every item's :meth:`_ItemReader.__getitem__`, in index order."""
-    reader = _ItemReader(dataset, fit_transform)
+    reader = _ItemReader(dataset, fit_transform, keys)
     if num_workers == 0:
         return (reader[i] for i in range(len(reader)))
     loader = DataLoader(reader, batch_size=_READ_BATCH, num_workers=num_workers, collate_fn=list)
     return (item for batch in loader for item in batch)
 
 
-def _read_item(dataset: Any, i: int, fit_transform: Callable | None) -> tuple[Any, Any, Tensor]:
+def _read_item(
+    dataset: Any, i: int, fit_transform: Callable | None, keys: ItemKeys
+) -> tuple[Any, Any, Tensor, ItemLayout]:
     try:
         item = dataset[i]
     except Exception as error:
         raise _BadItem(f"could not be read: {type(error).__name__}: {error}.") from error
-    image, target = _unpack(item, i)
+    # An item of an unknown form is the dataset's design, not a bad item: it raises.
+    layout = find_layout(item, i, *keys)
+    image, target = layout.split(item)
     if fit_transform is not None:
         try:
             image = fit_transform(image)
         except Exception as error:
             raise _BadItem(f"failed in fit_transform: {type(error).__name__}: {error}.") from error
-    return image, target, image_to_tensor(image)
+    return image, target, _image_tensor(image, layout, i), layout
 
 
-def _n_classes(dataset: Any) -> int | None:
+def _image_tensor(image: Any, layout: ItemLayout, i: int) -> Tensor:
+    try:
+        return image_to_tensor(image)
+    except TypeError as error:
+        where = "" if layout.kind == "pair" else f" under {layout.image_key!r}"
+        hint = (
+            " A file path: the transform that loads it is set aside while fitting (MONAI: "
+            "only its random part is). Load the images in the dataset, or pass "
+            "fit_transform= that loads them."
+            if isinstance(image, (str, os.PathLike))
+            else " Pass image_key= naming the field that holds the image."
+        )
+        raise TypeError(
+            f"dataset item {i} should hold a PIL image, numpy array or tensor{where}, but holds "
+            f"{type(image).__name__}.{hint}"
+        ) from error
+
+
+def _n_classes(dataset: Any, label_key: Any = None) -> int | None:
     """How many classes the dataset's ``classes`` lists (the largest over the parts of a
     ``ConcatDataset``), or ``None`` where a part lists none: labels are checked against it."""
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
     if isinstance(dataset, ConcatDataset):
-        counts = [_n_classes(part) for part in dataset.datasets]
+        counts = [_n_classes(part, label_key) for part in dataset.datasets]
         return None if None in counts else max(counts)
-    classes = getattr(dataset, "classes", None)
+    classes = find_classes(dataset, label_key)
     return len(classes) if classes is not None and len(classes) > 0 else None
 
 
@@ -408,10 +423,22 @@ def _item_label(target: Any, i: int) -> int:
 
 
 def _check_item(
-    i: int, tensor: Tensor, label: int, reference: Tensor | None, n_classes: int | None
+    i: int,
+    tensor: Tensor,
+    label: int,
+    first: tuple | None,
+    layout: ItemLayout,
+    n_classes: int | None,
 ) -> None:
-    """Raise :class:`_BadItem` unless item ``i`` matches ``reference`` (the first good
-    image) in shape and dtype, has finite pixels and a label among ``n_classes``."""
+    """Raise :class:`_BadItem` unless item ``i`` matches ``first`` (the first good item)
+    in its keys and its image's shape and dtype, has finite pixels and a label among
+    ``n_classes``."""
+    if first is not None and not layout.same_form(first[4]):
+        raise _BadItem(
+            f"is {layout.describe()} while the first good item is {first[4].describe()}: "
+            "dataset items should share one form."
+        )
+    reference = None if first is None else first[3]
     if reference is not None and (
         tensor.shape != reference.shape or tensor.dtype != reference.dtype
     ):
@@ -450,12 +477,3 @@ def _report_skipped(skipped: Sequence[tuple[int, str]], n: int) -> None:
         UserWarning,
         stacklevel=4,
     )
-
-
-def _unpack(item: Any, index: int) -> tuple[Any, Any]:
-    if not isinstance(item, (tuple, list)) or len(item) != 2:
-        raise TypeError(
-            f"dataset items should be (image, target) pairs, but item {index} is "
-            f"{type(item).__name__}."
-        )
-    return item[0], item[1]

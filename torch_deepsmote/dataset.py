@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from typing import Any, Callable
 
 import torch
@@ -55,9 +55,11 @@ class OversampledDataset(Dataset):
     """Real items, then synthetic DeepSMOTE items that balance the classes.
 
     Args:
-        dataset: A map-style dataset of (image, target) items: torchvision datasets (PIL or
-            tensor images), ``Subset``, ``ConcatDataset``, ``ImageFolder``, ``TensorDataset``
-            or a user's own. Raw images must share one shape (see ``fit_transform``).
+        dataset: A map-style dataset of (image, target) items, longer tuples or dicts:
+            torchvision datasets (PIL or tensor images), ``Subset``, ``ConcatDataset``,
+            ``ImageFolder``, ``TensorDataset``, a Hugging Face ``datasets.Dataset``, a MONAI
+            dict dataset, or a user's own. Raw images must share one shape (see
+            ``fit_transform``).
         model: A :class:`DeepSMOTE` fitted on this dataset (``model.fit_dataset(dataset)``;
             checked: same images, labels, dtype and value range); ``None`` fits one on
             ``dataset`` (``fit_params``).
@@ -107,6 +109,17 @@ class OversampledDataset(Dataset):
         num_workers: DataLoader worker processes that read (and decode) the dataset's items
             in parallel while fitting, in index order; 0 reads them in this process.
         progress: Show progress bars while reading and fitting.
+        image_key: Where dict items hold the image (a key; a position for tuple items).
+            ``None`` takes the one of ``image``, ``img``, ``pixel_values`` an item has (a
+            Hugging Face dataset's one ``Image`` column), or position 0.
+        label_key: Likewise for the target: ``label``, ``labels``, ``target`` (the one
+            ``ClassLabel`` column), or position 1.
+        extra_keys: The other fields of dict and tuple items (a file name, an id).
+            ``'fill'`` (default): synthetic items carry them with a marker of the real
+            value's type (-1 for integers, 0 if unsigned, NaN for floats, ``False``,
+            ``""``, a tensor or array of the same shape and dtype so filled, ``None`` for
+            anything else); real items are untouched. ``'drop'``: left out of synthetic items
+            and removed from real ones, so both hold the image and the label only.
         **fit_params: :class:`DeepSMOTE` arguments used when fitting (``max_epochs``,
             ``random_state``, ...).
 
@@ -118,7 +131,12 @@ class OversampledDataset(Dataset):
     and range) and then pass through the wrapped dataset's own transforms (its joint
     ``transforms``, or ``transform`` and ``target_transform``), so real and synthetic items
     come out alike. A dataset without a ``transform`` attribute is read as it is: its items
-    should not be randomly augmented.
+    should not be randomly augmented. A MONAI dataset's ``Compose`` keeps its deterministic
+    head while fitting (loading, scaling) and sets aside its random tail, which synthetic
+    items then get; a Hugging Face dataset's format (``set_transform``, ``with_transform``,
+    ``set_format``) is reset to raw rows while fitting and formats synthetic rows
+    (:mod:`torch_deepsmote._transforms`). Synthetic dict items have the real items' keys in
+    the same order, with values of the same types.
 
     Copies: ``pickle`` and ``copy.deepcopy`` give a dataset with its model that serves the
     same items (decoding on the CPU in DataLoader workers; with ``cache_dir``, reading the
@@ -161,6 +179,9 @@ class OversampledDataset(Dataset):
         in_memory: bool = True,
         num_workers: int = 0,
         progress: bool = True,
+        image_key: Any = None,
+        label_key: Any = None,
+        extra_keys: str = "fill",
         **fit_params: Any,
     ) -> None:
         check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
@@ -191,6 +212,12 @@ class OversampledDataset(Dataset):
                 "`model` should be a fitted DeepSMOTE, but got an unfitted one. "
                 "Call model.fit_dataset(dataset) first, or pass model=None to fit here."
             )
+        if not isinstance(dataset, Sized):
+            raise TypeError(
+                "`dataset` should be a map-style dataset with __len__, but got dataset of type "
+                f"{type(dataset).__name__}. A Hugging Face IterableDataset (streaming=True) is "
+                "not one: load it without streaming."
+            )
         self.dataset = dataset
         self.transform = transform
         self.target_transform = target_transform
@@ -199,8 +226,6 @@ class OversampledDataset(Dataset):
             raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
 
         owners = transform_owners(dataset)
-        # Synthetic items get the transforms of the first wrapped dataset that has them.
-        self._item_transform = item_transform(owners[0]) if owners else None
         if any(
             getattr(o, "transform", None) is not getattr(owners[0], "transform", None)
             for o in owners[1:]
@@ -219,7 +244,16 @@ class OversampledDataset(Dataset):
             store = os.path.join(cache_dir, f"images-{os.getpid()}.h5")
         try:
             read = read_dataset(
-                dataset, labels, fit_transform, progress, on_bad_item, num_workers, store
+                dataset,
+                labels,
+                fit_transform,
+                progress,
+                on_bad_item,
+                num_workers,
+                store,
+                image_key=image_key,
+                label_key=label_key,
+                extra_keys=extra_keys,
             )
             # Position p < n_real serves dataset item real_indices[p] (all unless skipped).
             self.real_indices = read.indices
@@ -237,14 +271,16 @@ class OversampledDataset(Dataset):
                         cache_dir,
                         on_mismatch,
                         lock_timeout=lock_timeout,
+                        in_memory=in_memory,
                     )
                     with cache:
-                        model.synthesizer_.use_cache(cache)
+                        model.synthesizer_.use_cache(cache, in_memory=in_memory)
             else:
                 _check_model(model, read)
         finally:
-            if store is not None and os.path.exists(store):
-                os.remove(store)
+            for path in (store, store and f"{store}.residuals.h5"):  # see residual_store
+                if path is not None and os.path.exists(path):
+                    os.remove(path)
         self.model = model
         synthesizer = model.synthesizer_ if device is None else model.synthesizer_.to(device)
         if synthesizer.image_format != read.image_format:
@@ -252,6 +288,9 @@ class OversampledDataset(Dataset):
             synthesizer = synthesizer.replace(image_format=read.image_format)
         self.synthesizer = synthesizer
         self._target_format = read.target_format
+        self._layout = read.layout
+        # Synthetic items get the transforms of the first wrapped dataset that has them.
+        self._item_transform = item_transform(owners[0], read.layout) if owners else None
         self._labels = read.labels
         self._n_new = resolve_sampling_strategy(
             model.sampling_strategy if sampling_strategy is None else sampling_strategy,
@@ -298,9 +337,15 @@ class OversampledDataset(Dataset):
     def _plan(self) -> SMOTEPlan:
         epoch = int(self._epoch[0])
         if self._plan_cache is None or self._plan_cache[0] != epoch:
-            generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
-            self._plan_cache = (epoch, self.synthesizer.plan(self._n_new, generator))
+            self._plan_cache = (epoch, self._plan_for(epoch))
         return self._plan_cache[1]
+
+    def _plan_for(self, epoch: int) -> SMOTEPlan:
+        """The synthetic set of ``epoch`` (one plan per ``(seed, epoch)``, on every process)."""
+        if self._plan_cache is not None and self._plan_cache[0] == epoch:
+            return self._plan_cache[1]
+        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
+        return self.synthesizer.plan(self._n_new, generator)
 
     # ------------------------------------------------------------------ metadata
     def __len__(self) -> int:
@@ -311,12 +356,17 @@ class OversampledDataset(Dataset):
         return len(self) - self.n_real
 
     @property
+    def _label_key(self) -> Any:
+        return None if self._layout.kind == "pair" else self._layout.label_key
+
+    @property
     def classes(self) -> list:
-        return find_classes(self.dataset) or torch.unique(self._labels).tolist()
+        found = find_classes(self.dataset, self._label_key)
+        return found or torch.unique(self._labels).tolist()
 
     @property
     def class_to_idx(self) -> dict:
-        return find_class_to_idx(self.dataset, self._labels)
+        return find_class_to_idx(self.dataset, self._labels, self._label_key)
 
     def _check_index(self, index: int) -> int:
         return int(self._check_indices([index])[0])
@@ -381,30 +431,34 @@ class OversampledDataset(Dataset):
         # Built on use, so that a transform set after construction applies too.
         return PairTransform(self.transform, self.target_transform)
 
-    def _real_item(self, index: int) -> tuple[Any, Any]:
+    def _real_item(self, index: int) -> Any:
         if self.real_indices is not None:
             index = int(self.real_indices[index])
-        image, target = self.dataset[index]
+        item = self._layout.strip(self.dataset[index])
         if self.transform_real:
-            image, target = self._wrapper_transform(image, target)
-        return image, target
+            item = self._layout.apply(item, self._wrapper_transform, "transform")
+        return item
 
-    def _synthetic_items(self, positions: Tensor) -> list[tuple[Any, Any]]:
+    def _synthetic_items(self, positions: Tensor) -> list[Any]:
         plan = self._plan()[positions]
+        images = None
         if self.pool and int(self._pool_epoch[0]) == int(self._epoch[0]):
             images = self.synthesizer.image_format.items(self._pool[positions])
-        else:
+        items = self._raw_synthetic_items(plan, images)
+        if self._item_transform is not None:
+            items = [self._layout.strip(item) for item in self._item_transform(items)]
+        if self.transform is not None or self.target_transform is not None:
+            wrapper = self._wrapper_transform
+            items = [self._layout.apply(item, wrapper, "transform") for item in items]
+        return items
+
+    def _raw_synthetic_items(self, plan: SMOTEPlan, images: list | None = None) -> list[Any]:
+        """The plan's items in the dataset's raw form (before its transforms): its images
+        decoded unless given, in the raw items' layout."""
+        if images is None:
             images = self.synthesizer.items(plan, self.decode_batch_size)
         targets = self._target_format.make(plan.labels)
-        wrapper = self.transform is not None or self.target_transform is not None
-        if self._item_transform is None and not wrapper:  # the common case: no per-item work
-            return list(zip(images, targets))
-        items = []
-        for image, target in zip(images, targets):
-            if self._item_transform is not None:
-                image, target = self._item_transform(image, target)
-            items.append(self._wrapper_transform(image, target))
-        return items
+        return [self._layout.build(image, target) for image, target in zip(images, targets)]
 
     def __repr__(self) -> str:
         return (

@@ -278,7 +278,8 @@ class DeepSMOTE(EstimatorParams):
             X: (N, C, H, W) or (N, H, W) images, numpy array or tensor, uint8 or float
                 (any value range; it is remembered and used for the output), or an
                 :class:`~torch_deepsmote.image_store.H5Images` (with ``image_format``):
-                training and encoding then read it a batch at a time.
+                training and encoding then read it a batch at a time, and the residuals
+                are written to ``<X.path>.residuals.h5`` and read from there by rows.
             y: (N,) class labels (integers, bools or whole floats).
             image_format: The form new images are given back in; ``None``: ``X``'s own.
                 :meth:`fit_dataset` passes the dataset items' form (PIL, numpy, tensor).
@@ -309,8 +310,10 @@ class DeepSMOTE(EstimatorParams):
         labels: Any = None,
         fit_transform: Any = None,
         on_bad_item: str = "raise",
+        image_key: Any = None,
+        label_key: Any = None,
     ) -> DeepSMOTE:
-        """Like :meth:`fit` for a map-style dataset of (image, target) items.
+        """Like :meth:`fit` for a map-style dataset of (image, target) items (or dicts).
 
         The dataset is read once, in order, with its transforms set aside (random
         augmentation stays out of the autoencoder's data), exactly as
@@ -328,11 +331,22 @@ class DeepSMOTE(EstimatorParams):
             on_bad_item: ``'raise'`` stops at the first item that cannot be read or does not
                 fit (named by index); ``'skip'`` leaves such items out with a warning (the
                 model's rows are then the kept items, in order).
+            image_key: Where dict (or tuple) items hold the image, as in
+                :class:`~torch_deepsmote.OversampledDataset`; ``None`` finds it.
+            label_key: Likewise for the target.
 
         Returns:
             ``self``.
         """
-        read = read_dataset(dataset, labels, fit_transform, self.progress, on_bad_item)
+        read = read_dataset(
+            dataset,
+            labels,
+            fit_transform,
+            self.progress,
+            on_bad_item,
+            image_key=image_key,
+            label_key=label_key,
+        )
         return self._fit(read.images, read.labels, read.image_format)
 
     def _fit(self, images: Tensor, labels: Tensor, image_format: ImageFormat) -> DeepSMOTE:
@@ -383,7 +397,12 @@ class DeepSMOTE(EstimatorParams):
             ranks,
         )
         residuals = None
-        if self.residual:
+        if self.residual and isinstance(images, H5Images) and ranks is None:
+            # Streaming: the residuals, as large as the images, go to a file beside them.
+            residuals = reconstruction_residuals(
+                decoder, images, latents, to_unit, device=device, store=residual_store(images)
+            )
+        elif self.residual:
             residuals = map_row_blocks(
                 lambda rows: reconstruction_residuals(
                     decoder, rows_of(images, rows), latents[rows], to_unit, device=device
@@ -773,6 +792,11 @@ class DeepSMOTE(EstimatorParams):
                 f"a DeepSMOTE model ({error})."
             ) from error
         return model_from_state(state, device=device, source=path)
+
+
+def residual_store(images: H5Images) -> str:
+    """Where a fit on stored images keeps their residuals: a file beside them."""
+    return f"{images.path}.residuals.h5"
 
 
 def _penalty_generator(seed: int, ranks: Ranks | None) -> torch.Generator | None:

@@ -1,0 +1,14 @@
+"""Where users' images already live: Hugging Face ``datasets``, MONAI and Lightning.
+
+Each module imports its library only when used, so the base install needs none of them:
+
+- :mod:`~torch_deepsmote.integrations.hf`: ``datasets.Dataset`` as the wrapped dataset
+  (labels from the Arrow column, ``ClassLabel`` names, its format set aside while fitting
+  and applied to synthetic rows) and :func:`~torch_deepsmote.integrations.hf.to_hf_dataset`
+  (``pip install "torch-deepsmote[hf]"``).
+- :mod:`~torch_deepsmote.integrations.monai`: MONAI dict datasets and their ``Compose``
+  (``pip install "torch-deepsmote[monai]"``).
+- :mod:`~torch_deepsmote.integrations.lightning`: ``DeepSMOTEDataModule``, a
+  ``LightningDataModule`` (``pip install "torch-deepsmote[lightning]"``); importing it
+  imports Lightning.
+"""
