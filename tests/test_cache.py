@@ -303,3 +303,28 @@ def test_changing_any_byte_changes_the_array_fingerprint(array, data):
     before = fingerprint_arrays(array)
     assert fingerprint_arrays(array.copy()) == before
     assert fingerprint_arrays(changed.view(array.dtype).reshape(array.shape)) != before
+
+
+def test_an_array_stored_on_disk_is_written_block_by_block_like_the_same_array(tmp_path):
+    from torch_deepsmote.cache import CachedArray
+    from torch_deepsmote.image_store import H5ImagesWriter
+
+    rows = torch.randn(50, 2, 3, 3).half()
+    writer = H5ImagesWriter(tmp_path / "rows.h5", n=50, row=rows[0])
+    writer.extend(rows[:20])
+    writer.extend(rows[20:])
+    stored = writer.close()
+    write_cache(tmp_path / "a.h5", arrays={"r": rows}, blobs={}, attrs={})
+    write_cache(tmp_path / "b.h5", arrays={"r": stored}, blobs={}, attrs={})
+    a, b = CacheFile(tmp_path / "a.h5"), CacheFile(tmp_path / "b.h5")
+    b.verify()
+    assert a.checksum("r") == b.checksum("r")
+    assert torch.equal(b.array("r"), rows)
+    lazy = pickle.loads(pickle.dumps(CachedArray(tmp_path / "b.h5", "r")))
+    assert lazy.shape == rows.shape and lazy.dtype == torch.float16 and len(lazy) == 50
+    index = torch.tensor([[7, 0], [49, 7]])
+    assert torch.equal(lazy[index], rows[index]) and torch.equal(lazy[3:9], rows[3:9])
+    assert torch.equal(torch.from_numpy(np.concatenate(list(lazy.blocks()))), rows)
+    # The cache written from the lazy array is the same array again.
+    write_cache(tmp_path / "c.h5", arrays={"r": lazy}, blobs={}, attrs={})
+    assert CacheFile(tmp_path / "c.h5").checksum("r") == a.checksum("r")

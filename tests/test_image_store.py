@@ -51,6 +51,17 @@ def test_streamed_fit_gives_the_same_model_as_the_in_memory_fit(tmp_path):
         dataset, cache_dir=tmp_path / "b", in_memory=False, num_workers=2, **kwargs
     )
     a, b = memory.model, streamed.model
+    # The streamed dataset keeps no codes or residuals in memory: batches read their rows.
+    assert memory.synthesizer.in_memory and not streamed.synthesizer.in_memory
+    synthetic = list(range(memory.n_real, len(memory)))
+    for x, y in zip(memory.__getitems__(synthetic), streamed.__getitems__(synthetic)):
+        assert torch.equal(x[0], y[0]) and torch.equal(x[1], y[1])
+    # Loaded from its cache, it reads the residuals by rows too, and serves the same items.
+    again = OversampledDataset(
+        dataset, cache_dir=tmp_path / "b", in_memory=False, on_mismatch="raise", **kwargs
+    )
+    assert not again.synthesizer.in_memory
+    assert torch.equal(again[len(again) - 1][0], streamed[len(streamed) - 1][0])
     assert a.data_fingerprint_ == b.data_fingerprint_
     for key, value in a.decoder_.state_dict().items():
         assert torch.equal(value, b.decoder_.state_dict()[key]), key

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ._format import ImageFormat
 from ._persistence import ARRAY_KEYS, model_arrays, model_from_state, model_state
 from .cache import (
+    CachedArray,
     CacheError,
     CacheFile,
     StaleCacheError,
@@ -71,6 +72,7 @@ def fit_or_load(
     cache_dir: str | os.PathLike,
     on_mismatch: str,
     lock_timeout: float | None = None,
+    in_memory: bool = True,
 ) -> tuple[DeepSMOTE, CacheFile]:
     """The model cached in ``cache_dir`` for these images and settings, else ``model`` fitted.
 
@@ -85,6 +87,8 @@ def fit_or_load(
             raises its :class:`CacheError`.
         lock_timeout: Seconds to wait for another process that holds the cache's lock
             (fitting or rewriting it); ``None`` waits as long as it takes.
+        in_memory: Read the cached residuals into memory; ``False`` leaves them in the
+            file, read by rows where used (:class:`~torch_deepsmote.cache.CachedArray`).
 
     Returns:
         The fitted model and the cache file it is stored in.
@@ -97,10 +101,13 @@ def fit_or_load(
     ranks = current_ranks(model.distributed)
     if ranks is not None:
         return _fit_or_load_ranks(
-            ranks, model, images, labels, image_format, path, on_mismatch, lock_timeout
+            ranks, model, images, labels, image_format, path, on_mismatch, lock_timeout, in_memory
         )
     with _locked(path + LOCK_SUFFIX, lock_timeout, model.progress):
-        return _fit_or_load(model, images, labels, image_format, path, on_mismatch)
+        loaded = _load_valid(model, images, labels, path, on_mismatch, in_memory)
+        if loaded is None:
+            loaded = _fit_and_store(model, images, labels, image_format, path)
+        return loaded, CacheFile(path)
 
 
 def _fit_or_load_ranks(
@@ -112,6 +119,7 @@ def _fit_or_load_ranks(
     path: str,
     on_mismatch: str,
     lock_timeout: float | None,
+    in_memory: bool,
 ) -> tuple[DeepSMOTE, CacheFile]:
     """:func:`fit_or_load` on every rank of a process group: rank 0 holds the lock and
     decides; when the cache must be (re)built, all ranks fit together and rank 0 writes it;
@@ -122,7 +130,7 @@ def _fit_or_load_ranks(
         if ranks.is_main:
             held.enter_context(_locked(lock_path, lock_timeout, model.progress))
             try:
-                loaded = _load_valid(model, images, labels, path, on_mismatch)
+                loaded = _load_valid(model, images, labels, path, on_mismatch, in_memory)
             except BaseException as error:
                 broadcast_object(f"{type(error).__name__}: {error}")  # release the others
                 raise
@@ -137,7 +145,8 @@ def _fit_or_load_ranks(
         return loaded, CacheFile(path)
     with _locked(lock_path, lock_timeout, progress=False):
         try:
-            loaded = _load(path, _expected(model, images, labels), model, images)
+            expected = _expected(model, images, labels)
+            loaded = _load(path, expected, model, images, in_memory)
         except CacheError as error:
             raise RuntimeError(
                 f"Rank {ranks.rank} could not load the DeepSMOTE cache that rank 0 wrote to "
@@ -169,20 +178,6 @@ def _locked(lock_path: str, timeout: float | None, progress: bool) -> Iterator[N
         lock.release()
 
 
-def _fit_or_load(
-    model: DeepSMOTE,
-    images: Tensor,
-    labels: Tensor,
-    image_format: ImageFormat,
-    path: str,
-    on_mismatch: str,
-) -> tuple[DeepSMOTE, CacheFile]:
-    loaded = _load_valid(model, images, labels, path, on_mismatch)
-    if loaded is None:
-        loaded = _fit_and_store(model, images, labels, image_format, path)
-    return loaded, CacheFile(path)
-
-
 def _expected(model: DeepSMOTE, images: Tensor, labels: Tensor) -> dict:
     return {
         "dataset_fingerprint": fingerprint_arrays(labels, images),
@@ -191,14 +186,19 @@ def _expected(model: DeepSMOTE, images: Tensor, labels: Tensor) -> dict:
 
 
 def _load_valid(
-    model: DeepSMOTE, images: Tensor, labels: Tensor, path: str, on_mismatch: str
+    model: DeepSMOTE,
+    images: Tensor,
+    labels: Tensor,
+    path: str,
+    on_mismatch: str,
+    in_memory: bool = True,
 ) -> DeepSMOTE | None:
     """The cached model, or ``None`` when there is none or (with a warning) it is stale
     or damaged and ``on_mismatch='refit'``."""
     if not os.path.exists(path):
         return None
     try:
-        return _load(path, _expected(model, images, labels), model, images)
+        return _load(path, _expected(model, images, labels), model, images, in_memory)
     except CacheError as error:
         if on_mismatch == "raise":
             raise
@@ -232,7 +232,9 @@ def _fit_and_store(
     return model
 
 
-def _load(path: str, expected: dict, model: DeepSMOTE, images: Tensor) -> DeepSMOTE:
+def _load(
+    path: str, expected: dict, model: DeepSMOTE, images: Tensor, in_memory: bool = True
+) -> DeepSMOTE:
     with CacheFile(path) as cache:
         cache.verify()  # before anything else reads the file (see cache.py)
         cache.check(expected)
@@ -240,7 +242,9 @@ def _load(path: str, expected: dict, model: DeepSMOTE, images: Tensor) -> DeepSM
         arrays = {key: cache.array(key) for key in ARRAY_KEYS}
         if cache.has("enemies"):
             arrays["enemies"] = cache.array("enemies")
-        kept = cache.array("residuals") if cache.has("residuals") else None
+        kept = None
+        if cache.has("residuals"):
+            kept = cache.array("residuals") if in_memory else CachedArray(path, "residuals")
         stored_index = cache.attrs.get("index_fingerprint")
     if model.residual and kept is not None:
         arrays["residuals"] = kept

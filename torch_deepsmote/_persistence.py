@@ -109,7 +109,7 @@ def model_from_state(
         labels=torch.as_tensor(state["labels"]).long(),
         neighbors=torch.as_tensor(state["neighbors"]).long(),
         n_neighbors={int(k): int(v) for k, v in state["n_neighbors"].items()},
-        residuals=torch.as_tensor(residuals).half() if model.residual else None,
+        residuals=_residuals(residuals) if model.residual else None,
         interpolation=model.interpolation,
         lam_range=synthesizer_lam_range(model),
         enemies=None if state.get("enemies") is None else torch.as_tensor(state["enemies"]).long(),
@@ -127,6 +127,11 @@ def model_from_state(
         device=resolved,
     )
     return model
+
+
+def _residuals(residuals: Any) -> Any:
+    # An array stored on disk (a CachedArray of a streaming model) is read where used.
+    return residuals if hasattr(residuals, "blocks") else torch.as_tensor(residuals).half()
 
 
 def synthesizer_lam_range(model: DeepSMOTE) -> tuple[float, float]:

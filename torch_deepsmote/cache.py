@@ -50,7 +50,7 @@ import torch
 from ._validation import check_choice
 
 __all__ = ["CACHE_FORMAT_VERSION", "CacheError", "CorruptCacheError", "StaleCacheError"]
-__all__ += ["write_cache", "CacheFile", "fingerprint_config", "fingerprint_arrays"]
+__all__ += ["write_cache", "CacheFile", "CachedArray", "fingerprint_config", "fingerprint_arrays"]
 
 # The layout of the file itself (what the entries mean is the caller's and versioned there).
 CACHE_FORMAT_VERSION = 2  # 2: the user block with the file checksum
@@ -62,6 +62,7 @@ _RESERVED = ("format_version", "complete")
 _DENSE_SPAN = 8
 _USERBLOCK = 512  # HDF5's smallest user block
 _MAGIC = b"torch_deepsmote cache sha256 "
+_BLOCK_BYTES = 16 << 20  # bytes per block when an array is streamed
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
@@ -146,9 +147,7 @@ def write_cache(
         # locks fail on some network filesystems. track_times=False: same content, same bytes.
         with h5py.File(temporary, "w-", locking=False, userblock_size=_USERBLOCK) as file:
             for name, value in arrays.items():
-                array = _to_numpy(f"arrays[{name!r}]", value)
-                file.create_dataset(f"arrays/{name}", data=array, track_times=False)
-                file.attrs[f"{_SUM}arrays/{name}"] = _digest(array)
+                file.attrs[f"{_SUM}arrays/{name}"] = _write_array(file, name, value)
             for name, value in blobs.items():
                 if not isinstance(value, (bytes, bytearray, memoryview)):
                     raise TypeError(f"`blobs` values should be bytes, but got {name}={value!r}.")
@@ -172,6 +171,28 @@ def write_cache(
         raise
     with contextlib.suppress(OSError):  # persist the rename; not every OS can open a folder
         _fsync(folder)
+
+
+def _write_array(file: h5py.File, name: str, value: Any) -> str:
+    """Store ``value`` as ``arrays/name``; returns its digest. An array stored on disk (with
+    ``blocks()``, see :func:`fingerprint_arrays`) is copied a block at a time."""
+    if not hasattr(value, "blocks"):
+        array = _to_numpy(f"arrays[{name!r}]", value)
+        file.create_dataset(f"arrays/{name}", data=array, track_times=False)
+        return _digest(array)
+    shape, dtype = tuple(value.shape), np.dtype(value.numpy_dtype)
+    data = file.create_dataset(f"arrays/{name}", shape, dtype, track_times=False)
+
+    def written() -> Iterator[np.ndarray]:
+        row = 0
+        for block in value.blocks():
+            data[row : row + len(block)] = block
+            row += len(block)
+            yield block
+
+    digest = hashlib.sha256()
+    _update(digest, dtype, shape, written())
+    return digest.hexdigest()
 
 
 def _body_digest(handle: Any) -> str:
@@ -377,6 +398,20 @@ class CacheFile:
         with self._reading(f"arrays/{name}"):
             return torch.from_numpy(read_rows(dataset, index, dataset.shape[0], repr(name)))
 
+    def layout(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        """The shape and dtype of array ``name`` (no data is read)."""
+        dataset = self._dataset("arrays", name)
+        return tuple(dataset.shape), dataset.dtype
+
+    def blocks(self, name: str) -> Iterator[np.ndarray]:
+        """Every row of array ``name`` in order, as arrays of about 16 MiB."""
+        dataset = self._dataset("arrays", name)
+        row_bytes = max(1, int(np.prod(dataset.shape[1:])) * dataset.dtype.itemsize)
+        step = max(1, _BLOCK_BYTES // row_bytes)
+        for start in range(0, dataset.shape[0], step):
+            with self._reading(f"arrays/{name}"):
+                yield dataset[start : start + step]
+
     def blob(self, name: str) -> bytes:
         """The bytes stored as blob ``name``."""
         dataset = self._dataset("blobs", name)
@@ -401,6 +436,47 @@ class CacheFile:
 
     def __reduce__(self) -> tuple:
         return type(self), (self.path,)  # never the handle: each process opens its own
+
+
+class CachedArray:
+    """Array ``name`` of a cache file, read by rows where it is used, like
+    :class:`~torch_deepsmote.image_store.H5Images`: what a model that streams keeps instead
+    of an array the size of its images (the residuals).
+
+    Indexing by integer rows (a tensor, array or list of any shape S) gives a (*S, *rest)
+    tensor; ``blocks()`` yields every row in order. Pickling keeps the path and the name.
+    """
+
+    def __init__(self, path: str | os.PathLike, name: str) -> None:
+        self.path, self.name = os.fspath(path), name
+        self._cache: CacheFile | None = None
+        with CacheFile(self.path) as cache:
+            shape, self.numpy_dtype = cache.layout(name)
+        self.shape = torch.Size(shape)
+        self.dtype = torch.from_numpy(np.empty(0, self.numpy_dtype)).dtype
+
+    def _file(self) -> CacheFile:
+        if self._cache is None:
+            self._cache = CacheFile(self.path)  # reopens itself in another process
+        return self._cache
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> torch.Tensor:
+        if isinstance(index, slice):
+            index = np.arange(*index.indices(len(self)))
+        return self._file().rows(self.name, index)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Every row in order, as arrays of about 16 MiB."""
+        return self._file().blocks(self.name)
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.path, self.name)
+
+    def __repr__(self) -> str:
+        return f"CachedArray({self.path!r}, {self.name!r}, shape={tuple(self.shape)})"
 
 
 def read_rows(dataset: Any, index: np.ndarray, n: int, name: str) -> np.ndarray:

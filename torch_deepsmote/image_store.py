@@ -35,7 +35,7 @@ __all__ = ["H5Images", "H5ImagesWriter"]
 
 _NAME = "images"
 _WRITE_ROWS = 4096  # rows buffered per HDF5 write
-_BLOCK_BYTES = 64 << 20  # bytes per block when the whole set is streamed (fingerprint)
+_BLOCK_BYTES = 16 << 20  # bytes per block when the whole set is streamed (fingerprint)
 
 
 class H5Images:
@@ -110,7 +110,7 @@ class H5Images:
         return self._fd
 
     def blocks(self) -> Iterator[np.ndarray]:
-        """Every row in order, as arrays of about 64 MiB (for hashing and copying)."""
+        """Every row in order, as arrays of about 16 MiB (for hashing and copying)."""
         row_bytes = max(1, int(np.prod(self.shape[1:])) * self.numpy_dtype.itemsize)
         step = max(1, _BLOCK_BYTES // row_bytes)
         for start in range(0, len(self), step):
@@ -156,6 +156,12 @@ class H5ImagesWriter:
         self._pending.append(row)
         if len(self._pending) >= _WRITE_ROWS:
             self._flush()
+
+    def extend(self, rows: Tensor) -> None:
+        """Add (B, C, H, W) images after the last one, written at once."""
+        self._flush()
+        self._data[self.rows : self.rows + len(rows)] = rows.numpy()
+        self.rows += len(rows)
 
     def _flush(self) -> None:
         if self._pending:

@@ -6,10 +6,13 @@ with the paper's decoder), so it always runs in large batches, never one image p
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
+
+from .image_store import H5Images, H5ImagesWriter
 
 __all__ = ["encode_images", "decode_codes", "reconstruction_residuals"]
 
@@ -89,7 +92,8 @@ def reconstruction_residuals(
     *,
     batch_size: int = 512,
     device: torch.device | str = "cpu",
-) -> Tensor:
+    store: str | os.PathLike | None = None,
+) -> Tensor | H5Images:
     """What the autoencoder loses of each image: ``x - decode(encode(x))`` on the [-1, 1] scale.
 
     Args:
@@ -100,16 +104,25 @@ def reconstruction_residuals(
         to_unit: Maps a batch of ``images`` to float32 in [-1, 1].
         batch_size: Images per decoder call.
         device: Where the decoder runs.
+        store: An HDF5 file to write them to, batch by batch, instead of memory (created
+            or replaced).
 
     Returns:
-        (N, C, H, W) float16 residuals on the CPU. NOTE: float16 halves the memory of a kept
-        copy the size of the image set; its rounding (about 1e-3 at |r| <= 2) is far below
-        one step of an 8-bit image (2/255 on this scale).
+        (N, C, H, W) float16 residuals on the CPU, or an
+        :class:`~torch_deepsmote.image_store.H5Images` of them in ``store``. NOTE: float16
+        halves the memory of a kept copy the size of the image set; its rounding (about
+        1e-3 at |r| <= 2) is far below one step of an 8-bit image (2/255 on this scale).
     """
+    row = torch.empty(images.shape[1:], dtype=torch.float16)
+    writer = None if store is None else H5ImagesWriter(store, len(images), row)
     # Filled in place: a list of batches and its cat would hold two copies of a set the
     # size of the images (at 1M 16x16 images, 0.5 GB each).
-    out = torch.empty(len(images), *images.shape[1:], dtype=torch.float16)
+    out = None if writer else torch.empty(len(images), *images.shape[1:], dtype=torch.float16)
     for i in range(0, len(images), batch_size):
         recon = decode_codes(decoder, latents[i : i + batch_size], device=device)
-        out[i : i + len(recon)] = to_unit(images[i : i + batch_size].cpu()) - recon
-    return out
+        residual = to_unit(images[i : i + batch_size].cpu()) - recon
+        if writer is None:
+            out[i : i + len(recon)] = residual
+        else:
+            writer.extend(residual.half())
+    return out if writer is None else writer.close()

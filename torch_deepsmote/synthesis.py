@@ -193,16 +193,23 @@ class Synthesizer:
         )
         return new
 
-    def use_cache(self, cache: CacheFile) -> None:
+    def use_cache(self, cache: CacheFile, in_memory: bool = True) -> None:
         """Read codes and residuals from this HDF5 cache in pickled copies.
 
         The cache must hold these very arrays (as written by the cache of
         :class:`~torch_deepsmote.OversampledDataset`); their checksums are noted, and a
         process that later finds other arrays in the file refuses to decode from it.
+
+        Args:
+            cache: The file.
+            in_memory: Keep this process's arrays (``False``: drop them here too, so that
+                every batch reads its rows from the file and memory does not grow with N).
         """
         names = ("latents", "residuals") if self.has_residuals else ("latents",)
         self._cache = (cache.path, {name: cache.checksum(name) for name in names})
         self._file = None
+        if not in_memory:
+            self._arrays = dict.fromkeys(_ARRAYS)
 
     # ------------------------------------------------------------------ arrays
     @property
