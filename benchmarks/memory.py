@@ -43,7 +43,7 @@ FULL_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (2_000, 5_000)
 # What each path passes to OversampledDataset; the keys name the rows of the table.
 # NOTE: streaming reads in this process (num_workers=0) so that ru_maxrss covers all of it.
-PATHS = {"in-memory": {}, "streaming": {"in_memory": False}}
+PATHS = {"in-memory": {"in_memory": True}, "streaming": {"in_memory": False}}
 N_CLASSES = 10
 FIELDS = ("n", "path", "peak_rss_mb", "baseline_rss_mb", "wall_s", "n_synthetic")
 

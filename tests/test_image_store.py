@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from torch_deepsmote import OversampledDataset
+from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote._datasets import read_dataset
 from torch_deepsmote.cache import fingerprint_arrays
 from torch_deepsmote.image_store import H5Images, H5ImagesWriter
@@ -106,3 +106,27 @@ def test_in_memory_false_needs_a_cache_dir():
     images, labels = _images()
     with pytest.raises(ValueError, match="in_memory=False"):
         OversampledDataset(TensorDataset(images, labels), in_memory=False, progress=False, **FIT)
+
+
+def test_in_memory_auto_streams_only_what_would_not_fit(tmp_path):
+    from torch_deepsmote._datasets import available_memory, fits_in_memory
+
+    row = torch.zeros(1, 16, 16, dtype=torch.uint8)
+    assert available_memory() > 0
+    assert fits_in_memory(1000, row) and not fits_in_memory(10**13, row)
+    images, labels = _images()
+    small = OversampledDataset(
+        TensorDataset(images, labels), cache_dir=tmp_path, progress=False, **FIT
+    )
+    assert small.synthesizer.in_memory  # the default, 'auto', keeps small data in memory
+    assert sorted(os.listdir(tmp_path)) == ["deepsmote.h5", "deepsmote.h5.lock"]
+    with pytest.raises(ValueError, match="True, False or 'auto', but got in_memory='yes'"):
+        OversampledDataset(TensorDataset(images, labels), in_memory="yes", **FIT)
+
+
+def test_fit_dataset_reads_with_workers_like_in_process():
+    images, labels = _images(40)
+    dataset = TensorDataset(images, labels)
+    a = DeepSMOTE(random_state=0, progress=False, **FIT).fit_dataset(dataset)
+    b = DeepSMOTE(random_state=0, progress=False, **FIT).fit_dataset(dataset, num_workers=2)
+    assert a.data_fingerprint_ == b.data_fingerprint_ and torch.equal(a.latents_, b.latents_)

@@ -173,6 +173,7 @@ def read_dataset(
     num_workers: int = 0,
     store: str | os.PathLike | None = None,
     *,
+    in_memory: bool | str = False,
     image_key: Any = None,
     label_key: Any = None,
     extra_keys: str = "fill",
@@ -208,6 +209,8 @@ def read_dataset(
         store: An HDF5 file to write the images into, a few thousand rows at a time, instead
             of one (N, C, H, W) tensor: ``images`` is then an
             :class:`~torch_deepsmote.image_store.H5Images` and memory does not grow with N.
+        in_memory: ``'auto'``: use ``store`` only where the images and their residuals
+            would not fit in memory (:func:`fits_in_memory`); otherwise ``store`` decides.
         image_key: The key (dict items) or position (tuples) of the image; ``None`` finds it.
         label_key: Likewise for the target.
         extra_keys: ``'fill'`` or ``'drop'``: what synthetic items do with the other fields
@@ -264,6 +267,8 @@ def read_dataset(
             if sink is None:
                 first = (i, image, target, tensor, layout)
                 check_pixels(tensor[None], "dataset images")
+                if store is not None and in_memory == "auto":
+                    store = None if fits_in_memory(n, tensor) else store
                 sink = _TensorRows(n, tensor) if store is None else _StoreRows(store, n, tensor)
             sink.append(tensor)
             kept.append(i)
@@ -288,6 +293,30 @@ def read_dataset(
         tuple(skipped),
         first[4],
     )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (Linux's MemAvailable), or
+    ``None`` where it cannot tell."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def fits_in_memory(n: int, row: Tensor, share: float = 0.25) -> bool:
+    """Whether ``n`` images like ``row``, plus their float16 residuals, take at most
+    ``share`` of the available memory (the rule of ``in_memory='auto'``)."""
+    needed = n * row.numel() * (row.element_size() + 2)
+    available = available_memory()
+    return available is None or needed <= share * available
 
 
 class _TensorRows:

@@ -40,6 +40,7 @@ from ._validation import (
     check_positive_int,
 )
 from .deepsmote import DeepSMOTE
+from .image_store import H5Images
 from .smote import SMOTEPlan, resolve_sampling_strategy
 
 __all__ = ["OversampledDataset"]
@@ -101,11 +102,16 @@ class OversampledDataset(Dataset):
             it). Items then cost what real ones do; the dataset's transforms still run per
             item. Memory: one copy of the synthetic set in the images' dtype. ``False``
             decodes per batch, on demand, in whichever process asks.
-        in_memory: Hold the training images in one (N, C, H, W) tensor while fitting (the
-            default: fastest for small data). ``False`` writes them, as they are read, into
-            an HDF5 file in ``cache_dir`` (needed then), from which training, encoding and
-            the residuals read a batch at a time, so the images' memory does not grow with
-            N; the file is removed once the model is fitted. Same weights and codes either way.
+        in_memory: ``True`` holds the training images in one (N, C, H, W) tensor while
+            fitting (fastest for small data), and the codes and residuals in memory.
+            ``False`` writes the images, as they are read, into an HDF5 file in
+            ``cache_dir`` (needed then), from which training, encoding and the residuals
+            read a batch at a time; the residuals go to a file too and then live in the
+            cache, read by rows for each batch, so memory does not grow with N (the files
+            are removed once the model is fitted). Same weights, codes and items either
+            way. ``'auto'`` (default): ``False`` where a ``cache_dir`` is given and the
+            images and their float16 residuals would take more than a quarter of the
+            available memory, else ``True``.
         num_workers: DataLoader worker processes that read (and decode) the dataset's items
             in parallel while fitting, in index order; 0 reads them in this process.
         progress: Show progress bars while reading and fitting.
@@ -176,7 +182,7 @@ class OversampledDataset(Dataset):
         device: Any = None,
         decode_batch_size: int = 256,
         pool: bool = False,
-        in_memory: bool = True,
+        in_memory: bool | str = "auto",
         num_workers: int = 0,
         progress: bool = True,
         image_key: Any = None,
@@ -191,9 +197,12 @@ class OversampledDataset(Dataset):
         self.seed = check_non_negative_int("seed", seed)
         self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
         self.pool = check_bool("pool", pool)
-        check_bool("in_memory", in_memory)
+        if not (isinstance(in_memory, bool) or in_memory == "auto"):
+            raise ValueError(
+                f"`in_memory` should be True, False or 'auto', but got in_memory={in_memory!r}."
+            )
         check_non_negative_int("num_workers", num_workers)
-        if not in_memory and (cache_dir is None or model is not None):
+        if in_memory is False and (cache_dir is None or model is not None):
             raise ValueError(
                 "`in_memory=False` keeps the images in a file in `cache_dir` while fitting, "
                 f"but got cache_dir={cache_dir!r} and "
@@ -238,7 +247,7 @@ class OversampledDataset(Dataset):
             )
 
         store = None
-        if not in_memory:
+        if in_memory is False or (in_memory == "auto" and cache_dir is not None and model is None):
             os.makedirs(cache_dir, exist_ok=True)
             # Per process: two processes may read the same dataset before one takes the lock.
             store = os.path.join(cache_dir, f"images-{os.getpid()}.h5")
@@ -251,10 +260,12 @@ class OversampledDataset(Dataset):
                 on_bad_item,
                 num_workers,
                 store,
+                in_memory=in_memory,
                 image_key=image_key,
                 label_key=label_key,
                 extra_keys=extra_keys,
             )
+            streamed = isinstance(read.images, H5Images)
             # Position p < n_real serves dataset item real_indices[p] (all unless skipped).
             self.real_indices = read.indices
             self.n_real = len(read.labels)
@@ -271,10 +282,10 @@ class OversampledDataset(Dataset):
                         cache_dir,
                         on_mismatch,
                         lock_timeout=lock_timeout,
-                        in_memory=in_memory,
+                        in_memory=not streamed,
                     )
                     with cache:
-                        model.synthesizer_.use_cache(cache, in_memory=in_memory)
+                        model.synthesizer_.use_cache(cache, in_memory=not streamed)
             else:
                 _check_model(model, read)
         finally:

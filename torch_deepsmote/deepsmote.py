@@ -312,6 +312,7 @@ class DeepSMOTE(EstimatorParams):
         on_bad_item: str = "raise",
         image_key: Any = None,
         label_key: Any = None,
+        num_workers: int = 0,
     ) -> DeepSMOTE:
         """Like :meth:`fit` for a map-style dataset of (image, target) items (or dicts).
 
@@ -334,6 +335,8 @@ class DeepSMOTE(EstimatorParams):
             image_key: Where dict (or tuple) items hold the image, as in
                 :class:`~torch_deepsmote.OversampledDataset`; ``None`` finds it.
             label_key: Likewise for the target.
+            num_workers: DataLoader worker processes that read (and decode) the items in
+                parallel, in index order; 0 reads them in this process.
 
         Returns:
             ``self``.
@@ -344,6 +347,7 @@ class DeepSMOTE(EstimatorParams):
             fit_transform,
             self.progress,
             on_bad_item,
+            num_workers,
             image_key=image_key,
             label_key=label_key,
         )
