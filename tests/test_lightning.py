@@ -128,3 +128,59 @@ def test_bad_arguments_and_a_missing_setup_are_named(train):
     alone.trainer = SimpleNamespace(world_size=2, global_rank=0)
     with pytest.raises(ValueError, match=r"`cache_dir` should be set when 2 ranks fit"):
         alone.setup("fit")
+
+
+class RankRecorder(Classifier):
+    """Saves, on every rank, what it trained on and what its balanced set serves."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_train_end(self):
+        balanced = self.trainer.datamodule.balanced
+        synthetic = range(balanced.n_real, balanced.n_real + 6)
+        torch.save(
+            {
+                "seen": self.seen,
+                "epoch": balanced.epoch,
+                "images": torch.stack([balanced[i][0] for i in synthetic]),
+                "weights": balanced.model.decoder_.state_dict(),
+            },
+            f"{self.folder}/rank{self.global_rank}.pt",
+        )
+
+
+@pytest.mark.slow
+def test_two_ddp_ranks_fit_one_model_together_and_split_every_epoch(train, tmp_path):
+    dm = DeepSMOTEDataModule(train, cache_dir=tmp_path / "cache", batch_size=8, seed=3,
+                             oversample_params=FIT)  # fmt: skip
+    run = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_epochs=2,
+        limit_train_batches=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    run.fit(RankRecorder(str(tmp_path)), datamodule=dm)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert (tmp_path / "cache" / "deepsmote.h5").exists()
+    assert ranks[0]["epoch"] == ranks[1]["epoch"] == 1
+    assert torch.equal(ranks[0]["images"], ranks[1]["images"])  # one model, one plan
+    for key, value in ranks[0]["weights"].items():
+        assert torch.equal(value, ranks[1]["weights"][key]), key
+    # Each rank's batches are its own share of the same shuffled balanced epoch.
+    balanced = OversampledDataset(train, cache_dir=tmp_path / "cache", **FIT)
+    for rank in (0, 1):
+        expected = []
+        for epoch in (0, 1):
+            sampler = DeepSMOTESampler(balanced, num_replicas=2, rank=rank, seed=3)
+            sampler.set_epoch(epoch)
+            order = [balanced.targets[i] for i in sampler]
+            expected += [order[:8], order[8:16]]
+        assert ranks[rank]["seen"] == expected
