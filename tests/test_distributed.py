@@ -210,3 +210,35 @@ def test_distributed_true_without_a_group_names_the_fix():
     with pytest.raises(ValueError, match="distributed='yes'"):
         DeepSMOTE(distributed="yes")
     assert Ranks(1, 2).is_main is False
+
+
+def _gpu_worker(rank: int, folder: str) -> None:
+    dist.init_process_group(
+        "gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=WORLD
+    )
+    try:
+        model = DeepSMOTE(device="cuda", **OPTIONS).fit_dataset(_data())
+        torch.save(
+            {
+                "weights": {k: v.cpu() for k, v in _weights(model).items()},
+                "latents": model.latents_.cpu(),
+                "neighbors": model.neighbors_.cpu(),
+                "history": model.history_,
+            },
+            f"{folder}/rank{rank}.pt",
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.gpu
+def test_ranks_fit_on_cuda_with_gloo(tmp_path):
+    # Both ranks on the one GPU of the device machine: DDP on CUDA tensors, the library's
+    # collectives through gloo on the CPU.
+    mp.spawn(_gpu_worker, args=(str(tmp_path),), nprocs=WORLD, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD))
+    _assert_same(r0["weights"], r1["weights"])
+    assert torch.equal(r0["latents"], r1["latents"]) and torch.equal(
+        r0["neighbors"], r1["neighbors"]
+    )
+    assert len(r0["history"]) == OPTIONS["max_epochs"]
