@@ -143,6 +143,13 @@ def test_plain_rows_keep_every_column_and_fill_the_others(source, model):
     assert list(real) == list(synthetic) == ["image", "label", "file"]
     assert isinstance(synthetic["image"], Image.Image) and synthetic["image"].mode == "L"
     assert real["file"] == source[1]["file"] and synthetic["file"] == ""
+    # A column selection, and a transform of some columns with the others passed along.
+    chosen = over(source.with_format(None, columns=["label", "image"]), model)
+    assert list(chosen[0]) == list(chosen[len(ds) - 1]) == ["image", "label"]
+    mixed = source.with_transform(to_pixels, columns=["image", "label"], output_all_columns=True)
+    mixed = over(mixed, model)
+    assert list(mixed[0]) == list(mixed[len(ds) - 1]) == ["pixel_values", "label", "file"]
+    assert mixed[len(ds) - 1]["file"] == "" and mixed[0]["file"] == source[0]["file"]
 
 
 def test_export_has_originals_first_a_synthetic_flag_and_provenance(source, model):

@@ -143,28 +143,49 @@ def item_transform(dataset: Any, layout: ItemLayout) -> RowFormatter | None:
     every = fmt["columns"] is None or list(fmt["columns"]) == list(dataset.column_names)
     if plain and every and _raw_type(dataset) is None:
         return None
-    return RowFormatter(dataset.features, fmt)
+    return RowFormatter(dataset.features, fmt, python=_raw_type(dataset) is None)
 
 
 class RowFormatter:
     """Formats raw rows as the dataset's ``__getitem__`` does (picklable when its
-    ``set_transform`` function is): the rows become a small ``datasets.Dataset`` of the
-    same features and format, read back as DataLoader reads one (``__getitems__``: one
-    transform call per batch).
+    ``set_transform`` function is), one transform call per batch of rows.
+
+    A ``set_transform`` / ``with_transform`` function (or a column selection) on Python
+    rows gets the batch of decoded rows directly, as HF's own formatter hands it after
+    decoding. Other formats (``torch``, ``numpy``, ...): the rows become a small
+    ``datasets.Dataset`` of the same features and format, read back as DataLoader reads
+    one (``__getitems__``).
 
     Args:
         features: The dataset's ``Features``.
         fmt: Its ``format`` dict (type, format_kwargs, columns, output_all_columns).
+        python: Whether the raw rows are Python rows (decoded images), not tensors.
     """
 
-    def __init__(self, features: Any, fmt: dict) -> None:
-        self.features, self.fmt = features, dict(fmt)
+    def __init__(self, features: Any, fmt: dict, python: bool = False) -> None:
+        self.features, self.fmt, self.python = features, dict(fmt), python
 
     def __call__(self, rows: list) -> list:
-        import datasets
-
         if not rows:
             return []
+        if self.python and self.fmt["type"] in (None, "custom"):
+            return self._transform(rows)
+        return self._format(rows)
+
+    def _transform(self, rows: list) -> list:
+        fmt, names = self.fmt, list(self.features)
+        # In the table's order, as HF drops the other columns from the table.
+        chosen = [n for n in names if fmt["columns"] is None or n in fmt["columns"]]
+        batch = {name: [row.get(name) for row in rows] for name in chosen}
+        if fmt["type"] == "custom":
+            batch = fmt["format_kwargs"]["transform"](batch)
+        if fmt["output_all_columns"]:
+            batch.update({n: [row.get(n) for row in rows] for n in names if n not in chosen})
+        return [{key: values[i] for key, values in batch.items()} for i in range(len(rows))]
+
+    def _format(self, rows: list) -> list:
+        import datasets
+
         # A column that a row lacks (dropped extra keys) is null, as a missing value is.
         batch = {name: [_plain(row.get(name)) for row in rows] for name in self.features}
         table = datasets.Dataset.from_dict(batch, features=self.features)
