@@ -12,6 +12,8 @@ fits the same data, the ranks fit one model together:
   are gathered (:func:`map_row_blocks`);
 - the neighbour table: the classes are split across ranks, each rank searches its own, and
   the tables are joined (:func:`class_neighbors`);
+- Borderline-SMOTE's rows in danger (``base_selection='borderline'``): rank 0 searches all
+  the codes and the others receive its answer (:func:`in_danger`);
 - the cache: rank 0 alone holds the lock, checks, writes and checkpoints; the others wait
   at a barrier and then load what it wrote (:mod:`torch_deepsmote._model_cache`).
 
@@ -30,6 +32,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from . import borderline as _borderline
 from . import knn as _knn
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "map_row_blocks",
     "rows_of",
     "class_neighbors",
+    "in_danger",
     "split_classes",
 ]
 
@@ -236,3 +240,22 @@ def class_neighbors(
     for part in all_gather_objects(n_neighbors):
         merged.update(part)
     return table, dict(sorted(merged.items()))
+
+
+def in_danger(
+    latents: Tensor, labels: Tensor, m_neighbors: int, knn: Any, ranks: Ranks | None
+) -> Tensor:
+    """:func:`torch_deepsmote.borderline.in_danger`, searched on rank 0 and sent to the
+    others, so that every rank plans from the same rows.
+
+    Returns:
+        (N,) bool, the same on every rank.
+    """
+    if ranks is None:
+        return _borderline.in_danger(latents, labels, m_neighbors, knn)
+    # NOTE: one search over all the codes cannot be split by class like the neighbour
+    # table; rank 0 searches and the others wait, rather than all repeating it.
+    danger = torch.zeros(len(labels), dtype=torch.uint8)
+    if ranks.is_main:
+        danger = _borderline.in_danger(latents, labels, m_neighbors, knn).to(torch.uint8)
+    return all_reduce_sum(danger).bool()

@@ -6,6 +6,8 @@ SMOTE (Chawla, Bowyer, Hall and Kegelmeyer, "SMOTE: Synthetic Minority Over-samp
 Technique", Journal of Artificial Intelligence Research 16, 2002) to an autoencoder's codes:
 pick a base code of the class uniformly, one of its k nearest same-class codes uniformly,
 and ``lam ~ U(0, 1)``; the synthetic code is ``z = base + lam * (neighbour - base)``.
+Borderline-SMOTE (:mod:`torch_deepsmote.borderline`) draws the bases among the class's
+codes near the boundary only (``bases=``).
 
 Randomness and arithmetic are kept apart, as in imbalanced-learn: :func:`plan_synthetic`
 draws every random choice from a ``torch.Generator`` into a :class:`SMOTEPlan`, which can
@@ -218,6 +220,28 @@ def _draw_lam(count: int, lam_range: tuple[float, float], generator: torch.Gener
     return lam if (low, high) == (0.0, 1.0) else low + (high - low) * lam
 
 
+def _check_bases(bases: Any, labels: torch.Tensor) -> torch.Tensor | None:
+    if bases is None:
+        return None
+    bases = torch.as_tensor(bases).cpu()
+    if bases.dtype != torch.bool or tuple(bases.shape) != tuple(labels.shape):
+        raise ValueError(
+            f"`bases` should be None or a bool tensor of shape {tuple(labels.shape)} (one flag "
+            f"per row of `labels`), but got bases with dtype {bases.dtype} and shape "
+            f"{tuple(bases.shape)}."
+        )
+    return bases
+
+
+def _base_rows(rows: torch.Tensor, bases: torch.Tensor | None) -> torch.Tensor:
+    """The rows of a class that bases are drawn from: those ``bases`` allows, or all of the
+    class's rows where it allows none."""
+    if bases is None:
+        return rows
+    allowed = rows[bases[rows]]
+    return allowed if allowed.numel() else rows
+
+
 def plan_synthetic(
     n_new: Mapping[int, int],
     labels: torch.Tensor,
@@ -225,11 +249,14 @@ def plan_synthetic(
     n_neighbors: Mapping[int, int],
     generator: torch.Generator,
     lam_range: tuple[float, float] = (0.0, 1.0),
+    *,
+    bases: torch.Tensor | None = None,
 ) -> SMOTEPlan:
     """Draw the base, neighbour and step of every synthetic sample.
 
     For each class ``c`` in sorted order with ``n_new[c] > 0``: ``n_new[c]`` base rows
-    uniformly (with replacement) among the rows of class ``c``, then for each one a neighbour
+    uniformly (with replacement) among the rows of class ``c`` (those that ``bases`` allows,
+    where it allows any: Borderline-SMOTE's rows in danger), then for each one a neighbour
     column uniformly in ``[0, n_neighbors[c])``, then ``lam ~ U(lam_range)`` (``U(0, 1)`` in
     SMOTE). Every draw comes from ``generator`` in this fixed order, so a seed gives the same
     plan bit for bit. The table may hold same-class neighbours (SMOTE) or the nearest codes
@@ -245,14 +272,17 @@ def plan_synthetic(
         generator: A CPU ``torch.Generator``, the only source of randomness.
         lam_range: ``(low, high)`` of the uniform step; ``high > 1`` or ``low < 0``
             extrapolates beyond the pair.
+        bases: BoolTensor (N,), the rows that may be bases (e.g. from
+            :func:`~torch_deepsmote.borderline.in_danger`); a class with none allowed
+            draws from all its rows. ``None``: every row, with the same draws as ever.
 
     Returns:
         The :class:`SMOTEPlan` (CPU tensors) of ``sum(n_new.values())`` samples.
 
     Raises:
         TypeError: ``generator`` is not a CPU ``torch.Generator``.
-        ValueError: Shapes disagree, a class to over-sample has no rows, or ``n_neighbors``
-            does not match ``neighbors``.
+        ValueError: Shapes disagree, a class to over-sample has no rows, ``n_neighbors``
+            does not match ``neighbors``, or ``bases`` is not a (N,) bool tensor.
 
     Example:
         >>> labels = torch.tensor([0, 0, 0, 1, 1])
@@ -271,6 +301,7 @@ def plan_synthetic(
             f"neighbors with shape {tuple(neighbors.shape)} and labels with shape "
             f"{tuple(labels.shape)}."
         )
+    bases = _check_bases(bases, labels)
     parts: list[tuple[torch.Tensor, ...]] = []
     for label in sorted(n_new):
         count = int(n_new[label])
@@ -288,7 +319,8 @@ def plan_synthetic(
             )
         # NOTE: this draw order (base, column, lam; class by class) is part of the contract:
         # changing it changes every plan for a given seed.
-        base = rows[torch.randint(rows.numel(), (count,), generator=generator)]
+        pool = _base_rows(rows, bases)
+        base = pool[torch.randint(pool.numel(), (count,), generator=generator)]
         column = torch.randint(n_columns, (count,), generator=generator)
         lam = _draw_lam(count, lam_range, generator)
         plan_labels = torch.full((count,), int(label), dtype=torch.long)
@@ -312,22 +344,26 @@ def plan_transfer(
     n_neighbors: Mapping[int, int],
     generator: torch.Generator,
     lam_range: tuple[float, float] = (0.0, 1.0),
+    *,
+    bases: torch.Tensor | None = None,
 ) -> SMOTEPlan:
     """Draw steps that lend a minority code the within-class variation of larger classes.
 
     For each class ``c`` in sorted order with ``n_new[c] > 0``: ``n_new[c]`` base rows
-    uniformly among the rows of ``c``; for each, a donor class among the classes larger
-    than ``c`` with probability proportional to its size (every other class when ``c`` is
-    the largest); an anchor row ``b`` uniformly among the donor's rows and one of its
-    same-class neighbours ``a`` (a column of ``neighbors``); and ``lam ~ U(lam_range)``.
-    The new code is ``z_base + lam (z_a - z_b)``: the base moved along a difference that
-    the donor class shows between two of its own, nearby images, so a class of 40 images
-    borrows the variety that thousands show (pose, thickness, brightness) and keeps its
-    label. Draw order: base, donor, anchor, column, ``lam``, class by class.
+    uniformly among the rows of ``c`` (those ``bases`` allows, as in :func:`plan_synthetic`);
+    for each, a donor class among the classes larger than ``c`` with probability
+    proportional to its size (every other class when ``c`` is the largest); an anchor row
+    ``b`` uniformly among the donor's rows and one of its same-class neighbours ``a`` (a
+    column of ``neighbors``); and ``lam ~ U(lam_range)``. The new code is
+    ``z_base + lam (z_a - z_b)``: the base moved along a difference that the donor class
+    shows between two of its own, nearby images, so a class of 40 images borrows the
+    variety that thousands show (pose, thickness, brightness) and keeps its label. Draw
+    order: base, donor, anchor, column, ``lam``, class by class.
 
     Args:
-        n_new, labels, neighbors, n_neighbors, generator, lam_range: As in
-            :func:`plan_synthetic` (``neighbors`` the same-class table).
+        n_new, labels, neighbors, n_neighbors, generator, lam_range, bases: As in
+            :func:`plan_synthetic` (``neighbors`` the same-class table; ``bases`` restricts
+            the bases only, not the donors' anchors).
 
     Returns:
         A :class:`SMOTEPlan` whose ``neighbor`` and ``anchor`` rows belong to donor classes.
@@ -343,6 +379,7 @@ def plan_transfer(
     _check_generator(generator)
     labels = torch.as_tensor(labels).cpu()
     neighbors = torch.as_tensor(neighbors).cpu()
+    bases = _check_bases(bases, labels)
     classes, sizes = torch.unique(labels, return_counts=True)
     rows_of = {int(c): torch.nonzero(labels == c).flatten() for c in classes}
     parts = []
@@ -359,7 +396,8 @@ def plan_transfer(
         if not mask.any():  # a single class: its own variation
             mask = classes == label
         donors, donor_sizes = classes[mask], sizes[mask].double()
-        base = rows_of[label][torch.randint(size, (count,), generator=generator)]
+        pool = _base_rows(rows_of[label], bases)
+        base = pool[torch.randint(len(pool), (count,), generator=generator)]
         donor = donors[torch.multinomial(donor_sizes, count, replacement=True, generator=generator)]
         anchor = torch.empty(count, dtype=torch.long)
         neighbor = torch.empty(count, dtype=torch.long)
