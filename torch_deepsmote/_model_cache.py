@@ -5,9 +5,9 @@ The cache holds the model's arrays (codes, labels, neighbours, residuals), its w
 settings that change the weights or codes, one of the settings of the neighbour table. A
 file whose data or training fingerprint differs is stale; one that fails its checksums is
 damaged. Neither is ever read as good. A changed neighbour setting (``k_neighbors``,
-``knn``) or ``residual`` trains nothing: the estimator rebuilds that part
-(:meth:`DeepSMOTE.refit_neighbors`, :meth:`DeepSMOTE.refit_residuals`) and the file is
-written again.
+``knn``, ``interpolation``, ``base_selection``, ...) or ``residual`` trains nothing: the
+estimator rebuilds that part (:meth:`DeepSMOTE.refit_neighbors`,
+:meth:`DeepSMOTE.refit_residuals`) and the file is written again.
 
 One process at a time checks, fits or rewrites a cache: the others wait on a file lock
 (``deepsmote.h5.lock``, :mod:`filelock`) and then load what the first one stored. The lock
@@ -50,7 +50,7 @@ __all__ = ["CACHE_NAME", "fit_or_load"]
 
 CACHE_NAME = "deepsmote.h5"
 LOCK_SUFFIX = ".lock"
-_INDEX_PARAMS = ("k_neighbors", "interpolation", "lam_range")
+_INDEX_PARAMS = ("k_neighbors", "interpolation", "lam_range", "base_selection", "m_neighbors")
 
 
 def index_fingerprint(model: DeepSMOTE) -> str:
@@ -61,6 +61,8 @@ def index_fingerprint(model: DeepSMOTE) -> str:
     """
     config = {name: getattr(model, name) for name in _INDEX_PARAMS}
     config["lam_range"] = None if model.lam_range is None else [float(v) for v in model.lam_range]
+    if model.base_selection == "all":  # m_neighbors unused; the fingerprint of earlier caches
+        del config["base_selection"], config["m_neighbors"]
     return fingerprint_config({**config, "knn": repr(get_knn(model.knn))})
 
 
@@ -240,8 +242,9 @@ def _load(
         cache.check(expected)
         state = torch.load(io.BytesIO(cache.blob("model")), weights_only=True)
         arrays = {key: cache.array(key) for key in ARRAY_KEYS}
-        if cache.has("enemies"):
-            arrays["enemies"] = cache.array("enemies")
+        for key in ("enemies", "danger"):
+            if cache.has(key):
+                arrays[key] = cache.array(key)
         kept = None
         if cache.has("residuals"):
             kept = cache.array("residuals") if in_memory else CachedArray(path, "residuals")

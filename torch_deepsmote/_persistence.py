@@ -24,17 +24,21 @@ __all__ = ["MODEL_FORMAT_VERSION", "ARRAY_KEYS", "model_arrays", "model_state", 
 MODEL_FORMAT_VERSION = 2
 _READABLE = (1, 2)
 ARRAY_KEYS = ("latents", "labels", "neighbors")
-# Kept only by models that use them: residual=True, interpolation='enemy'.
-OPTIONAL_ARRAY_KEYS = ("residuals", "enemies")
+# Kept only by models that use them: residual=True, interpolation='enemy',
+# base_selection='borderline'.
+OPTIONAL_ARRAY_KEYS = ("residuals", "enemies", "danger")
 
 
 def model_arrays(model: DeepSMOTE) -> dict:
-    """The fitted model's (N, ...) arrays by key: those of ARRAY_KEYS, and residuals if kept."""
+    """The fitted model's (N, ...) arrays by key: those of ARRAY_KEYS, and those of
+    OPTIONAL_ARRAY_KEYS that it keeps."""
     arrays = {key: getattr(model, f"{key}_") for key in ARRAY_KEYS}
     if model.residuals_ is not None:
         arrays["residuals"] = model.residuals_
     if model.synthesizer_.enemies is not None:
         arrays["enemies"] = model.synthesizer_.enemies
+    if model.synthesizer_.danger is not None:
+        arrays["danger"] = model.synthesizer_.danger
     return arrays
 
 
@@ -76,7 +80,8 @@ def model_from_state(
 
     Raises:
         RuntimeError: Not a model state of a readable format version (``source`` is named),
-            or a model fitted with residuals whose residuals are missing.
+            or a model fitted with residuals (or ``base_selection='borderline'``) whose
+            residuals (rows in danger) are missing.
     """
     version = state.get("format_version") if isinstance(state, dict) else None
     if version not in _READABLE:
@@ -102,6 +107,12 @@ def model_from_state(
             f"{source!r} holds a DeepSMOTE model fitted with residual=True but no residuals. "
             "Refit and save it again."
         )
+    danger = state.get("danger")
+    if model.base_selection == "borderline" and danger is None:
+        raise RuntimeError(
+            f"{source!r} holds a DeepSMOTE model with base_selection='borderline' but no rows "
+            "in danger. Refit and save it again."
+        )
     synthesizer = Synthesizer(
         decoder.eval().to(resolved),
         ImageFormat.from_dict(state["image_format"]),
@@ -114,6 +125,7 @@ def model_from_state(
         lam_range=synthesizer_lam_range(model),
         enemies=None if state.get("enemies") is None else torch.as_tensor(state["enemies"]).long(),
         n_enemies=state.get("n_enemies"),
+        danger=torch.as_tensor(danger).bool() if model.base_selection == "borderline" else None,
     )
     generator = torch.Generator()
     generator.set_state(state["generator_state"])

@@ -30,6 +30,7 @@ from .cache import fingerprint_arrays, fingerprint_config
 from .checkpoint import Checkpoint
 from .distributed import Ranks, check_same, current_ranks, map_row_blocks, rows_of
 from .distributed import class_neighbors as ranked_class_neighbors
+from .distributed import in_danger as ranked_in_danger
 from .image_store import H5Images
 from .knn import class_enemies, get_knn
 from .latents import encode_images, reconstruction_residuals
@@ -41,6 +42,7 @@ from .training import TrainingConfig, fit_autoencoder
 __all__ = ["DeepSMOTE"]
 
 STRATEGY_STRINGS = ("auto", "minority", "not minority", "not majority", "all")
+BASE_SELECTIONS = ("all", "borderline")
 # Settings that change neither the trained weights nor the codes: not in the training
 # fingerprint (of the cache and of a fit's checkpoint). The neighbour table has its own
 # (k_neighbors, knn); residuals are rebuilt from the fitted model when asked for.
@@ -50,6 +52,8 @@ SERVING_PARAMS = (
     "knn",
     "interpolation",
     "lam_range",
+    "base_selection",
+    "m_neighbors",
     "device",
     "progress",
     "residual",
@@ -108,6 +112,19 @@ class DeepSMOTE(EstimatorParams):
         lam_range: ``(low, high)`` of the uniform step ``lam``; ``None``: (0, 1), and
             (0, 0.5) for ``'enemy'`` so that a new image stays nearer its own class.
             A range beyond [0, 1] extrapolates.
+        base_selection: Which codes of a class new codes start from: ``'all'`` (any of
+            them, uniformly: SMOTE, the paper) or ``'borderline'`` (Borderline-SMOTE's
+            base selection, Han, Wang and Mao, ICIC 2005, as imbalanced-learn's
+            ``BorderlineSMOTE(kind='borderline-1')``: only the codes *in danger*, those
+            of whose ``m_neighbors`` nearest codes of all classes (itself excluded) at
+            least half, but not all, belong to other classes; noise, surrounded by other
+            classes, and safe interior codes are not used). The pair and the step are
+            drawn as with ``'all'``, for every ``interpolation``. A class with no code
+            in danger uses all of its codes, with a warning (imbalanced-learn adds no
+            sample to it). See :mod:`torch_deepsmote.borderline`.
+        m_neighbors: The neighbourhood of the danger rule with
+            ``base_selection='borderline'`` (10, as in imbalanced-learn), searched with
+            ``knn`` over all the codes.
         log_dir: A folder for TensorBoard logs of the fit (``torch.utils.tensorboard``):
             the loss terms of every epoch and, every few epochs, real images beside
             synthetic ones made with the weights of that epoch. ``None`` logs nothing.
@@ -150,7 +167,8 @@ class DeepSMOTE(EstimatorParams):
     estimators do, so ``get_params`` / ``set_params`` / ``sklearn.base.clone`` work and
     imbalanced-learn pipelines accept the model. A fitted model keeps its fitted state when
     its parameters change; :meth:`refit_neighbors` and :meth:`refit_residuals` bring it in
-    line with new ``k_neighbors`` / ``knn`` and ``residual`` without training.
+    line with new ``k_neighbors`` / ``knn`` / ``base_selection`` and ``residual`` without
+    training.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -186,6 +204,8 @@ class DeepSMOTE(EstimatorParams):
         residual: bool = True,
         interpolation: str = "smote",
         lam_range: tuple[float, float] | None = None,
+        base_selection: str = "all",
+        m_neighbors: int = 10,
         log_dir: str | os.PathLike | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
         distributed: bool | str = "auto",
@@ -210,6 +230,8 @@ class DeepSMOTE(EstimatorParams):
         self.residual = residual
         self.interpolation = interpolation
         self.lam_range = lam_range
+        self.base_selection = base_selection
+        self.m_neighbors = m_neighbors
         self.log_dir = log_dir
         self.checkpoint_dir = checkpoint_dir
         self.distributed = distributed
@@ -237,6 +259,8 @@ class DeepSMOTE(EstimatorParams):
         check_choice("interpolation", self.interpolation, INTERPOLATIONS)
         if self.lam_range is not None:
             _check_lam_range(self.lam_range)
+        check_choice("base_selection", self.base_selection, BASE_SELECTIONS)
+        check_positive_int("m_neighbors", self.m_neighbors)
         if not (isinstance(self.distributed, bool) or self.distributed == "auto"):
             raise ValueError(
                 "`distributed` should be 'auto', True or False, but got "
@@ -471,7 +495,7 @@ class DeepSMOTE(EstimatorParams):
 
     def refit_neighbors(self) -> DeepSMOTE:
         """Build the neighbour tables again for the current ``k_neighbors``, ``knn``,
-        ``interpolation`` and ``lam_range``.
+        ``interpolation``, ``lam_range``, ``base_selection`` and ``m_neighbors``.
 
         Nothing is trained: the tables come from the fitted codes.
 
@@ -493,6 +517,9 @@ class DeepSMOTE(EstimatorParams):
         enemies, n_enemies = None, None
         if self.interpolation == "enemy":
             enemies, n_enemies = class_enemies(latents, labels, self.k_neighbors)
+        danger = None
+        if self.base_selection == "borderline":
+            danger = ranked_in_danger(latents, labels, self.m_neighbors, get_knn(self.knn), ranks)
         lam_range = None if self.lam_range is None else tuple(map(float, self.lam_range))
         return dict(
             neighbors=neighbors,
@@ -501,6 +528,7 @@ class DeepSMOTE(EstimatorParams):
             lam_range=lam_range or default_lam_range(self.interpolation),
             enemies=enemies,
             n_enemies=n_enemies,
+            danger=danger,
         )
 
     def refit_residuals(self, X: Any = None) -> DeepSMOTE:

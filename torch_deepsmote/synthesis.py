@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +49,7 @@ _REPLACEABLE = (
     "lam_range",
     "enemies",
     "n_enemies",
+    "danger",
 )
 # How a plan picks the pair it steps along: same-class neighbours (SMOTE, the paper),
 # the nearest codes of other classes ("enemy"), or a larger class's neighbour pairs
@@ -67,6 +69,18 @@ def _checksum(cache: CacheFile, name: str) -> str | None:
         return cache.checksum(name)
     except ValueError:  # the array is gone: another run wrote the file without it
         return None
+
+
+def _check_danger(danger: Any, labels: Tensor) -> Tensor | None:
+    if danger is None:
+        return None
+    danger = torch.as_tensor(danger).cpu()
+    if danger.dtype != torch.bool or tuple(danger.shape) != tuple(labels.shape):
+        raise ValueError(
+            f"`danger` should be None or a bool tensor of shape {tuple(labels.shape)}, one flag "
+            f"per code, but got danger with dtype {danger.dtype} and shape {tuple(danger.shape)}."
+        )
+    return danger
 
 
 def _device_of(module: nn.Module) -> torch.device:
@@ -92,6 +106,10 @@ class Synthesizer:
         lam_range: ``(low, high)`` of the uniform step; ``None``: :func:`default_lam_range`.
         enemies: (N, k) int64 nearest rows of other classes, and ``n_enemies`` their valid
             columns per class (from :func:`~torch_deepsmote.knn.class_enemies`).
+        danger: (N,) bool, the rows in danger (Borderline-SMOTE, from
+            :func:`~torch_deepsmote.borderline.in_danger`): the only bases of their class; a
+            class without any draws from all its rows (with a warning, once per class).
+            ``None``: every row is a base.
 
     Example:
         >>> from torch_deepsmote.models import Decoder
@@ -121,6 +139,7 @@ class Synthesizer:
         lam_range: tuple[float, float] | None = None,
         enemies: Tensor | None = None,
         n_enemies: Mapping[int, int] | None = None,
+        danger: Tensor | None = None,
     ) -> None:
         if interpolation not in INTERPOLATIONS:
             raise ValueError(
@@ -137,6 +156,8 @@ class Synthesizer:
         )
         self.image_format = image_format
         self.labels = labels
+        self.danger = _check_danger(danger, labels)
+        self._warned: set[int] = set()  # classes told of their fallback to all rows
         self.neighbors = neighbors
         self.n_neighbors = {int(k): int(v) for k, v in n_neighbors.items()}
         self.has_residuals = residuals is not None
@@ -159,8 +180,8 @@ class Synthesizer:
     # ------------------------------------------------------------------ copies
     def replace(self, **changes: Any) -> Synthesizer:
         """A copy with some of ``image_format``, ``neighbors``, ``n_neighbors``,
-        ``residuals``, ``interpolation``, ``lam_range``, ``enemies`` and ``n_enemies``
-        replaced (the rest shared)."""
+        ``residuals``, ``interpolation``, ``lam_range``, ``enemies``, ``n_enemies`` and
+        ``danger`` replaced (the rest shared)."""
         unknown = set(changes) - set(_REPLACEABLE)
         if unknown:
             raise TypeError(f"`replace` got unexpected fields {sorted(unknown)}.")
@@ -170,6 +191,9 @@ class Synthesizer:
             new._arrays["residuals"] = changes.pop("residuals")
             new.has_residuals = new._arrays["residuals"] is not None
             new._cache = None  # the cached file holds the old residuals, if any
+        if "danger" in changes:
+            new._warned = set()
+            changes["danger"] = _check_danger(changes["danger"], self.labels)
         for name, value in changes.items():
             setattr(new, name, value)
         if "interpolation" in changes and "lam_range" not in changes:
@@ -270,6 +294,9 @@ class Synthesizer:
     def plan(self, n_new: Mapping[int, int], generator: torch.Generator) -> SMOTEPlan:
         """Draw the rows and steps of ``n_new[c]`` new images of each class ``c``.
 
+        With ``danger``, the bases of a class are its rows in danger; a class without any
+        uses all its rows, and says so once.
+
         Raises:
             ValueError: A class that was not fitted, or a negative count.
         """
@@ -288,7 +315,26 @@ class Synthesizer:
         table, columns = self.neighbors, self.n_neighbors
         if self.interpolation == "enemy":
             table, columns = self.enemies, self.n_enemies
-        return draw(n_new, self.labels, table, columns, generator, self.lam_range)
+        if self.danger is not None:
+            self._warn_fallbacks(n_new)
+        return draw(
+            n_new, self.labels, table, columns, generator, self.lam_range, bases=self.danger
+        )
+
+    def _warn_fallbacks(self, n_new: Mapping[int, int]) -> None:
+        asked = {int(c) for c, n in n_new.items() if n > 0} - self._warned
+        if not asked:
+            return
+        in_danger = set(torch.unique(self.labels[self.danger]).tolist())
+        for label in sorted(asked - in_danger):
+            warnings.warn(
+                f"Class {label} has no code in danger (at least half, but not all, of its "
+                "m_neighbors nearest codes in other classes), so its synthetic codes use all "
+                "of its rows as bases, as with base_selection='all'.",
+                UserWarning,
+                stacklevel=4,
+            )
+        self._warned |= asked
 
     def _step(self, name: str, plan: SMOTEPlan) -> Tensor:
         """``rows[base] + lam (rows[neighbor] - rows[anchor])`` of ``'latents'`` or
