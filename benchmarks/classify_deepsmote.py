@@ -11,6 +11,8 @@ its options, ``dsp`` followed by any of:
   as deferred re-sampling does; default 0.
 - ``smote`` / ``enemy`` / ``transfer``: ``interpolation``; default ``smote``.
 - ``k<int>``: ``k_neighbors``; ``x<high>``: ``lam_range=(0, high)``.
+- ``bl``: ``base_selection='borderline'`` (Borderline-SMOTE's bases: only the codes in
+  danger, near the class boundary); ``m<int>``: its ``m_neighbors``; default 10.
 - ``ce``: plain cross-entropy instead of the matched logit adjustment.
 - ``paper``: ``residual=False`` (the published decoding).
 - ``mixup``: input mixup of the recipe's batches (as ``mixup_la``).
@@ -19,8 +21,8 @@ its options, ``dsp`` followed by any of:
   ``cmo_la``, whose minority loader repeats real images), the loss told the natural prior.
 
 For example ``dsp-q1-s0.3`` (a frequency-preserving augmentation under logit adjustment),
-``dsp-q0.5-rest-enemy`` or ``dsp-q0-rest-d0.75-ce`` (deferred balancing with synthetic
-images, plain cross-entropy).
+``dsp-q0.5-rest-enemy``, ``dsp-q0-rest-d0.75-ce`` (deferred balancing with synthetic
+images, plain cross-entropy) or ``dsp-q0.5-s0.5-bl-m5`` (borderline bases).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def parse(method: str) -> dict[str, Any]:
     Example:
         >>> parse("dsp-q0.5-rest-enemy-k20")["synthetic_share"]
         'rest'
+        >>> parse("dsp-bl-m5")["library"]
+        {'residual': True, 'base_selection': 'borderline', 'm_neighbors': 5}
     """
     if not is_recipe(method):
         raise ValueError(f"`method` should start with 'dsp', but got method={method!r}.")
@@ -67,9 +71,11 @@ def parse(method: str) -> dict[str, Any]:
             spec["loss"] = "ce"
         elif token == "paper":
             spec["library"]["residual"] = False
+        elif token == "bl":
+            spec["library"]["base_selection"] = "borderline"
         elif token in ("mixup", "cmo"):
             spec["mix"] = token
-        elif token[:1] in "qsdkx" and _is_number(token[1:]):
+        elif token[:1] in "qsdkxm" and _is_number(token[1:]):
             value = float(token[1:])
             if token[0] == "q":
                 spec["class_power"] = value
@@ -79,6 +85,8 @@ def parse(method: str) -> dict[str, Any]:
                 spec["defer"] = value
             elif token[0] == "k":
                 spec["library"]["k_neighbors"] = int(value)
+            elif token[0] == "m":
+                spec["library"]["m_neighbors"] = int(value)
             else:
                 spec["library"]["lam_range"] = (0.0, value)
         else:

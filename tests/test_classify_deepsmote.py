@@ -36,6 +36,12 @@ def test_recipe_names_spell_their_options():
     assert cd.parse("dsp-mixup")["mix"] == "mixup" and cd.parse("dsp-mixup")["class_power"] == 1
     assert cd.parse("dsp-cmo")["class_power"] == 0.0  # CMO's minority loader is balanced
     assert cd.parse("dsp-cmo-q0.5")["class_power"] == 0.5
+    assert cd.parse("dsp-q0.5-bl-m5")["library"] == {
+        "residual": True,
+        "base_selection": "borderline",
+        "m_neighbors": 5,
+    }
+    assert cd.parse("dsp-bl")["library"]["base_selection"] == "borderline"
     with pytest.raises(ValueError, match="unknown option 'remix'"):
         cd.parse("dsp-remix")
 
