@@ -276,13 +276,9 @@ def to_hf_dataset(dataset: Any, epoch: int | None = None, batch_size: int = 1024
         lam=datasets.Value("float64"),
     )
     marks = {"synthetic": [False] * n, **{c: [-1] * n for c in ("base", "neighbor", "anchor")}}
-    real = datasets.concatenate_datasets(
-        [
-            real.flatten_indices(),
-            datasets.Dataset.from_dict({**marks, "lam": [float("nan")] * n}, features=added),
-        ],
-        axis=1,
-    )
+    for name, values in {**marks, "lam": [float("nan")] * n}.items():
+        # Arrow's columns side by side: no copy of the images (HF flattens a select() first).
+        real = real.add_column(name, values)
     features = datasets.Features({**source.features, **added})
     parts = [real]
     plan = dataset._plan_for(dataset.epoch if epoch is None else epoch)
