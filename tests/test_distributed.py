@@ -18,7 +18,7 @@ from torch.utils.data import DistributedSampler, TensorDataset
 
 from torch_deepsmote import DeepSMOTE, DeepSMOTESampler, OversampledDataset
 from torch_deepsmote.checkpoint import CHECKPOINT_NAME
-from torch_deepsmote.distributed import Ranks, split_classes
+from torch_deepsmote.distributed import Ranks, map_row_blocks, split_classes
 from torch_deepsmote.distributed import class_neighbors as ranked_class_neighbors
 from torch_deepsmote.knn import class_neighbors
 from torch_deepsmote.training import _shard
@@ -46,11 +46,17 @@ def _worker(rank: int, folder: str, differ: bool) -> None:
         "gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=WORLD
     )
     try:
-        if differ:  # rank 1 holds other images: both ranks must refuse to fit
-            try:
-                DeepSMOTE(**OPTIONS).fit_dataset(_data(rank, differ=True))
-            except RuntimeError as error:
-                torch.save({"error": str(error)}, f"{folder}/rank{rank}.pt")
+        if differ:  # rank 1 holds other images, then other options: both ranks refuse
+            errors = []
+            for data, options in (
+                (_data(rank, differ=True), OPTIONS),
+                (_data(), {**OPTIONS, "residual": rank == 0}),
+            ):
+                try:
+                    DeepSMOTE(**options).fit_dataset(data)
+                except RuntimeError as error:
+                    errors.append(str(error))
+            torch.save({"errors": errors}, f"{folder}/rank{rank}.pt")
             return
         data = _data()
         balanced = OversampledDataset(data, cache_dir=f"{folder}/cache", **OPTIONS)
@@ -59,6 +65,11 @@ def _worker(rank: int, folder: str, differ: bool) -> None:
         indices = list(sampler)
         items = balanced.__getitems__(indices)
         again = DeepSMOTE(checkpoint_dir=f"{folder}/ckpt", **OPTIONS).fit_dataset(data)
+        unseeded = DeepSMOTE(**{**OPTIONS, "random_state": None}).fit_dataset(data)
+        ranks = Ranks(rank, WORLD)
+        one_row = map_row_blocks(
+            lambda rows: torch.arange(rows.start, rows.stop)[:, None], 1, ranks
+        )
         resumed = DeepSMOTE(checkpoint_dir=f"{folder}/ckpt", **OPTIONS).fit_dataset(data)
         torch.save(
             {
@@ -73,6 +84,9 @@ def _worker(rank: int, folder: str, differ: bool) -> None:
                 "weights_again": _weights(again),
                 "history_again": again.history_,
                 "weights_resumed": _weights(resumed),
+                "unseeded_weights": _weights(unseeded),
+                "unseeded_plan": unseeded.plan({3: 5}).base,
+                "one_row": one_row,
                 "checkpoint": torch.load(f"{folder}/ckpt/{CHECKPOINT_NAME}", weights_only=True),
             },
             f"{folder}/rank{rank}.pt",
@@ -182,10 +196,27 @@ def test_ranks_serve_disjoint_shares_of_the_single_process_epoch(ranks_run):
         assert torch.equal(torch.stack([torch.as_tensor(t) for _, t in items]), run["targets"])
 
 
-def test_ranks_with_different_data_refuse_to_fit(tmp_path):
+def test_ranks_with_different_data_or_options_refuse_to_fit(tmp_path):
     r0, r1 = _spawn(tmp_path, differ=True)
     for run in (r0, r1):
-        assert "Every rank should fit the same data and settings" in run["error"]
+        data, options = run["errors"]
+        assert "Every rank should fit the same data and settings" in data
+        assert "differ in data (images and labels) (" in data
+        assert "differ in residual (" in options and "distributed=False" in options
+
+
+def test_an_unseeded_fit_draws_one_seed_for_all_ranks(ranks_run):
+    _, (r0, r1) = ranks_run
+    _assert_same(r0["unseeded_weights"], r1["unseeded_weights"])
+    assert torch.equal(r0["unseeded_plan"], r1["unseeded_plan"])
+    assert not torch.equal(
+        r0["unseeded_weights"]["decoder.fc.0.weight"], r0["weights"]["decoder.fc.0.weight"]
+    )
+
+
+def test_row_blocks_with_an_empty_block_gather_every_row(ranks_run):
+    _, (r0, r1) = ranks_run
+    assert r0["one_row"].tolist() == r1["one_row"].tolist() == [[0]]
 
 
 def test_split_classes_balances_the_search_cost():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,3 +131,44 @@ def test_fit_dataset_reads_with_workers_like_in_process():
     a = DeepSMOTE(random_state=0, progress=False, **FIT).fit_dataset(dataset)
     b = DeepSMOTE(random_state=0, progress=False, **FIT).fit_dataset(dataset, num_workers=2)
     assert a.data_fingerprint_ == b.data_fingerprint_ and torch.equal(a.latents_, b.latents_)
+
+
+def test_fits_on_one_store_keep_their_own_residuals_and_save_whole(tmp_path):
+    images, labels = _images(40)
+    writer = H5ImagesWriter(tmp_path / "images.h5", n=40, row=images[0])
+    writer.extend(images)
+    store = writer.close()
+    form = read_dataset(TensorDataset(images, labels)).image_format
+    a = DeepSMOTE(random_state=0, progress=False, **FIT).fit(store, labels, image_format=form)
+    first = a.residuals_[torch.arange(5)].clone()
+    b = DeepSMOTE(random_state=1, progress=False, **FIT).fit(store, labels, image_format=form)
+    assert torch.equal(a.residuals_[torch.arange(5)], first)
+    assert not torch.equal(b.residuals_[torch.arange(5)], first)
+    a.save(tmp_path / "a.pt")  # the residuals kept on disk are read into the one file
+    loaded = DeepSMOTE.load(tmp_path / "a.pt")
+    assert torch.equal(loaded.residuals_[:5], first)
+    assert torch.equal(
+        loaded.synthesize(loaded.plan(random_state=0)), a.synthesize(a.plan(random_state=0))
+    )
+
+
+def test_a_new_store_sweeps_the_stores_of_dead_processes_of_this_machine(tmp_path):
+    import socket
+
+    from torch_deepsmote.image_store import new_store
+
+    host = socket.gethostname().replace("-", "_")
+    dead = tmp_path / f"images-{host}-999999999-abcd.h5"
+    other_host = tmp_path / "images-elsewhere-999999999-abcd.h5"
+    for path in (dead, Path(f"{dead}.residuals-0123.h5"), other_host):
+        path.write_bytes(b"x")
+    path = new_store(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other_host.name]
+    assert f"-{os.getpid()}-" in path and path != new_store(tmp_path)
+
+
+def test_a_store_refuses_rows_beyond_its_size(tmp_path):
+    writer = H5ImagesWriter(tmp_path / "s.h5", n=2, row=torch.zeros(1, 2, 2))
+    writer.extend(torch.zeros(2, 1, 2, 2))
+    with pytest.raises(ValueError, match="holds n=2 rows, but got 3"):
+        writer.append(torch.zeros(1, 2, 2))

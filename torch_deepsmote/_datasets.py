@@ -313,7 +313,10 @@ def available_memory() -> int | None:
 
 def fits_in_memory(n: int, row: Tensor, share: float = 0.25) -> bool:
     """Whether ``n`` images like ``row``, plus their float16 residuals, take at most
-    ``share`` of the available memory (the rule of ``in_memory='auto'``)."""
+    ``share`` of the available memory (the rule of ``in_memory='auto'``), shared with the
+    other processes torchrun started on this machine (``LOCAL_WORLD_SIZE``)."""
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    share /= max(local_ranks, 1)
     needed = n * row.numel() * (row.element_size() + 2)
     available = available_memory()
     return available is None or needed <= share * available

@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from filelock import FileLock, Timeout
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -43,7 +42,7 @@ from .cache import (
 )
 from .checkpoint import Checkpoint
 from .deepsmote import SERVING_PARAMS, DeepSMOTE
-from .distributed import Ranks, broadcast_object, current_ranks
+from .distributed import Ranks, agree, broadcast_object, check_same, current_ranks
 from .knn import get_knn
 
 __all__ = ["CACHE_NAME", "fit_or_load"]
@@ -127,29 +126,31 @@ def _fit_or_load_ranks(
     decides; when the cache must be (re)built, all ranks fit together and rank 0 writes it;
     the others then load what it wrote."""
     lock_path = path + LOCK_SUFFIX
+    expected = _expected(model, images, labels)  # on every rank: one pass over its images
+    # A rank with other data would load (or fit) something else than rank 0: stop them all.
+    check_same({"data (images and labels)": expected["dataset_fingerprint"]})
     with contextlib.ExitStack() as held:
-        loaded, decision = None, None
+        loaded, error = None, None
         if ranks.is_main:
-            held.enter_context(_locked(lock_path, lock_timeout, model.progress))
             try:
-                loaded = _load_valid(model, images, labels, path, on_mismatch, in_memory)
-            except BaseException as error:
-                broadcast_object(f"{type(error).__name__}: {error}")  # release the others
-                raise
-            decision = "fit" if loaded is None else "load"
-        decision = broadcast_object(decision)
-        if decision not in ("fit", "load"):
-            raise RuntimeError(f"Rank 0 could not check the DeepSMOTE cache {path}: {decision}")
-        if decision == "fit":
-            loaded = _fit_and_store(model, images, labels, image_format, path)
-        dist.barrier()  # the others read the file once rank 0 has written it
+                held.enter_context(_locked(lock_path, lock_timeout, model.progress))
+                loaded = _load_valid(model, images, labels, path, on_mismatch, in_memory, expected)
+            except BaseException as caught:  # a lock timeout, a mismatch with 'raise'
+                error = caught
+        agree(error)
+        if broadcast_object(loaded is None):
+            try:
+                loaded = _fit_and_store(model, images, labels, image_format, path)
+            except BaseException as caught:  # e.g. rank 0 could not write the file
+                error = caught
+        agree(error)  # the barrier: the others read the file once rank 0 has written it
     if ranks.is_main:
         return loaded, CacheFile(path)
     with _locked(lock_path, lock_timeout, progress=False):
         try:
-            expected = _expected(model, images, labels)
-            loaded = _load(path, expected, model, images, in_memory)
-        except CacheError as error:
+            # Read-only: rank 0 alone writes, and it stored this run's settings.
+            loaded = _load(path, expected, model, images, in_memory, rewrite=False)
+        except (CacheError, FileNotFoundError) as error:
             raise RuntimeError(
                 f"Rank {ranks.rank} could not load the DeepSMOTE cache that rank 0 wrote to "
                 f"{path}: {error} Give all ranks one `cache_dir` on a file system they share."
@@ -194,13 +195,15 @@ def _load_valid(
     path: str,
     on_mismatch: str,
     in_memory: bool = True,
+    expected: dict | None = None,
 ) -> DeepSMOTE | None:
     """The cached model, or ``None`` when there is none or (with a warning) it is stale
     or damaged and ``on_mismatch='refit'``."""
     if not os.path.exists(path):
         return None
     try:
-        return _load(path, _expected(model, images, labels), model, images, in_memory)
+        expected = expected or _expected(model, images, labels)
+        return _load(path, expected, model, images, in_memory)
     except CacheError as error:
         if on_mismatch == "raise":
             raise
@@ -235,7 +238,12 @@ def _fit_and_store(
 
 
 def _load(
-    path: str, expected: dict, model: DeepSMOTE, images: Tensor, in_memory: bool = True
+    path: str,
+    expected: dict,
+    model: DeepSMOTE,
+    images: Tensor,
+    in_memory: bool = True,
+    rewrite: bool = True,
 ) -> DeepSMOTE:
     with CacheFile(path) as cache:
         cache.verify()  # before anything else reads the file (see cache.py)
@@ -262,7 +270,7 @@ def _load(
     if loaded.residual != (loaded.residuals_ is not None):
         loaded.refit_residuals(images)
         changed = loaded.residual  # dropping them leaves the file as it is
-    if changed:
+    if changed and rewrite:
         _store(path, loaded, expected, kept_residuals=kept)
     return loaded
 

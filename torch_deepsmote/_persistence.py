@@ -68,9 +68,13 @@ def model_state(model: DeepSMOTE, arrays: bool = True) -> dict:
         "generator_state": model._generator.get_state(),
         "data_fingerprint": model.data_fingerprint_,
     }
-    if arrays:
-        state.update(model_arrays(model))
+    if arrays:  # one file: arrays kept on disk (a streaming model's residuals) read whole
+        state.update({k: _in_memory(v) for k, v in model_arrays(model).items()})
     return state
+
+
+def _in_memory(array: Any) -> Any:
+    return array[torch.arange(len(array))] if hasattr(array, "blocks") else array
 
 
 def model_from_state(

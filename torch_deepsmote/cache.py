@@ -359,9 +359,12 @@ class CacheFile:
         failed = []
         for entry, expected in self._checksums.items():
             with self._reading(entry):
-                data = np.asarray(self._file[entry][()])
-                blob = entry.startswith("blobs/")
-                actual = hashlib.sha256(data.tobytes()).hexdigest() if blob else _digest(data)
+                if entry.startswith("blobs/"):
+                    actual = hashlib.sha256(self._file[entry][()].tobytes()).hexdigest()
+                else:  # block by block: an array the size of the images is never held whole
+                    data, digest = self._file[entry], hashlib.sha256()
+                    _update(digest, data.dtype, data.shape, _row_blocks(data))
+                    actual = digest.hexdigest()
             if actual != expected:
                 failed.append(entry)
         if failed:
@@ -406,11 +409,13 @@ class CacheFile:
     def blocks(self, name: str) -> Iterator[np.ndarray]:
         """Every row of array ``name`` in order, as arrays of about 16 MiB."""
         dataset = self._dataset("arrays", name)
-        row_bytes = max(1, int(np.prod(dataset.shape[1:])) * dataset.dtype.itemsize)
-        step = max(1, _BLOCK_BYTES // row_bytes)
-        for start in range(0, dataset.shape[0], step):
+        blocks = _row_blocks(dataset)
+        while True:
             with self._reading(f"arrays/{name}"):
-                yield dataset[start : start + step]
+                block = next(blocks, None)
+            if block is None:
+                return
+            yield block
 
     def blob(self, name: str) -> bytes:
         """The bytes stored as blob ``name``."""
@@ -477,6 +482,17 @@ class CachedArray:
 
     def __repr__(self) -> str:
         return f"CachedArray({self.path!r}, {self.name!r}, shape={tuple(self.shape)})"
+
+
+def _row_blocks(dataset: h5py.Dataset) -> Iterator[np.ndarray]:
+    """The rows of ``dataset`` in order, about 16 MiB at a time (a scalar: itself)."""
+    if dataset.ndim == 0:
+        yield np.asarray(dataset[()])
+        return
+    row_bytes = max(1, int(np.prod(dataset.shape[1:])) * dataset.dtype.itemsize)
+    step = max(1, _BLOCK_BYTES // row_bytes)
+    for start in range(0, dataset.shape[0], step):
+        yield dataset[start : start + step]
 
 
 def read_rows(dataset: Any, index: np.ndarray, n: int, name: str) -> np.ndarray:

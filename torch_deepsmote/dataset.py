@@ -40,7 +40,7 @@ from ._validation import (
     check_positive_int,
 )
 from .deepsmote import DeepSMOTE
-from .image_store import H5Images
+from .image_store import H5Images, new_store, remove_store
 from .smote import SMOTEPlan, resolve_sampling_strategy
 
 __all__ = ["OversampledDataset"]
@@ -250,7 +250,7 @@ class OversampledDataset(Dataset):
         if in_memory is False or (in_memory == "auto" and cache_dir is not None and model is None):
             os.makedirs(cache_dir, exist_ok=True)
             # Per process: two processes may read the same dataset before one takes the lock.
-            store = os.path.join(cache_dir, f"images-{os.getpid()}.h5")
+            store = new_store(cache_dir)
         try:
             read = read_dataset(
                 dataset,
@@ -289,9 +289,8 @@ class OversampledDataset(Dataset):
             else:
                 _check_model(model, read)
         finally:
-            for path in (store, store and f"{store}.residuals.h5"):  # see residual_store
-                if path is not None and os.path.exists(path):
-                    os.remove(path)
+            if store is not None:
+                remove_store(store)
         self.model = model
         synthesizer = model.synthesizer_ if device is None else model.synthesizer_.to(device)
         if synthesizer.image_format != read.image_format:

@@ -28,10 +28,17 @@ from ._validation import (
 )
 from .cache import fingerprint_arrays, fingerprint_config
 from .checkpoint import Checkpoint
-from .distributed import Ranks, check_same, current_ranks, map_row_blocks, rows_of
+from .distributed import (
+    Ranks,
+    broadcast_object,
+    check_same,
+    current_ranks,
+    map_row_blocks,
+    rows_of,
+)
 from .distributed import class_neighbors as ranked_class_neighbors
 from .distributed import in_danger as ranked_in_danger
-from .image_store import H5Images
+from .image_store import H5Images, residual_store
 from .knn import class_enemies, get_knn
 from .latents import encode_images, reconstruction_residuals
 from .models import Decoder, Encoder
@@ -282,6 +289,16 @@ class DeepSMOTE(EstimatorParams):
         params = self.get_params(deep=False)
         return fingerprint_config({k: v for k, v in params.items() if k not in SERVING_PARAMS})
 
+    def _rank_settings(self, data_fingerprint: str) -> dict:
+        """What every rank of a group must agree on before fitting together: the data and
+        every setting that decides which collective steps a rank takes."""
+        params = self.get_params(deep=False)
+        for name in ("progress", "device", "log_dir", "sampling_strategy", "knn"):
+            params.pop(name)  # per rank by nature, or not a collective choice
+        params["checkpoint_dir"] = params["checkpoint_dir"] is not None
+        params["knn"] = type(get_knn(self.knn)).__name__  # 'auto' resolves per machine
+        return {"data (images and labels)": data_fingerprint, **params}
+
     def training_config(self) -> TrainingConfig:
         """The :class:`TrainingConfig` these arguments make (checked)."""
         return TrainingConfig(
@@ -387,7 +404,9 @@ class DeepSMOTE(EstimatorParams):
         image_shape = tuple(images.shape[1:])
         data_fingerprint = fingerprint_arrays(labels, images)  # a pass over every image: once
         if ranks is not None:
-            check_same((data_fingerprint, self.training_fingerprint()), "data and settings")
+            check_same(self._rank_settings(data_fingerprint))
+            # random_state=None draws fresh entropy in every process: take rank 0's draw.
+            seeds = broadcast_object(seeds)
         # Resolve the strategy before training so that a bad one fails in a second, not an hour.
         strategy = resolve_sampling_strategy(self.sampling_strategy, labels)
         with torch.random.fork_rng(devices=[]):
@@ -461,12 +480,13 @@ class DeepSMOTE(EstimatorParams):
     ) -> Checkpoint | None:
         if self.checkpoint_dir is None:
             return None
-        # Everything that changes the weights: the data, the settings, the device and the
-        # number of ranks (another split of the epochs).
-        world_size = 1 if ranks is None else ranks.world_size
-        key = f"{self.training_fingerprint()}:{device}:{data_fingerprint}"
-        if world_size > 1:
-            key += f":world_size={world_size}"
+        # Everything that changes the weights: the data, the settings, the device (its type
+        # under ranks, which each use their own cuda:<local_rank>) and the number of ranks
+        # (another split of the epochs).
+        where = device if ranks is None else device.type
+        key = f"{self.training_fingerprint()}:{where}:{data_fingerprint}"
+        if ranks is not None:
+            key += f":world_size={ranks.world_size}"
         return Checkpoint(
             self.checkpoint_dir, key, progress=self.progress and (ranks is None or ranks.is_main)
         )
@@ -557,8 +577,14 @@ class DeepSMOTE(EstimatorParams):
             )
         images = X if isinstance(X, H5Images) else as_images(X, "X")[0]
         self.check_fitted_on(images, self.labels_)
+        store = residual_store(images) if isinstance(images, H5Images) else None
         residuals = reconstruction_residuals(
-            self.decoder_, images, self.latents_, self.image_format_.to_unit, device=self.device_
+            self.decoder_,
+            images,
+            self.latents_,
+            self.image_format_.to_unit,
+            device=self.device_,
+            store=store,
         )
         self.synthesizer_ = self.synthesizer_.replace(residuals=residuals)
         return self
@@ -824,11 +850,6 @@ class DeepSMOTE(EstimatorParams):
                 f"a DeepSMOTE model ({error})."
             ) from error
         return model_from_state(state, device=device, source=path)
-
-
-def residual_store(images: H5Images) -> str:
-    """Where a fit on stored images keeps their residuals: a file beside them."""
-    return f"{images.path}.residuals.h5"
 
 
 def _penalty_generator(seed: int, ranks: Ranks | None) -> torch.Generator | None:

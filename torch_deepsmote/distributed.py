@@ -97,6 +97,25 @@ def all_reduce_sum(tensor: Tensor) -> Tensor:
     return out.to(tensor.device)
 
 
+def agree(error: BaseException | None) -> None:
+    """A barrier that fails together: raise on every rank if any rank passes an error.
+
+    A rank that failed alone would leave the others waiting in the next collective until
+    the group's timeout; instead each rank says how it fared, and all stop at once.
+
+    Raises:
+        RuntimeError: Another rank failed (its rank and error named); this rank's own
+            ``error`` is raised as it is.
+    """
+    failures = all_gather_objects(None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    failed = [(r, f) for r, f in enumerate(failures) if f is not None]
+    if failed:
+        rank, reason = failed[0]
+        raise RuntimeError(f"Rank {rank} of the process group failed: {reason}")
+
+
 def all_gather_objects(obj: Any) -> list:
     """``[obj of rank 0, obj of rank 1, ...]`` on every rank (picklable objects)."""
     out: list = [None] * dist.get_world_size()
@@ -111,19 +130,27 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
-def check_same(value: Any, what: str) -> None:
-    """Raise on every rank unless all ranks hold an equal ``value``.
+def check_same(settings: dict[str, Any]) -> None:
+    """Raise on every rank unless all ranks hold equal ``settings``.
+
+    Args:
+        settings: ``{name: value}`` of plain values (compared with ``==``).
 
     Raises:
-        RuntimeError: Ranks disagree (naming ``what`` and each rank's value).
+        RuntimeError: Ranks disagree: the names that differ, and each rank's value.
     """
-    values = all_gather_objects(value)
-    if any(v != values[0] for v in values[1:]):
-        shown = ", ".join(f"rank {r}: {str(v)[:40]}" for r, v in enumerate(values))
+    values = all_gather_objects(settings)
+    differ = [k for k in settings if any(v.get(k) != settings[k] for v in values)]
+    if differ:
+        shown = "; ".join(
+            f"{k}: " + ", ".join(f"rank {r} {str(v.get(k))[:20]}" for r, v in enumerate(values))
+            for k in differ
+        )
         raise RuntimeError(
-            f"Every rank should fit the same {what}, but the ranks differ ({shown}). Give "
-            "each rank the same dataset, labels and settings (the DistributedSampler of your "
-            "classifier comes after, on the balanced dataset)."
+            "Every rank should fit the same data and settings, but the ranks differ in "
+            f"{', '.join(differ)} ({shown}). Give each rank the same dataset, labels and "
+            "options (your classifier's sampler comes after, on the balanced dataset); "
+            "to fit in one process only, pass distributed=False there."
         )
 
 
@@ -176,7 +203,8 @@ def map_row_blocks(fn: Callable[[slice], Tensor], n: int, ranks: Ranks | None) -
     if ranks is None:
         return fn(slice(0, n))
     rows = block(n, ranks)
-    part = fn(rows)
+    # An empty block (more ranks than rows need) computes one row for the shape and dtype.
+    part = fn(rows) if rows.stop > rows.start else fn(slice(0, 1))[:0]
     size = -(-n // ranks.world_size)
     # all_gather wants equal shapes: pad the (short or empty) tail block, cut it off after.
     padded = part.new_zeros(size, *part.shape[1:])

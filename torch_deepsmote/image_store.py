@@ -22,7 +22,10 @@ Example:
 
 from __future__ import annotations
 
+import glob
 import os
+import secrets
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["H5Images", "H5ImagesWriter"]
+__all__ = ["H5Images", "H5ImagesWriter", "new_store", "remove_store", "residual_store"]
 
 _NAME = "images"
 _WRITE_ROWS = 4096  # rows buffered per HDF5 write
@@ -153,15 +156,24 @@ class H5ImagesWriter:
 
     def append(self, row: Tensor) -> None:
         """Add one (C, H, W) image after the last one."""
+        self._check_room(1)
         self._pending.append(row)
         if len(self._pending) >= _WRITE_ROWS:
             self._flush()
 
     def extend(self, rows: Tensor) -> None:
         """Add (B, C, H, W) images after the last one, written at once."""
+        self._check_room(len(rows))
         self._flush()
         self._data[self.rows : self.rows + len(rows)] = rows.numpy()
         self.rows += len(rows)
+
+    def _check_room(self, rows: int) -> None:
+        if self.rows + len(self._pending) + rows > len(self._data):
+            raise ValueError(
+                f"The store {self.path!r} holds n={len(self._data)} rows, but got "
+                f"{self.rows + len(self._pending) + rows}. Create it with a larger `n`."
+            )
 
     def _flush(self) -> None:
         if self._pending:
@@ -176,3 +188,39 @@ class H5ImagesWriter:
         self._data.attrs["rows"] = self.rows
         self._file.close()
         return H5Images(self.path)
+
+
+def new_store(folder: str | os.PathLike) -> str:
+    """A path for this process's image store in ``folder``, unique across processes and
+    machines sharing it; stores left there by killed processes of this machine go first."""
+    host = socket.gethostname().replace("-", "_")
+    for path in glob.glob(os.path.join(folder, f"images-{host}-*-*.h5")):
+        pid = os.path.basename(path).split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            remove_store(path)
+    return os.path.join(folder, f"images-{host}-{os.getpid()}-{secrets.token_hex(4)}.h5")
+
+
+def residual_store(images: H5Images) -> str:
+    """Where a fit on stored images keeps their residuals: a new file beside them (one per
+    fit, so that a second fit never overwrites the residuals a first model reads)."""
+    return f"{images.path}.residuals-{secrets.token_hex(6)}.h5"
+
+
+def remove_store(path: str | os.PathLike) -> None:
+    """Delete an image store and the residual files of the fits on it."""
+    for name in [os.fspath(path), *glob.glob(f"{glob.escape(os.fspath(path))}.residuals-*.h5")]:
+        try:
+            os.remove(name)
+        except FileNotFoundError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
