@@ -53,6 +53,6 @@ mkdir -p "$OUT/classify"
 step pytest_gpu 60 "$PY" -m pytest -m gpu -q -p no:cacheprovider
 step classify 330 "$PY" benchmarks/classify.py --preset i12-cnn --device cuda --threads 16 \
     --resume --seeds 5 --no-figures --sweep-ratios "" --root FashionMNIST/raw --out "$OUT/classify" \
-    --methods cmo_la,dsp-cmo-s0.5,mixup_la,dsp-q1-s0.3-mixup,logit_adj,dsp-q1-s0.3,none
+    --methods cmo_la,dsp-cmo-s0.5,mixup_la,dsp-q1-s0.3-mixup,logit_adj,dsp-cmo-s0.5-bl,dsp-q1-s0.3,none
 step bench_speed 120 "$PY" benchmarks/bench_speed.py --quick --sections train,serve,knn \
     --no-write --json "$OUT/speed.json"
