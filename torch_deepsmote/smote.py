@@ -220,17 +220,22 @@ def _draw_lam(count: int, lam_range: tuple[float, float], generator: torch.Gener
     return lam if (low, high) == (0.0, 1.0) else low + (high - low) * lam
 
 
-def _check_bases(bases: Any, labels: torch.Tensor) -> torch.Tensor | None:
-    if bases is None:
+def check_row_mask(mask: Any, labels: torch.Tensor, name: str = "bases") -> torch.Tensor | None:
+    """``mask`` as a CPU bool tensor of ``labels``' shape (one flag per row), or ``None``.
+
+    Raises:
+        ValueError: Another dtype or shape (``name`` is the argument named).
+    """
+    if mask is None:
         return None
-    bases = torch.as_tensor(bases).cpu()
-    if bases.dtype != torch.bool or tuple(bases.shape) != tuple(labels.shape):
+    mask = torch.as_tensor(mask).cpu()
+    if mask.dtype != torch.bool or tuple(mask.shape) != tuple(labels.shape):
         raise ValueError(
-            f"`bases` should be None or a bool tensor of shape {tuple(labels.shape)} (one flag "
-            f"per row of `labels`), but got bases with dtype {bases.dtype} and shape "
-            f"{tuple(bases.shape)}."
+            f"`{name}` should be None or a bool tensor of shape {tuple(labels.shape)} (one flag "
+            f"per row of `labels`), but got {name} with dtype {mask.dtype} and shape "
+            f"{tuple(mask.shape)}."
         )
-    return bases
+    return mask
 
 
 def _base_rows(rows: torch.Tensor, bases: torch.Tensor | None) -> torch.Tensor:
@@ -301,7 +306,7 @@ def plan_synthetic(
             f"neighbors with shape {tuple(neighbors.shape)} and labels with shape "
             f"{tuple(labels.shape)}."
         )
-    bases = _check_bases(bases, labels)
+    bases = check_row_mask(bases, labels)
     parts: list[tuple[torch.Tensor, ...]] = []
     for label in sorted(n_new):
         count = int(n_new[label])
@@ -379,7 +384,7 @@ def plan_transfer(
     _check_generator(generator)
     labels = torch.as_tensor(labels).cpu()
     neighbors = torch.as_tensor(neighbors).cpu()
-    bases = _check_bases(bases, labels)
+    bases = check_row_mask(bases, labels)
     classes, sizes = torch.unique(labels, return_counts=True)
     rows_of = {int(c): torch.nonzero(labels == c).flatten() for c in classes}
     parts = []

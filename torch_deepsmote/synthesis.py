@@ -35,7 +35,7 @@ from ._format import ImageFormat
 from ._validation import check_non_negative_int
 from .cache import CacheFile
 from .latents import decode_codes
-from .smote import SMOTEPlan, interpolate, plan_synthetic, plan_transfer
+from .smote import SMOTEPlan, check_row_mask, interpolate, plan_synthetic, plan_transfer
 
 __all__ = ["INTERPOLATIONS", "Synthesizer", "default_lam_range"]
 
@@ -69,18 +69,6 @@ def _checksum(cache: CacheFile, name: str) -> str | None:
         return cache.checksum(name)
     except ValueError:  # the array is gone: another run wrote the file without it
         return None
-
-
-def _check_danger(danger: Any, labels: Tensor) -> Tensor | None:
-    if danger is None:
-        return None
-    danger = torch.as_tensor(danger).cpu()
-    if danger.dtype != torch.bool or tuple(danger.shape) != tuple(labels.shape):
-        raise ValueError(
-            f"`danger` should be None or a bool tensor of shape {tuple(labels.shape)}, one flag "
-            f"per code, but got danger with dtype {danger.dtype} and shape {tuple(danger.shape)}."
-        )
-    return danger
 
 
 def _device_of(module: nn.Module) -> torch.device:
@@ -156,7 +144,7 @@ class Synthesizer:
         )
         self.image_format = image_format
         self.labels = labels
-        self.danger = _check_danger(danger, labels)
+        self.danger = check_row_mask(danger, labels, "danger")
         self._warned: set[int] = set()  # classes told of their fallback to all rows
         self.neighbors = neighbors
         self.n_neighbors = {int(k): int(v) for k, v in n_neighbors.items()}
@@ -193,7 +181,7 @@ class Synthesizer:
             new._cache = None  # the cached file holds the old residuals, if any
         if "danger" in changes:
             new._warned = set()
-            changes["danger"] = _check_danger(changes["danger"], self.labels)
+            changes["danger"] = check_row_mask(changes["danger"], self.labels, "danger")
         for name, value in changes.items():
             setattr(new, name, value)
         if "interpolation" in changes and "lam_range" not in changes:
