@@ -129,15 +129,18 @@ def test_longer_tuples_keep_their_length_and_order(data, model):
     assert torch.equal(dropped[0][0], data[0][0]) and dropped[0][1] == int(data[1][0])
 
 
-def test_the_datasets_transform_is_set_aside_while_fitting_and_applied_to_synthetic_images(data):
+def test_the_datasets_transform_is_set_aside_while_fitting_and_applied_to_synthetic_images(
+    data, model
+):
     calls = []
 
     def scale(image):  # a visible, countable transform of the image (torchvision's rule)
         calls.append(1)
         return image.float() / 255
 
-    ds = over(DictItems(data, transform=scale), **FIT)
-    assert calls == [] and ds.model.image_format_.dtype == "uint8"  # fitted on raw images
+    # The model was fitted on the raw uint8 images: it is refused unless those are read.
+    ds = over(DictItems(data, transform=scale), model)
+    assert calls == []
     synthetic = ds[len(ds) - 1]
     assert len(calls) == 1 and synthetic["image"].dtype == torch.float32
     assert 0 <= synthetic["image"].min() and synthetic["image"].max() <= 1

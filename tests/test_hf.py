@@ -178,12 +178,11 @@ def test_export_has_originals_first_a_synthetic_flag_and_provenance(source, mode
     assert other["base"][n:] != export["base"][n:]  # another epoch, another synthetic set
 
 
-def test_export_refuses_other_datasets_and_clashing_columns(data, source, model):
+def test_export_refuses_other_datasets_and_clashing_columns(source, model):
     with pytest.raises(TypeError, match="OversampledDataset over a datasets.Dataset"):
         to_hf_dataset(source)
-    X, y = data
-    clash = make_hf(X, y, synthetic=[0] * len(y))
-    ds = over(clash, DeepSMOTE(**FIT).fit_dataset(clash))
+    clash = source.add_column("synthetic", [0] * len(source))  # the model's rows, in order
+    ds = over(clash, model)
     with pytest.raises(ValueError, match=r"has \['synthetic'\]"):
         to_hf_dataset(ds)
 
