@@ -157,12 +157,14 @@ def run(quick: bool, write: bool) -> dict:
         "labels": [label for label, _, _ in CONFIGS],
         "rows": rows,
         "note": (
-            "Two processes on two cores against one process with two threads is the "
-            "comparison that matters on one machine; on GPUs each rank has its own device, "
-            "and the gain is close to the number of devices when the data loading keeps up. "
-            "The loss of the two-process run is close to, not equal to, the one-process "
-            "loss: BatchNorm normalises over each rank's half batch, and each rank draws its "
-            "own penalty class per step."
+            "Measured on 2 CPU cores (the long benchmark on the other core paused): two "
+            "threads in one process beat two gloo processes, whose gradient all-reduce at "
+            "every step and half-size batches per rank cost more than the second process "
+            "gains. DDP is for several GPUs or machines, each rank with its own device; on "
+            "the cores of one CPU, give one process the threads. The loss of the "
+            "two-process run is close to, not equal to, the one-process loss: BatchNorm "
+            "normalises over each rank's half batch, and each rank draws its own penalty "
+            "class per step."
         ),
     }
     print(render(results))
