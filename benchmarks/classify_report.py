@@ -231,8 +231,9 @@ COLUMNS = (("balanced", "acsa"), ("balanced", "gm"), ("imbalanced", "acsa"), ("i
 
 
 def _is_baseline(method: str) -> bool:
-    """The methods without synthetic images: the rows DeepSMOTE has to beat."""
-    return not method.startswith("deepsmote")
+    """The methods without synthetic images: the rows DeepSMOTE has to beat (neither the
+    ``deepsmote*`` methods nor the ``dsp`` recipes of classify_deepsmote.py)."""
+    return not (method.startswith("deepsmote") or method == "dsp" or method.startswith("dsp-"))
 
 
 def _data_seed(result: dict) -> int:

@@ -267,8 +267,9 @@ def test_paired_differences_are_taken_per_seed_against_the_best_baseline():
             + [
                 _record("deepsmote_residual", s, d, 82.5 + s + (0.5 if s == 2 else 0))
                 for s in range(3)
-            ]  # fmt: skip
-        )
+            ]
+            + [_record("dsp-cmo-s0.5", s, d, 90 + s) for s in range(3)]  # a recipe, not a baseline
+        )  # fmt: skip
         for d in (0, 1)
     ]
     rows = report.collect(results)
