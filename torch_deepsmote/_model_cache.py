@@ -181,9 +181,11 @@ def _locked(lock_path: str, timeout: float | None, progress: bool) -> Iterator[N
         lock.release()
 
 
-def _expected(model: DeepSMOTE, images: Tensor, labels: Tensor) -> dict:
+def _expected(model: DeepSMOTE, images: Tensor, labels: Tensor, data_fingerprint=None) -> dict:
+    """The fingerprints a cache of these images and settings holds (``data_fingerprint``:
+    one already computed over ``labels`` and ``images``, e.g. by the fit)."""
     return {
-        "dataset_fingerprint": fingerprint_arrays(labels, images),
+        "dataset_fingerprint": data_fingerprint or fingerprint_arrays(labels, images),
         "config_fingerprint": model.training_fingerprint(),
     }
 
@@ -227,11 +229,7 @@ def _fit_and_store(
     if own_checkpoint:
         model.set_params(checkpoint_dir=None)
     if ranks is None or ranks.is_main:
-        expected = {
-            "dataset_fingerprint": model.data_fingerprint_,  # hashed by the fit already
-            "config_fingerprint": model.training_fingerprint(),
-        }
-        _store(path, model, expected)
+        _store(path, model, _expected(model, images, labels, model.data_fingerprint_))
         if own_checkpoint:
             Checkpoint(os.path.dirname(path), key="").remove()
     return model
