@@ -1,11 +1,13 @@
 """Are the synthetic images right, varied and hard? Per-class diagnostics for issue 12.
 
     python benchmarks/synthetic_quality.py --quick                    # minutes, tiny settings
-    python benchmarks/synthetic_quality.py --variants smote,enemy,transfer,smote-k20
+    python benchmarks/synthetic_quality.py --variants smote,enemy,transfer,smote-k20,smote-bl
+    python benchmarks/synthetic_quality.py --variants smote-x1.5 --resume  # adds a variant
 
 For one training subset (the paper's Table I counts of Fashion-MNIST), one autoencoder
 (the classify.py protocol's settings, loaded from its cache when ``--cache-dir`` points
-there) and each DeepSMOTE variant (interpolation, ``k_neighbors``, ``lam_range``):
+there) and each DeepSMOTE variant (interpolation, ``k_neighbors``, ``lam_range``,
+``base_selection``):
 
 - GAN-test (Shmelkov, Schmid and Alahari, "How good is my GAN?", ECCV 2018): the accuracy
   of a reference classifier, trained on all 60,000 real training images, on the synthetic
@@ -53,12 +55,15 @@ FULL = dict(count_scale=1.0, ae_epochs=10, hidden=32, latent_dim=None, ref_steps
 
 
 def parse_variant(text: str) -> dict:
-    """``smote``, ``enemy``, ``transfer``, with ``-k20`` (k_neighbors) and ``-x1.5``
-    (lam_range (0, 1.5)) suffixes, e.g. ``smote-k20-x1.5``."""
+    """``smote``, ``enemy``, ``transfer``, with ``-k20`` (k_neighbors), ``-x1.5``
+    (lam_range (0, 1.5)) and ``-bl`` (base_selection 'borderline') suffixes, e.g.
+    ``smote-k20-x1.5``."""
     name, *options = text.split("-")
     variant = {"interpolation": name}
     for option in options:
-        if option.startswith("k"):
+        if option == "bl":
+            variant["base_selection"] = "borderline"
+        elif option.startswith("k"):
             variant["k_neighbors"] = int(option[1:])
         elif option.startswith("x"):
             variant["lam_range"] = (0.0, float(option[1:]))
@@ -79,6 +84,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--work", default="/tmp/deepsmote-bench")
     p.add_argument("--out", default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the variants of an earlier results.json in --out (same settings) and "
+        "add the others",
+    )
     for key in FULL:
         p.add_argument("--" + key.replace("_", "-"), type=type(FULL[key] or 0), default=None)
     args = p.parse_args(argv)
@@ -127,6 +138,40 @@ def nearest_rms(a: torch.Tensor, b: torch.Tensor, exclude_self: bool = False) ->
     return distances / a.shape[1] ** 0.5
 
 
+# Settings that change the numbers: a resumed run must match the earlier one in all of them.
+_SAME = ("data_seed", "seed", "n_per_class", "classifier", "cache_dir", *FULL)
+
+
+def resumed(args, config: dict) -> list[dict]:
+    """The variant records of ``--out``'s results.json under ``--resume`` (empty without
+    it, or without a file); refuses an earlier run made with other settings."""
+    path = args.out / "results.json"
+    if not args.resume or not path.exists():
+        return []
+    before = json.loads(path.read_text())
+    differ = [k for k in _SAME if before["config"].get(k) != config.get(k)]
+    if differ:
+        raise SystemExit(
+            f"--resume: {path} was made with other settings ({', '.join(differ)}); "
+            "pass another --out or drop --resume"
+        )
+    return before["variants"]
+
+
+def reference_classifier(x_full, y_full, args) -> torch.nn.Module:
+    """The GAN-test reference, trained on every real training image; kept in ``--work``
+    so that a resumed or repeated run does not train it again (its training is seeded)."""
+    path = args.work / f"quality-reference-{args.classifier}-s{args.seed}-{args.ref_steps}.pt"
+    model = cm.make_classifier(args.classifier, x_full.shape[1], 10, x_full.shape[-1])
+    if path.exists():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    print(f"reference classifier: {len(x_full)} real images, {args.ref_steps} steps", flush=True)
+    model = train(x_full, y_full, args, args.seed, args.ref_steps)
+    torch.save(model.state_dict(), path)
+    return model
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -145,12 +190,13 @@ def main(argv=None) -> int:
     )
     n = max(10, round(args.n_per_class * min(1.0, args.count_scale * 10)))
 
-    print(f"reference classifier: {len(x_full)} real images, {args.ref_steps} steps", flush=True)
-    reference = train(x_full, y_full, args, args.seed, args.ref_steps)
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    earlier = resumed(args, config)
+    reference = reference_classifier(x_full, y_full, args)
     ref_test = float((probabilities(reference, x_test).argmax(1) == y_test).float().mean())
     ref_real = probabilities(reference, x_real)
     report = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "config": config,
         "counts": list(counts),
         "reference_test_accuracy": 100 * ref_test,
         "real": {
@@ -178,7 +224,13 @@ def main(argv=None) -> int:
     report["real"]["nearest_real_rms_median"] = float(loo.median())
 
     cache_dir = args.cache_dir or args.work / "quality-autoencoder" / f"seed{args.data_seed}"
+    done = {record["variant"]: record for record in earlier}
+    report["variants"] = [done[v["name"]] for v in args.variants if v["name"] in done]
+    report["variants"] += [r for name, r in done.items() if r not in report["variants"]]
     for variant in args.variants:
+        if variant["name"] in done:
+            print(f"{variant['name']:16s} kept from the earlier results.json", flush=True)
+            continue
         options = {k: v for k, v in variant.items() if k != "name"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
