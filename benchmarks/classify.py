@@ -34,6 +34,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -318,11 +319,19 @@ class Experiment:
         self.train_counts = tuple(int(n) for n in train_counts)
         rows = data.take(y_full, self.train_counts, args.data_seed)
         self.train = data.subset(train_full, rows)
+        self._rest = (train_full, np.setdiff1d(np.arange(len(y_full)), rows))
+        self._pool: tuple[torch.Tensor, torch.Tensor] | None = None
         self.x, self.y = data.as_tensors(self.train)
         key = autoencoder_key(settings(args, self.train_counts))
         digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         self.cache_dir = args.work / "autoencoders" / f"{name}-{digest}"
         self.autoencoder: dict | None = None
+
+    def pool(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split's images outside the subset (read once, for oracle rows)."""
+        if self._pool is None:
+            self._pool = data.as_tensors(data.subset(*self._rest))
+        return self._pool
 
     def oversampled(self, seed: int, strategy=None, residual: bool = False, **options):
         """The experiment's OversampledDataset; ``options`` are DeepSMOTE's serving
@@ -370,6 +379,7 @@ class Experiment:
             "batch_size": args.batch_size,
             "n_classes": self.n_classes,
             "oversampled": self.oversampled,
+            "pool": self.pool,
             "la_balance": args.la_balance,
             "steps": args.steps,
         }

@@ -51,6 +51,10 @@ METHODS = (
 # Opt-in variants (--methods): ideas measured against the paper's recipe.
 EXTRA_METHODS = (
     "deepsmote_residual_la",  # deepsmote_la with residual=True
+    # A ceiling, not a baseline (it reads images a user does not have): dsp-cmo-s0.5 with
+    # every "synthetic" draw an unseen real image of the class, from the training split
+    # outside the subset. What a perfect generator could give this recipe.
+    "oracle_cmo_la",
 )
 DEEPSMOTE_METHODS = tuple(m for m in METHODS + EXTRA_METHODS if m.startswith("deepsmote"))
 # What a strong practitioner would use instead of synthetic images (issue 12): the rows that
@@ -288,6 +292,11 @@ def batches_for(method: str, ctx: dict, seed: int) -> Recipe:
         minority = _balanced(real, y, bs, cb.child_seed(seed, 3))
         mix = cb.CMO(minority, ctx["steps"], CMO_PROB, seed)
         return Recipe(_shuffled(real, bs, seed), natural_prior, info, mix)
+    if method == "oracle_cmo_la":
+        x_pool, y_pool = ctx["pool"]()
+        minority, info["n_pool"] = _oracle_stream(real, x_pool, y_pool, bs, seed), len(y_pool)
+        mix = cb.CMO(minority, ctx["steps"], CMO_PROB, seed)
+        return Recipe(_shuffled(real, bs, seed), natural_prior, info, mix)
     if method == "drw":
         switch = round(DRW_SWITCH * ctx["steps"])
         info["switch_step"] = switch
@@ -351,6 +360,21 @@ def _deepsmote_batches(method, ctx, seed, info) -> Recipe:
         )
         return Recipe(_endless(DataLoader(data, bs, sampler=sampler, drop_last=True)), prior, info)
     return Recipe(_shuffled(data, bs, seed), prior, info)
+
+
+def _oracle_stream(real: TensorDataset, x_pool, y_pool, bs: int, seed: int) -> Iterator:
+    """dsp-cmo-s0.5's minority stream with unseen real images in place of synthetic ones:
+    every class equally often, and half of each class's draws (all of the largest class's,
+    which has no synthetic images there) the subset's own images."""
+    x_real, y_real = real.tensors
+    largest = torch.bincount(y_real).argmax()
+    keep = y_pool != largest
+    y_all = torch.cat([y_real, y_pool[keep]])
+    weights = _half_real_weights(y_all, len(y_real))
+    data = TensorDataset(torch.cat([x_real, x_pool[keep]]), y_all)
+    gen = torch.Generator().manual_seed(cb.child_seed(seed, 3))
+    sampler = WeightedRandomSampler(weights, len(y_real), replacement=True, generator=gen)
+    return _endless(DataLoader(data, bs, sampler=sampler, drop_last=True))
 
 
 def _half_real_weights(y: torch.Tensor, n_real: int) -> torch.Tensor:

@@ -163,6 +163,27 @@ def test_cmo_minority_loader_draws_classes_uniformly_and_the_loss_uses_the_natur
     torch.testing.assert_close(freq, torch.full((3,), 1 / 3), atol=0.03, rtol=0)
 
 
+def test_oracle_stream_draws_classes_uniformly_half_from_unseen_images_but_the_largest():
+    ctx = _ctx(counts=(80, 15, 5), steps=100)
+    # The pool's images are marked by 10 + label, so a draw names where it came from.
+    y_pool = torch.tensor([0] * 50 + [1] * 40 + [2] * 30)
+    x_pool = (10 + y_pool).float()[:, None, None, None].expand(-1, 1, 4, 4).clone()
+    ctx["pool"] = lambda: (x_pool, y_pool)
+    recipe = cm.batches_for("oracle_cmo_la", ctx, seed=0)
+    assert isinstance(recipe.mix, cb.CMO) and recipe.info["n_pool"] == 120
+    torch.testing.assert_close(recipe.prior, torch.log(torch.tensor([0.8, 0.15, 0.05])))
+    draws = [next(recipe.mix.minority) for _ in range(400)]
+    x, y = torch.cat([d[0] for d in draws]), torch.cat([d[1] for d in draws])
+    freq = torch.bincount(y, minlength=3).float() / len(y)
+    torch.testing.assert_close(freq, torch.full((3,), 1 / 3), atol=0.03, rtol=0)
+    unseen = x[:, 0, 0, 0] >= 10
+    assert not unseen[y == 0].any()  # the largest class has no "synthetic" share
+    for c in (1, 2):
+        assert unseen[y == c].float().mean() == pytest.approx(0.5, abs=0.05)
+    again = torch.cat([next(cm.batches_for("oracle_cmo_la", ctx, 0).mix.minority)[1]])
+    assert torch.equal(again, draws[0][1])  # seeded
+
+
 def test_mixed_loss_weights_the_two_targets_by_lambda():
     logits = torch.randn(6, 4)
     y, y2 = torch.tensor([0, 1, 2, 3, 0, 1]), torch.tensor([3, 3, 3, 3, 2, 2])
