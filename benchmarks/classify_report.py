@@ -33,6 +33,7 @@ __all__ = [
     "best_baseline",
     "paired_differences",
     "protocol_tables",
+    "per_class_table",
     "convergence_table",
 ]
 
@@ -363,13 +364,29 @@ def _timing_table(rows: dict) -> list[str]:
     return lines
 
 
-def protocol_tables(results: list[dict]) -> list[str]:
+def _classifier(result: dict) -> tuple:
+    cfg = result.get("config", {})
+    return cfg.get("classifier"), cfg.get("steps")
+
+
+def protocol_tables(results: list[dict], per_class: tuple[str, ...] = ()) -> list[str]:
     """Markdown lines of issue 12's tables for ``results`` (any number of files, data seeds).
 
     Per method: mean ± sample std over runs, and the paired difference (mean ± std [min,
     max] over (data seed, seed) pairs) against the best baseline of each column; every
-    data seed pooled, then each alone; balanced-test ACSA per run; wall time.
+    data seed pooled, then each alone; balanced-test ACSA per run; wall time; and for each
+    ``"METHOD:REFERENCE"`` of ``per_class`` the per-class recall of both and their paired
+    difference. Results of different classifiers (or step budgets) get tables of their own:
+    their seeds are not pairs.
     """
+    groups: dict = {}
+    for result in results:
+        groups.setdefault(_classifier(result), []).append(result)
+    if len(groups) > 1:
+        lines = []
+        for (clf, steps), group in groups.items():
+            lines += [f"### {clf}, {steps} steps", ""] + protocol_tables(group, per_class)
+        return lines
     rows = collect(results)
     data_seeds = sorted({d for _, d, _ in rows})
     pooled = ", ".join(map(str, data_seeds))
@@ -380,7 +397,43 @@ def protocol_tables(results: list[dict]) -> list[str]:
             lines += [f"#### data seed {d}", ""] + _scope_table(rows, d) + [""]
     lines += ["#### balanced-test ACSA per run (d: data seed, s: seed)", ""]
     lines += _per_seed_table(rows) + [""]
+    for pair in per_class:
+        method, reference = pair.split(":")
+        table = per_class_table(rows, method, reference)
+        if table:
+            lines += [f"#### balanced-test recall per class: {method} against {reference}", ""]
+            lines += table + [""]
     lines += ["#### wall time", ""] + _timing_table(rows) + [""]
+    return lines
+
+
+def per_class_table(rows: dict, method: str, reference: str, test: str = "balanced") -> list[str]:
+    """Markdown lines: per class, the mean recall of ``method`` and ``reference`` over the
+    (data seed, seed) runs both have, and the paired difference (mean ± std, how many of
+    the pairs are below zero). Empty when they share no run."""
+    pairs = sorted(
+        (d, s)
+        for m, d, s in rows
+        if m == method and (reference, d, s) in rows and test in rows[(m, d, s)]["scores"]
+    )
+    if not pairs:
+        return []
+
+    def recall(m):
+        return np.array([rows[(m, d, s)]["scores"][test]["recall"] for d, s in pairs])
+
+    a, b = recall(method), recall(reference)
+    diff = a - b
+    lines = [
+        f"| class | {method} | {reference} | paired Δ (n={len(pairs)}) | pairs below 0 |",
+        "| ---: | ---: | ---: | --- | ---: |",
+    ]
+    for c in range(a.shape[1]):
+        std = diff[:, c].std(ddof=1) if len(pairs) > 1 else 0.0
+        lines.append(
+            f"| {c} | {a[:, c].mean():.1f} | {b[:, c].mean():.1f} | "
+            f"{diff[:, c].mean():+.1f} ± {std:.1f} | {int((diff[:, c] < 0).sum())} |"
+        )
     return lines
 
 
@@ -429,10 +482,20 @@ def main(argv=None) -> int:
     p.add_argument("--notes", default=None)
     p.add_argument("--protocol", action="store_true", help="print issue 12's tables")
     p.add_argument("--convergence", action="store_true", help="print the convergence table")
+    p.add_argument(
+        "--per-class",
+        action="append",
+        default=[],
+        metavar="METHOD:REFERENCE",
+        help="with --protocol: per-class recall of METHOD against REFERENCE (repeatable)",
+    )
     args = p.parse_args(argv)
     results = [json.loads(Path(f).read_text()) for f in args.results]
     if args.protocol or args.convergence:
-        lines = convergence_table(results) if args.convergence else protocol_tables(results)
+        if args.convergence:
+            lines = convergence_table(results)
+        else:
+            lines = protocol_tables(results, tuple(args.per_class))
         print("\n".join(lines))
         return 0
     if args.results_md is None:

@@ -320,3 +320,29 @@ def test_protocol_tables_pool_data_seeds_and_charge_the_autoencoder_to_deepsmote
         line for line in text.splitlines() if line.startswith("| deepsmote_residual | 20")
     )
     assert "120" in timing  # 20 s of classifier + 100 s of autoencoder
+
+
+def test_protocol_tables_split_classifiers_and_pair_recall_per_class():
+    import classify_report as report
+
+    def rec(method, seed, recall):
+        out = _record(method, seed, 0, float(np.mean(recall)))
+        out["scores"]["balanced"]["recall"] = recall
+        return out
+
+    def result(classifier, records):
+        return {**_result(records), "config": {"classifier": classifier, "steps": 8}}
+
+    cnn = result("cnn", [rec("cmo_la", s, [90.0, 50.0 + s]) for s in range(3)])
+    cnn_dsp = result("cnn", [rec("dsp-cmo", s, [91.0, 48.0 + 2 * s]) for s in range(2)])
+    resnet = result("resnet", [rec("cmo_la", 0, [10.0, 10.0])])
+    text = "\n".join(report.protocol_tables([cnn, cnn_dsp, resnet], ("dsp-cmo:cmo_la",)))
+    assert "### cnn, 8 steps" in text and "### resnet, 8 steps" in text
+    cnn_part = text.split("### resnet")[0]
+    assert "10.00" not in cnn_part  # the other classifier's seed 0 is not a pair
+    lines = report.per_class_table(report.collect([cnn, cnn_dsp]), "dsp-cmo", "cmo_la")
+    assert "(n=2)" in lines[0]
+    # class 1: seeds 0, 1 give 48, 50 against 50, 51: differences -2, -1
+    assert lines[3].startswith("| 1 | 49.0 | 50.5 | -1.5 ± 0.7 | 2 |")
+    assert lines[2].startswith("| 0 | 91.0 | 90.0 | +1.0 ± 0.0 | 0 |")
+    assert report.per_class_table(report.collect([resnet]), "dsp-cmo", "cmo_la") == []
