@@ -16,9 +16,11 @@
 # input mixup and logit adjustment, each with real images only and with DeepSMOTE's), one
 # (method, seed) at a time, most important first. It resumes from the committed
 # benchmarks/results/i12-gpu/results.json, so seeds add up over sessions: after a run,
-# copy $OUT/classify/results.json over that file, commit it, and print the paired table
-# (classify_report.py --protocol). The autoencoder (the CPU preset's: width 32, 10 epochs)
-# is retrained in every session (its weights are too large to carry).
+# copy $OUT/i12-gpu/results.json over that file (and $OUT/i12-gpu-resnet18/results.json
+# over benchmarks/results/i12-gpu-resnet18/results.json: ResNet-18 at full width, the
+# paper's classifier), commit them, and print the paired tables (classify_report.py
+# --protocol). The autoencoder (the CPU preset's: width 32, 10 epochs) is retrained in
+# every session (its weights are too large to carry).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,12 +49,23 @@ step() {  # name, limit in seconds, command...
 }
 { nvidia-smi; "$PY" -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; } \
     >> "$OUT/env.txt" 2>&1
-GPU_RESULTS=benchmarks/results/i12-gpu/results.json
-mkdir -p "$OUT/classify"
-[[ -f $GPU_RESULTS ]] && cp "$GPU_RESULTS" "$OUT/classify/results.json"
+# Resumed results: cnn-fc (the CPU pilot's classifier) and ResNet-18 at full width (the
+# paper's classifier, too slow for the CPU), each from its committed results.json.
+for name in i12-gpu i12-gpu-resnet18; do
+    mkdir -p "$OUT/$name"
+    [[ -f benchmarks/results/$name/results.json ]] &&
+        cp "benchmarks/results/$name/results.json" "$OUT/$name/results.json"
+done
+classify() {  # limit, out folder, classifier, methods
+    timeout "$1" "$PY" benchmarks/classify.py --preset i12-cnn --classifier "$3" --device cuda \
+        --threads 16 --resume --seeds 5 --no-figures --sweep-ratios "" --root FashionMNIST/raw \
+        --out "$OUT/$2" --methods "$4"
+    echo "classify $3: rc=$?"
+}
 step pytest_gpu 60 "$PY" -m pytest -m gpu -q -p no:cacheprovider
-step classify 330 "$PY" benchmarks/classify.py --preset i12-cnn --device cuda --threads 16 \
-    --resume --seeds 5 --no-figures --sweep-ratios "" --root FashionMNIST/raw --out "$OUT/classify" \
-    --methods cmo_la,dsp-cmo-s0.5,mixup_la,dsp-q1-s0.3-mixup,logit_adj,dsp-cmo-s0.5-bl,dsp-q1-s0.3,none
+# One log for both classifiers (the 8-file limit); the ResNet gets its own share of time.
+step classify 340 bash -c "$(declare -f classify); PY=$PY OUT=$OUT
+    classify 200 i12-gpu cnn-fc cmo_la,dsp-cmo-s0.5,mixup_la,dsp-q1-s0.3-mixup,logit_adj,dsp-cmo-s0.5-bl,oracle_cmo_la,dsp-q1-s0.3,none
+    classify 135 i12-gpu-resnet18 resnet18 cmo_la,dsp-cmo-s0.5,logit_adj,oracle_cmo_la"
 step bench_speed 120 "$PY" benchmarks/bench_speed.py --quick --sections train,serve,knn \
     --no-write --json "$OUT/speed.json"
