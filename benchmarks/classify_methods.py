@@ -55,6 +55,9 @@ EXTRA_METHODS = (
     # every "synthetic" draw an unseen real image of the class, from the training split
     # outside the subset. What a perfect generator could give this recipe.
     "oracle_cmo_la",
+    # The same ceiling for dsp-q1-s0.3 (natural class rates, 30 % of each minority class's
+    # draws synthetic, logit-adjusted loss): those draws unseen real images instead.
+    "oracle_la",
 )
 DEEPSMOTE_METHODS = tuple(m for m in METHODS + EXTRA_METHODS if m.startswith("deepsmote"))
 # What a strong practitioner would use instead of synthetic images (issue 12): the rows that
@@ -292,9 +295,13 @@ def batches_for(method: str, ctx: dict, seed: int) -> Recipe:
         minority = _balanced(real, y, bs, cb.child_seed(seed, 3))
         mix = cb.CMO(minority, ctx["steps"], CMO_PROB, seed)
         return Recipe(_shuffled(real, bs, seed), natural_prior, info, mix)
-    if method == "oracle_cmo_la":
+    if method in ("oracle_cmo_la", "oracle_la"):
         x_pool, y_pool = ctx["pool"]()
-        minority, info["n_pool"] = _oracle_stream(real, x_pool, y_pool, bs, seed), len(y_pool)
+        info["n_pool"] = len(y_pool)
+        if method == "oracle_la":
+            stream = _oracle_stream(real, x_pool, y_pool, bs, seed, class_power=1.0, share=0.3)
+            return Recipe(stream, natural_prior, info)
+        minority = _oracle_stream(real, x_pool, y_pool, bs, cb.child_seed(seed, 3))
         mix = cb.CMO(minority, ctx["steps"], CMO_PROB, seed)
         return Recipe(_shuffled(real, bs, seed), natural_prior, info, mix)
     if method == "drw":
@@ -362,17 +369,29 @@ def _deepsmote_batches(method, ctx, seed, info) -> Recipe:
     return Recipe(_shuffled(data, bs, seed), prior, info)
 
 
-def _oracle_stream(real: TensorDataset, x_pool, y_pool, bs: int, seed: int) -> Iterator:
-    """dsp-cmo-s0.5's minority stream with unseen real images in place of synthetic ones:
-    every class equally often, and half of each class's draws (all of the largest class's,
-    which has no synthetic images there) the subset's own images."""
+def _oracle_stream(
+    real: TensorDataset, x_pool, y_pool, bs: int, seed: int, class_power=0.0, share=0.5
+) -> Iterator:
+    """A dsp recipe's stream (``ClassPriorSampler(class_power, synthetic_share=share)``)
+    with unseen real images in place of synthetic ones: class ``c`` drawn with probability
+    ``∝ n_c ** class_power``, ``share`` of its draws from the pool (none of the largest
+    class's, which has no synthetic images there), the rest the subset's own images."""
     x_real, y_real = real.tensors
-    largest = torch.bincount(y_real).argmax()
+    counts = torch.bincount(y_real).double()
+    largest = counts.argmax()
     keep = y_pool != largest
     y_all = torch.cat([y_real, y_pool[keep]])
-    weights = _half_real_weights(y_all, len(y_real))
+    unseen = torch.arange(len(y_all)) >= len(y_real)
+    class_p = counts**class_power / (counts**class_power).sum()
+    weights = torch.zeros(len(y_all), dtype=torch.float64)
+    for c in range(len(counts)):
+        own, new = (y_all == c) & ~unseen, (y_all == c) & unseen
+        s = share if c != largest and new.any() else 0.0
+        weights[own] = class_p[c] * (1 - s) / own.sum()
+        if s:
+            weights[new] = class_p[c] * s / new.sum()
     data = TensorDataset(torch.cat([x_real, x_pool[keep]]), y_all)
-    gen = torch.Generator().manual_seed(cb.child_seed(seed, 3))
+    gen = torch.Generator().manual_seed(seed)
     sampler = WeightedRandomSampler(weights, len(y_real), replacement=True, generator=gen)
     return _endless(DataLoader(data, bs, sampler=sampler, drop_last=True))
 

@@ -182,6 +182,17 @@ def test_oracle_stream_draws_classes_uniformly_half_from_unseen_images_but_the_l
         assert unseen[y == c].float().mean() == pytest.approx(0.5, abs=0.05)
     again = torch.cat([next(cm.batches_for("oracle_cmo_la", ctx, 0).mix.minority)[1]])
     assert torch.equal(again, draws[0][1])  # seeded
+    # oracle_la: natural class rates, 30 % of each smaller class's draws unseen.
+    recipe = cm.batches_for("oracle_la", ctx, seed=0)
+    assert recipe.mix is None
+    draws = [next(recipe.batches) for _ in range(400)]
+    x, y = torch.cat([d[0] for d in draws]), torch.cat([d[1] for d in draws])
+    freq = torch.bincount(y, minlength=3).float() / len(y)
+    torch.testing.assert_close(freq, torch.tensor([0.8, 0.15, 0.05]), atol=0.02, rtol=0)
+    unseen = x[:, 0, 0, 0] >= 10
+    assert not unseen[y == 0].any()
+    for c in (1, 2):
+        assert unseen[y == c].float().mean() == pytest.approx(0.3, abs=0.06)
 
 
 def test_mixed_loss_weights_the_two_targets_by_lambda():
