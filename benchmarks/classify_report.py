@@ -231,12 +231,16 @@ def plot_ratio_sweep(records: list[dict], path: Path) -> None:
 COLUMNS = (("balanced", "acsa"), ("balanced", "gm"), ("imbalanced", "acsa"), ("imbalanced", "gm"))
 
 
+def _is_synthetic(method: str) -> bool:
+    """Whether ``method`` trains on DeepSMOTE images (a ``deepsmote*`` method or a ``dsp``
+    recipe of classify_deepsmote.py): the rows charged with the autoencoder's time."""
+    return method.startswith("deepsmote") or method == "dsp" or method.startswith("dsp-")
+
+
 def _is_baseline(method: str) -> bool:
-    """The methods without synthetic images: the rows DeepSMOTE has to beat (neither the
-    ``deepsmote*`` methods, nor the ``dsp`` recipes of classify_deepsmote.py, nor the
-    ``oracle*`` ceilings, which read unseen real images)."""
-    synthetic = method.startswith("deepsmote") or method == "dsp" or method.startswith("dsp-")
-    return not (synthetic or method.startswith("oracle"))
+    """The rows DeepSMOTE has to beat: neither synthetic nor an ``oracle*`` ceiling (which
+    reads unseen real images that a user does not have)."""
+    return not (_is_synthetic(method) or method.startswith("oracle"))
 
 
 def _data_seed(result: dict) -> int:
@@ -250,7 +254,7 @@ def collect(results: list[dict]) -> dict:
     """{(method, data_seed, seed): record} over ``results`` (the first of duplicates kept).
 
     Each record also gets ``autoencoder_seconds``: the training time of the autoencoder of
-    its data seed for DeepSMOTE rows (a user of the recipe pays it once), 0 for baselines.
+    its data seed for DeepSMOTE rows (a user of the recipe pays it once), 0 for the others.
     """
     ae: dict = {}
     for result in results:
@@ -263,7 +267,7 @@ def collect(results: list[dict]) -> dict:
             d = rec.get("data_seed", _data_seed(result))
             key = (rec["method"], d, rec["seed"])
             if key not in rows:
-                extra = 0.0 if _is_baseline(rec["method"]) else ae.get(d, 0.0)
+                extra = ae.get(d, 0.0) if _is_synthetic(rec["method"]) else 0.0
                 rows[key] = {**rec, "data_seed": d, "autoencoder_seconds": extra}
     return rows
 
@@ -410,11 +414,16 @@ def protocol_tables(results: list[dict], per_class: tuple[str, ...] = ()) -> lis
 def per_class_table(rows: dict, method: str, reference: str, test: str = "balanced") -> list[str]:
     """Markdown lines: per class, the mean recall of ``method`` and ``reference`` over the
     (data seed, seed) runs both have, and the paired difference (mean ± std, how many of
-    the pairs are below zero). Empty when they share no run."""
+    the pairs are below zero). Empty when they share no run with per-class recall."""
+
+    def has_recall(key):
+        return key in rows and "recall" in rows[key]["scores"].get(test, {})
+
+    # Records of older benchmark commits have no per-class recall: they are left out.
     pairs = sorted(
         (d, s)
         for m, d, s in rows
-        if m == method and (reference, d, s) in rows and test in rows[(m, d, s)]["scores"]
+        if m == method and has_recall((m, d, s)) and has_recall((reference, d, s))
     )
     if not pairs:
         return []

@@ -306,6 +306,10 @@ def test_paired_differences_are_taken_per_seed_against_the_best_baseline():
     ]
     rows = report.collect(results)
     assert report.best_baseline(rows, "balanced", "acsa") == "logit_adj"
+    with_oracle = report.collect([*results, _result([_record("oracle_la", 0, 0, 99.0)])])
+    assert report.best_baseline(with_oracle, "balanced", "acsa") == "logit_adj"  # a ceiling
+    assert with_oracle[("oracle_la", 0, 0)]["autoencoder_seconds"] == 0.0
+    assert with_oracle[("dsp-cmo-s0.5", 0, 0)]["autoencoder_seconds"] == 100.0
     diffs = report.paired_differences(rows, "deepsmote_residual", "logit_adj", "balanced", "acsa")
     assert sorted(diffs.values()) == pytest.approx([0.5, 0.5, 0.5, 0.5, 1.0, 1.0])
     only_one = report.paired_differences(
