@@ -92,8 +92,12 @@ def test_a_trainer_runs_balanced_batches_with_set_epoch_driven_by_its_epochs(
         raise AssertionError("trained again")
 
     monkeypatch.setattr("torch_deepsmote.deepsmote.fit_autoencoder", no_training)
-    again = DeepSMOTEDataModule(train, cache_dir=tmp_path, batch_size=16, oversample_params=FIT)
-    trainer(max_epochs=1, limit_train_batches=1).fit(Classifier(), datamodule=again)
+    again = DeepSMOTEDataModule(
+        train, train, cache_dir=tmp_path, batch_size=16, oversample_params=FIT
+    )
+    trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1).fit(
+        Classifier(), datamodule=again
+    )
     assert again.balanced.targets == dm.balanced.targets
 
 
