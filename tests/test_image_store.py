@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -89,6 +90,8 @@ def test_workers_name_the_bad_item_and_chain_its_error():
     with pytest.raises(ValueError, match="dataset item 17 could not be read") as info:
         read_dataset(_Raising({17}), num_workers=2)
     assert isinstance(info.value.__cause__, OSError)
+    # The workers are shut down with the error, not left to the collection of its traceback.
+    assert multiprocessing.active_children() == []
 
 
 def test_workers_and_the_store_skip_bad_items_like_the_in_process_read(tmp_path):

@@ -12,6 +12,7 @@ import os
 import pickle
 import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from typing import Any, Callable, NamedTuple
 
 import torch
@@ -246,33 +247,33 @@ def read_dataset(
         kept: list[int] = []
         skipped: list[tuple[int, str]] = []
         sink = first = None
-        items = _read_items(dataset, fit_transform, num_workers, keys)
-        for i, item in tqdm(
-            enumerate(items), desc="reading dataset", total=n, disable=not progress
-        ):
-            try:
-                if isinstance(item, _Failed):
-                    raise _BadItem(item.reason) from item.cause
-                image, target, tensor, layout = item
-                label = int(found[i]) if found is not None else _item_label(target, i)
-                _check_item(i, tensor, label, first, layout, n_classes)
-            except _BadItem as bad:
-                if on_bad_item == "raise":
-                    raise ValueError(
-                        f"dataset item {i} {bad} Fix or remove it, or pass "
-                        "on_bad_item='skip' to leave such items out."
-                    ) from bad.__cause__
-                skipped.append((i, str(bad)))
-                continue
-            if sink is None:
-                first = (i, image, target, tensor, layout)
-                check_pixels(tensor[None], "dataset images")
-                if store is not None and in_memory == "auto":
-                    store = None if fits_in_memory(n, tensor) else store
-                sink = _TensorRows(n, tensor) if store is None else _StoreRows(store, n, tensor)
-            sink.append(tensor)
-            kept.append(i)
-            targets.append(label)
+        with closing(_read_items(dataset, fit_transform, num_workers, keys)) as items:
+            for i, item in tqdm(
+                enumerate(items), desc="reading dataset", total=n, disable=not progress
+            ):
+                try:
+                    if isinstance(item, _Failed):
+                        raise _BadItem(item.reason) from item.cause
+                    image, target, tensor, layout = item
+                    label = int(found[i]) if found is not None else _item_label(target, i)
+                    _check_item(i, tensor, label, first, layout, n_classes)
+                except _BadItem as bad:
+                    if on_bad_item == "raise":
+                        raise ValueError(
+                            f"dataset item {i} {bad} Fix or remove it, or pass "
+                            "on_bad_item='skip' to leave such items out."
+                        ) from bad.__cause__
+                    skipped.append((i, str(bad)))
+                    continue
+                if sink is None:
+                    first = (i, image, target, tensor, layout)
+                    check_pixels(tensor[None], "dataset images")
+                    if store is not None and in_memory == "auto":
+                        store = None if fits_in_memory(n, tensor) else store
+                    sink = _TensorRows(n, tensor) if store is None else _StoreRows(store, n, tensor)
+                sink.append(tensor)
+                kept.append(i)
+                targets.append(label)
     if sink is None:
         raise ValueError(
             f"`dataset` should hold at least one good item, but all {n} are bad: "
@@ -397,9 +398,17 @@ def _read_items(
     """Every item's :meth:`_ItemReader.__getitem__`, in index order."""
     reader = _ItemReader(dataset, fit_transform, keys)
     if num_workers == 0:
-        return (reader[i] for i in range(len(reader)))
+        yield from (reader[i] for i in range(len(reader)))
+        return
     loader = DataLoader(reader, batch_size=_READ_BATCH, num_workers=num_workers, collate_fn=list)
-    return (item for batch in loader for item in batch)
+    batches = iter(loader)
+    try:
+        for batch in batches:
+            yield from batch
+    finally:
+        # Shut the workers down when the reading stops (a bad item raised), not whenever the
+        # traceback that holds this generator is collected.
+        del batches
 
 
 def _read_item(
