@@ -15,11 +15,11 @@ from torch.utils.data import TensorDataset
 
 import torch_deepsmote.deepsmote as deepsmote_module
 from torch_deepsmote import DeepSMOTE, OversampledDataset
-from torch_deepsmote._model_cache import index_fingerprint
 from torch_deepsmote.borderline import in_danger
 from torch_deepsmote.distributed import Ranks
 from torch_deepsmote.distributed import in_danger as ranked_in_danger
 from torch_deepsmote.smote import plan_synthetic, plan_transfer
+from torch_deepsmote.storage.model_cache import index_fingerprint
 
 # A hand-made 2-D latent set, no two distances equal: class 0 a cluster at the origin,
 # class 1 a cluster at (6, 0) reaching towards it, and one class-1 code inside class 0.

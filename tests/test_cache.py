@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from torch_deepsmote.cache import (
+from torch_deepsmote.storage.hdf5 import (
     CACHE_FORMAT_VERSION,
     CacheError,
     CacheFile,
@@ -306,8 +306,8 @@ def test_changing_any_byte_changes_the_array_fingerprint(array, data):
 
 
 def test_an_array_stored_on_disk_is_written_block_by_block_like_the_same_array(tmp_path):
-    from torch_deepsmote.cache import CachedArray
-    from torch_deepsmote.image_store import H5ImagesWriter
+    from torch_deepsmote.storage.hdf5 import CachedArray
+    from torch_deepsmote.storage.image_store import H5ImagesWriter
 
     rows = torch.randn(50, 2, 3, 3).half()
     writer = H5ImagesWriter(tmp_path / "rows.h5", n=50, row=rows[0])

@@ -13,7 +13,7 @@ from conftest import TINY, make_shapes
 from torch.utils.data import TensorDataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
-from torch_deepsmote.checkpoint import CHECKPOINT_NAME, Checkpoint
+from torch_deepsmote.storage.checkpoint import CHECKPOINT_NAME, Checkpoint
 
 FIT = dict(TINY, max_epochs=6, patience=0, random_state=0, knn="torch")
 

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import torch_deepsmote.deepsmote as deepsmote_module
 from torch_deepsmote import OversampledDataset
-from torch_deepsmote.cache import StaleCacheError
+from torch_deepsmote.storage.hdf5 import StaleCacheError
 
 FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 

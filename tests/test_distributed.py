@@ -17,10 +17,10 @@ from conftest import TINY, make_shapes
 from torch.utils.data import DistributedSampler, TensorDataset
 
 from torch_deepsmote import DeepSMOTE, DeepSMOTESampler, OversampledDataset
-from torch_deepsmote.checkpoint import CHECKPOINT_NAME
 from torch_deepsmote.distributed import Ranks, map_row_blocks, split_classes
 from torch_deepsmote.distributed import class_neighbors as ranked_class_neighbors
 from torch_deepsmote.knn import class_neighbors
+from torch_deepsmote.storage.checkpoint import CHECKPOINT_NAME
 from torch_deepsmote.training import _shard
 
 WORLD = 2

@@ -12,8 +12,8 @@ from torch.utils.data import Dataset, TensorDataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote._datasets import read_dataset
-from torch_deepsmote.cache import fingerprint_arrays
-from torch_deepsmote.image_store import H5Images, H5ImagesWriter
+from torch_deepsmote.storage.hdf5 import fingerprint_arrays
+from torch_deepsmote.storage.image_store import H5Images, H5ImagesWriter
 
 FIT = dict(latent_dim=4, hidden_channels=4, max_epochs=2, batch_size=16, knn="torch")
 
@@ -158,7 +158,7 @@ def test_fits_on_one_store_keep_their_own_residuals_and_save_whole(tmp_path):
 def test_a_new_store_sweeps_the_stores_of_dead_processes_of_this_machine(tmp_path):
     import socket
 
-    from torch_deepsmote.image_store import new_store
+    from torch_deepsmote.storage.image_store import new_store
 
     host = socket.gethostname().replace("-", "_")
     dead = tmp_path / f"images-{host}-999999999-abcd.h5"

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imblearn.utils import check_sampling_strategy
 
-from torch_deepsmote.cache import CacheError, CacheFile, write_cache
 from torch_deepsmote.knn import class_neighbors
 from torch_deepsmote.smote import plan_synthetic, resolve_sampling_strategy
+from torch_deepsmote.storage.hdf5 import CacheError, CacheFile, write_cache
 
 NAMED = ["auto", "minority", "not minority", "not majority", "all"]
 

@@ -209,7 +209,7 @@ def read_dataset(
             parallel, in order; 0 reads them in this process.
         store: An HDF5 file to write the images into, a few thousand rows at a time, instead
             of one (N, C, H, W) tensor: ``images`` is then an
-            :class:`~torch_deepsmote.image_store.H5Images` and memory does not grow with N.
+            :class:`~torch_deepsmote.storage.image_store.H5Images` and memory does not grow with N.
         in_memory: ``'auto'``: use ``store`` only where the images and their residuals
             would not fit in memory (:func:`fits_in_memory`); otherwise ``store`` decides.
         image_key: The key (dict items) or position (tuples) of the image; ``None`` finds it.
@@ -346,7 +346,7 @@ class _StoreRows:
     range :class:`ImageFormat` needs) instead of the images."""
 
     def __init__(self, path: str | os.PathLike, n: int, row: Tensor) -> None:
-        from .image_store import H5ImagesWriter
+        from .storage.image_store import H5ImagesWriter
 
         self.writer = H5ImagesWriter(path, n, row)
         self.low, self.high = row.clone(), row.clone()

@@ -31,7 +31,6 @@ from ._datasets import (
     read_dataset,
     transform_owners,
 )
-from ._model_cache import fit_or_load
 from ._validation import (
     check_bool,
     check_choice,
@@ -40,8 +39,9 @@ from ._validation import (
     check_positive_int,
 )
 from .deepsmote import DeepSMOTE
-from .image_store import H5Images, new_store, remove_store
 from .smote import SMOTEPlan, resolve_sampling_strategy
+from .storage.image_store import H5Images, new_store, remove_store
+from .storage.model_cache import fit_or_load
 
 __all__ = ["OversampledDataset"]
 

@@ -26,8 +26,6 @@ from ._validation import (
     make_generator,
     resolve_device,
 )
-from .cache import fingerprint_arrays, fingerprint_config
-from .checkpoint import Checkpoint
 from .distributed import (
     Ranks,
     broadcast_object,
@@ -38,11 +36,13 @@ from .distributed import (
 )
 from .distributed import class_neighbors as ranked_class_neighbors
 from .distributed import in_danger as ranked_in_danger
-from .image_store import H5Images, residual_store
 from .knn import class_enemies, get_knn
 from .latents import encode_images, reconstruction_residuals
 from .models import Decoder, Encoder
 from .smote import SMOTEPlan, resolve_sampling_strategy
+from .storage.checkpoint import Checkpoint
+from .storage.hdf5 import fingerprint_arrays, fingerprint_config
+from .storage.image_store import H5Images, residual_store
 from .synthesis import INTERPOLATIONS, Synthesizer, default_lam_range
 from .training import TrainingConfig, fit_autoencoder
 
@@ -137,7 +137,7 @@ class DeepSMOTE(EstimatorParams):
             synthetic ones made with the weights of that epoch. ``None`` logs nothing.
             Needs ``pip install torch-deepsmote[tensorboard]``.
         checkpoint_dir: A folder for a checkpoint written after every training epoch
-            (:mod:`torch_deepsmote.checkpoint`): a fit that was killed resumes there after
+            (:mod:`torch_deepsmote.storage.checkpoint`): a fit that was killed resumes there after
             its last complete epoch, with the same data and settings, and ends with the
             same weights. The file stays after the fit (a repeated fit then returns at
             once); delete it when done. ``OversampledDataset`` with ``cache_dir`` keeps it
@@ -318,7 +318,7 @@ class DeepSMOTE(EstimatorParams):
         Args:
             X: (N, C, H, W) or (N, H, W) images, numpy array or tensor, uint8 or float
                 (any value range; it is remembered and used for the output), or an
-                :class:`~torch_deepsmote.image_store.H5Images` (with ``image_format``):
+                :class:`~torch_deepsmote.storage.image_store.H5Images` (with ``image_format``):
                 training and encoding then read it a batch at a time, and the residuals
                 are written to ``<X.path>.residuals.h5`` and read from there by rows.
             y: (N,) class labels (integers, bools or whole floats).
@@ -813,7 +813,7 @@ class DeepSMOTE(EstimatorParams):
         half-written file under ``path``. A ``knn`` object or a callable
         ``sampling_strategy`` is not saved: ``'auto'`` and the resolved counts stand in.
         """
-        from ._persistence import model_state
+        from .storage.model_file import model_state
 
         self._check_fitted()
         path = os.fspath(path)
@@ -837,7 +837,7 @@ class DeepSMOTE(EstimatorParams):
             FileNotFoundError: No such file.
             RuntimeError: A file that is not a DeepSMOTE model, or of another format version.
         """
-        from ._persistence import model_from_state
+        from .storage.model_file import model_from_state
 
         path = os.fspath(path)
         if not os.path.exists(path):

@@ -5,7 +5,7 @@ work from it alone, wherever DATA has gone since. It holds three files:
 
 - ``deepsmote.h5``: the fitted model in the library's cache format (weights, codes,
   neighbour table, residuals, fingerprints of the data and settings; see
-  :mod:`torch_deepsmote._model_cache`). Fitting again with the same data and training
+  :mod:`torch_deepsmote.storage.model_cache`). Fitting again with the same data and training
   settings loads it and trains nothing; a changed ``k_neighbors``, ``residual`` or sampling
   setting is applied without training.
 - ``images.h5``: the training images (N, C, H, W) in their own dtype and their labels (and
@@ -33,11 +33,11 @@ import torch
 
 from . import __version__
 from ._format import as_images
-from ._model_cache import CACHE_NAME, fit_or_load
-from .cache import CacheFile, fingerprint_arrays, write_cache
 from .deepsmote import DeepSMOTE
 from .exports import MODEL_INFO
 from .sources import LabelledImages
+from .storage.hdf5 import CacheFile, fingerprint_arrays, write_cache
+from .storage.model_cache import CACHE_NAME, fit_or_load
 
 __all__ = ["FOLDER_FORMAT_VERSION", "INFO_NAME", "ModelDir", "fit_model_dir", "load_model_dir"]
 

@@ -33,9 +33,9 @@ from torch.utils.data import get_worker_info
 
 from ._format import ImageFormat
 from ._validation import check_non_negative_int
-from .cache import CacheFile
 from .latents import decode_codes
 from .smote import SMOTEPlan, check_row_mask, interpolate, plan_synthetic, plan_transfer
+from .storage.hdf5 import CacheFile
 
 __all__ = ["INTERPOLATIONS", "Synthesizer", "default_lam_range"]
 

@@ -26,9 +26,9 @@ from ._validation import (
     check_positive_float,
     check_positive_int,
 )
-from .checkpoint import Checkpoint
 from .distributed import Ranks, all_gather_objects, all_reduce_sum
 from .losses import DeepSMOTELoss, LossTerms
+from .storage.checkpoint import Checkpoint
 
 __all__ = ["TrainingConfig", "fit_autoencoder", "resolve_precision"]
 
@@ -165,7 +165,7 @@ def fit_autoencoder(
         decoder: Maps (B, D) to (B, C, H, W) in [-1, 1].
         images: (N, C, H, W) training images in the user's dtype (uint8 stays uint8: a
             quarter of the memory of float32), or an
-            :class:`~torch_deepsmote.image_store.H5Images` of them, read batch by batch.
+            :class:`~torch_deepsmote.storage.image_store.H5Images` of them, read batch by batch.
         labels: (N,) int64 class labels.
         to_unit: Maps a batch of ``images`` to float32 in [-1, 1].
         config: Options; the paper's by default.
@@ -177,7 +177,7 @@ def fit_autoencoder(
             check), e.g. to evaluate held-out images; its time is not in ``seconds``. It may
             switch the models to eval mode: they are put back in training mode after it.
         checkpoint: Where to store the state after every epoch and resume from (see
-            :mod:`torch_deepsmote.checkpoint`); ``None`` keeps nothing. Under ``ranks``,
+            :mod:`torch_deepsmote.storage.checkpoint`); ``None`` keeps nothing. Under ``ranks``,
             rank 0 writes it (with every rank's ``penalty_generator`` state) and every
             rank resumes from it.
         ranks: Fit together with the other ranks of the default process group

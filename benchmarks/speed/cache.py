@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from torch_deepsmote.cache import CacheFile, write_cache
+from torch_deepsmote.storage.hdf5 import CacheFile, write_cache
 
 from .common import fmt, time_it
 

@@ -137,7 +137,7 @@ class H5ImagesWriter:
     """Writes up to ``n`` images into a new HDF5 file, row by row, a few thousand at a time.
 
     The dataset is contiguous and uncompressed (a scattered row is then one small read; see
-    the layout notes in :mod:`torch_deepsmote.cache`); rows beyond those written are never
+    the layout notes in :mod:`torch_deepsmote.storage.hdf5`); rows beyond those written are never
     read (the file records how many were).
 
     Args:

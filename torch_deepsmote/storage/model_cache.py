@@ -29,9 +29,12 @@ from filelock import FileLock, Timeout
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ._format import ImageFormat
-from ._persistence import ARRAY_KEYS, model_arrays, model_from_state, model_state
-from .cache import (
+from .._format import ImageFormat
+from ..deepsmote import SERVING_PARAMS, DeepSMOTE
+from ..distributed import Ranks, agree, broadcast_object, check_same, current_ranks
+from ..knn import get_knn
+from .checkpoint import Checkpoint
+from .hdf5 import (
     CachedArray,
     CacheError,
     CacheFile,
@@ -40,10 +43,7 @@ from .cache import (
     fingerprint_config,
     write_cache,
 )
-from .checkpoint import Checkpoint
-from .deepsmote import SERVING_PARAMS, DeepSMOTE
-from .distributed import Ranks, agree, broadcast_object, check_same, current_ranks
-from .knn import get_knn
+from .model_file import ARRAY_KEYS, model_arrays, model_from_state, model_state
 
 __all__ = ["CACHE_NAME", "fit_or_load"]
 
@@ -89,7 +89,7 @@ def fit_or_load(
         lock_timeout: Seconds to wait for another process that holds the cache's lock
             (fitting or rewriting it); ``None`` waits as long as it takes.
         in_memory: Read the cached residuals into memory; ``False`` leaves them in the
-            file, read by rows where used (:class:`~torch_deepsmote.cache.CachedArray`).
+            file, read by rows where used (:class:`~torch_deepsmote.storage.hdf5.CachedArray`).
 
     Returns:
         The fitted model and the cache file it is stored in.

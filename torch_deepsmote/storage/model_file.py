@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
-from ._format import ImageFormat
-from ._validation import resolve_device
-from .deepsmote import DeepSMOTE
-from .models import Decoder, Encoder
-from .synthesis import Synthesizer, default_lam_range
+from .._format import ImageFormat
+from .._validation import resolve_device
+from ..deepsmote import DeepSMOTE
+from ..models import Decoder, Encoder
+from ..synthesis import Synthesizer, default_lam_range
 
 __all__ = ["MODEL_FORMAT_VERSION", "ARRAY_KEYS", "model_arrays", "model_state", "model_from_state"]
 

@@ -47,7 +47,7 @@ import h5py
 import numpy as np
 import torch
 
-from ._validation import check_choice
+from .._validation import check_choice
 
 __all__ = ["CACHE_FORMAT_VERSION", "CacheError", "CorruptCacheError", "StaleCacheError"]
 __all__ += ["write_cache", "CacheFile", "CachedArray", "fingerprint_config", "fingerprint_arrays"]
@@ -445,7 +445,7 @@ class CacheFile:
 
 class CachedArray:
     """Array ``name`` of a cache file, read by rows where it is used, like
-    :class:`~torch_deepsmote.image_store.H5Images`: what a model that streams keeps instead
+    :class:`~torch_deepsmote.storage.image_store.H5Images`: what a model that streams keeps instead
     of an array the size of its images (the residuals).
 
     Indexing by integer rows (a tensor, array or list of any shape S) gives a (*S, *rest)
@@ -531,7 +531,7 @@ def fingerprint_arrays(*arrays: ArrayLike) -> str:
     """sha256 hex digest over the dtype, shape and bytes of each array or tensor, in order.
 
     An array stored on disk (an object with ``numpy_dtype``, ``shape`` and ``blocks()``,
-    such as :class:`~torch_deepsmote.image_store.H5Images`) is read block by block and
+    such as :class:`~torch_deepsmote.storage.image_store.H5Images`) is read block by block and
     gives the digest of the same array in memory.
     """
     digest = hashlib.sha256()
