@@ -13,13 +13,12 @@ import torch.multiprocessing as mp
 from conftest import TINY, make_shapes
 from torch.utils.data import TensorDataset
 
-import torch_deepsmote.deepsmote as deepsmote_module
+import torch_deepsmote.fitting as fitting_module
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote.borderline import in_danger
 from torch_deepsmote.distributed import Ranks
 from torch_deepsmote.distributed import in_danger as ranked_in_danger
 from torch_deepsmote.smote import plan_synthetic, plan_transfer
-from torch_deepsmote.storage.model_cache import index_fingerprint
 
 # A hand-made 2-D latent set, no two distances equal: class 0 a cluster at the origin,
 # class 1 a cluster at (6, 0) reaching towards it, and one class-1 code inside class 0.
@@ -250,7 +249,7 @@ def test_a_cache_rebuilds_the_danger_rows_without_training_and_keeps_them(tmp_pa
     fit = dict(TINY, max_epochs=1, random_state=0, knn="torch", m_neighbors=10)
     first = OversampledDataset(base, cache_dir=tmp_path, **fit)
     monkeypatch.setattr(
-        deepsmote_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
+        fitting_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a class with no code in danger, if any
@@ -270,11 +269,11 @@ def test_a_cache_rebuilds_the_danger_rows_without_training_and_keeps_them(tmp_pa
 
 def test_the_index_fingerprint_only_counts_m_neighbors_for_borderline():
     model = DeepSMOTE(knn="torch")
-    plain = index_fingerprint(model)
-    assert index_fingerprint(model.set_params(m_neighbors=3)) == plain
-    border = index_fingerprint(model.set_params(base_selection="borderline"))
+    plain = model.index_fingerprint()
+    assert model.set_params(m_neighbors=3).index_fingerprint() == plain
+    border = model.set_params(base_selection="borderline").index_fingerprint()
     assert border != plain
-    assert index_fingerprint(model.set_params(m_neighbors=4)) != border
+    assert model.set_params(m_neighbors=4).index_fingerprint() != border
 
 
 @pytest.mark.parametrize(

@@ -28,12 +28,12 @@ def _base() -> TensorDataset:
 
 def _fit_and_read(cache_dir: str, start, queue) -> None:
     """Child: count its own trainings, build the dataset, read it through 2 workers."""
-    import torch_deepsmote.deepsmote as deepsmote_module
+    import torch_deepsmote.fitting as fitting_module
 
     torch.set_num_threads(1)
     trained = []
-    fit = deepsmote_module.fit_autoencoder
-    deepsmote_module.fit_autoencoder = lambda *a, **k: trained.append(1) or fit(*a, **k)
+    fit = fitting_module.fit_autoencoder
+    fitting_module.fit_autoencoder = lambda *a, **k: trained.append(1) or fit(*a, **k)
     start.wait()
     ds = OversampledDataset(_base(), cache_dir=cache_dir, **FIT)
     ds.set_epoch(1)

@@ -9,7 +9,7 @@ import torch
 from conftest import TINY, make_shapes
 from torch.utils.data import DataLoader, TensorDataset
 
-import torch_deepsmote.deepsmote as deepsmote_module
+import torch_deepsmote.fitting as fitting_module
 from torch_deepsmote import OversampledDataset
 from torch_deepsmote.storage.hdf5 import StaleCacheError
 
@@ -30,7 +30,7 @@ def test_second_run_loads_the_cache_and_trains_nothing(base, tmp_path, monkeypat
     first = OversampledDataset(base, cache_dir=tmp_path, **FIT)
     assert (tmp_path / "deepsmote.h5").exists()
     calls = []
-    monkeypatch.setattr(deepsmote_module, "fit_autoencoder", lambda *a, **k: calls.append(1) or [])
+    monkeypatch.setattr(fitting_module, "fit_autoencoder", lambda *a, **k: calls.append(1) or [])
     second = OversampledDataset(base, cache_dir=tmp_path, **FIT)
     assert calls == []
     assert torch.equal(items(first), items(second))
@@ -56,7 +56,7 @@ def test_a_changed_setting_is_noticed_and_refitted(base, tmp_path):
 def test_changing_k_neighbors_rebuilds_the_neighbours_only(base, tmp_path, monkeypatch):
     first = OversampledDataset(base, cache_dir=tmp_path, **{**FIT, "k_neighbors": 5})
     monkeypatch.setattr(
-        deepsmote_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
+        fitting_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
     )
     fewer = OversampledDataset(base, cache_dir=tmp_path, **{**FIT, "k_neighbors": 2})
     assert torch.equal(fewer.model.latents_, first.model.latents_)
@@ -134,7 +134,7 @@ def test_residuals_are_cached_and_read_per_row_after_pickling(base, tmp_path):
 def test_switching_residual_on_or_off_trains_nothing(base, tmp_path, monkeypatch):
     plain = OversampledDataset(base, cache_dir=tmp_path, residual=False, **FIT)
     monkeypatch.setattr(
-        deepsmote_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
+        fitting_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
     )
     # Asked for later, the residuals come from the cached model and join the cache.
     with_residual = OversampledDataset(base, cache_dir=tmp_path, **FIT)  # residual=True
@@ -161,7 +161,7 @@ class FarthestKNN:
 def test_changing_knn_rebuilds_the_neighbours_only(base, tmp_path, monkeypatch):
     first = OversampledDataset(base, cache_dir=tmp_path, **FIT)  # knn="torch"
     monkeypatch.setattr(
-        deepsmote_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
+        fitting_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
     )
     farthest = OversampledDataset(base, cache_dir=tmp_path, **{**FIT, "knn": FarthestKNN()})
     assert torch.equal(farthest.model.latents_, first.model.latents_)
@@ -193,7 +193,7 @@ def test_a_worker_refuses_a_cache_rewritten_by_another_run(base, tmp_path):
 def test_changing_the_interpolation_rebuilds_the_tables_only(base, tmp_path, monkeypatch):
     first = OversampledDataset(base, cache_dir=tmp_path, **FIT)
     monkeypatch.setattr(
-        deepsmote_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
+        fitting_module, "fit_autoencoder", lambda *a, **k: pytest.fail("trained again")
     )
     enemy = OversampledDataset(base, cache_dir=tmp_path, interpolation="enemy", **FIT)
     info = enemy.origin(len(enemy) - 1)

@@ -91,7 +91,7 @@ def test_a_trainer_runs_balanced_batches_with_set_epoch_driven_by_its_epochs(
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr("torch_deepsmote.deepsmote.fit_autoencoder", no_training)
+    monkeypatch.setattr("torch_deepsmote.fitting.fit_autoencoder", no_training)
     again = DeepSMOTEDataModule(
         train, train, cache_dir=tmp_path, batch_size=16, oversample_params=FIT
     )

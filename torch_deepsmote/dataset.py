@@ -40,8 +40,7 @@ from ._validation import (
 )
 from .deepsmote import DeepSMOTE
 from .smote import SMOTEPlan, resolve_sampling_strategy
-from .storage.image_store import H5Images, new_store, remove_store
-from .storage.model_cache import fit_or_load
+from .storage.image_store import new_store, remove_store
 
 __all__ = ["OversampledDataset"]
 
@@ -265,27 +264,19 @@ class OversampledDataset(Dataset):
                 label_key=label_key,
                 extra_keys=extra_keys,
             )
-            streamed = isinstance(read.images, H5Images)
             # Position p < n_real serves dataset item real_indices[p] (all unless skipped).
             self.real_indices = read.indices
             self.n_real = len(read.labels)
             if model is None:
                 model = DeepSMOTE(**{"progress": progress, **fit_params})  # checks options
-                if cache_dir is None:
-                    model.fit(read.images, read.labels, image_format=read.image_format)
-                else:
-                    model, cache = fit_or_load(
-                        model,
-                        read.images,
-                        read.labels,
-                        read.image_format,
-                        cache_dir,
-                        on_mismatch,
-                        lock_timeout=lock_timeout,
-                        in_memory=not streamed,
-                    )
-                    with cache:
-                        model.synthesizer_.use_cache(cache, in_memory=not streamed)
+                model.fit(
+                    read.images,
+                    read.labels,
+                    image_format=read.image_format,
+                    cache_dir=cache_dir,
+                    on_mismatch=on_mismatch,
+                    lock_timeout=lock_timeout,
+                )
             else:
                 _check_model(model, read)
         finally:

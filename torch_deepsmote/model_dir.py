@@ -32,12 +32,11 @@ from typing import Any
 import torch
 
 from . import __version__
-from ._format import as_images
 from .deepsmote import DeepSMOTE
 from .exports import MODEL_INFO
 from .sources import LabelledImages
 from .storage.hdf5 import CacheFile, fingerprint_arrays, write_cache
-from .storage.model_cache import CACHE_NAME, fit_or_load
+from .storage.model_cache import CACHE_NAME
 
 __all__ = ["FOLDER_FORMAT_VERSION", "INFO_NAME", "ModelDir", "fit_model_dir", "load_model_dir"]
 
@@ -117,10 +116,7 @@ def fit_model_dir(
     with warnings.catch_warnings():
         # Replacing a stale model is what overwrite asked for; no warning about it.
         warnings.filterwarnings("ignore", "Rebuilding the", UserWarning)
-        model, cache = fit_or_load(
-            model, data.images, data.labels, as_images(data.images)[1], path, "refit"
-        )
-    cache.close()
+        model.fit(data.images, data.labels, cache_dir=path, on_mismatch="refit")
     if not reused:
         _write_images(path / IMAGES_NAME, data, expected["data_fingerprint"])
     info = _info(model, data, expected)
@@ -154,15 +150,12 @@ def load_model_dir(
     params = params_from_json(info["params"])
     model = DeepSMOTE(**{**params, "device": device, "progress": progress, "log_dir": None})
     try:
-        model, cache = fit_or_load(
-            model, data.images, data.labels, as_images(data.images)[1], path, "raise"
-        )
+        model.fit(data.images, data.labels, cache_dir=path, on_mismatch="raise")
     except RuntimeError as error:
         raise RuntimeError(
             f"the model in {str(path)!r} does not match its images or settings ({error}). "
             "Fit it again with `torch-deepsmote fit DATA --out DIR --overwrite`."
         ) from None
-    cache.close()
     return ModelDir(path, model, data, info)
 
 

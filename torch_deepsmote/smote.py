@@ -41,6 +41,17 @@ SamplingStrategy = Union[str, float, Mapping[int, int], Callable[[np.ndarray], M
 _STRATEGY_NAMES = ("auto", "minority", "not minority", "not majority", "all")
 
 
+def check_sampling_strategy(name: str, value: Any) -> None:
+    """Refuse an unknown strategy name early (the rest is checked against the labels by
+    :func:`resolve_sampling_strategy`)."""
+    if isinstance(value, str) and value not in _STRATEGY_NAMES:
+        raise ValueError(
+            f"`{name}` should be one of "
+            + ", ".join(repr(s) for s in _STRATEGY_NAMES)
+            + f", a float, a dict or a callable, but got {name}={value!r}."
+        )
+
+
 def resolve_sampling_strategy(
     sampling_strategy: SamplingStrategy, labels: torch.Tensor | np.ndarray | Sequence[int]
 ) -> dict[int, int]:
