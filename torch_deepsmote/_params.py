@@ -10,9 +10,9 @@ again. That is all ``sklearn.base.clone`` and imbalanced-learn's pipelines need
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
-__all__ = ["EstimatorParams"]
+__all__ = ["EstimatorParams", "Param"]
 
 
 class EstimatorParams:
@@ -76,3 +76,31 @@ class EstimatorParams:
             getattr(self, name).set_params(**sub_params)
         self._check_params()
         return self
+
+
+class Param(NamedTuple):
+    """One constructor argument: its check and its role.
+
+    ``role``: ``'weights'`` changes the trained weights and codes (the training fingerprint
+    of the cache and the checkpoint), ``'index'`` shapes the neighbour tables (rebuilt
+    without training), ``'serving'`` changes only how new images are drawn and made,
+    ``'process'`` belongs to this process (where it runs, what it shows and writes).
+    ``ranks``: what the ranks of a process group must agree on before fitting together:
+    ``'same'`` the value, ``None`` nothing, or a function of the value (what of it must
+    agree: a ``knn`` backend's class, whether a folder is given).
+    """
+
+    check: Callable[[str, Any], Any] | None  # None: checked by TrainingConfig
+    role: str
+    ranks: str | Callable[[Any], Any] | None = "same"
+
+
+def rank_settings(table: dict[str, Param], params: dict[str, Any]) -> dict[str, Any]:
+    """What the ranks of a process group must agree on, by each parameter's ``ranks``."""
+    settings = {}
+    for name, param in table.items():
+        if param.ranks == "same":
+            settings[name] = params[name]
+        elif callable(param.ranks):
+            settings[name] = param.ranks(params[name])
+    return settings

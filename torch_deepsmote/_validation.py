@@ -7,9 +7,11 @@ a wrong type, ``ValueError`` for a bad value.
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -20,7 +22,11 @@ __all__ = [
     "check_non_negative_int",
     "check_positive_float",
     "check_fraction",
+    "check_distributed",
+    "check_folder",
+    "check_lam_range",
     "check_random_state",
+    "optional",
     "make_generator",
     "resolve_device",
 ]
@@ -123,3 +129,30 @@ def resolve_device(device: Any) -> torch.device:
             f"`device` should be None, a torch.device or a device string such as 'cpu' "
             f"or 'cuda:0', but got device={device!r}."
         ) from error
+
+
+def optional(check: Callable) -> Callable:
+    """``check`` that lets ``None`` pass."""
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def check_lam_range(name: str, lam_range: Any) -> None:
+    try:
+        low, high = (float(v) for v in lam_range)
+    except (TypeError, ValueError):
+        low = high = float("nan")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(
+            f"`{name}` should be None or (low, high) with finite low < high, e.g. (0, 1), "
+            f"but got {name}={lam_range!r}."
+        )
+
+
+def check_folder(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"`{name}` should be None or a folder path, but got {name}={value!r}.")
+
+
+def check_distributed(name: str, value: Any) -> None:
+    if not (isinstance(value, bool) or value == "auto"):
+        raise ValueError(f"`{name}` should be 'auto', True or False, but got {name}={value!r}.")

@@ -10,10 +10,9 @@ returns; persistence (:mod:`torch_deepsmote.storage`) reads and writes that valu
 
 from __future__ import annotations
 
-import math
 import operator
 import os
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,14 +20,18 @@ from torch import Tensor
 
 from . import fitting
 from ._datasets import read_dataset
-from ._format import ImageFormat, as_images, as_labels
-from ._params import EstimatorParams
+from ._format import ImageFormat, as_images
+from ._params import EstimatorParams, Param, rank_settings
 from ._validation import (
     check_bool,
     check_choice,
+    check_distributed,
+    check_folder,
+    check_lam_range,
     check_positive_int,
     check_random_state,
     make_generator,
+    optional,
     resolve_device,
 )
 from .knn import get_knn
@@ -38,7 +41,7 @@ from .storage.hdf5 import fingerprint_config
 from .storage.image_store import H5Images
 from .storage.model_cache import fit_or_load
 from .storage.model_file import load_model, save_model
-from .synthesis import INTERPOLATIONS
+from .synthesis import INTERPOLATIONS, Synthesizer
 from .training import TrainingConfig
 
 __all__ = ["DeepSMOTE", "NotFittedError"]
@@ -50,55 +53,13 @@ class NotFittedError(RuntimeError, AttributeError):
     """A fitted attribute or method of an estimator that is not fitted yet."""
 
 
-def _optional(check: Callable) -> Callable:
-    return lambda name, value: None if value is None else check(name, value)
-
-
-def _check_lam_range(name: str, lam_range: Any) -> None:
-    try:
-        low, high = (float(v) for v in lam_range)
-    except (TypeError, ValueError):
-        low = high = float("nan")
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(
-            f"`{name}` should be None or (low, high) with finite low < high, e.g. (0, 1), "
-            f"but got {name}={lam_range!r}."
-        )
-
-
-def _check_folder(name: str, value: Any) -> None:
-    if value is not None and not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"`{name}` should be None or a folder path, but got {name}={value!r}.")
-
-
-def _check_distributed(name: str, value: Any) -> None:
-    if not (isinstance(value, bool) or value == "auto"):
-        raise ValueError(f"`{name}` should be 'auto', True or False, but got {name}={value!r}.")
-
-
-class Param(NamedTuple):
-    """One constructor argument: its check and its role.
-
-    ``role``: ``'weights'`` changes the trained weights and codes (the training fingerprint
-    of the cache and the checkpoint), ``'index'`` shapes the neighbour tables (rebuilt
-    without training), ``'serving'`` changes only how new images are drawn and made,
-    ``'process'`` belongs to this process (where it runs, what it shows and writes).
-    ``ranks``: what the ranks of a process group must agree on before fitting together:
-    ``'same'`` the value, ``'kind'`` its kind (a ``knn`` backend's class, whether a folder is
-    given), ``None`` nothing.
-    """
-
-    check: Callable[[str, Any], Any] | None  # None: checked by TrainingConfig
-    role: str
-    ranks: str | None = "same"
-
-
 # Every parameter of DeepSMOTE, in one table (scikit-learn's _parameter_constraints).
 PARAMETERS: dict[str, Param] = {
     "sampling_strategy": Param(check_sampling_strategy, "serving", None),
     "k_neighbors": Param(check_positive_int, "index"),
-    "knn": Param(lambda name, value: get_knn(value), "index", "kind"),
-    "latent_dim": Param(_optional(check_positive_int), "weights"),
+    # 'auto' resolves per machine: the ranks agree on the backend it finds.
+    "knn": Param(lambda name, value: get_knn(value), "index", lambda v: type(get_knn(v)).__name__),
+    "latent_dim": Param(optional(check_positive_int), "weights"),
     "hidden_channels": Param(check_positive_int, "weights"),
     **{name: Param(None, "weights") for name in TrainingConfig.__dataclass_fields__},
     "random_state": Param(check_random_state, "weights"),
@@ -106,33 +67,21 @@ PARAMETERS: dict[str, Param] = {
     "progress": Param(check_bool, "process", None),
     "residual": Param(check_bool, "serving"),
     "interpolation": Param(lambda name, value: check_choice(name, value, INTERPOLATIONS), "index"),
-    "lam_range": Param(_optional(_check_lam_range), "index"),
+    "lam_range": Param(optional(check_lam_range), "index"),
     "base_selection": Param(
         lambda name, value: check_choice(name, value, BASE_SELECTIONS), "index"
     ),
     "m_neighbors": Param(check_positive_int, "index"),
-    "log_dir": Param(_check_folder, "process", None),
-    "checkpoint_dir": Param(_check_folder, "process", "kind"),
-    "distributed": Param(_check_distributed, "process"),
+    "log_dir": Param(check_folder, "process", None),
+    "checkpoint_dir": Param(check_folder, "process", lambda folder: folder is not None),
+    "distributed": Param(check_distributed, "process"),
 }
 
-# Where each fitted attribute lives in the fitted value.
+# The fitted attributes (scikit-learn's trailing underscore): parts of the fitted value and
+# of its synthesizer.
 _FITTED = {
-    "encoder_": "encoder",
-    "synthesizer_": "synthesizer",
-    "sampling_strategy_": "sampling_strategy",
-    "history_": "history",
-    "data_fingerprint_": "data_fingerprint",
-    "device_": "device",
-    "image_shape_": "image_shape",
-    "classes_": "classes",
-    "decoder_": "synthesizer.decoder",
-    "latents_": "synthesizer.latents",
-    "labels_": "synthesizer.labels",
-    "neighbors_": "synthesizer.neighbors",
-    "n_neighbors_": "synthesizer.n_neighbors",
-    "residuals_": "synthesizer.residuals",
-    "image_format_": "synthesizer.image_format",
+    **{f"{name}_": name for name in fitting.FittedDeepSMOTE.PARTS},
+    **{f"{name}_": f"synthesizer.{name}" for name in Synthesizer.PARTS},
 }
 
 
@@ -268,13 +217,7 @@ class DeepSMOTE(EstimatorParams):
         """The checked parameters and their fingerprints, as the fitting path takes them."""
         self._check_params()
         params = self.get_params(deep=False)
-        ranks = {}
-        for name, param in PARAMETERS.items():
-            if param.ranks == "same":
-                ranks[name] = params[name]
-            elif param.ranks == "kind":  # 'auto' resolves per machine; folders differ
-                value = params[name]
-                ranks[name] = type(get_knn(value)).__name__ if name == "knn" else value is not None
+        ranks = rank_settings(PARAMETERS, params)
         return fitting.FitRequest(
             params, self.training_fingerprint(), self.index_fingerprint(), ranks
         )
@@ -336,27 +279,13 @@ class DeepSMOTE(EstimatorParams):
             ``self``.
         """
         check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
-        if isinstance(X, H5Images):  # read from disk batch by batch; its form is given
-            if image_format is None:
-                raise ValueError(
-                    "`image_format` should describe the stored images when X is an "
-                    "H5Images, but got image_format=None."
-                )
-            images, found = X, image_format
-        else:
-            images, found = as_images(X, "X")
-        labels = as_labels(y, "y", len(images))
-        if image_format is not None and not image_format.same_values(found):
-            raise ValueError(
-                f"`image_format` should describe X's dtype and value range, but got "
-                f"{image_format} for X of {found}."
-            )
+        images, labels, image_format = fitting.training_data(X, y, image_format)
         request = self._request()
         if cache_dir is None:
-            fitted = fitting.fit(images, labels, image_format or found, request)
+            fitted = fitting.fit(images, labels, image_format, request)
         else:
             fitted = fit_or_load(
-                images, labels, image_format or found, request, cache_dir, on_mismatch, lock_timeout
+                images, labels, image_format, request, cache_dir, on_mismatch, lock_timeout
             )
         return self._set_fitted(fitted)
 

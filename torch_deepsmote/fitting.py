@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ._format import ImageFormat
+from ._format import ImageFormat, as_images, as_labels
 from ._validation import check_random_state, make_generator, resolve_device
 from .distributed import (
     Ranks,
@@ -44,7 +44,7 @@ from .synthesis import Synthesizer, default_lam_range
 from .training import TrainingConfig, fit_autoencoder
 
 __all__ = ["FitRequest", "FittedDeepSMOTE", "fit", "neighbor_tables", "refit_neighbors"]
-__all__ += ["refit_residuals"]
+__all__ += ["refit_residuals", "training_data"]
 
 
 class FitRequest(NamedTuple):
@@ -89,6 +89,10 @@ class FittedDeepSMOTE:
     data_fingerprint: str | None = None
     generator: torch.Generator = field(default_factory=torch.Generator)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    # What an estimator shows of it (DeepSMOTE.encoder_, ...).
+    PARTS = ("encoder", "synthesizer", "sampling_strategy", "history", "data_fingerprint")
+    PARTS += ("device", "image_shape", "classes")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -149,6 +153,39 @@ class FittedDeepSMOTE:
 
 
 # ---------------------------------------------------------------------- fitting
+def training_data(
+    X: Any, y: Any, image_format: ImageFormat | None = None
+) -> tuple[Tensor | H5Images, Tensor, ImageFormat]:
+    """``(images, labels, image_format)`` of a fit's input, checked.
+
+    Args:
+        X: (N, C, H, W) or (N, H, W) images, numpy or tensor, or an ``H5Images`` (with
+            ``image_format``).
+        y: (N,) class labels.
+        image_format: The form new images are given back in; ``None``: ``X``'s own.
+
+    Raises:
+        ValueError: An ``H5Images`` without ``image_format``, or an ``image_format`` of
+            another dtype or value range than ``X``.
+    """
+    if isinstance(X, H5Images):  # read from disk batch by batch; its form is given
+        if image_format is None:
+            raise ValueError(
+                "`image_format` should describe the stored images when X is an "
+                "H5Images, but got image_format=None."
+            )
+        images, found = X, image_format
+    else:
+        images, found = as_images(X, "X")
+    labels = as_labels(y, "y", len(images))
+    if image_format is not None and not image_format.same_values(found):
+        raise ValueError(
+            f"`image_format` should describe X's dtype and value range, but got "
+            f"{image_format} for X of {found}."
+        )
+    return images, labels, image_format or found
+
+
 def fit(
     images: Tensor | H5Images, labels: Tensor, image_format: ImageFormat, request: FitRequest
 ) -> FittedDeepSMOTE:

@@ -112,6 +112,10 @@ class Synthesizer:
         (torch.Size([3, 1, 8, 8]), torch.uint8)
     """
 
+    # What an estimator shows of it (DeepSMOTE.decoder_, ...).
+    PARTS = ("decoder", "latents", "labels", "neighbors", "n_neighbors", "residuals")
+    PARTS += ("image_format",)
+
     def __init__(
         self,
         decoder: nn.Module,
