@@ -44,7 +44,7 @@ from .synthesis import Synthesizer, default_lam_range
 from .training import TrainingConfig, fit_autoencoder
 
 __all__ = ["FitRequest", "FittedDeepSMOTE", "fit", "neighbor_tables", "refit_neighbors"]
-__all__ += ["refit_residuals", "training_data"]
+__all__ += ["align", "refit_residuals", "training_data"]
 
 
 class FitRequest(NamedTuple):
@@ -404,3 +404,30 @@ def refit_residuals(
         store=store,
     )
     return fitted.replace(synthesizer=synthesizer.replace(residuals=residuals))
+
+
+def align(
+    fitted: FittedDeepSMOTE,
+    params: Mapping[str, Any],
+    images: Tensor | H5Images,
+    labels: Tensor,
+    *,
+    reindex: bool,
+) -> tuple[FittedDeepSMOTE, bool]:
+    """A loaded model brought in line with ``params`` without training: its neighbour
+    tables built anew (``reindex``), its residuals computed or dropped to follow
+    ``residual``, its sampling strategy resolved anew.
+
+    Returns:
+        ``(fitted, changed)``: ``changed`` when what a cache stores differs now (new tables
+        or new residuals; dropped residuals stay stored for a later run).
+    """
+    changed = reindex
+    if reindex:
+        fitted = refit_neighbors(fitted, params)
+    has_residuals = fitted.synthesizer.residuals is not None
+    if params["residual"] != has_residuals:
+        fitted = refit_residuals(fitted, images, params["residual"])
+        changed = changed or params["residual"]
+    strategy = resolve_sampling_strategy(params["sampling_strategy"], labels)
+    return fitted.replace(sampling_strategy=strategy), changed

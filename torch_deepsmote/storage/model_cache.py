@@ -34,8 +34,7 @@ from tqdm.auto import tqdm
 
 from .._format import ImageFormat
 from ..distributed import Ranks, agree, broadcast_object, check_same, current_ranks
-from ..fitting import FitRequest, FittedDeepSMOTE, fit, refit_neighbors, refit_residuals
-from ..smote import resolve_sampling_strategy
+from ..fitting import FitRequest, FittedDeepSMOTE, align, fit
 from .checkpoint import Checkpoint
 from .hdf5 import (
     CachedArray,
@@ -182,20 +181,13 @@ class _Job:
                     else CachedArray(self.path, "residuals")
                 )
             stored_index = cache.attrs.get("index_fingerprint")
-        if params["residual"] and kept is not None:
+        if kept is not None:
             arrays["residuals"] = kept
-        # Load as stored, then rebuild what this run's serving settings change.
-        state["params"] = {**state["params"], "residual": "residuals" in arrays}
+        # Load as stored, then bring it in line with this run's serving settings.
+        state["params"] = {**state["params"], "residual": kept is not None}
         fitted, _ = model_from_state(state, params["device"], arrays, source=self.path)
-        changed = False
-        if stored_index != self.request.index_key:
-            fitted = refit_neighbors(fitted, params)
-            changed = True
-        if params["residual"] != (fitted.synthesizer.residuals is not None):
-            fitted = refit_residuals(fitted, self.images, params["residual"])
-            changed = params["residual"]  # dropping them leaves the file as it is
-        strategy = resolve_sampling_strategy(params["sampling_strategy"], self.labels)
-        fitted = fitted.replace(sampling_strategy=strategy)
+        reindex = stored_index != self.request.index_key
+        fitted, changed = align(fitted, params, self.images, self.labels, reindex=reindex)
         if changed and rewrite:
             self.store(fitted, self.expected(), kept_residuals=kept)
         return fitted
