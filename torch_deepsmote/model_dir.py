@@ -35,8 +35,9 @@ from . import __version__
 from .deepsmote import DeepSMOTE
 from .exports import MODEL_INFO
 from .sources import LabelledImages
+from .storage.checkpoint import CHECKPOINT_NAME, Checkpoint
 from .storage.hdf5 import CacheFile, fingerprint_arrays, write_cache
-from .storage.model_cache import CACHE_NAME
+from .storage.model_cache import CACHE_NAME, LOCK_SUFFIX
 
 __all__ = ["FOLDER_FORMAT_VERSION", "INFO_NAME", "ModelDir", "fit_model_dir", "load_model_dir"]
 
@@ -55,6 +56,7 @@ class ModelDir:
         data: The training images, labels, class names and source.
         info: The contents of ``deepsmote.json``.
         reused: Whether :func:`fit_model_dir` found the model already fitted (no training).
+        resumed: Whether it resumed an interrupted fit of the same data and options.
     """
 
     path: Path
@@ -62,6 +64,7 @@ class ModelDir:
     data: LabelledImages
     info: dict
     reused: bool = False
+    resumed: bool = False
 
 
 def fit_model_dir(
@@ -74,14 +77,17 @@ def fit_model_dir(
         model: An unfitted estimator with the wanted settings.
         data: From :func:`torch_deepsmote.sources.read_images`.
         overwrite: Replace a model fitted on other data or with other training settings,
-            and write into a folder that holds other files.
+            write into a folder that holds other files, and start an interrupted fit over.
+            Without it, a folder that holds only an interrupted fit (killed before its model
+            was written) of this data and these settings resumes that fit.
 
     Returns:
         The :class:`ModelDir`; ``reused`` tells whether training was skipped.
 
     Raises:
-        FileExistsError: ``path`` is a file, a non-empty folder that is no model folder, or a
-            model folder of other data or settings, and ``overwrite`` is False.
+        FileExistsError: ``path`` is a file, a non-empty folder that is no model folder, a
+            model folder of other data or settings, or an interrupted fit of those, and
+            ``overwrite`` is False.
         RuntimeError: ``path`` is a model folder of another format version.
     """
     path = Path(path)
@@ -94,7 +100,7 @@ def fit_model_dir(
         "data_fingerprint": fingerprint_arrays(data.labels, data.images),
         "training_fingerprint": model.training_fingerprint(),
     }
-    reused = False
+    reused = resumed = False
     if (path / INFO_NAME).exists():
         info = read_info(path)
         differs = [key.split("_")[0] for key in expected if info.get(key) != expected[key]]
@@ -105,10 +111,10 @@ def fit_model_dir(
             )
         reused = not differs and (path / CACHE_NAME).exists()
     elif path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"`out` {str(path)!r} exists and is not a model folder (no {INFO_NAME}). Pass "
-            "--overwrite (overwrite=True) to write into it, or choose another folder."
-        )
+        resumed = _check_interrupted(path, expected)
+    if overwrite and not reused:
+        # Overwrite means starting over: an interrupted fit's checkpoint is not resumed.
+        Checkpoint(path, key="").remove()
     if not reused:
         # Until the new model is complete, the folder is not a model folder.
         with contextlib.suppress(FileNotFoundError):
@@ -121,7 +127,28 @@ def fit_model_dir(
         _write_images(path / IMAGES_NAME, data, expected["data_fingerprint"])
     info = _info(model, data, expected)
     _write_json(path / INFO_NAME, info)
-    return ModelDir(path, model, data, info, reused)
+    return ModelDir(path, model, data, info, reused, resumed)
+
+
+def _check_interrupted(path: Path, expected: dict) -> bool:
+    """``True`` when ``path`` holds only an interrupted fit (its epoch checkpoint, the cache
+    lock, temporary files) of this data and these training settings, which the fit then
+    resumes; raise when it holds anything else."""
+    in_progress = {CHECKPOINT_NAME, CACHE_NAME + LOCK_SUFFIX}
+    others = [p.name for p in path.iterdir() if p.name not in in_progress and ".tmp-" not in p.name]
+    if others:
+        raise FileExistsError(
+            f"`out` {str(path)!r} exists and is not a model folder (no {INFO_NAME}). Pass "
+            "--overwrite (overwrite=True) to write into it, or choose another folder."
+        )
+    key = Checkpoint(path, key="").stored_key()
+    ours = f"{expected['training_fingerprint']}:"
+    if key is None or not key.startswith(ours) or not key.endswith(expected["data_fingerprint"]):
+        raise FileExistsError(
+            f"`out` {str(path)!r} holds an interrupted fit of other data or training options. "
+            "Pass --overwrite (overwrite=True) to start over there, or choose another folder."
+        )
+    return True
 
 
 def load_model_dir(

@@ -130,6 +130,8 @@ def _fit(args: argparse.Namespace, data: LabelledImages, out: Path, overwrite: b
     if folder.reused:
         print(f"reused the model in {out} (same data and training options): trained nothing")
     else:
+        if folder.resumed:
+            print(f"resumed the interrupted fit in {out} (same data and training options)")
         last = model.history_[-1]
         print(
             f"fit: {len(model.history_)} epoch(s) in {time.perf_counter() - start:.1f} s on "

@@ -92,6 +92,14 @@ class Checkpoint:
                 os.remove(temporary)
             raise
 
+    def stored_key(self) -> str | None:
+        """The key of the checkpoint on disk, or ``None`` (no file, or an unreadable one)."""
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception:
+            return None
+        return state.get("key") if isinstance(state, dict) else None
+
     def remove(self) -> None:
         """Delete the file (the fit's result is stored elsewhere now)."""
         with contextlib.suppress(FileNotFoundError):
