@@ -9,7 +9,7 @@ from conftest import TINY, make_shapes
 from torch.utils.data import Dataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
-from torch_deepsmote._datasets import read_dataset
+from torch_deepsmote.reading import read_dataset
 
 FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch", progress=False)
 

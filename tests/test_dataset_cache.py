@@ -63,8 +63,8 @@ def test_changing_k_neighbors_rebuilds_the_neighbours_only(base, tmp_path, monke
     assert fewer.model.k_neighbors == 2 and fewer.model.neighbors_.shape[1] == 2
     # The first two neighbours of every code are the same; the table was rebuilt, not cut.
     assert torch.equal(fewer.model.neighbors_, first.model.neighbors_[:, :2])
-    plan = fewer._plan()
-    assert (plan.neighbor != first._plan().neighbor).any()
+    plan = fewer.plan()
+    assert (plan.neighbor != first.plan().neighbor).any()
     # Stored with the model: a worker reading the cache sees the new table too.
     clone = pickle.loads(pickle.dumps(fewer))
     assert torch.equal(items(clone), items(fewer))
@@ -124,7 +124,7 @@ def test_workers_read_the_cache_in_their_own_process(base, tmp_path, context):
 
 def test_residuals_are_cached_and_read_per_row_after_pickling(base, tmp_path):
     ds = OversampledDataset(base, cache_dir=tmp_path, residual=True, **FIT)
-    expected = torch.as_tensor(ds.model.synthesize(ds._plan()))
+    expected = torch.as_tensor(ds.model.synthesize(ds.plan()))
     assert torch.equal(items(ds)[ds.n_real :], expected)
     clone = pickle.loads(pickle.dumps(ds))
     assert clone.synthesizer.has_residuals and not clone.synthesizer.in_memory

@@ -77,7 +77,7 @@ def _worker(rank: int, folder: str, differ: bool) -> None:
                 "history": balanced.model.history_,
                 "latents": balanced.model.latents_.clone(),
                 "neighbors": balanced.model.neighbors_.clone(),
-                "plan": balanced._plan(),
+                "plan": balanced.plan(),
                 "indices": indices,
                 "images": torch.stack([image for image, _ in items]),
                 "targets": torch.stack([torch.as_tensor(t) for _, t in items]),

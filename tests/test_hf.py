@@ -16,7 +16,7 @@ datasets = pytest.importorskip("datasets")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # nothing here may reach the network
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset  # noqa: E402
-from torch_deepsmote._datasets import find_classes, find_labels  # noqa: E402
+from torch_deepsmote.adapters import find_classes, find_labels  # noqa: E402
 from torch_deepsmote.integrations.hf import to_hf_dataset  # noqa: E402
 
 COUNTS = (40, 16, 6)

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
-from torch_deepsmote._datasets import read_dataset
+from torch_deepsmote.reading import read_dataset
 from torch_deepsmote.storage.hdf5 import fingerprint_arrays
 from torch_deepsmote.storage.image_store import H5Images, H5ImagesWriter
 
@@ -113,7 +113,7 @@ def test_in_memory_false_needs_a_cache_dir():
 
 
 def test_in_memory_auto_streams_only_what_would_not_fit(tmp_path):
-    from torch_deepsmote._datasets import available_memory, fits_in_memory
+    from torch_deepsmote.reading import available_memory, fits_in_memory
 
     row = torch.zeros(1, 16, 16, dtype=torch.uint8)
     assert available_memory() > 0

@@ -93,7 +93,7 @@ def test_a_monai_dataset_fits_on_the_deterministic_head_and_gives_synthetic_item
     scaled = (X[0, 0] - X[0, 0].min()) / float(X[0, 0].max() - X[0, 0].min())
     assert np.allclose(real["image"][0].numpy(), scaled[:, ::-1], atol=1e-6)  # real: flipped
     # The synthetic image is the raw decoded one, flipped by the tail.
-    raw = ds._raw_synthetic_items(ds._plan()[ds.n_synthetic - 1 :])[0]["image"]
+    raw = ds.raw_items(ds.plan()[ds.n_synthetic - 1 :])[0]["image"]
     assert torch.equal(torch.as_tensor(synthetic["image"]), raw.flip(-1))
     batch = list_data_collate([ds[i] for i in (0, 1, len(ds) - 2, len(ds) - 1)])
     assert batch["image"].shape == (4, 1, 16, 16) and batch["case"].tolist() == [0, 1, -1, -1]

@@ -165,5 +165,5 @@ def test_cuda_training_with_autocast(shapes):
     ds = OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), model)
     loader = DataLoader(ds, batch_size=32, num_workers=2, multiprocessing_context="fork")
     forked = torch.cat([images for images, _ in loader])[ds.n_real :]
-    served = ds.synthesizer.to("cpu").images(ds._plan())
+    served = ds.synthesizer.to("cpu").images(ds.plan())
     assert torch.equal(forked, served)

@@ -4,6 +4,7 @@ Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Lea
 SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 """
 
+from . import integrations  # noqa: F401 - registers the Hugging Face and MONAI kinds
 from .dataset import OversampledDataset
 from .deepsmote import DeepSMOTE
 from .knn import FaissKNN, TorchKNN, get_knn

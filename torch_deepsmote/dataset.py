@@ -4,10 +4,12 @@ Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Lea
 SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
 Indices ``[0, n_real)`` route to the wrapped dataset unchanged; indices ``[n_real, len)``
-are synthetic images of a SMOTE plan drawn from ``(seed, epoch)``. DataLoader calls
-:meth:`OversampledDataset.__getitems__` with a whole batch of indices; its synthetic items
-come from one call of the model's :class:`~torch_deepsmote.synthesis.Synthesizer`, which
-decodes them, and go through the wrapped dataset's transforms like real raw items.
+are synthetic images of a SMOTE plan drawn from ``(seed, epoch)``. One synthetic image goes
+dataset -> synthesizer (:class:`~torch_deepsmote.synthesis.Synthesizer`: the plan's codes,
+decoded, in the raw images' dtype and range) -> the dataset's
+:class:`~torch_deepsmote.adapters.ItemMaker` (the raw item's form, the dataset's transforms
+and the wrapper's). DataLoader calls :meth:`OversampledDataset.__getitems__` with a whole
+batch of indices: one synthesizer call per batch.
 """
 
 from __future__ import annotations
@@ -21,16 +23,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
+from torchvision.datasets.vision import StandardTransform
 
-from ._datasets import (
-    DatasetImages,
-    PairTransform,
-    find_class_to_idx,
-    find_classes,
-    item_transform,
-    read_dataset,
-    transform_owners,
-)
 from ._validation import (
     check_bool,
     check_choice,
@@ -38,115 +32,66 @@ from ._validation import (
     check_positive_float,
     check_positive_int,
 )
+from .adapters import DatasetAdapter
 from .deepsmote import DeepSMOTE
+from .reading import DatasetImages, read_dataset
 from .smote import SMOTEPlan, resolve_sampling_strategy
 from .storage.image_store import new_store, remove_store
 
 __all__ = ["OversampledDataset"]
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    # Mix (seed, epoch) so that (0, 1) and (1, 0) give unrelated plans.
-    digest = hashlib.sha256(f"deepsmote-plan:{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:7], "little")
-
-
 class OversampledDataset(Dataset):
     """Real items, then synthetic DeepSMOTE items that balance the classes.
 
+    Real items come back exactly as the wrapped dataset returns them. Synthetic items are
+    made in the dataset's raw form (a PIL image of the same mode, a tensor or array of the
+    same dtype and range; dict and tuple items with the same keys) and pass through the
+    dataset's own transforms, so both look alike. While fitting, the dataset's transforms
+    are set aside (random augmentation stays out of the autoencoder's data); a MONAI
+    ``Compose`` keeps its deterministic head, a Hugging Face format is reset to raw rows.
+
     Args:
-        dataset: A map-style dataset of (image, target) items, longer tuples or dicts:
-            torchvision datasets (PIL or tensor images), ``Subset``, ``ConcatDataset``,
-            ``ImageFolder``, ``TensorDataset``, a Hugging Face ``datasets.Dataset``, a MONAI
-            dict dataset, or a user's own. Raw images must share one shape (see
-            ``fit_transform``).
-        model: A :class:`DeepSMOTE` fitted on this dataset (``model.fit_dataset(dataset)``;
-            checked: same images, labels, dtype and value range); ``None`` fits one on
-            ``dataset`` (``fit_params``).
-        labels: (N,) class of every item; found from ``.targets`` / ``.labels`` (through
-            ``Subset`` and ``ConcatDataset``) or by reading the items once when omitted.
-        sampling_strategy: How many images to add per class (imbalanced-learn's forms);
-            ``None`` uses the model's.
-        cache_dir: Folder for the HDF5 cache. A second run with the same dataset and settings
-            loads it and trains nothing; a changed dataset or setting is detected. Changing
-            ``k_neighbors``, ``knn`` or ``residual`` trains nothing either: the neighbour
-            table or the residuals are rebuilt from the cached model and stored with it.
-            One process at a time fits a cache: a second one started on the same
-            ``cache_dir`` waits for the first (a file lock) and then loads its result.
-        on_mismatch: ``'refit'`` (default) rebuilds a stale or damaged cache with a warning;
-            ``'raise'`` raises instead.
-        on_bad_item: ``'raise'`` (default) stops at the first item that cannot be read or
-            does not fit (another shape or dtype, NaN pixels, a label outside ``classes``),
-            naming its index; ``'skip'`` leaves such items out of the fit and of the epoch
-            (``n_real`` counts the kept ones; ``origin()`` and ``real_indices`` name dataset
-            indices) and warns with how many and which.
-        lock_timeout: Seconds to wait for another process fitting the same ``cache_dir``;
-            ``None`` (default) waits as long as it takes, a number raises ``TimeoutError``
-            naming the lock file after that long.
-        transform: Applied to synthetic images (after the wrapped dataset's own transform),
-            and to real ones when ``transform_real`` is set.
-        target_transform: Likewise for targets.
+        dataset: A map-style dataset of (image, target) items, longer tuples or dicts
+            (torchvision, ``Subset``, ``ConcatDataset``, ``TensorDataset``, Hugging Face,
+            MONAI, your own), raw images of one shape (see ``fit_transform``).
+        model: A :class:`DeepSMOTE` fitted on this dataset (checked); ``None`` fits one.
+        labels: (N,) class of every item; ``None``: the metadata, or the targets read once.
+        sampling_strategy: Images to add per class (imbalanced-learn's forms); ``None``:
+            the model's.
+        cache_dir: Folder of the HDF5 cache: a second run with the same data and settings
+            loads it and trains nothing (one process fits at a time; the others wait).
+        on_mismatch: ``'refit'`` rebuilds a stale or damaged cache with a warning;
+            ``'raise'`` raises.
+        on_bad_item: ``'raise'`` at the first unreadable or odd item, or ``'skip'`` such
+            items (``n_real`` counts the kept ones, ``real_indices`` names them).
+        lock_timeout: Seconds to wait for another process fitting the same cache.
+        transform, target_transform: Applied to synthetic items after the dataset's own
+            transforms, and to real ones with ``transform_real=True``.
         transform_real: Also apply ``transform`` / ``target_transform`` to real items.
-        fit_transform: A deterministic transform applied to every raw image while fitting,
-            e.g. ``torchvision.transforms.Resize((64, 64))`` for an image folder of mixed
-            sizes (random augmentation is set aside while fitting, so a ``Resize`` in the
-            dataset's own transform does not apply then). Synthetic images are made in its
-            output form and then go through the dataset's transform like raw images.
-        seed: Seed of the synthetic draw; epoch ``e`` uses a plan drawn from ``(seed, e)``.
-        device: Where the main process decodes; ``None`` is the model's device. DataLoader
-            workers always decode on the CPU (a forked worker must not touch CUDA).
+        fit_transform: A deterministic transform of every raw image while fitting, e.g.
+            ``Resize((64, 64))`` for images of mixed sizes; synthetic images are made in
+            its output form.
+        seed: Seed of the synthetic draws; epoch ``e`` draws from ``(seed, e)``.
+        device: Where the main process decodes; ``None``: the model's device. DataLoader
+            workers decode on the CPU.
         decode_batch_size: Codes per decoder call.
-        pool: Decode each epoch's synthetic images once, in the main process, into a
-            shared-memory tensor that every DataLoader worker reads (``set_epoch`` refills
-            it). Items then cost what real ones do; the dataset's transforms still run per
-            item. Memory: one copy of the synthetic set in the images' dtype. ``False``
-            decodes per batch, on demand, in whichever process asks.
-        in_memory: ``True`` holds the training images in one (N, C, H, W) tensor while
-            fitting (fastest for small data), and the codes and residuals in memory.
-            ``False`` writes the images, as they are read, into an HDF5 file in
-            ``cache_dir`` (needed then), from which training, encoding and the residuals
-            read a batch at a time; the residuals go to a file too and then live in the
-            cache, read by rows for each batch, so memory does not grow with N (the files
-            are removed once the model is fitted). Same weights, codes and items either
-            way. ``'auto'`` (default): ``False`` where a ``cache_dir`` is given and the
-            images and their float16 residuals would take more than a quarter of the
-            available memory, else ``True``.
-        num_workers: DataLoader worker processes that read (and decode) the dataset's items
-            in parallel while fitting, in index order; 0 reads them in this process.
-        progress: Show progress bars while reading and fitting.
-        image_key: Where dict items hold the image (a key; a position for tuple items).
-            ``None`` takes the one of ``image``, ``img``, ``pixel_values`` an item has (a
-            Hugging Face dataset's one ``Image`` column), or position 0.
-        label_key: Likewise for the target: ``label``, ``labels``, ``target`` (the one
-            ``ClassLabel`` column), or position 1.
-        extra_keys: The other fields of dict and tuple items (a file name, an id).
-            ``'fill'`` (default): synthetic items carry them with a marker of the real
-            value's type (-1 for integers, 0 if unsigned, NaN for floats, ``False``,
-            ``""``, a tensor or array of the same shape and dtype so filled, ``None`` for
-            anything else); real items are untouched. ``'drop'``: left out of synthetic items
-            and removed from real ones, so both hold the image and the label only.
-        **fit_params: :class:`DeepSMOTE` arguments used when fitting (``max_epochs``,
-            ``random_state``, ...).
+        pool: Decode each epoch's synthetic set once, in the main process, into shared
+            memory that the workers read (``set_epoch`` refills it).
+        in_memory: ``False`` streams the images through an HDF5 file in ``cache_dir``
+            while fitting; ``'auto'`` does so when they would take over a quarter of the
+            memory.
+        num_workers: DataLoader workers that read the items while fitting (0: here).
+        progress: Show progress bars.
+        image_key, label_key: Where dict (or tuple) items hold image and target; ``None``
+            finds them.
+        extra_keys: ``'fill'`` (synthetic items carry the other fields with a marker such
+            as -1, NaN or ``""``) or ``'drop'`` (both kinds of item lose them).
+        **fit_params: :class:`DeepSMOTE` arguments for the fit.
 
-    How fitting reads the data (the same way as :meth:`DeepSMOTE.fit_dataset`): while
-    reading, the wrapped datasets' ``transform``, ``target_transform`` and ``transforms``
-    attributes (torchvision's convention) are set to ``None`` and restored afterwards, so
-    the autoencoder sees raw images free of random augmentation. Synthetic images are made
-    in that raw form (a PIL image of the same mode, a tensor or an array of the same dtype
-    and range) and then pass through the wrapped dataset's own transforms (its joint
-    ``transforms``, or ``transform`` and ``target_transform``), so real and synthetic items
-    come out alike. A dataset without a ``transform`` attribute is read as it is: its items
-    should not be randomly augmented. A MONAI dataset's ``Compose`` keeps its deterministic
-    head while fitting (loading, scaling) and sets aside its random tail, which synthetic
-    items then get; a Hugging Face dataset's format (``set_transform``, ``with_transform``,
-    ``set_format``) is reset to raw rows while fitting and formats synthetic rows
-    (:mod:`torch_deepsmote._transforms`). Synthetic dict items have the real items' keys in
-    the same order, with values of the same types.
-
-    Copies: ``pickle`` and ``copy.deepcopy`` give a dataset with its model that serves the
-    same items (decoding on the CPU in DataLoader workers; with ``cache_dir``, reading the
-    rows each batch needs from the cache file, which must still be the one it was built
-    from).
+    NOTE: two seeds, on purpose. ``random_state`` (a fit parameter) changes the trained
+    weights and is part of the cache key; ``seed`` only chooses the synthetic draws, so a
+    new ``seed`` draws new synthetic sets from the cached model without training.
 
     Example:
         >>> import torch
@@ -189,118 +134,58 @@ class OversampledDataset(Dataset):
         extra_keys: str = "fill",
         **fit_params: Any,
     ) -> None:
-        check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
-        if lock_timeout is not None:
-            check_positive_float("lock_timeout", lock_timeout, allow_zero=True)
+        _check_args(dataset, model, cache_dir, on_mismatch, lock_timeout, in_memory, fit_params)
+        check_non_negative_int("num_workers", num_workers)
         self.transform_real = check_bool("transform_real", transform_real)
         self.seed = check_non_negative_int("seed", seed)
         self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
         self.pool = check_bool("pool", pool)
-        if not (isinstance(in_memory, bool) or in_memory == "auto"):
-            raise ValueError(
-                f"`in_memory` should be True, False or 'auto', but got in_memory={in_memory!r}."
-            )
-        check_non_negative_int("num_workers", num_workers)
-        if in_memory is False and (cache_dir is None or model is not None):
-            raise ValueError(
-                "`in_memory=False` keeps the images in a file in `cache_dir` while fitting, "
-                f"but got cache_dir={cache_dir!r} and "
-                f"{'a fitted model' if model is not None else 'no model'}. Pass a cache_dir "
-                "and no model, or in_memory=True."
-            )
-        if model is not None and (fit_params or cache_dir is not None):
-            raise ValueError(
-                "`model` should be None when fit options or `cache_dir` are given, but got a "
-                "fitted model and "
-                + ", ".join(sorted(fit_params) or ["cache_dir"])
-                + ". Pass either a fitted model or the options to fit one."
-            )
-        if model is not None and not hasattr(model, "synthesizer_"):
-            raise ValueError(
-                "`model` should be a fitted DeepSMOTE, but got an unfitted one. "
-                "Call model.fit_dataset(dataset) first, or pass model=None to fit here."
-            )
-        if not isinstance(dataset, Sized):
-            raise TypeError(
-                "`dataset` should be a map-style dataset with __len__, but got dataset of type "
-                f"{type(dataset).__name__}. A Hugging Face IterableDataset (streaming=True) is "
-                "not one: load it without streaming."
-            )
-        self.dataset = dataset
-        self.transform = transform
-        self.target_transform = target_transform
-        self.n_real = len(dataset)
-        if self.n_real == 0:
-            raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
-
-        owners = transform_owners(dataset)
-        if any(
-            getattr(o, "transform", None) is not getattr(owners[0], "transform", None)
-            for o in owners[1:]
-        ):
+        self.dataset, self.transform, self.target_transform = dataset, transform, target_transform
+        adapter = DatasetAdapter(dataset, image_key, label_key, extra_keys)
+        if adapter.transforms_differ():
             warnings.warn(
                 "The wrapped datasets have different transforms; synthetic items use "
                 "the first one's.",
                 UserWarning,
                 stacklevel=2,
             )
+        read_options = dict(labels=labels, fit_transform=fit_transform, progress=progress)
+        read_options.update(on_bad_item=on_bad_item, num_workers=num_workers)
+        if model is None:
+            fit_options = dict(cache_dir=cache_dir, on_mismatch=on_mismatch)
+            fit_options.update(lock_timeout=lock_timeout, in_memory=in_memory)
+            read, model = _read_and_fit(adapter, read_options, fit_options, progress, fit_params)
+        else:
+            read = read_dataset(dataset, **read_options, adapter=adapter)
+            _check_model(model, read)
+        self._serve(model, read, adapter, sampling_strategy, device)
 
-        store = None
-        if in_memory is False or (in_memory == "auto" and cache_dir is not None and model is None):
-            os.makedirs(cache_dir, exist_ok=True)
-            # Per process: two processes may read the same dataset before one takes the lock.
-            store = new_store(cache_dir)
-        try:
-            read = read_dataset(
-                dataset,
-                labels,
-                fit_transform,
-                progress,
-                on_bad_item,
-                num_workers,
-                store,
-                in_memory=in_memory,
-                image_key=image_key,
-                label_key=label_key,
-                extra_keys=extra_keys,
-            )
-            # Position p < n_real serves dataset item real_indices[p] (all unless skipped).
-            self.real_indices = read.indices
-            self.n_real = len(read.labels)
-            if model is None:
-                model = DeepSMOTE(**{"progress": progress, **fit_params})  # checks options
-                model.fit(
-                    read.images,
-                    read.labels,
-                    image_format=read.image_format,
-                    cache_dir=cache_dir,
-                    on_mismatch=on_mismatch,
-                    lock_timeout=lock_timeout,
-                )
-            else:
-                _check_model(model, read)
-        finally:
-            if store is not None:
-                remove_store(store)
+    def _serve(
+        self,
+        model: DeepSMOTE,
+        read: DatasetImages,
+        adapter: DatasetAdapter,
+        sampling_strategy: Any,
+        device: Any,
+    ) -> None:
+        """Keep what serving needs: the synthesizer, the item maker, labels and counts."""
         self.model = model
+        # Position p < n_real serves dataset item real_indices[p] (all unless skipped).
+        self.real_indices, self.n_real = read.indices, len(read.labels)
         synthesizer = model.synthesizer_ if device is None else model.synthesizer_.to(device)
         if synthesizer.image_format != read.image_format:
             # A model fitted on arrays, serving this dataset's items (same dtype and range).
             synthesizer = synthesizer.replace(image_format=read.image_format)
         self.synthesizer = synthesizer
-        self._target_format = read.target_format
-        self._layout = read.layout
-        # Synthetic items get the transforms of the first wrapped dataset that has them.
-        self._item_transform = item_transform(owners[0], read.layout) if owners else None
+        self._adapter = adapter
+        self._items = adapter.items(read.layout, read.image_format, read.target_format)
         self._labels = read.labels
-        self._n_new = resolve_sampling_strategy(
-            model.sampling_strategy if sampling_strategy is None else sampling_strategy,
-            self._labels,
-        )
+        strategy = model.sampling_strategy if sampling_strategy is None else sampling_strategy
+        self._n_new = resolve_sampling_strategy(strategy, self._labels)
         # The epoch lives in shared memory so persistent DataLoader workers see set_epoch.
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._plan_cache: tuple[int, SMOTEPlan] | None = None
-        self.targets = self._labels.tolist() + self._plan().labels.tolist()
+        self.targets = self._labels.tolist() + self.plan().labels.tolist()
         if self.pool:
             # Shared memory, allocated once and refilled in place: forked, spawned and
             # persistent workers all read the pool the main process fills.
@@ -325,7 +210,7 @@ class OversampledDataset(Dataset):
         if int(self._pool_epoch[0]) == epoch:
             return
         self._pool_epoch.fill_(-1)  # never read half-filled
-        plan, step = self._plan(), self.decode_batch_size
+        plan, step = self.plan(), self.decode_batch_size
         for first in range(0, self.n_synthetic, step):
             last = min(first + step, self.n_synthetic)
             self._pool[first:last] = self.synthesizer.images(plan[first:last], step)
@@ -335,18 +220,17 @@ class OversampledDataset(Dataset):
     def epoch(self) -> int:
         return int(self._epoch[0])
 
-    def _plan(self) -> SMOTEPlan:
-        epoch = int(self._epoch[0])
+    def plan(self, epoch: int | None = None) -> SMOTEPlan:
+        """The synthetic set of ``epoch`` (``None``: the current one): base, neighbour and
+        step of every synthetic item, the same on every process for ``(seed, epoch)``."""
+        epoch = int(self._epoch[0]) if epoch is None else check_non_negative_int("epoch", epoch)
         if self._plan_cache is None or self._plan_cache[0] != epoch:
-            self._plan_cache = (epoch, self._plan_for(epoch))
+            generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
+            plan = self.synthesizer.plan(self._n_new, generator)
+            if epoch != int(self._epoch[0]):
+                return plan  # another epoch's: the current one stays cached
+            self._plan_cache = (epoch, plan)
         return self._plan_cache[1]
-
-    def _plan_for(self, epoch: int) -> SMOTEPlan:
-        """The synthetic set of ``epoch`` (one plan per ``(seed, epoch)``, on every process)."""
-        if self._plan_cache is not None and self._plan_cache[0] == epoch:
-            return self._plan_cache[1]
-        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
-        return self.synthesizer.plan(self._n_new, generator)
 
     # ------------------------------------------------------------------ metadata
     def __len__(self) -> int:
@@ -357,17 +241,12 @@ class OversampledDataset(Dataset):
         return len(self) - self.n_real
 
     @property
-    def _label_key(self) -> Any:
-        return None if self._layout.kind == "pair" else self._layout.label_key
-
-    @property
     def classes(self) -> list:
-        found = find_classes(self.dataset, self._label_key)
-        return found or torch.unique(self._labels).tolist()
+        return self._adapter.classes() or torch.unique(self._labels).tolist()
 
     @property
     def class_to_idx(self) -> dict:
-        return find_class_to_idx(self.dataset, self._labels, self._label_key)
+        return self._adapter.class_to_idx(self._labels)
 
     def _check_index(self, index: int) -> int:
         return int(self._check_indices([index])[0])
@@ -397,7 +276,7 @@ class OversampledDataset(Dataset):
         index = self._check_index(index)
         if index < self.n_real:
             return None
-        plan, pos = self._plan(), index - self.n_real
+        plan, pos = self.plan(), index - self.n_real
         rows = {
             "base": int(plan.base[pos]),
             "neighbor": int(plan.neighbor[pos]),
@@ -416,56 +295,118 @@ class OversampledDataset(Dataset):
         index = self._check_indices(indices)
         out: list[Any] = [None] * len(index)
         slots = []  # of the synthetic items
+        wrapper = StandardTransform(self.transform, self.target_transform)
         for k, i in enumerate(index.tolist()):
             if i < self.n_real:
-                out[k] = self._real_item(i)
+                real = i if self.real_indices is None else int(self.real_indices[i])
+                item = self.dataset[real]
+                out[k] = self._items.real(item, wrapper if self.transform_real else None)
             else:
                 slots.append(k)
         if slots:
-            items = self._synthetic_items(index[slots] - self.n_real)
+            plan = self.plan()[index[slots] - self.n_real]
+            items = self._items.synthetic(self._images(plan, index[slots]), plan.labels, wrapper)
             for k, item in zip(slots, items):
                 out[k] = item
         return out
 
-    @property
-    def _wrapper_transform(self) -> PairTransform:
-        # Built on use, so that a transform set after construction applies too.
-        return PairTransform(self.transform, self.target_transform)
-
-    def _real_item(self, index: int) -> Any:
-        if self.real_indices is not None:
-            index = int(self.real_indices[index])
-        item = self._layout.strip(self.dataset[index])
-        if self.transform_real:
-            item = self._layout.apply(item, self._wrapper_transform, "transform")
-        return item
-
-    def _synthetic_items(self, positions: Tensor) -> list[Any]:
-        plan = self._plan()[positions]
-        images = None
+    def _images(self, plan: SMOTEPlan, index: Tensor) -> Tensor:
+        """The plan's images: from the pool when it holds this epoch, else decoded."""
         if self.pool and int(self._pool_epoch[0]) == int(self._epoch[0]):
-            images = self.synthesizer.image_format.items(self._pool[positions])
-        items = self._raw_synthetic_items(plan, images)
-        if self._item_transform is not None:
-            items = [self._layout.strip(item) for item in self._item_transform(items)]
-        if self.transform is not None or self.target_transform is not None:
-            wrapper = self._wrapper_transform
-            items = [self._layout.apply(item, wrapper, "transform") for item in items]
-        return items
+            return self._pool[index - self.n_real]
+        return self.synthesizer.images(plan, self.decode_batch_size)
 
-    def _raw_synthetic_items(self, plan: SMOTEPlan, images: list | None = None) -> list[Any]:
-        """The plan's items in the dataset's raw form (before its transforms): its images
-        decoded unless given, in the raw items' layout."""
-        if images is None:
-            images = self.synthesizer.items(plan, self.decode_batch_size)
-        targets = self._target_format.make(plan.labels)
-        return [self._layout.build(image, target) for image, target in zip(images, targets)]
+    def raw_items(self, plan: SMOTEPlan) -> list[Any]:
+        """The plan's synthetic items in the dataset's raw form, before any transform
+        (what the dataset's ``__getitem__`` reads before transforming)."""
+        return self._items.raw(self.synthesizer.images(plan, self.decode_batch_size), plan.labels)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(n_real={self.n_real}, n_synthetic={self.n_synthetic}, "
             f"epoch={self.epoch}, dataset={type(self.dataset).__name__})"
         )
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # Mix (seed, epoch) so that (0, 1) and (1, 0) give unrelated plans.
+    digest = hashlib.sha256(f"deepsmote-plan:{seed}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:7], "little")
+
+
+def _check_args(
+    dataset: Any,
+    model: DeepSMOTE | None,
+    cache_dir: Any,
+    on_mismatch: str,
+    lock_timeout: float | None,
+    in_memory: Any,
+    fit_params: dict,
+) -> None:
+    """Refuse what cannot work before reading a single item."""
+    check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
+    if lock_timeout is not None:
+        check_positive_float("lock_timeout", lock_timeout, allow_zero=True)
+    if not (isinstance(in_memory, bool) or in_memory == "auto"):
+        raise ValueError(
+            f"`in_memory` should be True, False or 'auto', but got in_memory={in_memory!r}."
+        )
+    if in_memory is False and (cache_dir is None or model is not None):
+        raise ValueError(
+            "`in_memory=False` keeps the images in a file in `cache_dir` while fitting, "
+            f"but got cache_dir={cache_dir!r} and "
+            f"{'a fitted model' if model is not None else 'no model'}. Pass a cache_dir "
+            "and no model, or in_memory=True."
+        )
+    if model is not None and (fit_params or cache_dir is not None):
+        raise ValueError(
+            "`model` should be None when fit options or `cache_dir` are given, but got a "
+            "fitted model and "
+            + ", ".join(sorted(fit_params) or ["cache_dir"])
+            + ". Pass either a fitted model or the options to fit one."
+        )
+    if model is not None and not hasattr(model, "synthesizer_"):
+        raise ValueError(
+            "`model` should be a fitted DeepSMOTE, but got an unfitted one. "
+            "Call model.fit_dataset(dataset) first, or pass model=None to fit here."
+        )
+    if not isinstance(dataset, Sized):
+        raise TypeError(
+            "`dataset` should be a map-style dataset with __len__, but got dataset of type "
+            f"{type(dataset).__name__}. A Hugging Face IterableDataset (streaming=True) is "
+            "not one: load it without streaming."
+        )
+    if len(dataset) == 0:
+        raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
+
+
+def _read_and_fit(
+    adapter: DatasetAdapter, read_options: dict, fit_options: dict, progress: bool, params: dict
+) -> tuple[DatasetImages, DeepSMOTE]:
+    """Read the dataset (streaming its images through a scratch file in ``cache_dir`` when
+    ``in_memory`` asks for it) and fit a model on it: the one fitting call."""
+    cache_dir, in_memory = fit_options.pop("cache_dir"), fit_options.pop("in_memory")
+    model = DeepSMOTE(**{"progress": progress, **params})  # checks the options first
+    store = None
+    if in_memory is False or (in_memory == "auto" and cache_dir is not None):
+        os.makedirs(cache_dir, exist_ok=True)
+        # Per process: two processes may read the same dataset before one takes the lock.
+        store = new_store(cache_dir)
+    try:
+        read = read_dataset(
+            adapter.dataset, **read_options, store=store, in_memory=in_memory, adapter=adapter
+        )
+        model.fit(
+            read.images,
+            read.labels,
+            image_format=read.image_format,
+            cache_dir=cache_dir,
+            **fit_options,
+        )
+    finally:
+        if store is not None:
+            remove_store(store)
+    return read, model
 
 
 def _check_model(model: DeepSMOTE, read: DatasetImages) -> None:

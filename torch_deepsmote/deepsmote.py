@@ -19,7 +19,6 @@ import torch
 from torch import Tensor
 
 from . import fitting
-from ._datasets import read_dataset
 from ._format import ImageFormat, as_images
 from ._params import EstimatorParams, Param, rank_settings
 from ._validation import (
@@ -36,6 +35,7 @@ from ._validation import (
 )
 from .knn import get_knn
 from .latents import encode_images
+from .reading import read_dataset
 from .smote import SMOTEPlan, check_sampling_strategy
 from .storage.hdf5 import fingerprint_config
 from .storage.image_store import H5Images

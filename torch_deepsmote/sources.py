@@ -26,8 +26,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ._datasets import find_classes, read_dataset
 from ._format import as_labels
+from .adapters import find_classes
+from .reading import read_dataset
 
 __all__ = [
     "ARRAY_SUFFIXES",

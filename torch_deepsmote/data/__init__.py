@@ -176,7 +176,7 @@ def imbalanced_subset(dataset: Any, counts: Sequence[int], seed: int = 0) -> Any
     """
     from torch.utils.data import Subset
 
-    from .._datasets import find_labels
+    from ..adapters import find_labels
 
     labels = find_labels(dataset)
     if labels is None:

@@ -11,4 +11,9 @@ Each module imports its library only when used, so the base install needs none o
 - :mod:`~torch_deepsmote.integrations.lightning`: ``DeepSMOTEDataModule``, a
   ``LightningDataModule`` (``pip install "torch-deepsmote[lightning]"``); importing it
   imports Lightning.
+
+Importing this package (``import torch_deepsmote`` does) registers the Hugging Face and
+MONAI dataset kinds with :mod:`torch_deepsmote.adapters`; Lightning is not imported.
 """
+
+from . import hf, monai  # noqa: F401 - registers their dataset kinds

@@ -26,9 +26,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._format import as_labels
 from .._items import IMAGE_KEYS, LABEL_KEYS, ItemLayout
+from ..adapters import Kind, register_kind
+from ..dataset import OversampledDataset
 
 __all__ = [
+    "HFKind",
     "PROVENANCE_COLUMNS",
     "RowFormatter",
     "classes",
@@ -80,8 +84,6 @@ def labels(dataset: Any, label_key: Any = None) -> Tensor | None:
         TypeError: A column of strings (with the fix).
         ValueError: Rows without a label (-1, ``ClassLabel``'s "no label").
     """
-    from .._format import as_labels
-
     _, key = default_keys(dataset, None, label_key)
     if key is None or key not in dataset.column_names:
         return None
@@ -210,6 +212,32 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@register_kind
+class HFKind(Kind):
+    """A ``datasets.Dataset``: labels from its Arrow column, names from its ``ClassLabel``,
+    its format set aside while fitting and applied to synthetic rows."""
+
+    handles = staticmethod(handles)
+
+    def has_transforms(self) -> bool:
+        return True
+
+    def default_keys(self, image_key: Any, label_key: Any) -> tuple[Any, Any]:
+        return default_keys(self.dataset, image_key, label_key)
+
+    def labels(self, label_key: Any) -> Tensor | None:
+        return labels(self.dataset, label_key)
+
+    def classes(self, label_key: Any) -> list | None:
+        return classes(self.dataset, label_key)
+
+    def set_aside(self) -> Any:
+        return set_aside(self.dataset)
+
+    def item_transform(self, layout: ItemLayout) -> RowFormatter | None:
+        return item_transform(self.dataset, layout)
+
+
 # ---------------------------------------------------------------------- export
 def to_hf_dataset(dataset: Any, epoch: int | None = None, batch_size: int = 1024) -> Any:
     """The balanced set of an ``OversampledDataset`` over a ``datasets.Dataset``, as a
@@ -240,8 +268,6 @@ def to_hf_dataset(dataset: Any, epoch: int | None = None, batch_size: int = 1024
         >>> balanced = OversampledDataset(hf_train, cache_dir="runs/hf")  # doctest: +SKIP
         >>> to_hf_dataset(balanced).filter(lambda s: s, input_columns="synthetic")  # doctest: +SKIP
     """
-    from ..dataset import OversampledDataset
-
     if not isinstance(dataset, OversampledDataset) or not handles(dataset.dataset):
         raise TypeError(
             "`dataset` should be an OversampledDataset over a datasets.Dataset, but got "
@@ -281,10 +307,10 @@ def to_hf_dataset(dataset: Any, epoch: int | None = None, batch_size: int = 1024
         real = real.add_column(name, values)
     features = datasets.Features({**source.features, **added})
     parts = [real]
-    plan = dataset._plan_for(dataset.epoch if epoch is None else epoch)
+    plan = dataset.plan(epoch)
     for first in range(0, len(plan), batch_size):
         chunk = plan[first : first + batch_size]
-        rows = dataset._raw_synthetic_items(chunk)
+        rows = dataset.raw_items(chunk)
         columns = {name: [row.get(name) for row in rows] for name in source.column_names}
         columns = {name: [_plain(v) for v in values] for name, values in columns.items()}
         columns.update(

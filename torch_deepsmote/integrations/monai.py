@@ -20,8 +20,9 @@ import sys
 from typing import Any, Callable
 
 from .._items import ItemLayout
+from ..adapters import Kind, register_kind
 
-__all__ = ["MonaiItems", "handles", "item_transform", "set_aside", "split_transform"]
+__all__ = ["MonaiItems", "MonaiKind", "handles", "item_transform", "set_aside", "split_transform"]
 
 
 def handles(dataset: Any) -> bool:
@@ -97,3 +98,20 @@ class MonaiItems:
                 item = {**item, self.image_key: MetaTensor(image)}
             out.append(item if self.tail is None else apply_transform(self.tail, item))
         return out
+
+
+@register_kind
+class MonaiKind(Kind):
+    """A ``monai.data.Dataset``: its transform's deterministic head applied while fitting,
+    its random tail set aside then and applied to synthetic items."""
+
+    handles = staticmethod(handles)
+
+    def has_transforms(self) -> bool:
+        return True
+
+    def set_aside(self) -> Callable[[], None]:
+        return set_aside(self.dataset)
+
+    def item_transform(self, layout: ItemLayout) -> MonaiItems:
+        return item_transform(self.dataset, layout)

@@ -1,6 +1,6 @@
 """Training images in an HDF5 file, read by rows like a tensor: memory that does not grow with N.
 
-:func:`~torch_deepsmote._datasets.read_dataset` writes the images it reads into an
+:func:`~torch_deepsmote.reading.read_dataset` writes the images it reads into an
 :class:`H5ImagesWriter` batch by batch (``OversampledDataset(in_memory=False)``); the
 :class:`H5Images` it returns stands in for the (N, C, H, W) tensor wherever the library reads
 training images: the training batches and penalty draws of

@@ -1,9 +1,9 @@
-"""A user's map-style dataset: its labels, class names and transforms, and reading it.
+"""Reading a dataset's raw images once, in order: the one way the library reads a dataset.
 
-Routes through ``Subset`` and ``ConcatDataset`` like they route indices, so a torchvision
-dataset wrapped in either still gives its labels without reading a single image.
-:func:`read_dataset` is the one way the library reads a dataset's images, for
-:meth:`DeepSMOTE.fit_dataset` and :class:`OversampledDataset` alike.
+:meth:`DeepSMOTE.fit_dataset` and :class:`~torch_deepsmote.OversampledDataset` read
+through :func:`read_dataset`: every item, with the dataset's transforms set aside (its
+:class:`~torch_deepsmote.adapters.DatasetAdapter` knows how), bad items raised or skipped,
+the images gathered into one tensor or streamed into an HDF5 file.
 """
 
 from __future__ import annotations
@@ -17,104 +17,16 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
-from torch.utils.data import ConcatDataset, DataLoader, Subset, TensorDataset, get_worker_info
+from torch.utils.data import DataLoader, get_worker_info
 from tqdm.auto import tqdm
 
 from ._format import ImageFormat, TargetFormat, as_labels, check_pixels, image_to_tensor
-from ._items import EXTRA_KEYS, ItemLayout, find_layout
-from ._transforms import PairTransform, item_transform, raw_items, transform_owners
+from ._items import ItemLayout, find_layout
 from ._validation import check_choice, check_non_negative_int
+from .adapters import DatasetAdapter
+from .storage.image_store import H5ImagesWriter
 
-__all__ = [
-    "DatasetImages",
-    "ItemKeys",
-    "PairTransform",
-    "find_class_to_idx",
-    "find_classes",
-    "find_labels",
-    "item_transform",
-    "raw_items",
-    "read_dataset",
-    "transform_owners",
-]
-
-
-def _hf(dataset: Any) -> Any:
-    """The Hugging Face integration when ``dataset`` is a ``datasets.Dataset``, else None."""
-    from .integrations import hf
-
-    return hf if hf.handles(dataset) else None
-
-
-def _as_labels(values: Any) -> Tensor | None:
-    """``values`` as labels, or ``None`` where a ``targets`` attribute holds something else
-    (boxes, masks, strings)."""
-    try:
-        return as_labels(values, "targets")
-    except (TypeError, ValueError):
-        return None
-
-
-def find_labels(dataset: Any, label_key: Any = None) -> Tensor | None:
-    """Class labels (N,) int64 from the dataset's metadata, or ``None`` when it has none.
-
-    Looks at ``.targets`` (torchvision's MNIST, CIFAR, ImageFolder), ``.labels`` (SVHN),
-    a ``TensorDataset``'s second tensor, a Hugging Face dataset's label column (``label_key``
-    or found by name; read from Arrow, decoding nothing), and routes through ``Subset`` and
-    ``ConcatDataset``.
-    """
-    if isinstance(dataset, Subset):
-        parent = find_labels(dataset.dataset, label_key)
-        return None if parent is None else parent[torch.as_tensor(list(dataset.indices)).long()]
-    if isinstance(dataset, ConcatDataset):
-        parts = [find_labels(part, label_key) for part in dataset.datasets]
-        return None if any(p is None for p in parts) else torch.cat(parts)
-    hf = _hf(dataset)
-    if hf is not None:
-        return hf.labels(dataset, label_key)
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
-        return _as_labels(dataset.tensors[1])
-    for attr in ("targets", "labels"):
-        values = getattr(dataset, attr, None)
-        if values is not None:
-            labels = _as_labels(values)
-            if labels is not None and len(labels) == len(dataset):
-                return labels
-    return None
-
-
-def _innermost(dataset: Any) -> Any:
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    if isinstance(dataset, ConcatDataset):
-        return _innermost(dataset.datasets[0])
-    return dataset
-
-
-def find_classes(dataset: Any, label_key: Any = None) -> list | None:
-    """The dataset's ``classes`` list (torchvision's convention; a Hugging Face dataset's
-    ``ClassLabel`` names), routing through wrappers."""
-    inner = _innermost(dataset)
-    hf = _hf(inner)
-    if hf is not None:
-        return hf.classes(inner, label_key)
-    classes = getattr(inner, "classes", None)
-    return list(classes) if classes is not None else None
-
-
-def find_class_to_idx(dataset: Any, labels: Tensor, label_key: Any = None) -> dict:
-    """``{class name: label}`` as torchvision's ``class_to_idx``, routing through wrappers.
-
-    Without one, ``classes[i]`` names label ``i`` (torchvision's convention); without names,
-    every label (of ``labels``, (N,) int64) stands for itself.
-    """
-    mapping = getattr(_innermost(dataset), "class_to_idx", None)
-    if mapping:
-        return dict(mapping)
-    names = find_classes(dataset, label_key)
-    if names is not None:
-        return {name: i for i, name in enumerate(names)}
-    return {label: label for label in torch.unique(labels).tolist()}
+__all__ = ["DatasetImages", "available_memory", "fits_in_memory", "read_dataset"]
 
 
 class DatasetImages(NamedTuple):
@@ -140,23 +52,6 @@ class DatasetImages(NamedTuple):
     layout: ItemLayout | None = None
 
 
-class ItemKeys(NamedTuple):
-    """Where the user says (or the dataset's kind implies) the image and label are."""
-
-    image_key: Any = None
-    label_key: Any = None
-    extra_keys: str = "fill"
-
-    @classmethod
-    def of(cls, dataset: Any, image_key: Any, label_key: Any, extra_keys: str) -> ItemKeys:
-        """The keys given, completed from a Hugging Face dataset's columns and features."""
-        check_choice("extra_keys", extra_keys, EXTRA_KEYS)
-        hf = _hf(_innermost(dataset))
-        if hf is not None:
-            image_key, label_key = hf.default_keys(_innermost(dataset), image_key, label_key)
-        return cls(image_key, label_key, extra_keys)
-
-
 ON_BAD_ITEM = ("raise", "skip")
 _READ_BATCH = 64  # items per worker task when reading with DataLoader workers
 
@@ -178,26 +73,17 @@ def read_dataset(
     image_key: Any = None,
     label_key: Any = None,
     extra_keys: str = "fill",
+    adapter: DatasetAdapter | None = None,
 ) -> DatasetImages:
-    """Read every item of a map-style dataset, once, in order.
+    """Read every item of a map-style dataset, once, in order, its transforms set aside.
 
-    Items are (image, target) pairs, longer tuples or dicts (:func:`find_layout`: the keys
-    ``image`` / ``img`` / ``pixel_values`` and ``label`` / ``labels`` / ``target``, or
-    ``image_key`` and ``label_key``); every item should have the first good one's form.
-
-    While reading, the transforms of the wrapped datasets are set aside (:func:`raw_items`),
-    so random augmentation stays out; ``fit_transform`` is applied to each raw image
-    instead (a deterministic ``Resize`` for images of different sizes, for example).
-    Labels come from ``labels``, the dataset's metadata (:func:`find_labels`), or the
-    targets read in the same pass.
-
-    A bad item is one whose reading (or ``fit_transform``) raises, whose image differs
-    from the first good one in shape (a grey image among colour ones, another size) or
-    dtype, holds NaN or infinite pixels, whose keys differ from the first good one's, or
-    whose label is outside the dataset's ``classes``. ``on_bad_item='raise'`` stops at the
-    first with its index and the reason (the original exception chained); ``'skip'`` leaves
-    every bad item out, warns with how many and the first few indices, and returns the kept
-    rows' ``indices``.
+    Items are (image, target) pairs, longer tuples or dicts (:func:`find_layout`), all of
+    the first good item's form; ``fit_transform`` is applied to each raw image (a
+    deterministic ``Resize`` for images of different sizes). Labels come from ``labels``,
+    the metadata, or the targets read in the same pass. A bad item (it raises, or differs
+    from the first good one in form, shape or dtype, holds NaN pixels, or has a label
+    outside ``classes``) stops the read with its index (``on_bad_item='raise'``) or is
+    left out with a warning (``'skip'``; ``indices`` then names the kept rows).
 
     Args:
         dataset: A non-empty map-style dataset.
@@ -205,95 +91,108 @@ def read_dataset(
         fit_transform: Applied to each raw image before it is read, or ``None``.
         progress: Show a tqdm bar.
         on_bad_item: ``'raise'`` or ``'skip'``.
-        num_workers: DataLoader worker processes that read (and decode) the items in
-            parallel, in order; 0 reads them in this process.
-        store: An HDF5 file to write the images into, a few thousand rows at a time, instead
-            of one (N, C, H, W) tensor: ``images`` is then an
-            :class:`~torch_deepsmote.storage.image_store.H5Images` and memory does not grow with N.
+        num_workers: DataLoader worker processes that read the items, in order (0: here).
+        store: An HDF5 file to stream the images into instead of one (N, C, H, W) tensor:
+            ``images`` is then an ``H5Images`` and memory does not grow with N.
         in_memory: ``'auto'``: use ``store`` only where the images and their residuals
             would not fit in memory (:func:`fits_in_memory`); otherwise ``store`` decides.
-        image_key: The key (dict items) or position (tuples) of the image; ``None`` finds it.
-        label_key: Likewise for the target.
-        extra_keys: ``'fill'`` or ``'drop'``: what synthetic items do with the other fields
-            (:mod:`torch_deepsmote._items`).
+        image_key, label_key, extra_keys: Where items hold image and target, and what
+            synthetic items do with other fields (see :class:`DatasetAdapter`).
+        adapter: The dataset's adapter, when already made (it holds the keys then).
 
     Returns:
         :class:`DatasetImages`.
 
     Raises:
-        ValueError: An empty dataset, a bad item (``on_bad_item='raise'``), no good item, or
-            labels of the wrong length.
+        ValueError: An empty dataset, a bad item (``'raise'``), no good item, or labels of
+            the wrong length.
         TypeError: Items that are neither tuples nor dicts, dicts without a known image or
             label key (the error names the argument to pass), or targets that are not classes.
     """
     check_choice("on_bad_item", on_bad_item, ON_BAD_ITEM)
     check_non_negative_int("num_workers", num_workers)
-    keys = ItemKeys.of(dataset, image_key, label_key, extra_keys)
+    if adapter is None:
+        adapter = DatasetAdapter(dataset, image_key, label_key, extra_keys)
     n = len(dataset)
     if n == 0:
         raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
-    with raw_items(dataset):
-        found = (
-            find_labels(dataset, keys.label_key)
-            if labels is None
-            else as_labels(labels, "labels", n)
-        )
-        if len(found if found is not None else range(n)) != n:
+    with adapter.raw_items():
+        found = adapter.labels() if labels is None else as_labels(labels, "labels", n)
+        if found is not None and len(found) != n:
             raise ValueError(
                 f"`labels` should have one label per item, but got {len(found)} for {n} items."
             )
-        n_classes = _n_classes(dataset, keys.label_key)
-        targets: list = []
-        kept: list[int] = []
-        skipped: list[tuple[int, str]] = []
-        sink = first = None
-        with closing(_read_items(dataset, fit_transform, num_workers, keys)) as items:
+        rows = _Rows(n, store, in_memory, adapter.n_classes())
+        with closing(_read_items(dataset, fit_transform, num_workers, adapter)) as items:
             for i, item in tqdm(
                 enumerate(items), desc="reading dataset", total=n, disable=not progress
             ):
-                try:
-                    if isinstance(item, _Failed):
-                        raise _BadItem(item.reason) from item.cause
-                    image, target, tensor, layout = item
-                    label = int(found[i]) if found is not None else _item_label(target, i)
-                    _check_item(i, tensor, label, first, layout, n_classes)
-                except _BadItem as bad:
-                    if on_bad_item == "raise":
-                        raise ValueError(
-                            f"dataset item {i} {bad} Fix or remove it, or pass "
-                            "on_bad_item='skip' to leave such items out."
-                        ) from bad.__cause__
-                    skipped.append((i, str(bad)))
-                    continue
-                if sink is None:
-                    first = (i, image, target, tensor, layout)
-                    check_pixels(tensor[None], "dataset images")
-                    if store is not None and in_memory == "auto":
-                        store = None if fits_in_memory(n, tensor) else store
-                    sink = _TensorRows(n, tensor) if store is None else _StoreRows(store, n, tensor)
-                sink.append(tensor)
-                kept.append(i)
-                targets.append(label)
-    if sink is None:
-        raise ValueError(
-            f"`dataset` should hold at least one good item, but all {n} are bad: "
-            + _summary(skipped)
+                rows.add(i, item, found, on_bad_item)
+    return rows.result()
+
+
+class _Rows:
+    """The read so far: the first good item, the kept rows and the skipped items."""
+
+    def __init__(self, n: int, store: Any, in_memory: bool | str, n_classes: int | None) -> None:
+        self.n, self.store, self.in_memory, self.n_classes = n, store, in_memory, n_classes
+        self.sink: Any = None
+        self.first: tuple | None = None
+        self.kept: list[int] = []
+        self.targets: list[int] = []
+        self.skipped: list[tuple[int, str]] = []
+
+    def add(self, i: int, item: Any, found: Tensor | None, on_bad_item: str) -> None:
+        """Check item ``i`` and keep its image, or raise / skip it."""
+        try:
+            if isinstance(item, _Failed):
+                raise _BadItem(item.reason) from item.cause
+            image, target, tensor, layout = item
+            label = int(found[i]) if found is not None else _item_label(target, i)
+            _check_item(i, tensor, label, self.first, layout, self.n_classes)
+        except _BadItem as bad:
+            if on_bad_item == "raise":
+                raise ValueError(
+                    f"dataset item {i} {bad} Fix or remove it, or pass "
+                    "on_bad_item='skip' to leave such items out."
+                ) from bad.__cause__
+            self.skipped.append((i, str(bad)))
+            return
+        if self.sink is None:
+            self.first = (i, image, target, tensor, layout)
+            self.sink = self._sink(tensor)
+        self.sink.append(tensor)
+        self.kept.append(i)
+        self.targets.append(label)
+
+    def _sink(self, row: Tensor) -> Any:
+        check_pixels(row[None], "dataset images")
+        store = self.store
+        if store is not None and self.in_memory == "auto":
+            store = None if fits_in_memory(self.n, row) else store
+        return _TensorRows(self.n, row) if store is None else _StoreRows(store, self.n, row)
+
+    def result(self) -> DatasetImages:
+        n, skipped = self.n, self.skipped
+        if self.sink is None:
+            raise ValueError(
+                f"`dataset` should hold at least one good item, but all {n} are bad: "
+                + _summary(skipped)
+            )
+        if skipped:
+            _report_skipped(skipped, n)
+        images, extremes = self.sink.close()
+        _, image, target, _, layout = self.first
+        index = None if len(self.kept) == n else torch.tensor(self.kept, dtype=torch.int64)
+        return DatasetImages(
+            images,
+            torch.tensor(self.targets, dtype=torch.int64),
+            ImageFormat.of_items(image, extremes),
+            TargetFormat.of(target),
+            index,
+            tuple(skipped),
+            layout,
         )
-    if skipped:
-        _report_skipped(skipped, n)
-    images, extremes = sink.close()
-    m = len(kept)
-    index = None if m == n else torch.tensor(kept, dtype=torch.int64)
-    labels_out = torch.tensor(targets, dtype=torch.int64)
-    return DatasetImages(
-        images,
-        labels_out,
-        ImageFormat.of_items(first[1], extremes),
-        TargetFormat.of(first[2]),
-        index,
-        tuple(skipped),
-        first[4],
-    )
 
 
 def available_memory() -> int | None:
@@ -346,8 +245,6 @@ class _StoreRows:
     range :class:`ImageFormat` needs) instead of the images."""
 
     def __init__(self, path: str | os.PathLike, n: int, row: Tensor) -> None:
-        from .storage.image_store import H5ImagesWriter
-
         self.writer = H5ImagesWriter(path, n, row)
         self.low, self.high = row.clone(), row.clone()
 
@@ -373,15 +270,17 @@ class _ItemReader:
     runs in DataLoader workers, where an exception must come back as a value to keep its
     index)."""
 
-    def __init__(self, dataset: Any, fit_transform: Callable | None, keys: ItemKeys) -> None:
-        self.dataset, self.fit_transform, self.keys = dataset, fit_transform, keys
+    def __init__(
+        self, dataset: Any, fit_transform: Callable | None, adapter: DatasetAdapter
+    ) -> None:
+        self.dataset, self.fit_transform, self.adapter = dataset, fit_transform, adapter
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> tuple[Any, Any, Tensor, ItemLayout] | _Failed:
         try:
-            return _read_item(self.dataset, i, self.fit_transform, self.keys)
+            return _read_item(self.dataset, i, self.fit_transform, self.adapter)
         except _BadItem as bad:
             cause = bad.__cause__
             if get_worker_info() is not None:
@@ -393,10 +292,10 @@ class _ItemReader:
 
 
 def _read_items(
-    dataset: Any, fit_transform: Callable | None, num_workers: int, keys: ItemKeys
+    dataset: Any, fit_transform: Callable | None, num_workers: int, adapter: DatasetAdapter
 ) -> Iterator:
     """Every item's :meth:`_ItemReader.__getitem__`, in index order."""
-    reader = _ItemReader(dataset, fit_transform, keys)
+    reader = _ItemReader(dataset, fit_transform, adapter)
     if num_workers == 0:
         yield from (reader[i] for i in range(len(reader)))
         return
@@ -412,14 +311,14 @@ def _read_items(
 
 
 def _read_item(
-    dataset: Any, i: int, fit_transform: Callable | None, keys: ItemKeys
+    dataset: Any, i: int, fit_transform: Callable | None, adapter: DatasetAdapter
 ) -> tuple[Any, Any, Tensor, ItemLayout]:
     try:
         item = dataset[i]
     except Exception as error:
         raise _BadItem(f"could not be read: {type(error).__name__}: {error}.") from error
     # An item of an unknown form is the dataset's design, not a bad item: it raises.
-    layout = find_layout(item, i, *keys)
+    layout = find_layout(item, i, adapter.image_key, adapter.label_key, adapter.extra_keys)
     image, target = layout.split(item)
     if fit_transform is not None:
         try:
@@ -445,18 +344,6 @@ def _image_tensor(image: Any, layout: ItemLayout, i: int) -> Tensor:
             f"dataset item {i} should hold a PIL image, numpy array or tensor{where}, but holds "
             f"{type(image).__name__}.{hint}"
         ) from error
-
-
-def _n_classes(dataset: Any, label_key: Any = None) -> int | None:
-    """How many classes the dataset's ``classes`` lists (the largest over the parts of a
-    ``ConcatDataset``), or ``None`` where a part lists none: labels are checked against it."""
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    if isinstance(dataset, ConcatDataset):
-        counts = [_n_classes(part, label_key) for part in dataset.datasets]
-        return None if None in counts else max(counts)
-    classes = find_classes(dataset, label_key)
-    return len(classes) if classes is not None and len(classes) > 0 else None
 
 
 def _item_label(target: Any, i: int) -> int:
