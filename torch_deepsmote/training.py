@@ -13,7 +13,7 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -194,57 +194,15 @@ def fit_autoencoder(
         One dict per epoch: ``epoch``, ``loss``, ``reconstruction``, ``penalty``, ``seconds``.
     """
     config = config or TrainingConfig()
-    amp_dtype = resolve_precision(config.precision, device)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    encoder.to(device=device, memory_format=memory_format).train()
-    decoder.to(device=device, memory_format=memory_format).train()
-    criterion = DeepSMOTELoss(config.penalty_weight, config.penalty_encoder_grad)
-    autoencoder = _wrap(_Autoencoder(encoder, decoder, criterion), device, ranks)
-    params = list(encoder.parameters()) + list(decoder.parameters())
-    optimizer = _adam(params, config.lr)
-    if penalty_generator is None:
-        penalty_generator = generator
+    penalty_generator = generator if penalty_generator is None else penalty_generator
+    step = _Step(encoder, decoder, config, device, ranks)
+    batches = _Batches(images, labels, to_unit, config, device, step.memory_format)
+    plateau = _Plateau(config)
+    history = _resume(checkpoint, step, plateau, generator, penalty_generator, ranks)
     main = ranks is None or ranks.is_main
-    # fp16 needs loss scaling; bf16 has fp32's exponent range and does not.
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    autocast = (
-        (lambda: torch.autocast(device.type, dtype=amp_dtype))
-        if amp_dtype is not None
-        else nullcontext
-    )
-
-    # Small image sets (these models' use case) fit on the device whole; uint8 stays small.
-    # An image store on disk (H5Images) stays there: each batch reads its rows.
-    if isinstance(images, Tensor):
-        images = images.to(device)
-    class_rows = [r.to(device) for r in _class_rows(labels)]
-    n = len(images)
-    batch_size = min(config.batch_size, n)
-
-    def batch(rows: Tensor) -> Tensor:
-        return to_unit(images[rows].to(device)).contiguous(memory_format=memory_format)
-
-    history: list[dict] = []
-    best_loss, plateau_ref, best_state, stale, done = math.inf, math.inf, None, 0, False
-    saved = checkpoint.load() if checkpoint is not None else None
-    if saved is not None:
-        encoder.load_state_dict(saved["encoder"])
-        decoder.load_state_dict(saved["decoder"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scaler.load_state_dict(saved["scaler"])
-        generator.set_state(saved["generator"])
-        if ranks is not None:
-            penalty_generator.set_state(saved["penalty_generators"][ranks.rank])
-        history, best_state = saved["history"], (saved["best_encoder"], saved["best_decoder"])
-        best_loss, plateau_ref, stale, done = (saved[k] for k in ("best", "ref", "stale", "done"))
     start_epoch = len(history)
-    if ranks is not None and len(set(all_gather_objects(start_epoch))) > 1:
-        raise RuntimeError(
-            "The ranks found different fit checkpoints to resume from: give them one "
-            "`checkpoint_dir` (or `cache_dir`) on a file system they share."
-        )
     bar = tqdm(
-        range(start_epoch, config.max_epochs if not done else start_epoch),
+        range(start_epoch, config.max_epochs if not plateau.done else start_epoch),
         desc="DeepSMOTE fit",
         unit="epoch",
         disable=not (progress and main),
@@ -253,91 +211,234 @@ def fit_autoencoder(
     )
     for epoch in bar:
         start = time.perf_counter()
-        order = _shard(torch.randperm(n, generator=generator), ranks).to(device)
-        totals = torch.zeros(3, device=device)
-        steps = 0
-        for first in range(0, len(order), batch_size):
-            rows = order[first : first + batch_size]
-            if len(rows) < 2:  # BatchNorm cannot train on a batch of one
-                continue
-            class_images = None
-            if config.penalty_weight > 0 and class_rows:
-                pick = int(torch.randint(len(class_rows), (1,), generator=penalty_generator))
-                members = class_rows[pick]
-                take = torch.randperm(len(members), generator=penalty_generator)[:batch_size]
-                class_images = batch(members[take.to(device)])
-            optimizer.zero_grad(set_to_none=True)
-            with autocast():
-                terms = autoencoder(batch(rows), class_images)
-            scaler.scale(terms.total).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            # Accumulate on the device; one sync per epoch, not per step.
-            totals += torch.stack([t.detach().float() for t in terms])
-            steps += 1
-        if ranks is not None:
-            # Every rank takes the same epoch loss, hence the same plateau decisions. Each
-            # rank's last step updated its BatchNorm statistics from its own batch: rank 0's
-            # are taken, so that all ranks keep (and checkpoint) the same weights.
-            totals = all_reduce_sum(torch.cat([totals, totals.new_tensor([steps])]))
-            totals, steps = totals[:3], int(totals[3])
-            for buffer in autoencoder.module.buffers():
-                torch.distributed.broadcast(buffer, 0)
-        loss, reconstruction, penalty = (totals / max(steps, 1)).tolist()
+        rows = batches.epoch(generator, ranks)
+        loss, reconstruction, penalty = step.epoch(batches, rows, penalty_generator)
         if not math.isfinite(loss):
             raise RuntimeError(
                 f"DeepSMOTE training diverged at epoch {epoch} (loss={loss}). Lower `lr` or "
                 "use precision='fp32'."
             )
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": loss,
-                "reconstruction": reconstruction,
-                "penalty": penalty,
-                "seconds": time.perf_counter() - start,
-            }
-        )
+        terms = dict(loss=loss, reconstruction=reconstruction, penalty=penalty)
+        history.append({"epoch": epoch, **terms, "seconds": time.perf_counter() - start})
         bar.set_postfix(loss=f"{loss:.4f}", rec=f"{reconstruction:.4f}")
         if callback is not None:
             callback(history[-1])
             encoder.train()
             decoder.train()
-        if loss < best_loss:  # keep the best weights seen, however small the gain
-            best_loss = loss
-            best_state = (copy.deepcopy(encoder.state_dict()), copy.deepcopy(decoder.state_dict()))
-        if loss < plateau_ref * (1 - config.min_delta):
-            plateau_ref, stale = loss, 0
-        else:
-            stale += 1
-        done = bool(config.patience and stale >= config.patience)
-        penalty_states = None
-        if ranks is not None and checkpoint is not None:
-            penalty_states = all_gather_objects(penalty_generator.get_state())
-        if checkpoint is not None and main:
-            checkpoint.save(
-                {
-                    "epoch": epoch,
-                    "encoder": encoder.state_dict(),
-                    "decoder": decoder.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "generator": generator.get_state(),
-                    **({"penalty_generators": penalty_states} if penalty_states else {}),
-                    "history": history,
-                    "best_encoder": best_state[0],
-                    "best_decoder": best_state[1],
-                    "best": best_loss,
-                    "ref": plateau_ref,
-                    "stale": stale,
-                    "done": done,
-                }
-            )
-        if done:
+        plateau.update(loss, encoder, decoder)
+        _save(checkpoint, step, plateau, history, generator, penalty_generator, ranks)
+        if plateau.done:
             break
     bar.close()
-    encoder.load_state_dict(best_state[0])
-    decoder.load_state_dict(best_state[1])
+    encoder.load_state_dict(plateau.best_state[0])
+    decoder.load_state_dict(plateau.best_state[1])
     encoder.to(memory_format=torch.contiguous_format).eval()
     decoder.to(memory_format=torch.contiguous_format).eval()
     return history
+
+
+class _Batches:
+    """The training images as batches: each epoch's order (this rank's share of it) and
+    the penalty's single-class batch.
+
+    Small image sets (these models' use case) go to the device whole; uint8 stays small.
+    An image store on disk (``H5Images``) stays there: each batch reads its rows.
+    """
+
+    def __init__(
+        self,
+        images: Any,
+        labels: Tensor,
+        to_unit: Callable[[Tensor], Tensor],
+        config: TrainingConfig,
+        device: torch.device,
+        memory_format: torch.memory_format,
+    ) -> None:
+        self.images = images.to(device) if isinstance(images, Tensor) else images
+        self.to_unit, self.device, self.memory_format = to_unit, device, memory_format
+        self.class_rows = [r.to(device) for r in _class_rows(labels)]
+        self.size = min(config.batch_size, len(images))
+        self.penalty = config.penalty_weight > 0 and bool(self.class_rows)
+
+    def __call__(self, rows: Tensor) -> Tensor:
+        """(B, C, H, W) float32 in [-1, 1] of ``rows``, on the device."""
+        batch = self.to_unit(self.images[rows].to(self.device))
+        return batch.contiguous(memory_format=self.memory_format)
+
+    def epoch(self, generator: torch.Generator, ranks: Ranks | None) -> list[Tensor]:
+        """One epoch's batches of rows (a permutation drawn from ``generator``; this rank's
+        share of it), leaving out a last batch of one (BatchNorm cannot train on it)."""
+        order = _shard(torch.randperm(len(self.images), generator=generator), ranks)
+        order = order.to(self.device)
+        batches = [order[i : i + self.size] for i in range(0, len(order), self.size)]
+        return [rows for rows in batches if len(rows) >= 2]
+
+    def penalty_batch(self, generator: torch.Generator) -> Tensor | None:
+        """Up to ``batch_size`` images of one class drawn uniformly (the paper's penalty
+        batch), or ``None`` without a penalty."""
+        if not self.penalty:
+            return None
+        pick = int(torch.randint(len(self.class_rows), (1,), generator=generator))
+        members = self.class_rows[pick]
+        take = torch.randperm(len(members), generator=generator)[: self.size]
+        return self(members[take.to(self.device)])
+
+
+class _Step:
+    """The model, optimiser, loss scaling and autocast of one fit, and its epoch of steps."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        config: TrainingConfig,
+        device: torch.device,
+        ranks: Ranks | None,
+    ) -> None:
+        amp_dtype = resolve_precision(config.precision, device)
+        channels_last = config.channels_last
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        encoder.to(device=device, memory_format=self.memory_format).train()
+        decoder.to(device=device, memory_format=self.memory_format).train()
+        self.encoder, self.decoder, self.device, self.ranks = encoder, decoder, device, ranks
+        criterion = DeepSMOTELoss(config.penalty_weight, config.penalty_encoder_grad)
+        self.model = _wrap(_Autoencoder(encoder, decoder, criterion), device, ranks)
+        self.optimizer = _adam(list(encoder.parameters()) + list(decoder.parameters()), config.lr)
+        # fp16 needs loss scaling; bf16 has fp32's exponent range and does not.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        self.amp_dtype = amp_dtype
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def epoch(
+        self, batches: _Batches, rows: list[Tensor], penalty_generator: torch.Generator
+    ) -> tuple[float, float, float]:
+        """One optimiser step per batch of ``rows``; the epoch's mean loss terms (the mean
+        over every rank's steps under ranks)."""
+        totals = torch.zeros(3, device=self.device)
+        for batch_rows in rows:
+            class_images = batches.penalty_batch(penalty_generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                terms = self.model(batches(batch_rows), class_images)
+            self.scaler.scale(terms.total).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            # Accumulate on the device; one sync per epoch, not per step.
+            totals += torch.stack([t.detach().float() for t in terms])
+        steps = len(rows)
+        if self.ranks is not None:
+            # Every rank takes the same epoch loss, hence the same plateau decisions. Each
+            # rank's last step updated its BatchNorm statistics from its own batch: rank 0's
+            # are taken, so that all ranks keep (and checkpoint) the same weights.
+            totals = all_reduce_sum(torch.cat([totals, totals.new_tensor([steps])]))
+            totals, steps = totals[:3], int(totals[3])
+            for buffer in self.model.module.buffers():
+                torch.distributed.broadcast(buffer, 0)
+        loss, reconstruction, penalty = (totals / max(steps, 1)).tolist()
+        return loss, reconstruction, penalty
+
+
+class _Plateau:
+    """The best weights seen, and when the loss stops improving: ``patience`` epochs
+    without a relative improvement of ``min_delta`` (0: never stops early)."""
+
+    def __init__(self, config: TrainingConfig) -> None:
+        self.config = config
+        self.best, self.ref, self.stale, self.done = math.inf, math.inf, 0, False
+        self.best_state: tuple[dict, dict] | None = None
+
+    def update(self, loss: float, encoder: nn.Module, decoder: nn.Module) -> None:
+        if loss < self.best:  # keep the best weights seen, however small the gain
+            self.best = loss
+            self.best_state = (
+                copy.deepcopy(encoder.state_dict()),
+                copy.deepcopy(decoder.state_dict()),
+            )
+        if loss < self.ref * (1 - self.config.min_delta):
+            self.ref, self.stale = loss, 0
+        else:
+            self.stale += 1
+        self.done = bool(self.config.patience and self.stale >= self.config.patience)
+
+    def state(self) -> dict:
+        return {
+            "best_encoder": self.best_state[0],
+            "best_decoder": self.best_state[1],
+            "best": self.best,
+            "ref": self.ref,
+            "stale": self.stale,
+            "done": self.done,
+        }
+
+    def load(self, saved: dict) -> None:
+        self.best_state = (saved["best_encoder"], saved["best_decoder"])
+        self.best, self.ref, self.stale, self.done = (
+            saved[k] for k in ("best", "ref", "stale", "done")
+        )
+
+
+def _resume(
+    checkpoint: Checkpoint | None,
+    step: _Step,
+    plateau: _Plateau,
+    generator: torch.Generator,
+    penalty_generator: torch.Generator,
+    ranks: Ranks | None,
+) -> list[dict]:
+    """Load the checkpoint's state (weights, optimiser, generators, plateau) where there
+    is one for this fit; returns the history so far."""
+    saved = checkpoint.load() if checkpoint is not None else None
+    history: list[dict] = []
+    if saved is not None:
+        step.encoder.load_state_dict(saved["encoder"])
+        step.decoder.load_state_dict(saved["decoder"])
+        step.optimizer.load_state_dict(saved["optimizer"])
+        step.scaler.load_state_dict(saved["scaler"])
+        generator.set_state(saved["generator"])
+        if ranks is not None:
+            penalty_generator.set_state(saved["penalty_generators"][ranks.rank])
+        history = saved["history"]
+        plateau.load(saved)
+    if ranks is not None and len(set(all_gather_objects(len(history)))) > 1:
+        raise RuntimeError(
+            "The ranks found different fit checkpoints to resume from: give them one "
+            "`checkpoint_dir` (or `cache_dir`) on a file system they share."
+        )
+    return history
+
+
+def _save(
+    checkpoint: Checkpoint | None,
+    step: _Step,
+    plateau: _Plateau,
+    history: list[dict],
+    generator: torch.Generator,
+    penalty_generator: torch.Generator,
+    ranks: Ranks | None,
+) -> None:
+    """Store the state after an epoch (rank 0 writes it, with every rank's penalty
+    generator state)."""
+    if checkpoint is None:
+        return
+    penalty_states = None
+    if ranks is not None:
+        penalty_states = all_gather_objects(penalty_generator.get_state())
+    if ranks is not None and not ranks.is_main:
+        return
+    checkpoint.save(
+        {
+            "epoch": history[-1]["epoch"],
+            "encoder": step.encoder.state_dict(),
+            "decoder": step.decoder.state_dict(),
+            "optimizer": step.optimizer.state_dict(),
+            "scaler": step.scaler.state_dict(),
+            "generator": generator.get_state(),
+            **({"penalty_generators": penalty_states} if penalty_states else {}),
+            "history": history,
+            **plateau.state(),
+        }
+    )
