@@ -1,9 +1,11 @@
 """Writing images and balanced datasets for tools outside PyTorch: PNG files, grids, arrays.
 
-Every writer goes through :func:`staged`: the output is written beside its path and renamed
-into place at the end, so an interrupted run leaves either the old output or the whole new
-one. An existing output is replaced only when asked (:func:`check_output`), and a folder
-only when torch-deepsmote wrote it (it holds the marker file the writer leaves).
+Every writer goes through the library's one atomic write
+(:func:`~torch_deepsmote.storage.atomic.atomic_write`): the output, a file or a folder, is
+written beside its path and renamed into place at the end, so an interrupted run leaves
+either the old output or the whole new one. An existing output is replaced only when asked
+(:func:`check_output`), and a folder only when torch-deepsmote wrote it (it holds the
+marker file the writer leaves).
 
 Provenance: every synthetic image gets a row (:data:`PROVENANCE_FIELDS`) naming its
 class, the rows of its base and neighbour images among the originals (which come first, in
@@ -13,12 +15,10 @@ order, in every balanced output), the anchor and the step ``lam`` of its code
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import os
 import re
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from ._format import ImageFormat
 from .deepsmote import DeepSMOTE
 from .smote import SMOTEPlan
 from .sources import LabelledImages
+from .storage.atomic import atomic_write
 
 __all__ = [
     "ARRAY_FORMATS",
@@ -40,7 +41,6 @@ __all__ = [
     "folder_name",
     "provenance_rows",
     "provenance_path",
-    "staged",
     "to_uint8",
     "write_arrays",
     "write_balanced",
@@ -105,32 +105,6 @@ def check_output(path: Path, overwrite: bool, marker: str) -> None:
             f"{marker}); it is not replaced even with --overwrite. Remove it yourself or "
             "choose another path."
         )
-
-
-@contextlib.contextmanager
-def staged(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``.
-
-    A folder or file already at ``path`` is removed just before the rename (callers check
-    first with :func:`check_output`); on an error the temporary output is removed.
-    """
-    # The suffix stays last: writers pick the format from it.
-    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    _remove(temporary)
-    try:
-        yield temporary
-        if path.exists():
-            _remove(path)
-        os.replace(temporary, path)
-    finally:
-        _remove(temporary)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def folder_name(name: str) -> str:
@@ -317,7 +291,7 @@ def write_balanced(
     n, m = len(data.labels), len(plan)
     if path.suffix.lower() in ARRAY_FORMATS:
         synthetic = [chunk for _, chunk in _synthetic_chunks(model, plan, progress, png=False)]
-        with staged(path) as temporary:
+        with atomic_write(path) as temporary:
             write_arrays(
                 temporary,
                 torch.cat([data.images, *synthetic]),
@@ -328,12 +302,12 @@ def write_balanced(
             )
         rows = provenance_rows(plan, data.names, first_index=n, sources=data.files)
         provenance = provenance_path(path)
-        with staged(provenance) as temporary:
+        with atomic_write(provenance) as temporary:
             write_provenance(temporary, rows)
         return {"images": n + m, "synthetic": m, "provenance": str(provenance)}
     folders = _class_folders(data.names)
     digits = max(6, len(str(n + m)))
-    with staged(path) as temporary:
+    with atomic_write(path) as temporary:
         for folder in folders.values():
             (temporary / folder).mkdir(parents=True)
         real = to_uint8(data.images, model.image_format_)
@@ -364,14 +338,14 @@ def write_samples(
     images = torch.cat([chunk for _, chunk in _synthetic_chunks(model, plan, False)])
     digits = max(5, len(str(len(plan))))
     if path.suffix.lower() == ".png":
-        with staged(path) as temporary:
+        with atomic_write(path) as temporary:
             write_grid(temporary, images, nrow=math.ceil(math.sqrt(len(images))))
         provenance = provenance_path(path)
-        with staged(provenance) as temporary:
+        with atomic_write(provenance) as temporary:
             write_provenance(temporary, provenance_rows(plan, data.names, sources=data.files))
         return {"images": len(images), "provenance": str(provenance)}
     folders = _class_folders(data.names)
-    with staged(path) as temporary:
+    with atomic_write(path) as temporary:
         temporary.mkdir()
         files = []
         for j, image in enumerate(images):

@@ -35,13 +35,15 @@ from . import __version__
 from .deepsmote import DeepSMOTE
 from .exports import MODEL_INFO
 from .sources import LabelledImages
+from .storage import versions
+from .storage.atomic import write_bytes
 from .storage.checkpoint import CHECKPOINT_NAME, Checkpoint
 from .storage.hdf5 import CacheFile, fingerprint_arrays, write_cache
 from .storage.model_cache import CACHE_NAME, LOCK_SUFFIX
 
 __all__ = ["FOLDER_FORMAT_VERSION", "INFO_NAME", "ModelDir", "fit_model_dir", "load_model_dir"]
 
-FOLDER_FORMAT_VERSION = 1
+FOLDER_FORMAT_VERSION = versions.MODEL_FOLDER
 INFO_NAME = MODEL_INFO
 IMAGES_NAME = "images.h5"
 
@@ -211,9 +213,7 @@ def read_info(path: Path) -> dict:
 
 # ---------------------------------------------------------------------- files
 def _write_json(path: Path, value: Any) -> None:
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(temporary, path)
+    write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
 
 
 def _write_images(path: Path, data: LabelledImages, fingerprint: str) -> None:

@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 
-from ..exports import PROVENANCE_NAME, check_output, staged, write_balanced, write_samples
+from ..exports import PROVENANCE_NAME, check_output, write_balanced, write_samples
 from ..model_dir import ModelDir, fit_model_dir, load_model_dir
 from ..report import REPORT_NAME, format_table, write_report
 from ..smote import resolve_sampling_strategy
 from ..sources import LabelledImages, read_images
+from ..storage.atomic import atomic_write
 
 __all__ = ["UsageError", "demo", "fit", "report", "resample", "sample"]
 
@@ -225,7 +226,7 @@ def report(args: argparse.Namespace) -> int:
     folder = _load(args)
     out = Path(args.out)
     check_output(out, args.overwrite, REPORT_NAME)
-    with staged(out) as temporary:
+    with atomic_write(out) as temporary:
         _report(
             folder,
             temporary,

@@ -23,6 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..storage.atomic import atomic_write
+
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "TABLE_I_TEST",
@@ -131,11 +133,9 @@ def fashion_mnist(
             for name in _IDX_FILES:
                 target = raw / name
                 if not target.exists():
-                    temporary = raw / f"{name}.tmp-{os.getpid()}"
-                    with gzip.open(source / f"{name}.gz", "rb") as src:
-                        with open(temporary, "wb") as dst:
+                    with atomic_write(target) as temporary, open(temporary, "wb") as dst:
+                        with gzip.open(source / f"{name}.gz", "rb") as src:
                             shutil.copyfileobj(src, dst)
-                    os.replace(temporary, target)
         elif not download:
             raise FileNotFoundError(
                 f"Fashion-MNIST was not found in {root}, {raw} or {SYSTEM_FASHION_MNIST}. "

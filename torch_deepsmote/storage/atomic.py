@@ -4,7 +4,11 @@ A reader sees the old file or the whole new one, never half of one: the content 
 to a temporary file in the target's folder (so that the rename stays within one file
 system), flushed and fsync'ed, renamed over the target, and the rename is made durable by
 an fsync of the folder where the OS allows it. On any error, a ``KeyboardInterrupt``
-included, the temporary file is removed and the target is left as it was.
+included, the temporary file is removed and the target is left as it was. The cache, the
+checkpoint, the model file, the exports and the command line's model folder all write
+through it. An export may be a whole folder (an image folder): it is written and synced
+the same way, and an earlier folder at the target is removed just before the rename (a
+folder cannot be renamed over a non-empty one).
 
 Example:
     >>> import os, tempfile
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,33 +42,54 @@ def fsync_path(path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[str]:
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path`` atomically.
 
     The caller writes (and closes) the temporary file inside the ``with`` block, with
-    whatever writer it needs (``h5py.File``, ``torch.save``, ``open``). Its folder is
-    created when missing; the temporary name starts with the target's, so a stray one
-    left by a killed process is easy to attribute.
+    whatever writer it needs (``h5py.File``, ``torch.save``, ``open``), or makes a folder
+    there. Its name starts with the target's and keeps the target's suffix last (writers
+    pick their format from it), in the same folder, which is created when missing.
 
     Args:
-        path: The file to write.
+        path: The file (or folder) to write.
 
     Yields:
-        The temporary file's path (a ``str``), in the same folder as ``path``.
+        The temporary path, in the same folder as ``path``.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = str(target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"))
+    tag = f"tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    temporary = target.with_name(f".{target.stem}.{tag}{target.suffix}")
     try:
         yield temporary
-        fsync_path(temporary)  # the data must be on disk before the rename is
+        _sync_tree(temporary)  # the data must be on disk before the rename is
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
         os.replace(temporary, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
+        _remove(temporary)
         raise
     with contextlib.suppress(OSError):  # persist the rename; not every OS can open a folder
         fsync_path(target.parent)
+
+
+def _sync_tree(path: Path) -> None:
+    if not os.path.isdir(path):
+        fsync_path(path)
+        return
+    for folder, _, files in os.walk(path):
+        for name in files:
+            fsync_path(os.path.join(folder, name))
+        with contextlib.suppress(OSError):
+            fsync_path(folder)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> None:

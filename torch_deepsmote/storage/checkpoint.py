@@ -6,10 +6,10 @@ loss scaler's states, the random generator's state, the history and the early-st
 bookkeeping. A fit started again with the same key resumes after the last complete epoch
 and, on the CPU, ends with the same weights bit for bit as a fit that was never stopped.
 
-A checkpoint is written to a temporary file in the same folder, flushed to disk and renamed
-over the old one, so a kill at any moment leaves the previous checkpoint or the new one,
-never a half-written file. One whose key differs (other data or settings) or that cannot be
-read is ignored, with a warning for the second.
+A checkpoint is written through the one atomic write (:mod:`.atomic`), so a kill at any
+moment leaves the previous checkpoint or the new one, never a half-written file. One whose
+key differs (other data or settings) or that cannot be read is ignored, with a warning for
+the second.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import secrets
 import sys
 import warnings
 from pathlib import Path
@@ -26,10 +25,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from . import versions
+from .atomic import write_bytes
+
 __all__ = ["CHECKPOINT_NAME", "Checkpoint"]
 
 CHECKPOINT_NAME = "deepsmote-fit.ckpt"
-_VERSION = 1
+_VERSION = versions.CHECKPOINT
 
 
 class Checkpoint:
@@ -78,19 +80,7 @@ class Checkpoint:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         torch.save({**state, "version": _VERSION, "key": self.key}, buffer)
-        temporary = self.path.with_name(
-            f"{self.path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-        )
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(buffer.getbuffer())
-                handle.flush()
-                os.fsync(handle.fileno())  # on disk before the rename is
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(temporary)
-            raise
+        write_bytes(self.path, buffer.getbuffer())
 
     def stored_key(self) -> str | None:
         """The key of the checkpoint on disk, or ``None`` (no file, or an unreadable one)."""

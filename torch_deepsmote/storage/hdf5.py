@@ -39,7 +39,6 @@ import hashlib
 import json
 import numbers
 import os
-import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any, Union
 
@@ -48,12 +47,14 @@ import numpy as np
 import torch
 
 from .._validation import check_choice
+from . import versions
+from .atomic import atomic_write
 
 __all__ = ["CACHE_FORMAT_VERSION", "CacheError", "CorruptCacheError", "StaleCacheError"]
 __all__ += ["write_cache", "CacheFile", "CachedArray", "fingerprint_config", "fingerprint_arrays"]
 
 # The layout of the file itself (what the entries mean is the caller's and versioned there).
-CACHE_FORMAT_VERSION = 2  # 2: the user block with the file checksum
+CACHE_FORMAT_VERSION = versions.CACHE_CONTAINER
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
@@ -105,14 +106,6 @@ def _check_entries(arrays: Mapping, blobs: Mapping, attrs: Mapping) -> None:
             raise TypeError(f"`attrs` values should be str, int or float, but got {key}={value!r}.")
 
 
-def _fsync(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def write_cache(
     path: str | os.PathLike,
     *,
@@ -122,8 +115,8 @@ def write_cache(
 ) -> None:
     """Write one cache file atomically: a reader sees the old file or the whole new one.
 
-    The file is written to a temporary file next to ``path``, flushed, fsync'ed and renamed
-    over ``path``; on any error the temporary file is removed and ``path`` is left as it was.
+    Written through :func:`~torch_deepsmote.storage.atomic.atomic_write`: on any error
+    ``path`` is left as it was and no temporary file stays.
 
     Args:
         path: the file to write; its folder is created when missing.
@@ -135,14 +128,8 @@ def write_cache(
         ValueError: a name with '/' or an attribute name the cache reserves.
         TypeError: an array of non-numbers, a blob not bytes, an attribute not str/int/float.
     """
-    path = os.fspath(path)
     _check_entries(arrays, blobs, attrs)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # Same folder, so os.replace is a rename within one filesystem (atomic); the name starts
-    # with the target's so that a stray one left by a killed process is easy to attribute.
-    temporary = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    try:
+    with atomic_write(path) as temporary:
         # NOTE: no HDF5 file locks, here or when reading: files are never changed in place, and
         # locks fail on some network filesystems. track_times=False: same content, same bytes.
         with h5py.File(temporary, "w-", locking=False, userblock_size=_USERBLOCK) as file:
@@ -163,14 +150,6 @@ def write_cache(
             file.attrs["complete"] = 1
             file.flush()
         _seal(temporary)
-        _fsync(temporary)  # the data must be on disk before the rename is
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        raise
-    with contextlib.suppress(OSError):  # persist the rename; not every OS can open a folder
-        _fsync(folder)
 
 
 def _write_array(file: h5py.File, name: str, value: Any) -> str:

@@ -140,6 +140,11 @@ class H5ImagesWriter:
     the layout notes in :mod:`torch_deepsmote.storage.hdf5`); rows beyond those written are never
     read (the file records how many were).
 
+    NOTE: the one file the library does not write through
+    :func:`~torch_deepsmote.storage.atomic.atomic_write`: a scratch file, written row by row
+    while a dataset is read, named for its process (:func:`new_store`), read by that fit
+    alone and removed after it. Nothing reads it as a finished file, so a rename buys nothing.
+
     Args:
         path: The file to create (replaced if it exists).
         n: The most rows that will be written.
