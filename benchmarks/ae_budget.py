@@ -1,7 +1,7 @@
 """How good does the autoencoder get for a given CPU budget? Held-out error per class and epoch.
 
-    python benchmarks/ae_budget.py --hidden 32 --lr 1e-3 --epochs 6
-    python benchmarks/ae_budget.py --hidden 32 --lr 2e-4 --epochs 6 --out results/ae_budget.json
+    python -m benchmarks.ae_budget --hidden 32 --lr 1e-3 --epochs 6
+    python -m benchmarks.ae_budget --hidden 32 --lr 2e-4 --epochs 6 --out results/ae_budget.json
 
 Trains the library's Encoder/Decoder with ``fit_autoencoder`` on the Table I subset that
 ``classify.py`` uses (same data seed) and after every epoch measures the reconstruction error
@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import imbalanced_data as data  # noqa: E402
-
-from torch_deepsmote import Decoder, Encoder, TrainingConfig, fit_autoencoder  # noqa: E402
-from torch_deepsmote.data import imbalanced_subset  # noqa: E402
+from benchmarks import imbalanced_data as data
+from torch_deepsmote import Decoder, Encoder, TrainingConfig, fit_autoencoder
+from torch_deepsmote.data import imbalanced_subset
 
 
 def held_out_mse(encoder, decoder, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> list:

@@ -20,8 +20,8 @@ interleaved so that a neighbour's load hits both alike). Sections, one module ea
 
 Run (writes the "## Performance (issue 4)" section of benchmarks/RESULTS.md):
 
-    flock /tmp/deepsmote-cpu.lock python benchmarks/bench_speed.py          # ~15 min, 2 cores
-    flock /tmp/deepsmote-cpu.lock python benchmarks/bench_speed.py --quick  # ~2-3 min
+    flock /tmp/deepsmote-cpu.lock python -m benchmarks.bench_speed          # ~15 min, 2 cores
+    flock /tmp/deepsmote-cpu.lock python -m benchmarks.bench_speed --quick  # ~2-3 min
 
 The section is rewritten with the sections of this run only: to rerun one, add
 ``--sections knn --no-write --json /tmp/speed.json`` and copy its part into RESULTS.md.
@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -42,9 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_md import write_section  # noqa: E402
-from speed.report import SECTIONS, render  # noqa: E402
+from benchmarks.results_md import write_section
+from benchmarks.speed.report import SECTIONS, render
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SECTIONS = ",".join(SECTIONS)

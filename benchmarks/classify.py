@@ -1,10 +1,10 @@
 """Does the balanced data make a better classifier? The DeepSMOTE paper's protocol, side by side.
 
-    python benchmarks/classify.py --quick                       # a few minutes on 2 CPU cores
-    python benchmarks/classify.py --seeds 5                     # CPU: SmallCNN, all methods
-    python benchmarks/classify.py --seeds 5 --device cuda       # GPU: ResNet-18, paper budget
-    python benchmarks/classify.py --dataset cifar10 --root ~/data --device cuda
-    python benchmarks/classify.py --preset i12-cnn --data-seed 0 --out DIR --resume  # issue 12
+    python -m benchmarks.classify --quick                       # a few minutes on 2 CPU cores
+    python -m benchmarks.classify --seeds 5                     # CPU: SmallCNN, all methods
+    python -m benchmarks.classify --seeds 5 --device cuda       # GPU: ResNet-18, paper budget
+    python -m benchmarks.classify --dataset cifar10 --root ~/data --device cuda
+    python -m benchmarks.classify --preset i12-cnn --data-seed 0 --out DIR --resume  # issue 12
 
 Protocol (DeepSMOTE, TNNLS 2022, Sec. IV): a training subset with the paper's Table I class
 counts, an imbalanced test set (Table I) and a balanced one (equal counts per class), the
@@ -37,12 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import classify_batches as cb  # noqa: E402
-import classify_methods as cm  # noqa: E402
-import classify_report as report  # noqa: E402
-import imbalanced_data as data  # noqa: E402
+from benchmarks import classify_batches as cb
+from benchmarks import classify_methods as cm
+from benchmarks import classify_report as report
+from benchmarks import imbalanced_data as data
+from torch_deepsmote.storage.atomic import write_bytes
 
 QUICK = dict(
     count_scale=0.1,
@@ -300,7 +299,7 @@ def environment(args) -> dict:
         "versions": f"Python {platform.python_version()}, torch {torch.__version__}, "
         f"torchvision {torchvision.__version__}, scikit-learn {sklearn.__version__}, "
         f"imbalanced-learn {imblearn.__version__}, torch_deepsmote {torch_deepsmote.__version__}",
-        "command": "python benchmarks/classify.py " + " ".join(map(shlex.quote, sys.argv[1:])),
+        "command": "python -m benchmarks.classify " + " ".join(map(shlex.quote, sys.argv[1:])),
         # Which code made the numbers: the benchmark's and the library's checkouts (the
         # library may be a frozen worktree on PYTHONPATH while the main one changes).
         "benchmark_commit": _git_commit(Path(__file__).resolve().parent),
@@ -425,18 +424,7 @@ def main(argv=None) -> int:
     train_counts, test_counts = data.PAPER_COUNTS[args.dataset]
     train_counts = data.scale(train_counts, args.count_scale)
     test_counts = data.scale(test_counts, args.count_scale, minimum=1)
-    y_test = data.labels_of(test_full)
-    balanced_counts = data.balanced_counts(
-        y_test, cap=max(10, round(1000 * min(1.0, args.count_scale)))
-    )
-    tests = {
-        "imbalanced": data.as_tensors(
-            data.subset(test_full, data.take(y_test, test_counts, args.data_seed))
-        ),
-        "balanced": data.as_tensors(
-            data.subset(test_full, data.take(y_test, balanced_counts, args.data_seed))
-        ),
-    }
+    tests, balanced_counts = _test_sets(args, test_full, test_counts)
     config = {
         k: (str(v) if isinstance(v, (Path, torch.device)) else v) for k, v in vars(args).items()
     }
@@ -467,9 +455,7 @@ def main(argv=None) -> int:
     def save():
         result["seconds"] = time.perf_counter() - start
         # Atomic: a run stopped by a time limit leaves the last complete file behind.
-        tmp = json_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, json_path)
+        write_bytes(json_path, json.dumps(result, indent=1).encode())
 
     exp = Experiment(args, train_full, test_full, train_counts, f"{args.dataset}-table1")
     if any(cm.uses_autoencoder(m) for m in args.methods):
@@ -504,6 +490,41 @@ def main(argv=None) -> int:
             )
             save()
 
+    _sweep(args, train_full, test_full, train_counts, tests, result, save)
+    if result["sweep"] and not args.no_figures:
+        fig = args.out / f"{args.dataset}_ratio_sweep.png"
+        report.plot_ratio_sweep(result["sweep"], fig)
+        result["figures"].append(str(fig))
+    save()
+
+    _print_summary(result)
+    if args.results_md:
+        others = [json.loads(Path(p).read_text()) for p in args.include_json]
+        report.write_report(Path(args.results_md), [result, *others], args.notes)
+        log(f"wrote {args.results_md}")
+    log(f"wrote {json_path} ({(time.perf_counter() - start) / 60:.1f} min)")
+    return 0
+
+
+def _test_sets(args: argparse.Namespace, test_full, test_counts) -> tuple[dict, list]:
+    """The imbalanced (Table I) and balanced test sets, as tensors, and the balanced counts."""
+    y_test = data.labels_of(test_full)
+    balanced_counts = data.balanced_counts(
+        y_test, cap=max(10, round(1000 * min(1.0, args.count_scale)))
+    )
+    tests = {
+        "imbalanced": data.as_tensors(
+            data.subset(test_full, data.take(y_test, test_counts, args.data_seed))
+        ),
+        "balanced": data.as_tensors(
+            data.subset(test_full, data.take(y_test, balanced_counts, args.data_seed))
+        ),
+    }
+    return tests, balanced_counts
+
+
+def _sweep(args, train_full, test_full, train_counts, tests, result: dict, save) -> None:
+    """Fig. 8's imbalance-ratio sweep: each ratio's subset, methods and seeds."""
     sweep_methods = [m for m in args.sweep_methods.split(",") if m in args.methods]
     sweep_args = argparse.Namespace(**vars(args))
     sweep_args.ae_epochs = args.sweep_ae_epochs or args.ae_epochs
@@ -521,12 +542,9 @@ def main(argv=None) -> int:
                     f"{rec['scores']['balanced']['acsa']:.2f}"
                 )
                 save()
-    if result["sweep"] and not args.no_figures:
-        fig = args.out / f"{args.dataset}_ratio_sweep.png"
-        report.plot_ratio_sweep(result["sweep"], fig)
-        result["figures"].append(str(fig))
-    save()
 
+
+def _print_summary(result: dict) -> None:
     for test in ("imbalanced", "balanced"):
         print(f"\n{test} test")
         for (t, meth), stats in report.summarise(result["records"]).items():
@@ -538,12 +556,6 @@ def main(argv=None) -> int:
                         for m, (mean, std, _) in stats.items()
                     )
                 )
-    if args.results_md:
-        others = [json.loads(Path(p).read_text()) for p in args.include_json]
-        report.write_report(Path(args.results_md), [result, *others], args.notes)
-        log(f"wrote {args.results_md}")
-    log(f"wrote {json_path} ({(time.perf_counter() - start) / 60:.1f} min)")
-    return 0
 
 
 if __name__ == "__main__":

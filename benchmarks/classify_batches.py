@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import WeightedRandomSampler
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 __all__ = [
     "AUGMENTATIONS",
@@ -41,6 +41,34 @@ __all__ = [
 ]
 
 AUGMENTATIONS = ("crop-flip", "crop", "none")
+
+
+MIXUP_ALPHA = 1.0  # BagofTricks-LT's input-mixup configs and imbalanced-DL use alpha = 1
+CMO_PROB = 0.5  # naver-ai/cmo's mixup_prob
+
+
+def class_counts(labels, n_classes: int) -> torch.Tensor:
+    """(n_classes,) float64 class counts: the natural prior that the library's
+    ``LogitAdjustedLoss`` normalises."""
+    return torch.as_tensor(
+        np.bincount(np.asarray(labels), minlength=n_classes), dtype=torch.float64
+    )
+
+
+def endless(loader: DataLoader, on_epoch=None) -> Iterator:
+    """The loader's batches for ever (``on_epoch(epoch)`` before each pass)."""
+    epoch = 0
+    while True:
+        if on_epoch is not None:
+            on_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def shuffled(data, bs: int, seed: int) -> Iterator:
+    """Endless batches of ``data`` in a fresh seeded order each pass (natural rates)."""
+    gen = torch.Generator().manual_seed(seed)
+    return endless(DataLoader(data, bs, shuffle=True, generator=gen, drop_last=True))
 
 
 def child_seed(seed: int, stream: int) -> int:
@@ -103,7 +131,10 @@ def class_balanced_sampler(labels, generator: torch.Generator) -> WeightedRandom
     """Draws with replacement, item weights ``1 / n_c``: every class equally often.
 
     CMO's minority loader (``weighted_alpha = 1``), the ``weighted`` baseline and the last
-    stage of ``drw`` all sample this way.
+    stage of ``drw`` all sample this way. NOTE: torch's ``WeightedRandomSampler`` as the CMO
+    reference code uses it (draws with replacement), not the library's
+    ``ClassBalancedBatchSampler`` (stratified batches without replacement): another draw
+    would change the committed baselines.
     """
     labels = np.asarray(labels)
     weights = 1.0 / np.bincount(labels)[labels]

@@ -112,9 +112,7 @@ def recipe(method: str, ctx: dict, seed: int, recipe_type: type) -> Any:
     the experiment's ``OversampledDataset`` (the autoencoder is trained once and loaded from
     its cache after).
     """
-    import classify_batches as cb
-    import classify_methods as cm
-
+    from benchmarks import classify_batches as cb
     from torch_deepsmote import ClassPriorSampler
 
     spec = parse(method)
@@ -132,13 +130,13 @@ def recipe(method: str, ctx: dict, seed: int, recipe_type: type) -> Any:
     loader = DataLoader(dataset, batch_size=ctx["batch_size"], sampler=sampler, drop_last=True)
     # With ``defer`` the prior changes at ``start_epoch``, and the loss must correct for the
     # one its batches have: the training loop reads it through a callable, per batch.
-    current: dict = {"log_prior": None}
+    current: dict = {"prior": None}
     priors = []
 
     def on_epoch(epoch: int) -> None:
         sampler.set_epoch(epoch)
         if epoch in (0, start_epoch):
-            current["log_prior"] = torch.log(sampler.class_prior.clamp(min=1e-12))
+            current["prior"] = sampler.class_prior
             priors.append({"epoch": epoch, "class_prior": sampler.class_prior.tolist()})
 
     on_epoch(0)
@@ -161,13 +159,13 @@ def recipe(method: str, ctx: dict, seed: int, recipe_type: type) -> Any:
             yield from loader
             epoch += 1
 
-    prior = None if spec["loss"] == "ce" else (lambda: current["log_prior"])
+    prior = None if spec["loss"] == "ce" else (lambda: current["prior"])
     if spec["mix"] == "mixup":
-        return recipe_type(batches(), prior, info, cb.Mixup(cm.MIXUP_ALPHA, seed))
+        return recipe_type(batches(), prior, info, cb.Mixup(cb.MIXUP_ALPHA, seed))
     if spec["mix"] == "cmo":
         real = torch.utils.data.TensorDataset(ctx["x"], ctx["y"])
-        natural = cm.log_prior(ctx["y"].numpy(), ctx["n_classes"])
-        mix = cb.CMO(batches(), ctx["steps"], cm.CMO_PROB, seed)
+        natural = cb.class_counts(ctx["y"].numpy(), ctx["n_classes"])
+        mix = cb.CMO(batches(), ctx["steps"], cb.CMO_PROB, seed)
         prior = None if spec["loss"] == "ce" else natural
-        return recipe_type(cm._shuffled(real, ctx["batch_size"], seed), prior, info, mix)
+        return recipe_type(cb.shuffled(real, ctx["batch_size"], seed), prior, info, mix)
     return recipe_type(batches(), prior, info)

@@ -14,12 +14,14 @@ import time
 from collections.abc import Iterator
 from typing import Callable, NamedTuple
 
-import classify_batches as cb
-import classify_deepsmote as cd
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+from benchmarks import classify_batches as cb
+from benchmarks import classify_deepsmote as cd
+from torch_deepsmote import LogitAdjustedLoss
 
 __all__ = [
     "BASELINES",
@@ -67,8 +69,6 @@ BASELINES = tuple(m for m in METHODS if m not in DEEPSMOTE_METHODS)
 CLASSIFIERS = ("cnn", "cnn-fc", "mlp", "resnet18", "resnet18-w8", "resnet18-w16")
 # deferred re-balancing: the share of the steps trained on natural batches first.
 DRW_SWITCH = 0.75
-MIXUP_ALPHA = 1.0  # BagofTricks-LT's input-mixup configs and imbalanced-DL use alpha = 1
-CMO_PROB = 0.5  # naver-ai/cmo's mixup_prob
 
 
 def uses_autoencoder(method: str) -> bool:
@@ -208,46 +208,25 @@ def make_classifier(kind: str, channels: int, n_classes: int, side: int = 28) ->
 
 
 # ---------------------------------------------------------------------- loss
-def logit_adjusted_loss(logits, targets, log_prior: torch.Tensor | None):
-    """Cross-entropy on ``logits + log(prior)`` (Menon et al. 2021, tau = 1); plain CE when
-    ``log_prior`` is None. Predictions use the raw logits, so the adjustment targets the
-    balanced error."""
-    if log_prior is not None:
-        logits = logits + log_prior.to(logits.device)
-    return nn.functional.cross_entropy(logits, targets)
-
-
-def mixed_loss(logits, targets, targets2, lam: float, log_prior: torch.Tensor | None):
-    """``lam * loss(targets) + (1 - lam) * loss(targets2)``, each the (adjusted) CE of
-    :func:`logit_adjusted_loss`: the loss of mixup and CutMix with two label sets. ``lam`` 1
-    is the plain loss."""
-    loss = logit_adjusted_loss(logits, targets, log_prior)
+def mixed_loss(logits, targets, targets2, lam: float, criterion: LogitAdjustedLoss | None):
+    """``lam * loss(targets) + (1 - lam) * loss(targets2)``: the loss of mixup and CutMix
+    with two label sets, each the library's :class:`~torch_deepsmote.LogitAdjustedLoss`
+    (plain cross-entropy when ``criterion`` is None). ``lam`` 1 is the plain loss."""
+    loss_of = criterion if criterion is not None else nn.functional.cross_entropy
+    loss = loss_of(logits, targets)
     if lam < 1.0:
-        loss = lam * loss + (1.0 - lam) * logit_adjusted_loss(logits, targets2, log_prior)
+        loss = lam * loss + (1.0 - lam) * loss_of(logits, targets2)
     return loss
 
 
-def log_prior(labels, n_classes: int) -> torch.Tensor:
-    counts = np.bincount(np.asarray(labels), minlength=n_classes).astype(np.float64)
-    return torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
-
-
 # ---------------------------------------------------------------------- data per method
-def _endless(loader: DataLoader, on_epoch=None) -> Iterator:
-    epoch = 0
-    while True:
-        if on_epoch is not None:
-            on_epoch(epoch)
-        yield from loader
-        epoch += 1
-
-
 class Recipe(NamedTuple):
     """What a method hands the training loop.
 
     Attributes:
         batches: endless iterator of (x float (B, C, H, W), y int64 (B,)), one per step.
-        prior: log class prior for a logit-adjusted loss (float (n_classes,)), None, or a
+        prior: class prior (or counts) of the batches for the library's
+            ``LogitAdjustedLoss`` (float (n_classes,)), None (plain cross-entropy), or a
             callable giving the prior of the current batch (a prior that changes in training).
         info: numbers worth keeping in the record (sizes, setup time).
         mix: None, or ``mix(x, y, step, augment) -> (x, y2, lam)`` applied after the
@@ -260,14 +239,9 @@ class Recipe(NamedTuple):
     mix: Callable | None = None
 
 
-def _shuffled(data, bs: int, seed: int) -> Iterator:
-    gen = torch.Generator().manual_seed(seed)
-    return _endless(DataLoader(data, bs, shuffle=True, generator=gen, drop_last=True))
-
-
 def _balanced(data, labels, bs: int, seed: int) -> Iterator:
     sampler = cb.class_balanced_sampler(labels, torch.Generator().manual_seed(seed))
-    return _endless(DataLoader(data, bs, sampler=sampler, drop_last=True))
+    return cb.endless(DataLoader(data, bs, sampler=sampler, drop_last=True))
 
 
 def batches_for(method: str, ctx: dict, seed: int) -> Recipe:
@@ -285,16 +259,18 @@ def batches_for(method: str, ctx: dict, seed: int) -> Recipe:
     # the torchvision Subset, without a PIL conversion per item (on a GPU that would be
     # slower than the ResNet-18 step).
     real = TensorDataset(ctx["x"], ctx["y"])
-    natural_prior = log_prior(y, n_classes)
+    natural_prior = cb.class_counts(y, n_classes)
     if method in ("none", "logit_adj"):
-        return Recipe(_shuffled(real, bs, seed), natural_prior if method != "none" else None, info)
+        return Recipe(
+            cb.shuffled(real, bs, seed), natural_prior if method != "none" else None, info
+        )
     if method == "mixup_la":
-        mix = cb.Mixup(MIXUP_ALPHA, seed)
-        return Recipe(_shuffled(real, bs, seed), natural_prior, info, mix)
+        mix = cb.Mixup(cb.MIXUP_ALPHA, seed)
+        return Recipe(cb.shuffled(real, bs, seed), natural_prior, info, mix)
     if method == "cmo_la":
         minority = _balanced(real, y, bs, cb.child_seed(seed, 3))
-        mix = cb.CMO(minority, ctx["steps"], CMO_PROB, seed)
-        return Recipe(_shuffled(real, bs, seed), natural_prior, info, mix)
+        mix = cb.CMO(minority, ctx["steps"], cb.CMO_PROB, seed)
+        return Recipe(cb.shuffled(real, bs, seed), natural_prior, info, mix)
     if method in ("oracle_cmo_la", "oracle_la"):
         x_pool, y_pool = ctx["pool"]()
         info["n_pool"] = len(y_pool)
@@ -302,20 +278,20 @@ def batches_for(method: str, ctx: dict, seed: int) -> Recipe:
             stream = _oracle_stream(real, x_pool, y_pool, bs, seed, class_power=1.0, share=0.3)
             return Recipe(stream, natural_prior, info)
         minority = _oracle_stream(real, x_pool, y_pool, bs, cb.child_seed(seed, 3))
-        mix = cb.CMO(minority, ctx["steps"], CMO_PROB, seed)
-        return Recipe(_shuffled(real, bs, seed), natural_prior, info, mix)
+        mix = cb.CMO(minority, ctx["steps"], cb.CMO_PROB, seed)
+        return Recipe(cb.shuffled(real, bs, seed), natural_prior, info, mix)
     if method == "drw":
         switch = round(DRW_SWITCH * ctx["steps"])
         info["switch_step"] = switch
         later = _balanced(real, y, bs, cb.child_seed(seed, 3))
-        return Recipe(cb.deferred(_shuffled(real, bs, seed), later, switch), None, info)
+        return Recipe(cb.deferred(cb.shuffled(real, bs, seed), later, switch), None, info)
     if method == "ros":
         rows, _ = RandomOverSampler(random_state=seed).fit_resample(
             np.arange(len(y)).reshape(-1, 1), y
         )
         data = torch.utils.data.Subset(real, rows.ravel().tolist())
         info["n_train"] = len(data)
-        return Recipe(_shuffled(data, bs, seed), None, info)
+        return Recipe(cb.shuffled(data, bs, seed), None, info)
     if method == "weighted":
         return Recipe(_balanced(real, y, bs, seed), None, info)
     if method == "smote":
@@ -328,7 +304,7 @@ def batches_for(method: str, ctx: dict, seed: int) -> Recipe:
             torch.from_numpy(x_res).reshape(-1, *x.shape[1:]), torch.from_numpy(y_res)
         )
         info["n_train"] = len(data)
-        return Recipe(_shuffled(data, bs, seed), None, info)
+        return Recipe(cb.shuffled(data, bs, seed), None, info)
     if cd.is_recipe(method):  # issue 12's recipes: library sampler + matched loss
         return cd.recipe(method, ctx, seed, Recipe)
     if method in DEEPSMOTE_METHODS:
@@ -352,21 +328,23 @@ def _deepsmote_batches(method, ctx, seed, info) -> Recipe:
         sampler = DeepSMOTESampler(balanced, seed=seed)
         loader = DataLoader(balanced, batch_size=bs, sampler=sampler, drop_last=True)
         info["setup_seconds"] = time.perf_counter() - start
-        return Recipe(_endless(loader, sampler.set_epoch), None, info)
+        return Recipe(cb.endless(loader, sampler.set_epoch), None, info)
     # The paper's fixed set: the synthetic items never change without set_epoch, so they
     # are read through the DataLoader once (one decoder call per 512 items) and kept,
     # instead of being decoded again in every epoch.
     x, y = _read_all(balanced)
     info["setup_seconds"] = time.perf_counter() - start
-    prior = log_prior(y.numpy(), n_classes) if method.endswith("_la") else None
+    prior = cb.class_counts(y.numpy(), n_classes) if method.endswith("_la") else None
     data = TensorDataset(x, y)
     if method.endswith("_mix"):
         gen = torch.Generator().manual_seed(seed)
         sampler = WeightedRandomSampler(
             _half_real_weights(y, balanced.n_real), len(data), generator=gen
         )
-        return Recipe(_endless(DataLoader(data, bs, sampler=sampler, drop_last=True)), prior, info)
-    return Recipe(_shuffled(data, bs, seed), prior, info)
+        return Recipe(
+            cb.endless(DataLoader(data, bs, sampler=sampler, drop_last=True)), prior, info
+        )
+    return Recipe(cb.shuffled(data, bs, seed), prior, info)
 
 
 def _oracle_stream(
@@ -393,7 +371,7 @@ def _oracle_stream(
     data = TensorDataset(torch.cat([x_real, x_pool[keep]]), y_all)
     gen = torch.Generator().manual_seed(seed)
     sampler = WeightedRandomSampler(weights, len(y_real), replacement=True, generator=gen)
-    return _endless(DataLoader(data, bs, sampler=sampler, drop_last=True))
+    return cb.endless(DataLoader(data, bs, sampler=sampler, drop_last=True))
 
 
 def _half_real_weights(y: torch.Tensor, n_real: int) -> torch.Tensor:
@@ -465,7 +443,7 @@ def train_classifier(
     # A recipe's prior may change during training (a deferred ClassPriorSampler): then it is
     # a callable, read after each batch and moved to the device only when it changes.
     source = recipe.prior if callable(recipe.prior) else (lambda: recipe.prior)
-    prior, moved = None, None
+    criterion, moved = None, None
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps))
@@ -477,7 +455,7 @@ def train_classifier(
         x, y = next(recipe.batches)
         if source() is not moved:
             moved = source()
-            prior = None if moved is None else moved.to(device)
+            criterion = None if moved is None else LogitAdjustedLoss(moved).to(device)
         if augment is not None:
             x = augment(x)
         y2, lam = y, 1.0
@@ -487,7 +465,7 @@ def train_classifier(
         x, y, y2 = _to(x, device).contiguous(memory_format=layout), _to(y, device), _to(y2, device)
         with _autocast(device):
             logits = model(x)
-        loss = mixed_loss(logits.float(), y, y2, lam, prior)
+        loss = mixed_loss(logits.float(), y, y2, lam, criterion)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -1,11 +1,11 @@
 """Tables, figures and the RESULTS.md section of classify.py.
 
-    python benchmarks/classify_report.py RESULTS.json [MORE.json ...] \
+    python -m benchmarks.classify_report RESULTS.json [MORE.json ...] \
         --results-md benchmarks/RESULTS.md --notes benchmarks/results/classification_notes.md
 
 rewrites the section from finished runs without training anything;
 
-    python benchmarks/classify_report.py --protocol RESULTS.json [MORE.json ...]
+    python -m benchmarks.classify_report --protocol RESULTS.json [MORE.json ...]
 
 prints issue 12's tables instead: per method mean ± std, per-seed paired differences
 against the best baseline, wall time with the autoencoder, per data seed and pooled
@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from results_md import write_section
+
+from benchmarks.results_md import write_section
 
 __all__ = [
     "PAPER",

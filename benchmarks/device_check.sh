@@ -57,7 +57,7 @@ for name in i12-gpu i12-gpu-resnet18; do
         cp "benchmarks/results/$name/results.json" "$OUT/$name/results.json"
 done
 classify() {  # limit, out folder, classifier, methods
-    timeout "$1" "$PY" benchmarks/classify.py --preset i12-cnn --classifier "$3" --device cuda \
+    timeout "$1" "$PY" -m benchmarks.classify --preset i12-cnn --classifier "$3" --device cuda \
         --threads 16 --resume --seeds 5 --no-figures --sweep-ratios "" --root FashionMNIST/raw \
         --out "$OUT/$2" --methods "$4"
     echo "classify $3: rc=$?"
@@ -67,5 +67,5 @@ step pytest_gpu 60 "$PY" -m pytest -m gpu -q -p no:cacheprovider
 step classify 340 bash -c "$(declare -f classify); PY=$PY OUT=$OUT
     classify 200 i12-gpu cnn-fc cmo_la,dsp-cmo-s0.5,mixup_la,dsp-q1-s0.3-mixup,logit_adj,dsp-cmo-s0.5-bl,oracle_cmo_la,dsp-q1-s0.3,none
     classify 135 i12-gpu-resnet18 resnet18 cmo_la,dsp-cmo-s0.5,logit_adj,oracle_cmo_la"
-step bench_speed 120 "$PY" benchmarks/bench_speed.py --quick --sections train,serve,knn \
+step bench_speed 120 "$PY" -m benchmarks.bench_speed --quick --sections train,serve,knn \
     --no-write --json "$OUT/speed.json"

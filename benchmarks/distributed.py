@@ -16,8 +16,8 @@ process); its loss differs only by per-rank BatchNorm statistics and penalty dra
 Run (writes benchmarks/results/distributed/distributed.json and the "## Distributed
 (issue 15)" section of benchmarks/RESULTS.md):
 
-    nice -n 10 python benchmarks/distributed.py              # hidden 16, 3 epochs, ~3 min
-    nice -n 10 python benchmarks/distributed.py --quick      # hidden 4, 1 epoch, ~30 s
+    nice -n 10 python -m benchmarks.distributed              # hidden 16, 3 epochs, ~3 min
+    nice -n 10 python -m benchmarks.distributed --quick      # hidden 4, 1 epoch, ~30 s
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.results_md import write_section
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from results_md import write_section  # noqa: E402
 
 __all__ = ["CONFIGS", "render", "run"]
 
@@ -97,10 +97,10 @@ def measure(world: int, threads: int, options: dict) -> dict:
         out = os.path.join(folder, "result.json")
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         code = (
-            f"import sys; sys.path.insert(0, {str(HERE)!r}); import distributed; "
+            "from benchmarks import distributed; "
             f"distributed._worker({world}, {threads}, {options!r}, {out!r})"
         )
-        subprocess.run([sys.executable, "-c", code], check=True, env=env)
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=HERE.parent)
         result = json.loads(Path(out).read_text())
     per_process = result["images"] / result["epoch_s"] / world
     return {
@@ -151,7 +151,7 @@ def run(quick: bool, write: bool) -> dict:
     )
     rows = [measure(world, threads, options) for _, world, threads in CONFIGS]
     results = {
-        "command": "python benchmarks/distributed.py" + (" --quick" if quick else ""),
+        "command": "python -m benchmarks.distributed" + (" --quick" if quick else ""),
         "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), shared",
         "options": options,
         "labels": [label for label, _, _ in CONFIGS],

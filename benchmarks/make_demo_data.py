@@ -1,6 +1,6 @@
 """Write the small imbalanced Fashion-MNIST set bundled with the package (for the demo).
 
-    python benchmarks/make_demo_data.py
+    python -m benchmarks.make_demo_data
 
 Counts are the paper's imbalanced test counts (Table I divided by 4), drawn from the
 Fashion-MNIST training split with a fixed seed. Fashion-MNIST is MIT-licensed (Zalando SE).

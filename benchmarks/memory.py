@@ -12,9 +12,9 @@ Run (writes benchmarks/results/memory/memory-<paths>.json, then the "## Memory (
 section of benchmarks/RESULTS.md from every memory-*.json in that folder, so that the
 paths can be measured in separate runs):
 
-    nice -n 10 python benchmarks/memory.py                  # N = 10k, 100k, 1M
-    nice -n 10 python benchmarks/memory.py --quick          # N = 2k, 5k, ~1 min
-    nice -n 10 python benchmarks/memory.py --sizes 10000 --no-write
+    nice -n 10 python -m benchmarks.memory                  # N = 10k, 100k, 1M
+    nice -n 10 python -m benchmarks.memory --quick          # N = 2k, 5k, ~1 min
+    nice -n 10 python -m benchmarks.memory --sizes 10000 --no-write
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.results_md import write_section
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from results_md import write_section  # noqa: E402
 
 __all__ = ["SyntheticImages", "load", "measure", "render", "run"]
 
@@ -155,8 +155,8 @@ def measure(n: int, path: str = "in-memory") -> dict:
         raise ValueError(f"`path` should be one of {sorted(PATHS)}, but got path={path!r}.")
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "record.json")
-        command = [sys.executable, str(Path(__file__).resolve()), "--child", str(n), path, out]
-        done = subprocess.run(command, capture_output=True, text=True)
+        command = [sys.executable, "-m", "benchmarks.memory", "--child", str(n), path, out]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent)
         if done.returncode != 0:
             raise RuntimeError(
                 f"measuring n={n} path={path!r} failed (exit {done.returncode}): "
@@ -268,7 +268,7 @@ def main(argv=None) -> int:
         sizes = tuple(int(s) for s in args.sizes.split(","))
     if not args.render_only:
         run(sizes, args.paths.split(","), args.out, args.repeats)
-    command = "python benchmarks/memory.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.memory " + " ".join(argv if argv is not None else sys.argv[1:])
     text = render(load(args.out), command.strip())
     print(text)
     if not args.no_write:

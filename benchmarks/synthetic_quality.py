@@ -1,8 +1,8 @@
 """Are the synthetic images right, varied and hard? Per-class diagnostics for issue 12.
 
-    python benchmarks/synthetic_quality.py --quick                    # minutes, tiny settings
-    python benchmarks/synthetic_quality.py --variants smote,enemy,transfer,smote-k20,smote-bl
-    python benchmarks/synthetic_quality.py --variants smote-x1.5 --resume  # adds a variant
+    python -m benchmarks.synthetic_quality --quick                    # minutes, tiny settings
+    python -m benchmarks.synthetic_quality --variants smote,enemy,transfer,smote-k20,smote-bl
+    python -m benchmarks.synthetic_quality --variants smote-x1.5 --resume  # adds a variant
 
 For one training subset (the paper's Table I counts of Fashion-MNIST), one autoencoder
 (the classify.py protocol's settings, loaded from its cache when ``--cache-dir`` points
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -41,14 +40,11 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import classify_batches as cb  # noqa: E402
-import classify_methods as cm  # noqa: E402
-import imbalanced_data as data  # noqa: E402
-
-from torch_deepsmote import OversampledDataset  # noqa: E402
-from torch_deepsmote.quality import nearest  # noqa: E402
+from benchmarks import classify_batches as cb
+from benchmarks import classify_methods as cm
+from benchmarks import imbalanced_data as data
+from torch_deepsmote import OversampledDataset
+from torch_deepsmote.quality import nearest
 
 QUICK = dict(count_scale=0.1, ae_epochs=1, hidden=8, latent_dim=32, ref_steps=150, steps=100)
 FULL = dict(count_scale=1.0, ae_epochs=10, hidden=32, latent_dim=None, ref_steps=3000, steps=1500)

@@ -4,18 +4,14 @@ the bundled demo set against Fashion-MNIST (slow)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
 
 def test_ratio_counts_span_the_requested_imbalance():
-    from imbalanced_data import ratio_counts
+    from benchmarks.imbalanced_data import ratio_counts
 
     counts = ratio_counts(4000, 400)
     assert counts[0] == 4000 and counts[-1] == 10
@@ -43,7 +39,7 @@ def _cache_files(work: Path) -> dict:
 
 @pytest.mark.slow
 def test_quick_mode_runs_every_method_and_writes_results(tmp_path):
-    import classify
+    from benchmarks import classify
 
     _fashion_mnist_or_skip(tmp_path / "work" / "torchvision")  # where classify.py reads it
     md = tmp_path / "RESULTS.md"
@@ -86,8 +82,7 @@ def test_quick_mode_runs_every_method_and_writes_results(tmp_path):
 
 @pytest.mark.slow
 def test_make_demo_data_reproduces_the_bundled_set():
-    from make_demo_data import demo_subset
-
+    from benchmarks.make_demo_data import demo_subset
     from torch_deepsmote.data import load_fashion_mnist_imbalanced
 
     _fashion_mnist_or_skip()
@@ -99,7 +94,7 @@ def test_make_demo_data_reproduces_the_bundled_set():
 
 @pytest.mark.parametrize("kind", ["cnn", "mlp", "resnet18-w8"])
 def test_cpu_classifiers_give_one_logit_per_class(kind):
-    import classify_methods as cm
+    from benchmarks import classify_methods as cm
 
     for channels, side in ((1, 28), (3, 32)):
         model = cm.make_classifier(kind, channels, 10, side)
@@ -107,8 +102,9 @@ def test_cpu_classifiers_give_one_logit_per_class(kind):
 
 
 def test_narrow_resnet18_keeps_resnet18_layout():
-    import classify_methods as cm
     from torchvision.models.resnet import BasicBlock
+
+    from benchmarks import classify_methods as cm
 
     net = cm.make_classifier("resnet18-w8", 1, 10)
     blocks = [m for m in net.modules() if isinstance(m, BasicBlock)]
@@ -116,7 +112,7 @@ def test_narrow_resnet18_keeps_resnet18_layout():
 
 
 def test_speed_report_renders_sections_in_order_from_their_saved_keys():
-    from speed.report import HEADING, render
+    from benchmarks.speed.report import HEADING, render
 
     out = {
         "machine": "m",
@@ -138,7 +134,7 @@ def test_speed_report_renders_sections_in_order_from_their_saved_keys():
     }
     text = render(out, " --quick --sections cache,knn,serve", "cpu")
     assert text.startswith(HEADING + "\n\nCommand: `flock /tmp/deepsmote-cpu.lock python ")
-    assert "bench_speed.py --quick --sections cache,knn,serve` (12 s)" in text
+    assert "benchmarks.bench_speed --quick --sections cache,knn,serve` (12 s)" in text
     assert text.index("### 4. Neighbour search") < text.index("### 5. Cache reads")
     assert "| torch | 0.250 | 2.00x | 0.125 | 2.00x |" in text
     assert "needs FAISS, which this machine lacks: skipped" in text

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-import classify_batches as cb  # noqa: E402
-import classify_methods as cm  # noqa: E402
+from benchmarks import classify_batches as cb
+from benchmarks import classify_methods as cm
+from torch_deepsmote import LogitAdjustedLoss
 
 
 def _ctx(counts=(90, 10), steps=40, bs=10, side=4):
@@ -157,7 +153,9 @@ def test_cmo_minority_loader_draws_classes_uniformly_and_the_loss_uses_the_natur
     ctx = _ctx(counts=(80, 15, 5), steps=100)
     recipe = cm.batches_for("cmo_la", ctx, seed=0)
     assert isinstance(recipe.mix, cb.CMO)
-    torch.testing.assert_close(recipe.prior, torch.log(torch.tensor([0.8, 0.15, 0.05])))
+    torch.testing.assert_close(
+        recipe.prior / recipe.prior.sum(), torch.tensor([0.8, 0.15, 0.05], dtype=torch.float64)
+    )
     drawn = torch.cat([next(recipe.mix.minority)[1] for _ in range(300)])
     freq = torch.bincount(drawn, minlength=3).float() / len(drawn)
     torch.testing.assert_close(freq, torch.full((3,), 1 / 3), atol=0.03, rtol=0)
@@ -171,7 +169,9 @@ def test_oracle_stream_draws_classes_uniformly_half_from_unseen_images_but_the_l
     ctx["pool"] = lambda: (x_pool, y_pool)
     recipe = cm.batches_for("oracle_cmo_la", ctx, seed=0)
     assert isinstance(recipe.mix, cb.CMO) and recipe.info["n_pool"] == 120
-    torch.testing.assert_close(recipe.prior, torch.log(torch.tensor([0.8, 0.15, 0.05])))
+    torch.testing.assert_close(
+        recipe.prior / recipe.prior.sum(), torch.tensor([0.8, 0.15, 0.05], dtype=torch.float64)
+    )
     draws = [next(recipe.mix.minority) for _ in range(400)]
     x, y = torch.cat([d[0] for d in draws]), torch.cat([d[1] for d in draws])
     freq = torch.bincount(y, minlength=3).float() / len(y)
@@ -198,11 +198,13 @@ def test_oracle_stream_draws_classes_uniformly_half_from_unseen_images_but_the_l
 def test_mixed_loss_weights_the_two_targets_by_lambda():
     logits = torch.randn(6, 4)
     y, y2 = torch.tensor([0, 1, 2, 3, 0, 1]), torch.tensor([3, 3, 3, 3, 2, 2])
-    prior = torch.log(torch.tensor([0.7, 0.2, 0.05, 0.05]))
+    prior = torch.tensor([0.7, 0.2, 0.05, 0.05])
     ce = torch.nn.functional.cross_entropy
     assert torch.allclose(cm.mixed_loss(logits, y, y2, 1.0, None), ce(logits, y))
-    expected = 0.3 * ce(logits + prior, y) + 0.7 * ce(logits + prior, y2)
-    assert torch.allclose(cm.mixed_loss(logits, y, y2, 0.3, prior), expected)
+    adjusted = logits + prior.log()
+    expected = 0.3 * ce(adjusted, y) + 0.7 * ce(adjusted, y2)
+    criterion = LogitAdjustedLoss(prior)
+    assert torch.allclose(cm.mixed_loss(logits, y, y2, 0.3, criterion), expected)
 
 
 # ---------------------------------------------------------------------- training loop
@@ -246,7 +248,7 @@ def test_conv_fc_has_the_textbook_size():
 
 # ---------------------------------------------------------------------- settings
 def test_autoencoder_cache_keeps_the_folder_name_of_earlier_runs():
-    import classify
+    from benchmarks import classify
 
     args = classify.parse_args(["--device", "cpu", "--preset", "cpu"])
     counts = (4000, 2000, 1000, 750, 500, 350, 200, 100, 60, 40)
@@ -261,7 +263,7 @@ def test_autoencoder_cache_keeps_the_folder_name_of_earlier_runs():
 
 
 def test_resume_compares_every_setting_of_the_one_list():
-    import classify
+    from benchmarks import classify
 
     args = classify.parse_args(["--device", "cpu", "--preset", "i12-cnn", "--augment", "none"])
     values = classify.settings(args, (4, 2))
@@ -290,7 +292,7 @@ def _result(records, ae_seconds=100.0):
 
 
 def test_paired_differences_are_taken_per_seed_against_the_best_baseline():
-    import classify_report as report
+    from benchmarks import classify_report as report
 
     results = [
         _result(
@@ -319,7 +321,7 @@ def test_paired_differences_are_taken_per_seed_against_the_best_baseline():
 
 
 def test_protocol_tables_pool_data_seeds_and_charge_the_autoencoder_to_deepsmote_rows():
-    import classify_report as report
+    from benchmarks import classify_report as report
 
     results = [
         _result(
@@ -338,7 +340,7 @@ def test_protocol_tables_pool_data_seeds_and_charge_the_autoencoder_to_deepsmote
 
 
 def test_protocol_tables_split_classifiers_and_pair_recall_per_class():
-    import classify_report as report
+    from benchmarks import classify_report as report
 
     def rec(method, seed, recall):
         out = _record(method, seed, 0, float(np.mean(recall)))

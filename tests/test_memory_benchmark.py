@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import memory  # noqa: E402
+from benchmarks import memory
 
 
 def test_synthetic_images_are_the_same_on_every_read_and_imbalanced():
@@ -31,7 +27,7 @@ def test_quick_run_writes_one_record_per_size_and_path(tmp_path):
     for record in report["records"]:
         assert set(record) == set(memory.FIELDS) and record["n"] == 300
         assert record["peak_rss_mb"] >= record["baseline_rss_mb"] > 0 and record["wall_s"] > 0
-    text = memory.render(report, "python benchmarks/memory.py --quick")
+    text = memory.render(report, "python -m benchmarks.memory --quick")
     assert text.startswith(memory.SECTION + "\n") and "| 300 |" in text
 
 

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from results_md import write_section  # noqa: E402
+from benchmarks.results_md import write_section
 
 SECTION = "## Classification (issue 5)"
 

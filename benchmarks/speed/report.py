@@ -27,7 +27,7 @@ def render(out, flags, device):
     lines = [
         HEADING,
         "",
-        f"Command: `flock /tmp/deepsmote-cpu.lock python benchmarks/bench_speed.py{flags}` "
+        f"Command: `flock /tmp/deepsmote-cpu.lock python -m benchmarks.bench_speed{flags}` "
         f"({out['wall_s']:.0f} s). Machine: {out['machine']}. "
         f"Versions: {out['versions']}. Device: {device}. Every ratio compares two things timed "
         "in the same run, interleaved, median of the repetitions; the machine's 2 cores may be "
