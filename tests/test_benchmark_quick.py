@@ -96,9 +96,25 @@ def test_make_demo_data_reproduces_the_bundled_set():
 def test_cpu_classifiers_give_one_logit_per_class(kind):
     from benchmarks import classify_methods as cm
 
+    torch.manual_seed(0)
     for channels, side in ((1, 28), (3, 32)):
         model = cm.make_classifier(kind, channels, 10, side)
-        assert model(torch.rand(4, channels, side, side)).shape == (4, 10)
+        x, y = torch.rand(8, channels, side, side), torch.arange(8) % 10
+        logits = model(x)
+        assert logits.shape == (8, 10) and bool(torch.isfinite(logits).all())
+        assert not torch.allclose(logits[0], logits[1])  # the output depends on the input
+        # A few steps on one batch lower its loss, and every parameter gets a gradient.
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        losses = []
+        for _ in range(5):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            losses.append(float(loss))
+            if len(losses) == 1:
+                assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+            optimizer.step()
+        assert losses[-1] < losses[0]
 
 
 def test_narrow_resnet18_keeps_resnet18_layout():

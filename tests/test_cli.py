@@ -3,6 +3,7 @@
 import csv
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import h5py
@@ -276,8 +277,16 @@ def test_demo_fits_the_bundled_data_and_writes_the_report(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_with_the_paper_model(tmp_path):
-    assert main(["demo", "--epochs", "2", "--out", str(tmp_path), "--quiet"]) == 0
+def test_demo_with_the_paper_model(tmp_path, capsys):
+    code, stdout, _ = run(capsys, "demo", "--epochs", 2, "--out", tmp_path, "--quiet")
+    assert code == 0 and "fit: 2 epoch(s)" in stdout
+    info = json.loads((tmp_path / "deepsmote.json").read_text())
+    # The paper's model: width 64, a 300-d code for 28x28 grey images.
+    assert info["params"]["hidden_channels"] == 64 and info["image_shape"] == [1, 28, 28]
+    assert info["epochs"] == 2 and math.isfinite(info["final_loss"])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["counts_after"] == [1000] * 10
+    assert (tmp_path / "real_vs_synthetic.png").stat().st_size > 0
 
 
 # ---------------------------------------------------------------------- errors and help

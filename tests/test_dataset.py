@@ -182,7 +182,11 @@ def test_synthetic_items_look_like_real_ones(case):
             assert image.shape == real_image.shape and image.dtype == real_image.dtype
         else:
             assert image.mode == real_image.mode and image.size == real_image.size
-        assert int(target) == ds.targets[i]
+        assert int(target) == ds.targets[i] == ds.origin(i)["label"]
+    # Two synthetic images of a class are new images, not one image repeated.
+    first, last = ds[ds.n_real][0], ds[len(ds) - 1][0]
+    as_array = [np.asarray(image, dtype=np.float64) for image in (first, last)]
+    assert all(a.std() > 0 for a in as_array) and not np.array_equal(*as_array)
 
 
 def test_provenance_of_synthetic_items(case):

@@ -101,6 +101,12 @@ def test_encode_decode_round_trip_shapes(fitted, shapes):
     torch.testing.assert_close(codes, fitted.latents_[:7])
     images = fitted.decode(codes)
     assert images.shape == (7, 1, 16, 16) and images.dtype == np.uint8
+    # decode(encode(x)) is x less what the autoencoder loses: its kept residual.
+    fmt = fitted.image_format_
+    rebuilt = fmt.to_unit(torch.as_tensor(images)) + fitted.residuals_[:7].float()
+    original = fmt.to_unit(torch.as_tensor(X[:7]))
+    torch.testing.assert_close(rebuilt, original, atol=2 / 255, rtol=0)
+    assert not np.array_equal(images, X[:7])  # the decoder alone loses detail
 
 
 def test_fit_is_reproducible_for_a_seed(shapes):
@@ -337,13 +343,31 @@ def test_an_imbalanced_learn_pipeline_cross_validates(shapes):
     from sklearn.preprocessing import FunctionTransformer
 
     X, y = shapes
+    seen = []  # the class counts each classifier fit and prediction got
+
+    class Recording(LogisticRegression):
+        def fit(self, features, labels):
+            seen.append(("fit", np.bincount(labels).tolist(), len(features)))
+            return super().fit(features, labels)
+
+        def predict(self, features):
+            seen.append(("predict", None, len(features)))
+            return super().predict(features)
+
     pipeline = make_pipeline(
         DeepSMOTE(random_state=0, knn="torch", **TINY),
         FunctionTransformer(lambda images: images.reshape(len(images), -1) / 255.0),
-        LogisticRegression(max_iter=200),
+        Recording(max_iter=200),
     )
     scores = cross_val_score(pipeline, X, y, cv=2, scoring="balanced_accuracy")
-    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
+    fits = [counts for step, counts, _ in seen if step == "fit"]
+    # Each training fold was balanced by DeepSMOTE (every class at the fold's largest)...
+    assert len(fits) == 2 and all(len(set(counts)) == 1 for counts in fits)
+    assert sorted(n for step, _, n in seen if step == "predict") == sorted(
+        [len(y) - len(y) // 2, len(y) // 2]
+    )  # ...and the test folds were predicted as they are, not resampled.
+    # Well separated shapes: far above the chance level of three classes.
+    assert len(scores) == 2 and all(s > 0.6 for s in scores)
 
 
 def test_refit_residuals_takes_only_the_training_images(shapes):

@@ -289,6 +289,15 @@ def test_get_knn_resolves_names():
     else:
         assert isinstance(get_knn("auto"), FaissKNN)
         assert isinstance(get_knn("faiss"), FaissKNN)
+    # Whatever "auto" finds answers like the torch backend: the same exact neighbours.
+    points = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [5.0, 5.0]])
+    for name in ("auto", "torch"):
+        index = get_knn(name).kneighbors(points, 2)
+        assert index.tolist() == [[1, 2], [0, 2], [0, 1], [2, 1]]
+    mine = TorchKNN()
+    assert get_knn(mine) is mine  # an object with kneighbors is used as it is
+    with pytest.raises(ValueError, match=r"`knn` should be .*knn='annoy'"):
+        get_knn("annoy")
 
 
 def test_get_knn_without_faiss_falls_back_to_torch_or_names_the_install(monkeypatch):

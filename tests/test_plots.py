@@ -44,9 +44,16 @@ def test_figures_are_matplotlib_figures(fitted, tmp_path):
     model, X = fitted
     result = assess(model, X)
     names = {0: "stripes", 1: "bars"}
+    counts = plots.plot_counts({0: 20, 1: 8}, {0: 20, 1: 20}, names)
+    bars = [patch.get_height() for patch in counts.axes[0].patches]
+    assert bars == [20, 8, 20, 20]  # real, then real + synthetic, per class
+    assert [t.get_text() for t in counts.axes[0].get_xticklabels()] == ["stripes", "bars"]
+    history = plots.plot_history(model.history_)
+    lines = {line.get_label(): list(line.get_ydata()) for line in history.axes[0].lines}
+    assert any(ys == [h["loss"] for h in model.history_] for ys in lines.values())
     for figure in (
-        plots.plot_counts({0: 20, 1: 8}, {0: 20, 1: 20}, names),
-        plots.plot_history(model.history_),
+        counts,
+        history,
         plots.plot_latent_space(result, names, max_points=5),
         plots.plot_quality(result.table, names),
     ):

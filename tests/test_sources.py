@@ -27,8 +27,15 @@ def test_a_grey_folder_reads_as_one_channel_with_folder_names_and_files(tmp_path
 
 def test_mixed_modes_become_rgb_unless_grayscale(tmp_path):
     root = _folder(tmp_path, modes=("L", "RGB"))
-    assert read_images(root).images.shape[1] == 3
-    assert read_images(root, grayscale=True).images.shape[1] == 1
+    colour, grey = read_images(root), read_images(root, grayscale=True)
+    assert colour.images.shape == (6, 3, 8, 8) and grey.images.shape == (6, 1, 8, 8)
+    # Pixel for pixel what PIL's own conversion of each file gives (grey copied into three
+    # channels; colour weighted into one), in the order of ``files``.
+    for read, mode in ((colour, "RGB"), (grey, "L")):
+        for image, name in zip(read.images, read.files):
+            expected = np.array(Image.open(root / name).convert(mode)).reshape(8, 8, -1)
+            assert torch.equal(image, torch.from_numpy(expected).permute(2, 0, 1))
+    assert colour.images[4].max() > 0 and not torch.equal(colour.images[4][0], colour.images[4][1])
 
 
 def test_mixed_sizes_name_two_files_and_image_size_resizes(tmp_path):
