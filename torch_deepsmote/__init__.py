@@ -5,6 +5,7 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 """
 
 from . import integrations  # noqa: F401 - registers the Hugging Face and MONAI kinds
+from ._version import __version__  # noqa: F401
 from .dataset import OversampledDataset
 from .deepsmote import DeepSMOTE
 from .knn import FaissKNN, TorchKNN, get_knn
@@ -15,8 +16,6 @@ from .sampler import ClassBalancedBatchSampler, DeepSMOTESampler
 from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
 from .synthesis import Synthesizer
 from .training import TrainingConfig, fit_autoencoder
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ClassBalancedBatchSampler",

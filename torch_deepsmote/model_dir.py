@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from . import __version__
+from ._version import __version__
 from .deepsmote import DeepSMOTE
 from .exports import MODEL_INFO
 from .sources import LabelledImages
