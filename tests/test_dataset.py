@@ -402,16 +402,22 @@ def test_synthetic_items_get_the_wrapped_datasets_joint_transforms(data):
     assert synthetic[1] == 2 + 10
 
 
-def test_an_image_folder_of_mixed_sizes_fits_with_fit_transform(tmp_path):
-    from torchvision.transforms import Compose, Resize
-
+def _mixed_size_folder(root):
     X, y = make_shapes(COUNTS)
     for i, (img, label) in enumerate(zip(X, y)):
-        (tmp_path / f"c{label}").mkdir(exist_ok=True)
+        (root / f"c{label}").mkdir(exist_ok=True)
         side = 16 + 4 * (i % 3)  # 16, 20 and 24 pixels: a real folder's mix
-        Image.fromarray(img[0]).resize((side, side)).save(tmp_path / f"c{label}" / f"{i:03d}.png")
+        Image.fromarray(img[0]).resize((side, side)).save(root / f"c{label}" / f"{i:03d}.png")
+    return root
+
+
+def test_an_image_folder_of_mixed_sizes_fits_with_fit_transform(tmp_path):
+    from torchvision.transforms import Compose, RandomResizedCrop, Resize
+
+    root = _mixed_size_folder(tmp_path)
+    # No deterministic head gives one size: the error says what to pass.
     folder = ImageFolder(
-        tmp_path, transform=Compose([Resize((16, 16)), ToTensor()]), loader=load_grey
+        root, transform=Compose([RandomResizedCrop(16), ToTensor()]), loader=load_grey
     )
     with pytest.raises(ValueError, match=r"fit_transform=torchvision.transforms.Resize"):
         OversampledDataset(folder, **FIT)
@@ -419,6 +425,37 @@ def test_an_image_folder_of_mixed_sizes_fits_with_fit_transform(tmp_path):
     assert ds.model.image_shape_ == (1, 16, 16)
     real, synthetic = ds[0][0], ds[len(ds) - 1][0]
     assert real.shape == synthetic.shape == (1, 16, 16) and synthetic.dtype == real.dtype
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_torchvision_pipeline_with_resize_fits_on_its_deterministic_head(tmp_path, version):
+    if version == "v1":
+        from torchvision.transforms import Compose, RandomHorizontalFlip, Resize
+
+        to_tensor = ToTensor()
+    else:
+        from torchvision.transforms.v2 import (
+            Compose,
+            RandomHorizontalFlip,
+            Resize,
+            ToDtype,
+            ToImage,
+        )
+
+        to_tensor = Compose([ToImage(), ToDtype(torch.float32, scale=True)])
+    transform = Compose([Resize((16, 16)), RandomHorizontalFlip(p=1.0), to_tensor])
+    folder = ImageFolder(_mixed_size_folder(tmp_path), transform=transform, loader=load_grey)
+    ds = OversampledDataset(folder, **FIT)  # the user's own pipeline says the size
+    assert folder.transform is transform  # restored after fitting
+    assert ds.model.image_shape_ == (1, 16, 16)
+    real, synthetic = ds[0][0], ds[len(ds) - 1][0]
+    assert real.shape == synthetic.shape == (1, 16, 16) and synthetic.dtype == real.dtype
+    # Synthetic items are made in the head's output form (a 16x16 grey PIL image) and get
+    # the random tail: here a certain flip, then the tensor conversion.
+    raw = ds.raw_items(ds.plan()[-1:])[0][0]
+    assert isinstance(raw, Image.Image) and raw.size == (16, 16)
+    expected = torch.from_numpy(np.array(raw)).flip(-1).float()[None] / 255
+    torch.testing.assert_close(synthetic, expected)
 
 
 def test_a_model_fitted_on_other_data_is_refused(data):
@@ -498,3 +535,16 @@ def test_copies_keep_their_model_and_serve_the_same_items(data, copy_with):
         assert same(clone[i][0], ds[i][0]) and clone[i][1] == ds[i][1]
     assert clone.origin(len(ds) - 1) == ds.origin(len(ds) - 1)
     ds.set_epoch(0)
+
+
+def test_fit_transform_overrides_the_head_of_the_datasets_compose(tmp_path):
+    from torchvision.transforms import Compose, Resize
+
+    transform = Compose([Resize((16, 16)), ToTensor()])
+    folder = ImageFolder(_mixed_size_folder(tmp_path), transform=transform, loader=load_grey)
+    ds = OversampledDataset(folder, fit_transform=Resize((12, 12)), **FIT)
+    assert ds.model.image_shape_ == (1, 12, 12)  # fitted on the override's output
+    raw = ds.raw_items(ds.plan()[-1:])[0][0]
+    assert isinstance(raw, Image.Image) and raw.size == (12, 12)
+    # ... and the synthetic items then get the whole Compose, like the real ones.
+    assert ds[0][0].shape == ds[len(ds) - 1][0].shape == (1, 16, 16)

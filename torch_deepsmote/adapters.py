@@ -35,7 +35,7 @@ from ._items import EXTRA_KEYS, ItemLayout
 from ._validation import check_choice
 
 __all__ = ["DatasetAdapter", "ItemMaker", "Kind", "find_classes", "find_labels"]
-__all__ += ["register_kind"]
+__all__ += ["register_kind", "split_compose"]
 
 ItemsTransform = Callable[[list], list]
 _TRANSFORM_ATTRS = ("transform", "target_transform", "transforms")
@@ -50,8 +50,9 @@ class Kind:
         dataset: The dataset.
     """
 
-    def __init__(self, dataset: Any) -> None:
+    def __init__(self, dataset: Any, keep_head: bool = True) -> None:
         self.dataset = dataset
+        self.keep_head = keep_head  # False: the user's fit_transform overrides the head
 
     @staticmethod
     def handles(dataset: Any) -> bool:
@@ -83,12 +84,18 @@ class Kind:
         return list(classes) if classes is not None else None
 
     def set_aside(self) -> Callable[[], None]:
-        """Set the transforms to ``None`` (raw items, as torchvision's v2 dataset wrapper
-        reads them); returns the function that restores them."""
+        """Set the transforms aside (raw items, as torchvision's v2 dataset wrapper reads
+        them); returns the function that restores them. A ``Compose`` keeps its
+        deterministic head (:func:`split_compose`): the images are read in its output form."""
         owner = self.dataset
         saved = {name: getattr(owner, name) for name in _TRANSFORM_ATTRS if hasattr(owner, name)}
+        head, _ = split_compose(saved.get("transform")) if self.keep_head else (None, None)
         for name in saved:
             setattr(owner, name, None)
+        if head is not None:
+            owner.transform = head
+            if isinstance(saved.get("transforms"), StandardTransform):
+                owner.transforms = StandardTransform(head, None)
 
         def restore() -> None:
             for name, value in saved.items():
@@ -103,11 +110,58 @@ class Kind:
         joint = getattr(self.dataset, "transforms", None)
         if joint is None or isinstance(joint, StandardTransform):
             transform = getattr(self.dataset, "transform", None)
+            head, tail = split_compose(transform) if self.keep_head else (None, None)
+            if head is not None:  # synthetic items are made in the head's output form
+                transform = tail
             target_transform = getattr(self.dataset, "target_transform", None)
             if transform is None and target_transform is None:
                 return None
             joint = StandardTransform(transform, target_transform)
         return PairItems(joint, layout, "the dataset's transform")
+
+
+# torchvision transforms (v1 and v2) that give the same output for the same input: a
+# Compose's head of these is applied while fitting; anything else (Random*, RandAugment,
+# AutoAugment, ColorJitter, a Lambda the library cannot judge) starts its random tail.
+DETERMINISTIC_TRANSFORMS = frozenset(
+    {
+        "Resize",
+        "CenterCrop",
+        "Grayscale",
+        "ToTensor",
+        "PILToTensor",
+        "ToImage",
+        "ToPureTensor",
+        "ToPILImage",
+        "ConvertImageDtype",
+        "ToDtype",
+        "Normalize",
+    }
+)
+
+
+def split_compose(transform: Any) -> tuple[Any, Any]:
+    """``(head, tail)`` of a torchvision ``Compose`` (``transforms`` or ``transforms.v2``):
+    the head its leading deterministic transforms, the tail the rest (``None`` when empty).
+    ``(None, transform)`` for anything else, or a ``Compose`` that starts randomly.
+
+    Example:
+        >>> from torchvision.transforms import Compose, RandomHorizontalFlip, Resize, ToTensor
+        >>> head, tail = split_compose(Compose([Resize(8), RandomHorizontalFlip(), ToTensor()]))
+        >>> [type(t).__name__ for t in head.transforms], [type(t).__name__ for t in tail.transforms]
+        (['Resize'], ['RandomHorizontalFlip', 'ToTensor'])
+    """
+    parts = getattr(transform, "transforms", None)
+    if type(transform).__name__ != "Compose" or not isinstance(parts, (list, tuple)):
+        return None, transform
+    first = next(
+        (i for i, t in enumerate(parts) if type(t).__name__ not in DETERMINISTIC_TRANSFORMS),
+        len(parts),
+    )
+    if first == 0:
+        return None, transform
+    tail = type(transform)(list(parts[first:])) if first < len(parts) else None
+    return type(transform)(list(parts[:first])), tail
 
 
 _KINDS: list[type[Kind]] = []
@@ -121,12 +175,11 @@ def register_kind(kind: type[Kind]) -> type[Kind]:
     return kind
 
 
-def kind_of(dataset: Any) -> Kind:
+def kind_of(dataset: Any, keep_head: bool = True) -> Kind:
     """The registered kind that handles ``dataset`` (the base kind when none does)."""
-    for kind in _KINDS:
-        if kind.handles(dataset):
-            return kind(dataset)
-    return Kind(dataset)
+    found = next((kind for kind in _KINDS if kind.handles(dataset)), Kind)(dataset)
+    found.keep_head = keep_head
+    return found
 
 
 def _as_labels(values: Any) -> Tensor | None:
@@ -157,6 +210,9 @@ class DatasetAdapter:
         label_key: Likewise for the target.
         extra_keys: ``'fill'`` or ``'drop'``: what synthetic items do with the other fields
             (:mod:`torch_deepsmote._items`).
+        keep_head: Keep a torchvision ``Compose``'s deterministic head while fitting
+            (:func:`split_compose`); ``False`` sets the whole transform aside (a
+            ``fit_transform`` stands in for it).
     """
 
     def __init__(
@@ -165,10 +221,11 @@ class DatasetAdapter:
         image_key: Any = None,
         label_key: Any = None,
         extra_keys: str = "fill",
+        keep_head: bool = True,
     ) -> None:
         self.extra_keys = check_choice("extra_keys", extra_keys, EXTRA_KEYS)
         self.dataset = dataset
-        self.kinds = [kind_of(part) for part in _parts(dataset)]
+        self.kinds = [kind_of(part, keep_head) for part in _parts(dataset)]
         self.image_key, self.label_key = self.kinds[0].default_keys(image_key, label_key)
 
     @property

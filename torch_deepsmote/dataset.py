@@ -141,7 +141,9 @@ class OversampledDataset(Dataset):
         self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
         self.pool = check_bool("pool", pool)
         self.dataset, self.transform, self.target_transform = dataset, transform, target_transform
-        adapter = DatasetAdapter(dataset, image_key, label_key, extra_keys)
+        # A fit_transform overrides the head of the dataset's Compose (see adapters).
+        keep_head = fit_transform is None
+        adapter = DatasetAdapter(dataset, image_key, label_key, extra_keys, keep_head)
         if adapter.transforms_differ():
             warnings.warn(
                 "The wrapped datasets have different transforms; synthetic items use "

@@ -112,7 +112,8 @@ def read_dataset(
     check_choice("on_bad_item", on_bad_item, ON_BAD_ITEM)
     check_non_negative_int("num_workers", num_workers)
     if adapter is None:
-        adapter = DatasetAdapter(dataset, image_key, label_key, extra_keys)
+        keep_head = fit_transform is None  # a fit_transform overrides a Compose's head
+        adapter = DatasetAdapter(dataset, image_key, label_key, extra_keys, keep_head)
     n = len(dataset)
     if n == 0:
         raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
@@ -373,7 +374,8 @@ def _check_item(
         raise _BadItem(
             f"is {tuple(tensor.shape)} {tensor.dtype} while the first good item is "
             f"{tuple(reference.shape)} {reference.dtype}: dataset images should share one shape "
-            "and dtype. For images of different sizes pass "
+            "and dtype. For images of different sizes start the dataset's Compose with a "
+            "Resize((H, W)) (its deterministic head is applied while fitting), or pass "
             "fit_transform=torchvision.transforms.Resize((H, W)): it is applied to the raw "
             "images while fitting, and synthetic images are made at that size."
         )
