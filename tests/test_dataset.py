@@ -326,12 +326,13 @@ def test_sampler_drives_fresh_epochs_and_splits_ranks(data):
     ds.set_epoch(0)
 
 
-# ---------------------------------------------------------------------- pool=True
+# ---------------------------------------------------------------------- the pool
 def test_pool_serves_the_same_items_without_decoding_again(data, monkeypatch):
     X, y = data
     base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     model = DeepSMOTE(**FIT).fit(X, y)
-    plain, pooled = OversampledDataset(base, model), OversampledDataset(base, model, pool=True)
+    plain = OversampledDataset(base, model, pool=False)
+    pooled = OversampledDataset(base, model, pool=True)
     decoded = []
     decode = pooled.synthesizer.images
     monkeypatch.setattr(
@@ -351,7 +352,8 @@ def test_pool_is_shared_with_persistent_workers(data, context):
     X, y = data
     base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     model = DeepSMOTE(**FIT).fit(X, y)
-    plain, pooled = OversampledDataset(base, model), OversampledDataset(base, model, pool=True)
+    plain = OversampledDataset(base, model, pool=False)
+    pooled = OversampledDataset(base, model, pool=True)
     loader = DataLoader(
         pooled,
         batch_size=32,
@@ -366,10 +368,45 @@ def test_pool_is_shared_with_persistent_workers(data, context):
         assert torch.equal(got, torch.stack([plain[i][0] for i in range(len(plain))]))
 
 
-def test_pool_must_be_a_bool(data):
+def test_pool_must_be_a_bool_or_auto(data):
     X, y = data
+    base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
     with pytest.raises(TypeError, match="pool"):
-        OversampledDataset(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), pool=1, **FIT)
+        OversampledDataset(base, pool=1, **FIT)
+    with pytest.raises(ValueError, match=r"`pool` should be True, False or 'auto'.*'always'"):
+        OversampledDataset(base, pool="always", **FIT)
+
+
+def test_by_default_a_fixed_synthetic_set_is_decoded_once_not_every_epoch(data, monkeypatch):
+    X, y = data
+    base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    model = DeepSMOTE(**FIT).fit(X, y)
+    decoded = []
+    decode = model.synthesizer_.images
+    monkeypatch.setattr(
+        model.synthesizer_, "images", lambda p, *a: decoded.append(len(p)) or decode(p, *a)
+    )
+    ds = OversampledDataset(base, model)  # pool='auto': a few KB fit in memory
+    assert ds.pool and sum(decoded) == ds.n_synthetic  # decoded once, at construction
+    for _ in range(3):  # three epochs of the paper's fixed set
+        assert len(list(DataLoader(ds, batch_size=16, num_workers=0))) == -(-len(ds) // 16)
+    assert sum(decoded) == ds.n_synthetic
+
+
+def test_auto_pool_stays_off_when_the_set_would_not_fit_in_memory(data, monkeypatch):
+    import torch_deepsmote.dataset as module
+
+    X, y = data
+    base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    model = DeepSMOTE(**FIT).fit(X, y)
+    monkeypatch.setattr(module, "available_memory", lambda: 1000)  # bytes
+    ds = OversampledDataset(base, model)
+    assert not ds.pool  # decoded per batch instead
+    needed = ds.n_synthetic * int(np.prod(model.image_shape_))
+    monkeypatch.setattr(module, "available_memory", lambda: 4 * needed)
+    assert OversampledDataset(base, model).pool
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two ranks on this machine share it
+    assert not OversampledDataset(base, model).pool
 
 
 # ---------------------------------------------------------------------- issue 11's bugs

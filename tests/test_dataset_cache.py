@@ -176,7 +176,8 @@ def test_changing_knn_rebuilds_the_neighbours_only(base, tmp_path, monkeypatch):
 
 
 def test_a_worker_refuses_a_cache_rewritten_by_another_run(base, tmp_path):
-    ds = OversampledDataset(base, cache_dir=tmp_path, **FIT)
+    # Decoding per batch (no pool), a worker reads the codes from the cache file.
+    ds = OversampledDataset(base, cache_dir=tmp_path, pool=False, **FIT)
     clone = pickle.loads(pickle.dumps(ds))  # what a spawned DataLoader worker receives
     # A run that only rebuilds the neighbour table rewrites the file with the same codes:
     # the copy's own plan still matches them.

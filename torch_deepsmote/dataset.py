@@ -15,6 +15,7 @@ batch of indices: one synthesizer call per batch.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import warnings
 from collections.abc import Sequence, Sized
@@ -34,7 +35,7 @@ from ._validation import (
 )
 from .adapters import DatasetAdapter
 from .deepsmote import DeepSMOTE
-from .reading import DatasetImages, read_dataset
+from .reading import DatasetImages, available_memory, read_dataset
 from .smote import SMOTEPlan, resolve_sampling_strategy
 from .storage.image_store import new_store, remove_store
 
@@ -76,8 +77,12 @@ class OversampledDataset(Dataset):
         device: Where the main process decodes; ``None``: the model's device. DataLoader
             workers decode on the CPU.
         decode_batch_size: Codes per decoder call.
-        pool: Decode each epoch's synthetic set once, in the main process, into shared
-            memory that the workers read (``set_epoch`` refills it).
+        pool: Decode each epoch's synthetic set once, in the main process on the model's
+            device, into shared memory that the workers read (``set_epoch`` refills it);
+            ``False`` decodes per batch, on the CPU in DataLoader workers. ``'auto'`` pools
+            when the set takes at most a quarter of the available memory: on a GPU machine
+            decoding leaves the workers' CPUs, and a fixed set (no ``set_epoch``, the paper's
+            setting) is decoded once, not once per epoch.
         in_memory: ``False`` streams the images through an HDF5 file in ``cache_dir``
             while fitting; ``'auto'`` does so when they would take over a quarter of the
             memory.
@@ -125,7 +130,7 @@ class OversampledDataset(Dataset):
         seed: int = 0,
         device: Any = None,
         decode_batch_size: int = 256,
-        pool: bool = False,
+        pool: bool | str = "auto",
         in_memory: bool | str = "auto",
         num_workers: int = 0,
         progress: bool = True,
@@ -139,7 +144,10 @@ class OversampledDataset(Dataset):
         self.transform_real = check_bool("transform_real", transform_real)
         self.seed = check_non_negative_int("seed", seed)
         self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
-        self.pool = check_bool("pool", pool)
+        if isinstance(pool, str) and pool != "auto":
+            raise ValueError(f"`pool` should be True, False or 'auto', but got pool={pool!r}.")
+        if not isinstance(pool, str):
+            check_bool("pool", pool)
         self.dataset, self.transform, self.target_transform = dataset, transform, target_transform
         # A fit_transform overrides the head of the dataset's Compose (see adapters).
         keep_head = fit_transform is None
@@ -160,7 +168,7 @@ class OversampledDataset(Dataset):
         else:
             read = read_dataset(dataset, **read_options, adapter=adapter)
             _check_model(model, read)
-        self._serve(model, read, adapter, sampling_strategy, device)
+        self._serve(model, read, adapter, sampling_strategy, device, pool)
 
     def _serve(
         self,
@@ -169,8 +177,10 @@ class OversampledDataset(Dataset):
         adapter: DatasetAdapter,
         sampling_strategy: Any,
         device: Any,
+        pool: bool | str,
     ) -> None:
-        """Keep what serving needs: the synthesizer, the item maker, labels and counts."""
+        """Keep what serving needs: the synthesizer, the item maker, labels, counts and
+        the pool of decoded images."""
         self.model = model
         # Position p < n_real serves dataset item real_indices[p] (all unless skipped).
         self.real_indices, self.n_real = read.indices, len(read.labels)
@@ -188,11 +198,13 @@ class OversampledDataset(Dataset):
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._plan_cache: tuple[int, SMOTEPlan] | None = None
         self.targets = self._labels.tolist() + self.plan().labels.tolist()
+        dtype = read.image_format.torch_dtype
+        shape = (self.n_synthetic, *model.image_shape_)
+        self.pool = pool if isinstance(pool, bool) else _pool_fits(shape, dtype)
         if self.pool:
             # Shared memory, allocated once and refilled in place: forked, spawned and
             # persistent workers all read the pool the main process fills.
-            dtype = read.image_format.torch_dtype
-            self._pool = torch.empty(self.n_synthetic, *model.image_shape_, dtype=dtype)
+            self._pool = torch.empty(shape, dtype=dtype)
             self._pool.share_memory_()
             self._pool_epoch = torch.full((1,), -1, dtype=torch.int64).share_memory_()
             self._fill_pool()
@@ -334,6 +346,15 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     # Mix (seed, epoch) so that (0, 1) and (1, 0) give unrelated plans.
     digest = hashlib.sha256(f"deepsmote-plan:{seed}:{epoch}".encode()).digest()
     return int.from_bytes(digest[:7], "little")
+
+
+def _pool_fits(shape: tuple, dtype: torch.dtype, share: float = 0.25) -> bool:
+    """Whether a pool of ``shape`` takes at most ``share`` of the available memory (shared
+    with the other processes torchrun started on this machine)."""
+    local_ranks = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1), 1)
+    needed = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    available = available_memory()
+    return available is None or needed <= share * available / local_ranks
 
 
 def _check_args(
