@@ -68,7 +68,8 @@ def run(quick, device):
     memory = TensorDataset(x, y)
     few = imbalanced_subset(memory, (FIT_PER_CLASS,) * len(TABLE_I_TRAIN), seed=0).indices
     model = DeepSMOTE(max_epochs=1, progress=False, random_state=0, knn="torch")
-    ds = OversampledDataset(memory, model.fit(x[few], y[few]))
+    # Per batch (no pool): the synthetic rows time decoding in the loader.
+    ds = OversampledDataset(memory, model.fit(x[few], y[few]), pool=False)
     n_real, n_total = ds.n_real, len(ds)
     real_idx = list(range(n_real))
     synth_idx = list(range(n_real, n_total))
