@@ -64,8 +64,11 @@ classify() {  # limit, out folder, classifier, methods
 }
 step pytest_gpu 60 "$PY" -m pytest -m gpu -q -p no:cacheprovider
 # One log for both classifiers (the 8-file limit); the ResNet gets its own share of time.
-step classify 340 bash -c "$(declare -f classify); PY=$PY OUT=$OUT
+step classify 320 bash -c "$(declare -f classify); PY=$PY OUT=$OUT
     classify 200 i12-gpu cnn-fc cmo_la,dsp-cmo-s0.5,mixup_la,dsp-q1-s0.3-mixup,logit_adj,dsp-cmo-s0.5-bl,oracle_cmo_la,dsp-q1-s0.3,none
     classify 135 i12-gpu-resnet18 resnet18 cmo_la,dsp-cmo-s0.5,logit_adj,oracle_cmo_la"
-step bench_speed 120 "$PY" -m benchmarks.bench_speed --quick --sections train,serve,knn \
-    --no-write --json "$OUT/speed.json"
+# One log for the speed check and the serving cost (the 8-file limit): serving an epoch of
+# OversampledDataset against a classifier epoch, per batch and pooled, on the GPU.
+step speed 150 bash -c "$PY -m benchmarks.bench_speed --quick --sections train,serve,knn \
+    --no-write --json $OUT/speed.json; $PY -m benchmarks.serving_cost --device cuda \
+    --out /tmp/serving_cost; cat /tmp/serving_cost/cuda.json"
