@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from torch_deepsmote import cmo
+
 __all__ = [
     "AUGMENTATIONS",
     "CMO",
@@ -176,20 +178,20 @@ class Mixup:
 
 
 def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator):
-    """(top, bottom, left, right) of a CutMix box covering about ``1 - lam`` of the image:
-    sides ``sqrt(1 - lam)`` times the image's, a uniform centre, clipped at the border
-    (Yun et al., ICCV 2019; clipping makes the box smaller, so the label weights are taken
-    from the box actually pasted)."""
-    cut = np.sqrt(1.0 - lam)
-    ch, cw = int(height * cut), int(width * cut)
+    """(top, bottom, left, right) of a CutMix box covering about ``1 - lam`` of the image,
+    its centre drawn from ``rng`` (the box itself is the library's :func:`torch_deepsmote.
+    cmo.box`: sides ``sqrt(1 - lam)`` times the image's, clipped at the border)."""
     cy, cx = int(rng.integers(height)), int(rng.integers(width))
-    top, bottom = np.clip([cy - ch // 2, cy + ch // 2], 0, height)
-    left, right = np.clip([cx - cw // 2, cx + cw // 2], 0, width)
-    return int(top), int(bottom), int(left), int(right)
+    return cmo.box(height, width, lam, cy, cx)
 
 
 class CMO:
     """Context-rich minority oversampling: minority images pasted onto majority contexts.
+
+    The library's :class:`torch_deepsmote.cmo.CMO` does the same with torch generators;
+    this one keeps the numpy draws of the committed runs (same box and paste arithmetic,
+    the library's :func:`~torch_deepsmote.cmo.box` and :func:`~torch_deepsmote.cmo.paste`),
+    so that their seeds still reproduce them.
 
     With probability ``prob`` per step, a batch from ``minority`` (a class-balanced stream,
     see :func:`class_balanced_sampler`) is augmented like the main batch, and a CutMix box
@@ -225,7 +227,6 @@ class CMO:
         if augment is not None:
             x2 = augment(x2)
         h, w = x.shape[-2:]
-        top, bottom, left, right = cutmix_box(h, w, float(self.rng.uniform()), self.rng)
-        x = x.clone()
-        x[..., top:bottom, left:right] = x2[..., top:bottom, left:right]
-        return x, y2, 1.0 - (bottom - top) * (right - left) / (h * w)
+        where = cutmix_box(h, w, float(self.rng.uniform()), self.rng)
+        top, bottom, left, right = where
+        return cmo.paste(x, x2, where), y2, 1.0 - (bottom - top) * (right - left) / (h * w)

@@ -6,6 +6,7 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
 from . import integrations  # noqa: F401 - registers the Hugging Face and MONAI kinds
 from ._version import __version__  # noqa: F401
+from .cmo import CMO
 from .dataset import OversampledDataset
 from .deepsmote import DeepSMOTE
 from .knn import FaissKNN, TorchKNN, get_knn
@@ -18,6 +19,7 @@ from .synthesis import Synthesizer
 from .training import TrainingConfig, fit_autoencoder
 
 __all__ = [
+    "CMO",
     "ClassBalancedBatchSampler",
     "ClassPriorSampler",
     "DeepSMOTE",
