@@ -6,7 +6,8 @@ import torch
 from conftest import TINY, make_shapes
 
 from torch_deepsmote import DeepSMOTE
-from torch_deepsmote.quality import assess, latent_pca, nearest
+from torch_deepsmote.quality import assess, latent_pca, nearest, prdc, variety
+from torch_deepsmote.report import format_table
 
 
 def test_nearest_matches_a_brute_force_search_and_leaves_one_out():
@@ -69,3 +70,57 @@ def test_assess_refuses_other_images(single):
     model, X = single
     with pytest.raises(ValueError, match="fitted on"):
         assess(model, np.flip(X, 0).copy())
+
+
+# ---------------------------------------------------------------------- variety (PRDC)
+def _cloud(n, seed=0, dims=4):
+    return torch.randn(n, dims, generator=torch.Generator().manual_seed(seed))
+
+
+def test_prdc_of_copies_far_points_and_a_crowd():
+    real = _cloud(200)
+    copies = prdc(real, real.clone())
+    assert copies["precision"] == copies["recall"] == copies["coverage"] == 1.0
+    assert copies["density"] == pytest.approx(1.0, abs=0.15)
+    assert variety(copies).startswith("faithful and varied")
+    far = prdc(real, real + 100)
+    assert far["precision"] == far["density"] == far["coverage"] == 0.0
+    assert variety(far).startswith("off the data")
+    # Synthetic points crowded where the real ones are densest: real-looking, dense, and
+    # covering little of the real spread.
+    densest = int(torch.cdist(real, real).kthvalue(6, dim=1).values.argmin())
+    crowd = real[densest] + 0.01 * _cloud(120, seed=1)
+    easy = prdc(real, crowd)
+    assert easy["precision"] == 1.0 and easy["density"] > 1.2 and easy["coverage"] < 0.1
+    assert variety(easy).startswith("right but easy")
+    assert prdc(real[:5], crowd) is None  # k = 5 needs more than 5 real points
+
+
+def test_prdc_agrees_with_the_prdc_package():
+    reference = pytest.importorskip("prdc")
+    real, fake = _cloud(150), 0.8 * _cloud(120, seed=2) + 0.3
+    expected = reference.compute_prdc(real.numpy(), fake.numpy(), nearest_k=5)
+    mine = prdc(real, fake, k=5)
+    for name in ("precision", "recall", "density", "coverage"):
+        assert mine[name] == pytest.approx(float(expected[name]), abs=1e-6), name
+
+
+def test_assess_reports_variety_in_code_space_and_in_a_given_feature_space(fitted, shapes):
+    X, _ = shapes
+    flat = lambda images: torch.as_tensor(images).float().flatten(1)  # noqa: E731
+    result = assess(fitted, X, features=flat, max_per_class=200)
+    measured = [
+        row for row in result.table if min(row["measured_real"], row["measured_synthetic"]) > 5
+    ]
+    assert measured and all(row["precision"] is None for row in result.table if row not in measured)
+    for row in measured:
+        for prefix in ("", "features_"):
+            values = [row[prefix + name] for name in ("precision", "recall", "coverage")]
+            assert all(0 <= v <= 1 for v in values)
+            assert row[prefix + "density"] >= 0 and isinstance(row[prefix + "variety"], str)
+    report = {
+        "classes": [{"label": r["label"], "name": str(r["label"])} for r in result.table],
+        "quality": result.to_dict(),
+    }
+    text = format_table(report)
+    assert "prec" in text and "cover" in text and measured[0]["variety"] in text

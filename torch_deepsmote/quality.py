@@ -13,6 +13,12 @@ For every class (:func:`assess`):
 - label fidelity: the share of synthetic images whose nearest real image in latent space
   (the encoder's code of the synthetic image against the codes of every real image) is of
   their own class. A low value means new images land among another class's.
+- precision, recall, density and coverage of the synthetic images against the real ones
+  of the class (Naeem et al., "Reliable Fidelity and Diversity Metrics for Generative
+  Models", ICML 2020; :func:`prdc`), in the autoencoder's code space and, when a
+  ``features`` function is given (a classifier's penultimate layer, say), in its space.
+  High density with low coverage is "right but easy": the synthetic images sit where the
+  real ones are dense and leave most of their spread uncovered (:func:`variety`).
 
 Distances are on the [0, 1] pixel scale (the images' value range mapped to [0, 1]), so
 0.1 means a typical pixel differs by a tenth of the range. Neighbours are searched exactly
@@ -24,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -35,7 +41,7 @@ from .deepsmote import DeepSMOTE
 from .latents import decode_codes
 from .smote import SMOTEPlan
 
-__all__ = ["Assessment", "assess", "nearest", "latent_pca"]
+__all__ = ["Assessment", "assess", "latent_pca", "nearest", "prdc", "variety"]
 
 
 @torch.no_grad()
@@ -80,6 +86,73 @@ def nearest(
         indices[start : start + len(block)] = found.indices
     indices[torch.isinf(distances)] = -1
     return distances, indices
+
+
+def _kth_distance(points: Tensor, k: int) -> Tensor:
+    """(n,) distance of each row of ``points`` (n, d) to its ``k``-th nearest other row."""
+    distances = torch.cdist(points.float(), points.float())
+    return distances.kthvalue(k + 1, dim=1).values  # the row itself is the first, at 0
+
+
+@torch.no_grad()
+def prdc(real: Tensor, fake: Tensor, k: int = 5) -> dict[str, float] | None:
+    """Precision, recall, density and coverage of ``fake`` (m, d) against ``real`` (n, d).
+
+    With ``B(x, r)`` the ball around ``x`` reaching its ``k``-th nearest neighbour of its
+    own set (Naeem et al., ICML 2020, the ``prdc`` package's definitions):
+
+    - precision: share of fake rows inside some real ball (they look real);
+    - recall: share of real rows inside some fake ball (the fakes reach them);
+    - density: ``1/k`` times the mean number of real balls a fake row is in (1 for fakes
+      spread like the reals, above 1 when they crowd where the reals are dense);
+    - coverage: share of real balls that hold at least one fake row.
+
+    Returns:
+        ``{"precision", "recall", "density", "coverage"}``, or ``None`` when either set has
+        ``k`` rows or fewer.
+
+    Example:
+        >>> real = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
+        >>> prdc(real, real.clone(), k=5)["coverage"], prdc(real, real + 100)["precision"]
+        (1.0, 0.0)
+    """
+    if min(len(real), len(fake)) <= k:
+        return None
+    real, fake = real.float(), fake.float()
+    real_radius, fake_radius = _kth_distance(real, k), _kth_distance(fake, k)
+    between = torch.cdist(real, fake)  # (n, m)
+    inside = between < real_radius[:, None]  # fake j in the ball of real i
+    return {
+        "precision": float(inside.any(0).float().mean()),
+        "recall": float((between < fake_radius[None, :]).any(1).float().mean()),
+        "density": float(inside.sum(0).float().mean()) / k,
+        "coverage": float((between.min(1).values < real_radius).float().mean()),
+    }
+
+
+_READINGS = {
+    "off": "off the data: half or more of the synthetic images fall outside every real "
+    "image's neighbourhood",
+    "easy": "right but easy: the synthetic images crowd where the real ones are dense and "
+    "cover little of their spread",
+    "narrow": "narrow: the synthetic images look real but reach less than half of the real "
+    "images' neighbourhoods",
+    "thin": "thin: the synthetic images reach the real spread but sit at its edges",
+    "good": "faithful and varied: real-looking and spread over most of the real images' "
+    "neighbourhoods",
+}
+
+
+def variety(scores: Mapping[str, float] | None) -> str | None:
+    """The reading of :func:`prdc`'s numbers in words, or ``None`` without them."""
+    if scores is None:
+        return None
+    precision, density, coverage = (scores[k] for k in ("precision", "density", "coverage"))
+    if precision < 0.5:
+        return _READINGS["off"]
+    if coverage < 0.5:
+        return _READINGS["easy" if density >= 1 else "narrow"]
+    return _READINGS["thin" if density < 0.5 else "good"]
 
 
 def latent_pca(codes: Tensor, *others: Tensor) -> tuple[Tensor, ...]:
@@ -148,6 +221,29 @@ def _rms(distances: Tensor, n_pixels: int) -> Tensor:
     return distances / n_pixels**0.5
 
 
+def _variety_scores(
+    real_codes: Tensor,
+    fake_codes: Tensor,
+    real_images: Tensor,
+    fake_images: Tensor,
+    features: Callable[[Tensor], Tensor] | None,
+    k: int,
+) -> dict:
+    """The class's :func:`prdc` numbers and their reading, in code space and (``features``)
+    in the given feature space."""
+    spaces = {"": (real_codes, fake_codes)}
+    if features is not None:
+        with torch.no_grad():
+            spaces["features_"] = (features(real_images), features(fake_images))
+    out = {}
+    for prefix, (real, fake) in spaces.items():
+        scores = prdc(torch.as_tensor(real).flatten(1), torch.as_tensor(fake).flatten(1), k)
+        for name in ("precision", "recall", "density", "coverage"):
+            out[prefix + name] = None if scores is None else scores[name]
+        out[prefix + "variety"] = variety(scores)
+    return out
+
+
 def _median(values: Tensor) -> float | None:
     values = values[torch.isfinite(values)]
     return float(values.median()) if len(values) else None
@@ -161,6 +257,8 @@ def assess(
     max_per_class: int = 1000,
     near_copy: float = 0.1,
     random_state: int = 0,
+    features: Callable[[Tensor], Tensor] | None = None,
+    k: int = 5,
 ) -> Assessment:
     """Measure a fitted model's synthetic images against its real ones, per class.
 
@@ -176,6 +274,10 @@ def assess(
             images to their nearest other real image of the same class (over all classes;
             0 where no class has two images).
         random_state: Seed of the synthetic draw and of the real images measured.
+        features: A function of a batch of images ((B, C, H, W) in their own dtype and
+            range) to (B, F) features, e.g. a trained classifier's penultimate layer: the
+            variety numbers are also computed there (``features_*`` keys).
+        k: Neighbours of the balls of :func:`prdc`.
 
     Returns:
         An :class:`Assessment` whose ``table`` has, per class: ``label``, ``real`` and
@@ -184,12 +286,17 @@ def assess(
         over real images, ``None`` for a class of one), ``synthetic_nearest_rms`` (median,
         ``None`` without synthetic images), ``synthetic_nearest_rms_mean``,
         ``near_copies`` (count), ``near_copy_share``, ``other_class_share`` (nearest real
-        code of another class) and ``label_fidelity`` (1 - that share).
+        code of another class), ``label_fidelity`` (1 - that share), ``precision``,
+        ``recall``, ``density`` and ``coverage`` (:func:`prdc` in code space, the measured
+        real images against the synthetic ones; ``None`` for a class of ``k`` images or
+        fewer), ``variety`` (their reading, :func:`variety`) and, with ``features``, the
+        same five as ``features_precision``, ... in that space.
 
     Raises:
         ValueError: ``images`` are not the images the model was fitted on.
     """
     check_positive_int("max_per_class", max_per_class)
+    check_positive_int("k", k)
     check_positive_float("near_copy", near_copy, allow_zero=True)
     tensor, _ = as_images(images, "images")
     labels = model.labels_
@@ -215,12 +322,20 @@ def assess(
         loo_all.append(loo[torch.isfinite(loo)])
         mine = plan.labels == c
         near = _rms(nearest(_unit(model, synthetic[mine]), real)[0], n_pixels)
-        per_class.append((c, rows, measured, loo, near, flip[mine]))
+        scores = _variety_scores(
+            model.latents_[measured],
+            synthetic_codes[mine],
+            tensor[measured],
+            synthetic[mine],
+            features,
+            k,
+        )
+        per_class.append((c, rows, measured, loo, near, flip[mine], scores))
     pooled = torch.cat(loo_all)
     threshold = near_copy * float(pooled.median()) if len(pooled) else 0.0
 
     table = []
-    for c, rows, measured, loo, near, flips in per_class:
+    for c, rows, measured, loo, near, flips, scores in per_class:
         copies = int((near <= threshold).sum())
         table.append(
             {
@@ -237,6 +352,7 @@ def assess(
                 "near_copy_share": copies / len(near) if len(near) else None,
                 "other_class_share": int(flips.sum()) / len(near) if len(near) else None,
                 "label_fidelity": 1 - int(flips.sum()) / len(near) if len(near) else None,
+                **scores,
             }
         )
     return Assessment(table, threshold, plan, synthetic_codes, model.latents_, labels)

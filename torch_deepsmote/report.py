@@ -25,6 +25,7 @@ from typing import Any
 from . import plots
 from .deepsmote import DeepSMOTE
 from .quality import assess
+from .storage.atomic import write_bytes
 
 __all__ = ["FIGURES", "REPORT_NAME", "format_table", "write_report"]
 
@@ -102,7 +103,7 @@ def write_report(
         for name, figure in figures.items():
             figure.savefig(out / name, dpi=110)
             report["figures"].append(name)
-    (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+    write_bytes(out / REPORT_NAME, (json.dumps(report, indent=2) + "\n").encode())
     return report
 
 
@@ -116,10 +117,13 @@ def format_table(report: Mapping[str, Any]) -> str:
     """The per-class quality table of a report, as aligned text."""
     names = {c["label"]: c["name"] for c in report["classes"]}
     rows = [("class", "real", "+new", "recon", "real-nn", "synth-nn", "copies", "fidelity")]
+    rows[0] += ("prec", "density", "cover")
+    readings = []
     for row in report["quality"]["classes"]:
+        name = str(names.get(row["label"], row["label"]))[:20]
         rows.append(
             (
-                str(names.get(row["label"], row["label"]))[:20],
+                name,
                 str(row["real"]),
                 str(row["synthetic"]),
                 _cell(row["reconstruction_rms"]),
@@ -127,8 +131,13 @@ def format_table(report: Mapping[str, Any]) -> str:
                 _cell(row["synthetic_nearest_rms"]),
                 _cell(row["near_copy_share"], percent=True),
                 _cell(row["label_fidelity"], percent=True),
+                _cell(row.get("precision"), percent=True),
+                _cell(row.get("density")),
+                _cell(row.get("coverage"), percent=True),
             )
         )
+        if row.get("variety"):
+            readings.append(f"{name}: {row['variety']}.")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
@@ -141,6 +150,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         "distance of a real / synthetic image to its nearest (other) real image of the class; "
         f"copies: synthetic images within {report['quality']['near_copy_threshold']:.4f} of a "
         "real one; fidelity: synthetic images whose nearest real code is of their class "
-        "(distances on the 0..1 pixel scale)."
+        "(distances on the 0..1 pixel scale); prec / density / cover: precision, density and "
+        "coverage of the synthetic codes against the real ones (Naeem et al., 2020)."
     )
-    return "\n".join(lines + [legend])
+    return "\n".join(lines + [legend, *readings])
