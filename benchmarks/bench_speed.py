@@ -18,7 +18,7 @@ interleaved so that a neighbour's load hits both alike). Sections, one module ea
 5. cache    latents/s from the HDF5 cache: whole-class reads and random batches of 256 in a
             DataLoader with 2 workers.
 
-Run (writes the "## Performance (issue 4)" section of benchmarks/RESULTS.md):
+Run (writes the "## How fast is it, against what?" section of benchmarks/RESULTS.md):
 
     flock /tmp/deepsmote-cpu.lock python -m benchmarks.bench_speed          # ~15 min, 2 cores
     flock /tmp/deepsmote-cpu.lock python -m benchmarks.bench_speed --quick  # ~2-3 min

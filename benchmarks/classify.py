@@ -18,7 +18,7 @@ subset; the DeepSMOTE autoencoder is trained once on that subset and reused thro
 ``OversampledDataset(cache_dir=...)``; ``--data-seed`` draws another subset (and so
 another autoencoder), and ``classify_report.py --protocol`` pools the runs of several.
 Writes ``results.json`` (every number, the training-loss curve of every run), the figures,
-and with ``--results-md`` the "Classification (issue 5)" section.
+and with ``--results-md`` the "Does it make my classifier better, and when?" section.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ __all__ = [
     "convergence_table",
 ]
 
-SECTION = "## Classification (issue 5)"
+SECTION = "## Does it make my classifier better, and when?"
 
 # DeepSMOTE (TNNLS 2022), ResNet-18, 5-fold CV: (ACSA, GM, F1) x 100.
 PAPER = {
@@ -124,7 +124,7 @@ def _sweep_table(result: dict) -> list[str]:
 
 
 def markdown_section(results: list[dict], notes: str = "") -> str:
-    """The whole "## Classification (issue 5)" section for one or more runs."""
+    """The whole "## Does it make my classifier better, and when?" section for one or more runs."""
     lines = [SECTION, ""]
     if notes:
         lines += [notes.strip(), ""]

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 
 __all__ = ["CONFIGS", "render", "run"]
 
-SECTION = "## Distributed (issue 15)"
+SECTION = "## What does it cost under torch.distributed?"
 # (label, world size, threads per process)
 CONFIGS = (
     ("1 process, 1 thread", 1, 1),

@@ -8,7 +8,7 @@ one epoch, FAISS neighbours, a fresh ``cache_dir``) in a fresh subprocess, which
 own peak resident set (``getrusage(RUSAGE_SELF).ru_maxrss``), its resident set after the
 imports and a warm-up fit of 200 images (the baseline) and the wall time of the fit.
 
-Run (writes benchmarks/results/memory/memory-<paths>.json, then the "## Memory (issue 14)"
+Run (writes benchmarks/results/memory/memory-<paths>.json, then the "## How much memory does it take?"
 section of benchmarks/RESULTS.md from every memory-*.json in that folder, so that the
 paths can be measured in separate runs):
 
@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 
 __all__ = ["SyntheticImages", "load", "measure", "render", "run"]
 
-SECTION = "## Memory (issue 14)"
+SECTION = "## How much memory does it take?"
 FULL_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (2_000, 5_000)
 # What each path passes to OversampledDataset; the keys name the rows of the table.

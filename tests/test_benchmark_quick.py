@@ -68,7 +68,7 @@ def test_quick_mode_runs_every_method_and_writes_results(tmp_path):
         "fashion-mnist_real_vs_synthetic_residual.png",
     ]
     text = md.read_text()
-    assert "## Classification (issue 5)" in text and "| deepsmote |" in text
+    assert "## Does it make my classifier better, and when?" in text and "| deepsmote |" in text
     # A second run reuses the cached autoencoders instead of training them again: it writes
     # no cache file (same inode, mtime and size) and makes no new one.
     cached = _cache_files(tmp_path / "work")

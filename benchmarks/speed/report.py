@@ -1,4 +1,4 @@
-"""The "## Performance (issue 4)" section: a header, then each section's own table."""
+"""The "## How fast is it, against what?" section: a header, then each section's own table."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from . import cache, knn, quality, serve, train
 
 __all__ = ["HEADING", "SECTIONS", "render"]
 
-HEADING = "## Performance (issue 4)"
+HEADING = "## How fast is it, against what?"
 
 # In the order they run by default and appear in RESULTS.md.
 SECTIONS = {"train": train, "quality": quality, "serve": serve, "knn": knn, "cache": cache}
