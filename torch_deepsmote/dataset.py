@@ -67,8 +67,9 @@ class OversampledDataset(Dataset):
         on_bad_item: ``'raise'`` at the first unreadable or odd item, or ``'skip'`` such
             items (``n_real`` counts the kept ones, ``real_indices`` names them).
         lock_timeout: Seconds to wait for another process fitting the same cache.
-        transform, target_transform: Applied to synthetic items after the dataset's own
-            transforms, and to real ones with ``transform_real=True``.
+        transform: Applied to synthetic images after the dataset's own transforms, and to
+            real ones with ``transform_real=True``.
+        target_transform: Likewise for targets.
         transform_real: Also apply ``transform`` / ``target_transform`` to real items.
         fit_transform: A deterministic transform of every raw image while fitting, e.g.
             ``Resize((64, 64))`` for images of mixed sizes; synthetic images are made in
@@ -88,8 +89,8 @@ class OversampledDataset(Dataset):
             memory.
         num_workers: DataLoader workers that read the items while fitting (0: here).
         progress: Show progress bars.
-        image_key, label_key: Where dict (or tuple) items hold image and target; ``None``
-            finds them.
+        image_key: Where dict (or tuple) items hold the image; ``None`` finds it.
+        label_key: Likewise for the target.
         extra_keys: ``'fill'`` (synthetic items carry the other fields with a marker such
             as -1, NaN or ``""``) or ``'drop'`` (both kinds of item lose them).
         **fit_params: :class:`DeepSMOTE` arguments for the fit.

@@ -106,9 +106,15 @@ class DeepSMOTE(EstimatorParams):
             object with ``kneighbors``.
         latent_dim: Code size; ``None``: 300 for grey, 600 for colour images (the paper).
         hidden_channels: Width of the first convolution (64 in the paper).
-        batch_size, lr, max_epochs, patience, min_delta, penalty_weight,
-            penalty_encoder_grad, precision, channels_last: Training options (the paper's
-            by default), see :class:`~torch_deepsmote.training.TrainingConfig`.
+        batch_size: Training batch size (100 in the paper).
+        lr: Adam's learning rate (2e-4 in the paper).
+        max_epochs: Upper bound on training epochs.
+        patience: Epochs without progress before stopping (0: never).
+        min_delta: Relative improvement of the epoch loss that counts as progress.
+        penalty_weight: Weight of the penalty term (1 as published; 0 turns it off).
+        penalty_encoder_grad: Whether the encoder learns from the penalty (no, as published).
+        precision: ``'auto'``, ``'fp32'``, ``'bf16'`` or ``'fp16'`` (``TrainingConfig``).
+        channels_last: Train with the channels-last memory format.
         device: Where to train, encode and decode; ``None``: CUDA when available, else CPU.
         random_state: Seed of the weights, training order and SMOTE draws.
         progress: Show progress bars.
@@ -125,14 +131,11 @@ class DeepSMOTE(EstimatorParams):
         distributed: Fit with the ranks of a ``torch.distributed`` group: ``'auto'``,
             ``True`` or ``False``.
 
-    Attributes:
-        synthesizer_: The :class:`~torch_deepsmote.synthesis.Synthesizer` that makes every
-            synthetic image; ``decoder_``, ``latents_`` (N, D), ``labels_`` (N,),
-            ``neighbors_`` (N, k), ``n_neighbors_``, ``residuals_`` and ``image_format_``
-            are views of its parts.
-        encoder_, device_, image_shape_, classes_, sampling_strategy_, history_,
-            data_fingerprint_: The fitted value's parts (:class:`~torch_deepsmote.fitting.
-            FittedDeepSMOTE`), ``fitted_`` the value itself.
+    Fitted attributes: ``fitted_`` (the :class:`~torch_deepsmote.fitting.FittedDeepSMOTE`),
+    its parts ``encoder_``, ``synthesizer_``, ``device_``, ``image_shape_``, ``classes_``,
+    ``sampling_strategy_``, ``history_``, ``data_fingerprint_``, and the synthesizer's
+    ``decoder_``, ``latents_`` (N, D), ``labels_`` (N,), ``neighbors_`` (N, k),
+    ``n_neighbors_``, ``residuals_`` and ``image_format_``.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -311,7 +314,8 @@ class DeepSMOTE(EstimatorParams):
             fit_transform: A deterministic transform of each raw image while reading
                 (``Resize((64, 64))`` for an image folder of mixed sizes).
             on_bad_item: ``'raise'`` at the first unreadable or odd item, or ``'skip'`` it.
-            image_key, label_key: Where dict (or tuple) items hold the image and target.
+            image_key: Where dict (or tuple) items hold the image.
+            label_key: Where they hold the target.
             num_workers: DataLoader workers that read the items (0: this process).
 
         Returns:

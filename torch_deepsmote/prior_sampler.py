@@ -92,7 +92,9 @@ class ClassPriorSampler(Sampler[int]):
             draws only real ones.
         num_samples: Draws per epoch over all ranks; ``None``: ``dataset.n_real``.
         start_epoch: First epoch with ``class_power`` and ``synthetic_share``.
-        num_replicas, rank, seed: As in :class:`~torch_deepsmote.DeepSMOTESampler`.
+        num_replicas: As in :class:`~torch_deepsmote.DeepSMOTESampler`.
+        rank: As in :class:`~torch_deepsmote.DeepSMOTESampler`.
+        seed: As in :class:`~torch_deepsmote.DeepSMOTESampler`.
 
     Attributes:
         class_prior: (n_labels,) float32, the share of this epoch's draws per label

@@ -162,14 +162,16 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
             ``(len(dataset),)``, the class of every index); ``set_epoch`` is called when
             present. ``targets`` is read when each epoch's iterator is created.
         batch_size: Positive number of indices per batch.
-        num_replicas, rank, seed: As in :class:`DeepSMOTESampler`.
+        num_replicas: As in :class:`DeepSMOTESampler`.
+        rank: As in :class:`DeepSMOTESampler`.
+        seed: As in :class:`DeepSMOTESampler`.
         drop_last: Round the number of batches down (True) or up (False), see above.
 
     Raises:
         TypeError: ``dataset`` without ``__len__`` or ``targets``, or a wrongly typed argument.
         ValueError: A bad value; when iterating, ``targets`` not of shape ``(len(dataset),)``.
 
-    Example:
+    Examples:
         >>> class Toy(torch.utils.data.Dataset):
         ...     targets = [0] * 6 + [1] * 2
         ...     def __len__(self):
