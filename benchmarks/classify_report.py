@@ -408,7 +408,41 @@ def protocol_tables(results: list[dict], per_class: tuple[str, ...] = ()) -> lis
         if table:
             lines += [f"#### balanced-test recall per class: {method} against {reference}", ""]
             lines += table + [""]
+    headroom = _headroom_table(rows)
+    if headroom:
+        lines += ["#### headroom ratio: (method - logit_adj) / (oracle_la - logit_adj)", ""]
+        lines += headroom + [""]
     lines += ["#### wall time", ""] + _timing_table(rows) + [""]
+    return lines
+
+
+def headroom_ratios(
+    rows: dict, real: str = "logit_adj", oracle: str = "oracle_la", metric: str = "acsa"
+) -> dict:
+    """{method: {(data_seed, seed): ratio}}: ``(method - real) / (oracle - real)`` on the
+    balanced test, per run that ``real`` and ``oracle`` also have (same subset and seed),
+    for every DeepSMOTE row: the share of the headroom that unseen real images would give
+    (``oracle``) which the method's synthetic images capture."""
+    a = _values(rows, real, "balanced", metric)
+    b = _values(rows, oracle, "balanced", metric)
+    ratios = {}
+    for method in _methods(rows):
+        if not _is_synthetic(method) or method == oracle:
+            continue
+        mine = _values(rows, method, "balanced", metric)
+        runs = sorted(mine.keys() & a.keys() & b.keys())
+        ratios[method] = {k: (mine[k] - a[k]) / (b[k] - a[k]) for k in runs if b[k] != a[k]}
+    return {m: r for m, r in ratios.items() if r}
+
+
+def _headroom_table(rows: dict) -> list[str]:
+    ratios = headroom_ratios(rows)
+    if not ratios:
+        return []
+    lines = ["| method | runs | headroom ratio (mean ± std, per run) |", "| --- | --- | --- |"]
+    for method, runs in ratios.items():
+        per_run = ", ".join(f"d{d}s{s} {v:+.2f}" for (d, s), v in runs.items())
+        lines.append(f"| {method} | {len(runs)} | {_mean_std(runs.values())} ({per_run}) |")
     return lines
 
 

@@ -363,3 +363,28 @@ def test_protocol_tables_split_classifiers_and_pair_recall_per_class():
     assert lines[3].startswith("| 1 | 49.0 | 50.5 | -1.5 ± 0.7 | 2 |")
     assert lines[2].startswith("| 0 | 91.0 | 90.0 | +1.0 ± 0.0 | 0 |")
     assert report.per_class_table(report.collect([resnet]), "dsp-cmo", "cmo_la") == []
+
+
+def test_the_headroom_ratio_is_the_share_of_the_oracles_gain_per_paired_run():
+    from benchmarks import classify_report as report
+
+    def record(method, seed, acsa):
+        return {"method": method, "seed": seed, "scores": {"balanced": {"acsa": acsa}}}
+
+    result = {
+        "config": {"data_seed": 0},
+        "records": [
+            record("logit_adj", 0, 88.0),
+            record("oracle_la", 0, 90.0),
+            record("dsp-q1-s0.3", 0, 88.5),
+            record("logit_adj", 1, 88.0),
+            record("oracle_la", 1, 89.0),
+            record("dsp-q1-s0.3", 1, 87.5),
+            record("dsp-q1-s0.3", 2, 99.0),  # no oracle for seed 2: left out
+            record("cmo_la", 0, 89.0),  # a baseline: no ratio
+        ],
+    }
+    ratios = report.headroom_ratios(report.collect([result]))
+    assert ratios == {"dsp-q1-s0.3": {(0, 0): 0.25, (0, 1): -0.5}}
+    table = report._headroom_table(report.collect([result]))
+    assert table[-1].startswith("| dsp-q1-s0.3 | 2 | -0.12 ± 0.53 (d0s0 +0.25, d0s1 -0.50)")
