@@ -124,3 +124,16 @@ def test_assess_reports_variety_in_code_space_and_in_a_given_feature_space(fitte
     }
     text = format_table(report)
     assert "prec" in text and "cover" in text and measured[0]["variety"] in text
+
+
+def test_assess_measures_a_model_fitted_on_pil_items(shapes):
+    from PIL import Image
+
+    from torch_deepsmote.reading import read_dataset
+
+    X, y = shapes
+    items = [(Image.fromarray(image[0]), int(label)) for image, label in zip(X, y)]
+    model = DeepSMOTE(random_state=0, knn="torch", **TINY).fit_dataset(items)
+    result = assess(model, read_dataset(items).images, max_per_class=50)
+    assert [row["label"] for row in result.table] == [0, 1, 2]
+    assert sum(row["measured_synthetic"] for row in result.table) == 36 + 50

@@ -305,8 +305,9 @@ def assess(
     n_new = dict(model.sampling_strategy_ if n_new is None else n_new)
     classes = torch.unique(labels).tolist()
     plan = model.plan({c: min(int(n_new.get(c, 0)), max_per_class) for c in classes}, random_state)
-    synthetic = model.synthesize(plan)
-    synthetic = torch.as_tensor(synthetic) if not isinstance(synthetic, Tensor) else synthetic
+    # (m, C, H, W) in the images' dtype and range, whatever form the model gives back
+    # (arrays, tensors or PIL images).
+    synthetic = model.synthesizer_.images(plan)
     synthetic_codes = model.encode(synthetic)
     nearest_code = nearest(synthetic_codes, model.latents_)[1]
     flip = labels[nearest_code] != plan.labels
