@@ -468,3 +468,14 @@ def test_other_interpolations_survive_save_and_load(variants, tmp_path):
         np.testing.assert_array_equal(
             loaded.sample(5, 2, random_state=3), model.sample(5, 2, random_state=3)
         )
+
+
+def test_fitted_attributes_before_fit_say_how_to_fit_and_hasattr_is_false():
+    model = DeepSMOTE()
+    assert not hasattr(model, "synthesizer_") and not hasattr(model, "fitted_")
+    with pytest.raises(RuntimeError, match=r"not fitted yet\. Call `fit\(X, y\)`"):
+        model.latents_  # noqa: B018
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        model.sample(2, label=0)
+    with pytest.raises(AttributeError, match="no attribute 'latent_'"):
+        model.latent_  # noqa: B018 - a typo is an ordinary AttributeError

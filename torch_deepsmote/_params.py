@@ -12,7 +12,12 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["EstimatorParams", "Param"]
+__all__ = ["EstimatorParams", "NotFittedError", "Param", "rank_settings"]
+
+
+class NotFittedError(RuntimeError, AttributeError):
+    """A fitted attribute or method of an estimator that is not fitted yet (an
+    ``AttributeError`` too, so that ``hasattr`` is False before ``fit``)."""
 
 
 class EstimatorParams:

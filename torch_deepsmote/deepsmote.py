@@ -20,7 +20,7 @@ from torch import Tensor
 
 from . import fitting
 from ._format import ImageFormat, as_images
-from ._params import EstimatorParams, Param, rank_settings
+from ._params import EstimatorParams, NotFittedError, Param, rank_settings
 from ._validation import (
     check_bool,
     check_choice,
@@ -47,10 +47,6 @@ from .training import TrainingConfig
 __all__ = ["DeepSMOTE", "NotFittedError"]
 
 BASE_SELECTIONS = ("all", "borderline")
-
-
-class NotFittedError(RuntimeError, AttributeError):
-    """A fitted attribute or method of an estimator that is not fitted yet."""
 
 
 # Every parameter of DeepSMOTE, in one table (scikit-learn's _parameter_constraints).
@@ -273,10 +269,8 @@ class DeepSMOTE(EstimatorParams):
             cache_dir: A folder whose HDF5 cache holds the model fitted on this data with
                 these settings: loaded instead of training, else fitted and stored there.
                 Changed neighbour or residual settings are rebuilt without training.
-            on_mismatch: ``'refit'`` rebuilds a stale or damaged cache with a warning;
-                ``'raise'`` raises.
-            lock_timeout: Seconds to wait for another process fitting the same cache
-                (``None``: as long as it takes; then ``TimeoutError``).
+            on_mismatch: ``'refit'`` rebuilds a stale or damaged cache (warning), or ``'raise'``.
+            lock_timeout: Seconds to wait for another process fitting the same cache.
 
         Returns:
             ``self``.
