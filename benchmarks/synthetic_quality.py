@@ -24,6 +24,10 @@ there) and each DeepSMOTE variant (interpolation, ``k_neighbors``, ``lam_range``
   share below a tenth of the real median is flagged as near copies.
 - Label fidelity in latent space: the share of synthetic codes whose nearest real code is
   of another class.
+- Variety in the reference classifier's feature space (its last layer's input): precision,
+  recall, density and coverage (:func:`torch_deepsmote.quality.prdc`) of each class's
+  synthetic images against its real ones, beside the same for as many *unseen* real images
+  of the class (the training split outside the subset): what new real images would bring.
 
 Writes ``results.json`` (every number) and prints a table per variant.
 """
@@ -44,7 +48,7 @@ from benchmarks import classify_batches as cb
 from benchmarks import classify_methods as cm
 from benchmarks import imbalanced_data as data
 from torch_deepsmote import OversampledDataset
-from torch_deepsmote.quality import nearest
+from torch_deepsmote.quality import nearest, prdc
 
 QUICK = dict(count_scale=0.1, ae_epochs=1, hidden=8, latent_dim=32, ref_steps=150, steps=100)
 FULL = dict(count_scale=1.0, ae_epochs=10, hidden=32, latent_dim=None, ref_steps=3000, steps=1500)
@@ -123,6 +127,35 @@ def probabilities(model, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([model(x[i : i + 1000]).softmax(1) for i in range(0, len(x), 1000)])
 
 
+@torch.no_grad()
+def penultimate(model: torch.nn.Module, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    """(n, F) the input of ``model``'s last linear layer: the features it classifies."""
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    seen: list = []
+    hook = last.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    try:
+        model.eval()
+        for i in range(0, len(x), batch):
+            model(x[i : i + batch])
+    finally:
+        hook.remove()
+    return torch.cat(seen).flatten(1)
+
+
+def variety(features: torch.Tensor, labels, real: torch.Tensor, real_labels) -> dict:
+    """Per class (0..9) precision, recall, density and coverage of ``features`` against
+    ``real`` (``None`` where a class has 5 rows or fewer)."""
+    scores = [prdc(real[real_labels == c], features[labels == c]) for c in range(10)]
+    return {
+        key: [None if s is None else s[key] for s in scores]
+        for key in ("precision", "recall", "density", "coverage")
+    }
+
+
+def _mean(values: list) -> float:
+    return float(np.mean([v for v in values if v is not None]))
+
+
 def per_class(values: torch.Tensor, labels: torch.Tensor) -> list[float]:
     return [float(values[labels == c].float().mean()) for c in range(10)]
 
@@ -177,7 +210,8 @@ def main(argv=None) -> int:
     test_full = data.load_split("fashion-mnist", None, False, args.work)
     x_full, y_full = data.as_tensors(train_full)
     counts = data.scale(data.PAPER_COUNTS["fashion-mnist"][0], args.count_scale)
-    subset = data.subset(train_full, data.take(data.labels_of(train_full), counts, args.data_seed))
+    taken = data.take(data.labels_of(train_full), counts, args.data_seed)
+    subset = data.subset(train_full, taken)
     x_real, y_real = data.as_tensors(subset)
     y_test = data.labels_of(test_full)
     cap = max(10, round(1000 * min(1.0, args.count_scale)))
@@ -212,6 +246,15 @@ def main(argv=None) -> int:
     ros = train(x_real[rows], y_real[rows], args, args.seed, args.steps)
     report["real"]["gan_train"] = per_class(
         100 * (probabilities(ros, x_test).argmax(1) == y_test), y_test
+    )
+    # Variety of unseen real images (outside the subset), n per class: the yardstick.
+    ref_features = penultimate(reference, x_real)
+    unseen_rows = torch.ones(len(y_full), dtype=torch.bool)
+    unseen_rows[torch.as_tensor(list(taken))] = False
+    unseen_rows = torch.nonzero(unseen_rows).flatten()
+    pick = torch.cat([unseen_rows[y_full[unseen_rows] == c][:n] for c in range(10)])
+    report["real"]["unseen_variety"] = variety(
+        penultimate(reference, x_full[pick]), y_full[pick], ref_features, y_real
     )
     real_flat = x_real.flatten(1)
     loo = torch.cat(
@@ -265,6 +308,7 @@ def main(argv=None) -> int:
             "nearest_real_rms": per_class(near, near_labels),
             "near_copies": per_class(near < 0.1 * loo.median(), near_labels),
             "latent_label_flip": per_class(synth.labels[nearest_code] != labels, labels),
+            "variety": variety(penultimate(reference, images), labels, ref_features, y_real),
         }
         report["variants"].append(record)
         print(
@@ -273,7 +317,11 @@ def main(argv=None) -> int:
             f"confidence {np.mean(record['confidence']):.3f}  "
             f"GAN-train {np.mean(record['gan_train']):5.1f} "
             f"(ROS {np.mean(report['real']['gan_train']):5.1f})  "
-            f"latent flips {100 * np.mean(record['latent_label_flip']):.1f}%",
+            f"latent flips {100 * np.mean(record['latent_label_flip']):.1f}%  "
+            f"coverage {_mean(record['variety']['coverage']):.3f} "
+            f"(unseen real {_mean(report['real']['unseen_variety']['coverage']):.3f})  "
+            f"density {_mean(record['variety']['density']):.2f} "
+            f"(unseen real {_mean(report['real']['unseen_variety']['density']):.2f})",
             flush=True,
         )
         report["seconds"] = time.perf_counter() - start
