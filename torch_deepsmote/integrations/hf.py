@@ -35,12 +35,7 @@ __all__ = [
     "HFKind",
     "PROVENANCE_COLUMNS",
     "RowFormatter",
-    "classes",
-    "default_keys",
     "handles",
-    "item_transform",
-    "labels",
-    "set_aside",
     "to_hf_dataset",
 ]
 
@@ -58,17 +53,6 @@ def _feature_type(feature: Any) -> str:
     return type(feature).__name__
 
 
-def default_keys(dataset: Any, image_key: Any, label_key: Any) -> tuple[Any, Any]:
-    """``(image_key, label_key)``: as given, else found from the column names and features
-    (``None`` where that is ambiguous: the items' keys then decide, with an error)."""
-    columns, features = dataset.column_names, dataset.features
-    if image_key is None:
-        image_key = _one(columns, IMAGE_KEYS, features, "Image")
-    if label_key is None:
-        label_key = _one(columns, LABEL_KEYS, features, "ClassLabel")
-    return image_key, label_key
-
-
 def _one(columns: list, known: tuple, features: Any, feature_type: str) -> Any:
     named = [c for c in known if c in columns]
     if named:
@@ -77,75 +61,12 @@ def _one(columns: list, known: tuple, features: Any, feature_type: str) -> Any:
     return typed[0] if len(typed) == 1 else None
 
 
-def labels(dataset: Any, label_key: Any = None) -> Tensor | None:
-    """(N,) int64 labels from the label column's Arrow data (no decoding, no transform).
-
-    Raises:
-        TypeError: A column of strings (with the fix).
-        ValueError: Rows without a label (-1, ``ClassLabel``'s "no label").
-    """
-    _, key = default_keys(dataset, None, label_key)
-    if key is None or key not in dataset.column_names:
-        return None
-    column = dataset.with_format("arrow")[key]  # follows select/shuffle/filter indices
-    # A copy: Arrow's zero-copy view is read-only, which torch warns about.
-    values = np.array(column.to_numpy() if hasattr(column, "to_numpy") else column)
-    if values.dtype.kind in "OUS":
-        raise TypeError(
-            f"`dataset` column {key!r} should hold integer class labels, but holds "
-            f"{values.dtype.kind == 'O' and 'objects' or 'strings'}. Encode it first: "
-            f"dataset = dataset.class_encode_column({key!r})."
-        )
-    found = as_labels(values, f"dataset[{key!r}]")
-    missing = int((found < 0).sum())
-    if missing:
-        raise ValueError(
-            f"`dataset` column {key!r} should give every row a class, but {missing} rows have "
-            f"label -1 (no label). Leave them out first: dataset = dataset.filter(lambda y: "
-            f"y >= 0, input_columns={key!r})."
-        )
-    return found
-
-
-def classes(dataset: Any, label_key: Any = None) -> list | None:
-    """The names of the label column's ``ClassLabel`` feature, or ``None``."""
-    _, key = default_keys(dataset, None, label_key)
-    feature = dataset.features.get(key) if key is not None else None
-    return list(feature.names) if _feature_type(feature) == "ClassLabel" else None
-
-
 def _raw_type(dataset: Any) -> str | None:
     """The format the rows are read in while fitting: Python (PIL images) when there is an
     ``Image`` column, else torch, whose arrays keep the (C, H, W) axes they are stored in
     (numpy arrays are (H, W, C) to this library)."""
     images = any(_feature_type(f) == "Image" for f in dataset.features.values())
     return None if images else "torch"
-
-
-def set_aside(dataset: Any) -> Any:
-    """Reset the format to raw rows; returns the function that restores it."""
-    saved = dataset.format
-    dataset.set_format(_raw_type(dataset))
-
-    def restore() -> None:
-        dataset.set_format(
-            saved["type"],
-            columns=saved["columns"],
-            output_all_columns=saved["output_all_columns"],
-            **saved["format_kwargs"],
-        )
-
-    return restore
-
-
-def item_transform(dataset: Any, layout: ItemLayout) -> RowFormatter | None:
-    """The dataset's formatting of raw rows, or ``None`` when raw rows are its items."""
-    fmt = dataset.format
-    plain = fmt["type"] is None and not fmt["format_kwargs"]
-    every = fmt["columns"] is None or list(fmt["columns"]) == list(dataset.column_names)
-    if plain and every and _raw_type(dataset) is None:
-        return None
-    return RowFormatter(dataset.features, fmt, python=_raw_type(dataset) is None)
 
 
 class RowFormatter:
@@ -223,19 +144,73 @@ class HFKind(Kind):
         return True
 
     def default_keys(self, image_key: Any, label_key: Any) -> tuple[Any, Any]:
-        return default_keys(self.dataset, image_key, label_key)
+        """``(image_key, label_key)``: as given, else found from the column names and features
+        (``None`` where that is ambiguous: the items' keys then decide, with an error)."""
+        columns, features = self.dataset.column_names, self.dataset.features
+        if image_key is None:
+            image_key = _one(columns, IMAGE_KEYS, features, "Image")
+        if label_key is None:
+            label_key = _one(columns, LABEL_KEYS, features, "ClassLabel")
+        return image_key, label_key
 
-    def labels(self, label_key: Any) -> Tensor | None:
-        return labels(self.dataset, label_key)
+    def labels(self, label_key: Any = None) -> Tensor | None:
+        """(N,) int64 labels from the label column's Arrow data (no decoding, no transform).
 
-    def classes(self, label_key: Any) -> list | None:
-        return classes(self.dataset, label_key)
+        Raises:
+            TypeError: A column of strings (with the fix).
+            ValueError: Rows without a label (-1, ``ClassLabel``'s "no label").
+        """
+        _, key = self.default_keys(None, label_key)
+        if key is None or key not in self.dataset.column_names:
+            return None
+        column = self.dataset.with_format("arrow")[key]  # follows select/shuffle/filter indices
+        # A copy: Arrow's zero-copy view is read-only, which torch warns about.
+        values = np.array(column.to_numpy() if hasattr(column, "to_numpy") else column)
+        if values.dtype.kind in "OUS":
+            raise TypeError(
+                f"`dataset` column {key!r} should hold integer class labels, but holds "
+                f"{values.dtype.kind == 'O' and 'objects' or 'strings'}. Encode it first: "
+                f"dataset = dataset.class_encode_column({key!r})."
+            )
+        found = as_labels(values, f"dataset[{key!r}]")
+        missing = int((found < 0).sum())
+        if missing:
+            raise ValueError(
+                f"`dataset` column {key!r} should give every row a class, but {missing} rows have "
+                f"label -1 (no label). Leave them out first: dataset = dataset.filter(lambda y: "
+                f"y >= 0, input_columns={key!r})."
+            )
+        return found
+
+    def classes(self, label_key: Any = None) -> list | None:
+        """The names of the label column's ``ClassLabel`` feature, or ``None``."""
+        _, key = self.default_keys(None, label_key)
+        feature = self.dataset.features.get(key) if key is not None else None
+        return list(feature.names) if _feature_type(feature) == "ClassLabel" else None
 
     def set_aside(self) -> Any:
-        return set_aside(self.dataset)
+        """Reset the format to raw rows; returns the function that restores it."""
+        saved = self.dataset.format
+        self.dataset.set_format(_raw_type(self.dataset))
+
+        def restore() -> None:
+            self.dataset.set_format(
+                saved["type"],
+                columns=saved["columns"],
+                output_all_columns=saved["output_all_columns"],
+                **saved["format_kwargs"],
+            )
+
+        return restore
 
     def item_transform(self, layout: ItemLayout) -> RowFormatter | None:
-        return item_transform(self.dataset, layout)
+        """The dataset's formatting of raw rows, or ``None`` when raw rows are its items."""
+        fmt = self.dataset.format
+        plain = fmt["type"] is None and not fmt["format_kwargs"]
+        every = fmt["columns"] is None or list(fmt["columns"]) == list(self.dataset.column_names)
+        if plain and every and _raw_type(self.dataset) is None:
+            return None
+        return RowFormatter(self.dataset.features, fmt, python=_raw_type(self.dataset) is None)
 
 
 # ---------------------------------------------------------------------- export

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .._items import ItemLayout
 from ..adapters import Kind, register_kind
 
-__all__ = ["MonaiItems", "MonaiKind", "handles", "item_transform", "set_aside", "split_transform"]
+__all__ = ["MonaiItems", "MonaiKind", "handles", "split_transform"]
 
 
 def handles(dataset: Any) -> bool:
@@ -53,26 +53,6 @@ def split_transform(transform: Any) -> tuple[Any, Any]:
     head, tail = copy.copy(compose), copy.copy(compose)
     head.transforms, tail.transforms = tuple(parts[:first]), tuple(parts[first:])
     return head, (tail if first < len(parts) else None)
-
-
-def set_aside(dataset: Any) -> Callable[[], None]:
-    """Keep only the transform's deterministic head; returns the function that restores it.
-
-    NOTE: the head replaces the transform rather than ``None``: ``monai.data.Dataset``
-    calls its transform unconditionally, and ``CacheDataset`` serves its cached head
-    output and then runs the transform from its first random part, which the head lacks.
-    """
-    saved = dataset.transform
-    dataset.transform = split_transform(saved)[0]
-
-    def restore() -> None:
-        dataset.transform = saved
-
-    return restore
-
-
-def item_transform(dataset: Any, layout: ItemLayout) -> MonaiItems:
-    return MonaiItems(split_transform(dataset.transform)[1], layout.image_key)
 
 
 class MonaiItems:
@@ -111,7 +91,21 @@ class MonaiKind(Kind):
         return True
 
     def set_aside(self) -> Callable[[], None]:
-        return set_aside(self.dataset)
+        """Keep only the transform's deterministic head; returns the function that
+        restores it.
+
+        NOTE: the head replaces the transform rather than ``None``: ``monai.data.Dataset``
+        calls its transform unconditionally, and ``CacheDataset`` serves its cached head
+        output and then runs the transform from its first random part, which the head lacks.
+        """
+        dataset = self.dataset
+        saved = dataset.transform
+        dataset.transform = split_transform(saved)[0]
+
+        def restore() -> None:
+            dataset.transform = saved
+
+        return restore
 
     def item_transform(self, layout: ItemLayout) -> MonaiItems:
-        return item_transform(self.dataset, layout)
+        return MonaiItems(split_transform(self.dataset.transform)[1], layout.image_key)
