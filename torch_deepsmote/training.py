@@ -93,55 +93,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-def _class_rows(labels: Tensor) -> list[Tensor]:
-    # Classes with a single image are left out of the penalty draw: BatchNorm cannot take
-    # a batch of one in training mode (the published code would crash on them).
-    rows = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
-    return [r for r in rows if len(r) >= 2]
-
-
-def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    # NOTE: the fused kernel does the same arithmetic (up to float rounding) in one pass per
-    # tensor instead of about ten. On 2 CPU cores shared with another busy process, the
-    # for-loop Adam took 0.70-0.95 s per step for the paper's 13M parameters (every small
-    # OpenMP region waits for a descheduled thread), fused 0.29-0.38 s.
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # torch < 2.4 on CPU, or odd devices
-        return torch.optim.Adam(params, lr=lr)
-
-
-class _Autoencoder(nn.Module):
-    """Encoder, decoder and loss as one module: one forward per step, so that
-    ``DistributedDataParallel`` sees every parameter the step uses."""
-
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, criterion: DeepSMOTELoss) -> None:
-        super().__init__()
-        self.encoder, self.decoder, self.criterion = encoder, decoder, criterion
-
-    def forward(self, images: Tensor, class_images: Tensor | None) -> LossTerms:
-        return self.criterion(self.encoder, self.decoder, images, class_images)
-
-
-def _wrap(module: nn.Module, device: torch.device, ranks: Ranks | None) -> nn.Module:
-    if ranks is None:
-        return module
-    from torch.nn.parallel import DistributedDataParallel
-
-    # NOTE: DDP broadcasts rank 0's weights now and its BatchNorm buffers at every forward.
-    return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
-
-
-def _shard(order: Tensor, ranks: Ranks | None) -> Tensor:
-    """This rank's rows of one epoch's permutation, by ``DistributedSampler``'s rule: padded
-    by repeating its start to a multiple of the world size, then every world_size-th row."""
-    if ranks is None:
-        return order
-    size = -(-len(order) // ranks.world_size)
-    padded = torch.cat([order, order[: size * ranks.world_size - len(order)]])
-    return padded[ranks.rank :: ranks.world_size]
-
-
 def fit_autoencoder(
     encoder: nn.Module,
     decoder: nn.Module,
@@ -163,30 +114,20 @@ def fit_autoencoder(
     Args:
         encoder: Maps (B, C, H, W) in [-1, 1] to (B, D).
         decoder: Maps (B, D) to (B, C, H, W) in [-1, 1].
-        images: (N, C, H, W) training images in the user's dtype (uint8 stays uint8: a
-            quarter of the memory of float32), or an
+        images: (N, C, H, W) training images in the user's dtype (uint8 stays uint8), or an
             :class:`~torch_deepsmote.storage.image_store.H5Images` of them, read batch by batch.
         labels: (N,) int64 class labels.
         to_unit: Maps a batch of ``images`` to float32 in [-1, 1].
         config: Options; the paper's by default.
-        generator: CPU generator for every random draw (batch order, penalty class and
-            images), so a seed fixes the run.
+        generator: CPU generator of every random draw (batch order, penalty batches).
         device: Where to train.
         progress: Show a tqdm progress bar over epochs.
-        callback: Called after every epoch with that epoch's dict (before the plateau
-            check), e.g. to evaluate held-out images; its time is not in ``seconds``. It may
-            switch the models to eval mode: they are put back in training mode after it.
-        checkpoint: Where to store the state after every epoch and resume from (see
-            :mod:`torch_deepsmote.storage.checkpoint`); ``None`` keeps nothing. Under ``ranks``,
-            rank 0 writes it (with every rank's ``penalty_generator`` state) and every
-            rank resumes from it.
-        ranks: Fit together with the other ranks of the default process group
-            (:mod:`torch_deepsmote.distributed`): ``generator``, the same on every rank,
-            draws each epoch's permutation, of which each rank trains on its share
-            (``DistributedSampler``'s rule), with ``batch_size`` images per rank and step;
-            ``DistributedDataParallel`` averages the gradients. The loss of an epoch is
-            the mean over every rank's steps, so all ranks stop together. ``None``: this
-            process alone.
+        callback: Called with each epoch's dict before the plateau check (untimed); it may
+            switch the models to eval mode.
+        checkpoint: Where to store the state after every epoch and resume from; ``None``
+            keeps nothing. Under ``ranks`` rank 0 writes it and every rank resumes from it.
+        ranks: Fit with the other ranks of the process group (DDP; each rank trains on its
+            share of every epoch, all stop together); ``None``: this process alone.
         penalty_generator: Draws the penalty's class batches; ``None``: ``generator``.
             Under ``ranks`` it must differ per rank (each rank draws its own class).
 
@@ -195,51 +136,76 @@ def fit_autoencoder(
     """
     config = config or TrainingConfig()
     penalty_generator = generator if penalty_generator is None else penalty_generator
-    step = _Step(encoder, decoder, config, device, ranks)
-    batches = _Batches(images, labels, to_unit, config, device, step.memory_format)
-    plateau = _Plateau(config)
-    history = _resume(checkpoint, step, plateau, generator, penalty_generator, ranks)
-    main = ranks is None or ranks.is_main
-    start_epoch = len(history)
-    bar = tqdm(
-        range(start_epoch, config.max_epochs if not plateau.done else start_epoch),
-        desc="DeepSMOTE fit",
-        unit="epoch",
-        disable=not (progress and main),
-        initial=start_epoch,
-        total=config.max_epochs,
-    )
-    for epoch in bar:
-        start = time.perf_counter()
-        rows = batches.epoch(generator, ranks)
-        loss, reconstruction, penalty = step.epoch(batches, rows, penalty_generator)
-        if not math.isfinite(loss):
-            raise RuntimeError(
-                f"DeepSMOTE training diverged at epoch {epoch} (loss={loss}). Lower `lr` or "
-                "use precision='fp32'."
-            )
-        terms = dict(loss=loss, reconstruction=reconstruction, penalty=penalty)
-        history.append({"epoch": epoch, **terms, "seconds": time.perf_counter() - start})
-        bar.set_postfix(loss=f"{loss:.4f}", rec=f"{reconstruction:.4f}")
-        if callback is not None:
-            callback(history[-1])
-            encoder.train()
-            decoder.train()
-        plateau.update(loss, encoder, decoder)
-        _save(checkpoint, step, plateau, history, generator, penalty_generator, ranks)
-        if plateau.done:
-            break
-    bar.close()
-    encoder.load_state_dict(plateau.best_state[0])
-    decoder.load_state_dict(plateau.best_state[1])
-    encoder.to(memory_format=torch.contiguous_format).eval()
-    decoder.to(memory_format=torch.contiguous_format).eval()
+    trainer = _Trainer(encoder, decoder, config, device, ranks)
+    batches = _ImageBatches(images, to_unit, device, trainer.memory_format)
+    size = min(config.batch_size, len(images))
+    penalty = _PenaltyDraw(labels, size, device, active=config.penalty_weight > 0)
+    plateau = _PlateauStop(config.patience, config.min_delta)
+    saver = _FitCheckpoint(checkpoint, generator, penalty_generator, ranks)
+    history = saver.resume(trainer, plateau)
+    with _epoch_bar(len(history), config.max_epochs, plateau.done, progress, ranks) as bar:
+        for epoch in bar:
+            start = time.perf_counter()
+            rows = _epoch_batches(len(images), size, generator, ranks, device)
+            terms = trainer.epoch(batches, rows, penalty, penalty_generator)
+            history.append(_epoch_record(epoch, terms, time.perf_counter() - start))
+            bar.set_postfix(loss=f"{terms[0]:.4f}", rec=f"{terms[1]:.4f}")
+            if callback is not None:
+                callback(history[-1])
+                trainer.train()  # the callback may have switched to eval mode
+            plateau.update(terms[0], encoder, decoder)
+            saver.save(trainer, plateau, history)
+            if plateau.done:
+                break
+    trainer.finish(*plateau.best_state)
     return history
 
 
-class _Batches:
-    """The training images as batches: each epoch's order (this rank's share of it) and
-    the penalty's single-class batch.
+def _epoch_batches(
+    num_images: int,
+    batch_size: int,
+    generator: torch.Generator,
+    ranks: Ranks | None = None,
+    device: torch.device | str = "cpu",
+) -> list[Tensor]:
+    """One epoch's batches of row indices: a permutation drawn from ``generator``, this
+    rank's share of it (:func:`_shard`), cut into batches of ``batch_size``.
+
+    A last batch of one row is left out: BatchNorm cannot train on it.
+
+    Args:
+        num_images: N, the number of training images.
+        batch_size: Rows per batch.
+        generator: Draws the permutation (one ``randperm(N)`` per call).
+        ranks: The process group's ranks, or ``None`` for this process alone.
+        device: Where the row indices go.
+
+    Returns:
+        A list of (B,) int64 tensors, B <= ``batch_size``.
+
+    Example:
+        >>> torch.randperm(5, generator=torch.Generator().manual_seed(0))
+        tensor([4, 0, 1, 3, 2])
+        >>> [r.tolist() for r in _epoch_batches(5, 2, torch.Generator().manual_seed(0))]
+        [[4, 0], [1, 3]]
+    """
+    order = _shard(torch.randperm(num_images, generator=generator), ranks).to(device)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [rows for rows in batches if len(rows) >= 2]
+
+
+def _shard(order: Tensor, ranks: Ranks | None) -> Tensor:
+    """This rank's rows of one epoch's permutation, by ``DistributedSampler``'s rule: padded
+    by repeating its start to a multiple of the world size, then every world_size-th row."""
+    if ranks is None:
+        return order
+    size = -(-len(order) // ranks.world_size)
+    padded = torch.cat([order, order[: size * ranks.world_size - len(order)]])
+    return padded[ranks.rank :: ranks.world_size]
+
+
+class _ImageBatches:
+    """The training images, read as float batches on the device.
 
     Small image sets (these models' use case) go to the device whole; uint8 stays small.
     An image store on disk (``H5Images``) stays there: each batch reads its rows.
@@ -248,44 +214,102 @@ class _Batches:
     def __init__(
         self,
         images: Any,
-        labels: Tensor,
         to_unit: Callable[[Tensor], Tensor],
-        config: TrainingConfig,
         device: torch.device,
         memory_format: torch.memory_format,
     ) -> None:
         self.images = images.to(device) if isinstance(images, Tensor) else images
         self.to_unit, self.device, self.memory_format = to_unit, device, memory_format
-        self.class_rows = [r.to(device) for r in _class_rows(labels)]
-        self.size = min(config.batch_size, len(images))
-        self.penalty = config.penalty_weight > 0 and bool(self.class_rows)
 
     def __call__(self, rows: Tensor) -> Tensor:
-        """(B, C, H, W) float32 in [-1, 1] of ``rows``, on the device."""
+        """(B, C, H, W) float32 in [-1, 1] of ``rows`` (B,), on the device."""
         batch = self.to_unit(self.images[rows].to(self.device))
         return batch.contiguous(memory_format=self.memory_format)
 
-    def epoch(self, generator: torch.Generator, ranks: Ranks | None) -> list[Tensor]:
-        """One epoch's batches of rows (a permutation drawn from ``generator``; this rank's
-        share of it), leaving out a last batch of one (BatchNorm cannot train on it)."""
-        order = _shard(torch.randperm(len(self.images), generator=generator), ranks)
-        order = order.to(self.device)
-        batches = [order[i : i + self.size] for i in range(0, len(order), self.size)]
-        return [rows for rows in batches if len(rows) >= 2]
 
-    def penalty_batch(self, generator: torch.Generator) -> Tensor | None:
-        """Up to ``batch_size`` images of one class drawn uniformly (the paper's penalty
-        batch), or ``None`` without a penalty."""
-        if not self.penalty:
+class _PenaltyDraw:
+    """The paper's penalty batch: each step, one class drawn uniformly, then up to
+    ``size`` of its images in random order.
+
+    Classes with a single image are left out: BatchNorm cannot take a batch of one in
+    training mode (the published code would crash on them).
+
+    Args:
+        labels: (N,) int64 class labels.
+        size: Rows per penalty batch.
+        device: Where the row indices go.
+        active: ``False`` turns the draw off (a penalty weight of 0); it is also off when
+            no class has two images.
+
+    Example:
+        >>> draw = _PenaltyDraw(torch.tensor([0, 1, 1, 1, 2]), 2, torch.device("cpu"))
+        >>> draw.class_rows  # classes 0 and 2 have one image each
+        [tensor([1, 2, 3])]
+        >>> draw(torch.Generator().manual_seed(0))
+        tensor([1, 3])
+    """
+
+    def __init__(
+        self, labels: Tensor, size: int, device: torch.device, active: bool = True
+    ) -> None:
+        rows = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
+        self.class_rows = [r.to(device) for r in rows if len(r) >= 2]
+        self.size, self.device = size, device
+        self.enabled = active and bool(self.class_rows)
+
+    def __call__(self, generator: torch.Generator) -> Tensor | None:
+        """(B,) rows of one class (two draws from ``generator``), or ``None`` when off."""
+        if not self.enabled:
             return None
         pick = int(torch.randint(len(self.class_rows), (1,), generator=generator))
         members = self.class_rows[pick]
         take = torch.randperm(len(members), generator=generator)[: self.size]
-        return self(members[take.to(self.device)])
+        return members[take.to(self.device)]
 
 
-class _Step:
-    """The model, optimiser, loss scaling and autocast of one fit, and its epoch of steps."""
+class _Autoencoder(nn.Module):
+    """Encoder, decoder and loss as one module: one forward per step, so that
+    ``DistributedDataParallel`` sees every parameter the step uses."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, criterion: DeepSMOTELoss) -> None:
+        super().__init__()
+        self.encoder, self.decoder, self.criterion = encoder, decoder, criterion
+
+    def forward(self, images: Tensor, class_images: Tensor | None) -> LossTerms:
+        return self.criterion(self.encoder, self.decoder, images, class_images)
+
+
+def _wrap(module: nn.Module, device: torch.device, ranks: Ranks | None) -> nn.Module:
+    """``module`` itself, or under ``ranks`` in ``DistributedDataParallel``."""
+    if ranks is None:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    # NOTE: DDP broadcasts rank 0's weights now and its BatchNorm buffers at every forward.
+    return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
+
+
+def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """Adam, fused where this torch and device have the fused kernel."""
+    # NOTE: the fused kernel does the same arithmetic (up to float rounding) in one pass per
+    # tensor instead of about ten. On 2 CPU cores shared with another busy process, the
+    # for-loop Adam took 0.70-0.95 s per step for the paper's 13M parameters (every small
+    # OpenMP region waits for a descheduled thread), fused 0.29-0.38 s.
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # torch < 2.4 on CPU, or odd devices
+        return torch.optim.Adam(params, lr=lr)
+
+
+class _Trainer:
+    """The model, optimiser, loss scaling and autocast of one fit, and its epoch of steps.
+
+    Args:
+        encoder, decoder: The models, moved to ``device`` and put in training mode.
+        config: The fit's options (loss weights, lr, precision, memory format).
+        device: Where to train.
+        ranks: The process group's ranks (DDP), or ``None``.
+    """
 
     def __init__(
         self,
@@ -295,7 +319,7 @@ class _Step:
         device: torch.device,
         ranks: Ranks | None,
     ) -> None:
-        amp_dtype = resolve_precision(config.precision, device)
+        self.amp_dtype = resolve_precision(config.precision, device)
         channels_last = config.channels_last
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         encoder.to(device=device, memory_format=self.memory_format).train()
@@ -305,8 +329,7 @@ class _Step:
         self.model = _wrap(_Autoencoder(encoder, decoder, criterion), device, ranks)
         self.optimizer = _adam(list(encoder.parameters()) + list(decoder.parameters()), config.lr)
         # fp16 needs loss scaling; bf16 has fp32's exponent range and does not.
-        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-        self.amp_dtype = amp_dtype
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
 
     def _autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -314,13 +337,22 @@ class _Step:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def epoch(
-        self, batches: _Batches, rows: list[Tensor], penalty_generator: torch.Generator
+        self,
+        batches: _ImageBatches,
+        rows: list[Tensor],
+        penalty: _PenaltyDraw,
+        penalty_generator: torch.Generator,
     ) -> tuple[float, float, float]:
-        """One optimiser step per batch of ``rows``; the epoch's mean loss terms (the mean
-        over every rank's steps under ranks)."""
+        """One optimiser step per batch of ``rows``, each with its penalty draw.
+
+        Returns:
+            The epoch's mean (loss, reconstruction, penalty): under ranks, the mean over
+            every rank's steps.
+        """
         totals = torch.zeros(3, device=self.device)
         for batch_rows in rows:
-            class_images = batches.penalty_batch(penalty_generator)
+            class_rows = penalty(penalty_generator)
+            class_images = None if class_rows is None else batches(class_rows)
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 terms = self.model(batches(batch_rows), class_images)
@@ -338,33 +370,89 @@ class _Step:
             totals, steps = totals[:3], int(totals[3])
             for buffer in self.model.module.buffers():
                 torch.distributed.broadcast(buffer, 0)
-        loss, reconstruction, penalty = (totals / max(steps, 1)).tolist()
-        return loss, reconstruction, penalty
+        loss, reconstruction, penalty_term = (totals / max(steps, 1)).tolist()
+        return loss, reconstruction, penalty_term
+
+    def train(self) -> None:
+        """Put the models (back) in training mode."""
+        self.encoder.train()
+        self.decoder.train()
+
+    def finish(self, encoder_state: dict, decoder_state: dict) -> None:
+        """Load the kept weights; back to the default memory format, in eval mode."""
+        for module, state in ((self.encoder, encoder_state), (self.decoder, decoder_state)):
+            module.load_state_dict(state)
+            module.to(memory_format=torch.contiguous_format).eval()
 
 
-class _Plateau:
-    """The best weights seen, and when the loss stops improving: ``patience`` epochs
-    without a relative improvement of ``min_delta`` (0: never stops early)."""
+def _epoch_bar(start: int, max_epochs: int, done: bool, progress: bool, ranks: Ranks | None):
+    """The epochs still to run (none when a resumed fit had stopped), as a tqdm bar shown
+    by the main rank only."""
+    show = progress and (ranks is None or ranks.is_main)
+    epochs = range(start, start if done else max_epochs)
+    return tqdm(
+        epochs,
+        desc="DeepSMOTE fit",
+        unit="epoch",
+        disable=not show,
+        initial=start,
+        total=max_epochs,
+    )
 
-    def __init__(self, config: TrainingConfig) -> None:
-        self.config = config
+
+def _epoch_record(epoch: int, terms: tuple[float, float, float], seconds: float) -> dict:
+    """The history entry of one epoch.
+
+    Raises:
+        RuntimeError: The loss is not finite (training diverged).
+    """
+    loss, reconstruction, penalty = terms
+    if not math.isfinite(loss):
+        raise RuntimeError(
+            f"DeepSMOTE training diverged at epoch {epoch} (loss={loss}). Lower `lr` or "
+            "use precision='fp32'."
+        )
+    return dict(
+        epoch=epoch, loss=loss, reconstruction=reconstruction, penalty=penalty, seconds=seconds
+    )
+
+
+class _PlateauStop:
+    """The best weights seen, and when the loss stops improving.
+
+    Stops after ``patience`` epochs without a relative improvement of ``min_delta`` over
+    the reference loss (0: never stops early). The best weights are those of the lowest
+    loss, however small the gain.
+
+    Example:
+        >>> stop = _PlateauStop(patience=2, min_delta=0.1)
+        >>> for loss in (1.0, 0.95, 0.92):
+        ...     stop.update(loss, nn.Linear(1, 1), nn.Linear(1, 1))
+        >>> stop.best, stop.ref, stop.stale, stop.done
+        (0.92, 1.0, 2, True)
+    """
+
+    def __init__(self, patience: int, min_delta: float) -> None:
+        self.patience, self.min_delta = patience, min_delta
         self.best, self.ref, self.stale, self.done = math.inf, math.inf, 0, False
         self.best_state: tuple[dict, dict] | None = None
 
     def update(self, loss: float, encoder: nn.Module, decoder: nn.Module) -> None:
-        if loss < self.best:  # keep the best weights seen, however small the gain
+        """Count one epoch's ``loss``; keep a copy of the weights when it is the best."""
+        if loss < self.best:
             self.best = loss
             self.best_state = (
                 copy.deepcopy(encoder.state_dict()),
                 copy.deepcopy(decoder.state_dict()),
             )
-        if loss < self.ref * (1 - self.config.min_delta):
+        if loss < self.ref * (1 - self.min_delta):
             self.ref, self.stale = loss, 0
         else:
             self.stale += 1
-        self.done = bool(self.config.patience and self.stale >= self.config.patience)
+        self.done = bool(self.patience and self.stale >= self.patience)
 
     def state(self) -> dict:
+        """The bookkeeping, as checkpoint entries."""
         return {
             "best_encoder": self.best_state[0],
             "best_decoder": self.best_state[1],
@@ -375,70 +463,82 @@ class _Plateau:
         }
 
     def load(self, saved: dict) -> None:
+        """Take the bookkeeping back from a checkpoint's entries."""
         self.best_state = (saved["best_encoder"], saved["best_decoder"])
         self.best, self.ref, self.stale, self.done = (
             saved[k] for k in ("best", "ref", "stale", "done")
         )
 
 
-def _resume(
-    checkpoint: Checkpoint | None,
-    step: _Step,
-    plateau: _Plateau,
-    generator: torch.Generator,
-    penalty_generator: torch.Generator,
-    ranks: Ranks | None,
-) -> list[dict]:
-    """Load the checkpoint's state (weights, optimiser, generators, plateau) where there
-    is one for this fit; returns the history so far."""
-    saved = checkpoint.load() if checkpoint is not None else None
-    history: list[dict] = []
-    if saved is not None:
-        step.encoder.load_state_dict(saved["encoder"])
-        step.decoder.load_state_dict(saved["decoder"])
-        step.optimizer.load_state_dict(saved["optimizer"])
-        step.scaler.load_state_dict(saved["scaler"])
-        generator.set_state(saved["generator"])
-        if ranks is not None:
-            penalty_generator.set_state(saved["penalty_generators"][ranks.rank])
-        history = saved["history"]
-        plateau.load(saved)
-    if ranks is not None and len(set(all_gather_objects(len(history)))) > 1:
-        raise RuntimeError(
-            "The ranks found different fit checkpoints to resume from: give them one "
-            "`checkpoint_dir` (or `cache_dir`) on a file system they share."
+class _FitCheckpoint:
+    """Resume from and save to a fit's checkpoint (a no-op without one).
+
+    Args:
+        checkpoint: The file, or ``None``.
+        generator: The batch-order generator, stored and restored.
+        penalty_generator: The penalty draw's generator; under ``ranks`` rank 0 stores
+            every rank's state and each rank takes back its own.
+        ranks: The process group's ranks, or ``None``.
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint | None,
+        generator: torch.Generator,
+        penalty_generator: torch.Generator,
+        ranks: Ranks | None,
+    ) -> None:
+        self.checkpoint, self.ranks = checkpoint, ranks
+        self.generator, self.penalty_generator = generator, penalty_generator
+
+    def resume(self, trainer: _Trainer, plateau: _PlateauStop) -> list[dict]:
+        """Load the stored state (weights, optimiser, generators, plateau) where there is
+        one for this fit.
+
+        Returns:
+            The history so far (empty for a fresh fit).
+
+        Raises:
+            RuntimeError: The ranks found different checkpoints.
+        """
+        saved = self.checkpoint.load() if self.checkpoint is not None else None
+        history: list[dict] = []
+        if saved is not None:
+            trainer.encoder.load_state_dict(saved["encoder"])
+            trainer.decoder.load_state_dict(saved["decoder"])
+            trainer.optimizer.load_state_dict(saved["optimizer"])
+            trainer.scaler.load_state_dict(saved["scaler"])
+            self.generator.set_state(saved["generator"])
+            if self.ranks is not None:
+                self.penalty_generator.set_state(saved["penalty_generators"][self.ranks.rank])
+            history = saved["history"]
+            plateau.load(saved)
+        if self.ranks is not None and len(set(all_gather_objects(len(history)))) > 1:
+            raise RuntimeError(
+                "The ranks found different fit checkpoints to resume from: give them one "
+                "`checkpoint_dir` (or `cache_dir`) on a file system they share."
+            )
+        return history
+
+    def save(self, trainer: _Trainer, plateau: _PlateauStop, history: list[dict]) -> None:
+        """Store the state after an epoch (rank 0 writes it)."""
+        if self.checkpoint is None:
+            return
+        penalty_states = None
+        if self.ranks is not None:
+            penalty_states = all_gather_objects(self.penalty_generator.get_state())
+            if not self.ranks.is_main:
+                return
+        self.checkpoint.save(
+            {
+                "epoch": history[-1]["epoch"],
+                "encoder": trainer.encoder.state_dict(),
+                "decoder": trainer.decoder.state_dict(),
+                "optimizer": trainer.optimizer.state_dict(),
+                "scaler": trainer.scaler.state_dict(),
+                "generator": self.generator.get_state(),
+                **({"penalty_generators": penalty_states} if penalty_states else {}),
+                "history": history,
+                **plateau.state(),
+            }
         )
-    return history
-
-
-def _save(
-    checkpoint: Checkpoint | None,
-    step: _Step,
-    plateau: _Plateau,
-    history: list[dict],
-    generator: torch.Generator,
-    penalty_generator: torch.Generator,
-    ranks: Ranks | None,
-) -> None:
-    """Store the state after an epoch (rank 0 writes it, with every rank's penalty
-    generator state)."""
-    if checkpoint is None:
-        return
-    penalty_states = None
-    if ranks is not None:
-        penalty_states = all_gather_objects(penalty_generator.get_state())
-    if ranks is not None and not ranks.is_main:
-        return
-    checkpoint.save(
-        {
-            "epoch": history[-1]["epoch"],
-            "encoder": step.encoder.state_dict(),
-            "decoder": step.decoder.state_dict(),
-            "optimizer": step.optimizer.state_dict(),
-            "scaler": step.scaler.state_dict(),
-            "generator": generator.get_state(),
-            **({"penalty_generators": penalty_states} if penalty_states else {}),
-            "history": history,
-            **plateau.state(),
-        }
-    )
