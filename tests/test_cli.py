@@ -285,8 +285,18 @@ def test_demo_with_the_paper_model(tmp_path, capsys):
     assert info["params"]["hidden_channels"] == 64 and info["image_shape"] == [1, 28, 28]
     assert info["epochs"] == 2 and math.isfinite(info["final_loss"])
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["counts_after"] == [1000] * 10
-    assert (tmp_path / "real_vs_synthetic.png").stat().st_size > 0
+    before = [1000, 500, 250, 187, 125, 87, 50, 25, 15, 10]
+    assert report["counts_before"] == before and report["counts_after"] == [1000] * 10
+    # The folder names every class, its real images and the new ones that balance it.
+    from torch_deepsmote.data import FASHION_MNIST_CLASSES
+
+    classes = info["classes"]
+    assert [c["name"] for c in classes] == list(FASHION_MNIST_CLASSES)
+    assert [c["count"] for c in classes] == before
+    assert [c["new"] for c in classes] == [1000 - n for n in before]
+    # The picture: a row per class of 8 real then 8 synthetic 28 x 28 images.
+    with Image.open(tmp_path / "real_vs_synthetic.png") as picture:
+        assert picture.width >= 16 * 28 and picture.height >= 10 * 28
 
 
 # ---------------------------------------------------------------------- errors and help

@@ -182,8 +182,17 @@ def test_synthetic_items_look_like_real_ones(case):
             assert image.shape == real_image.shape and image.dtype == real_image.dtype
         else:
             assert image.mode == real_image.mode and image.size == real_image.size
-        assert int(target) == ds.targets[i] == ds.origin(i)["label"]
-    # Two synthetic images of a class are new images, not one image repeated.
+        origin = ds.origin(i)
+        assert int(target) == ds.targets[i] == origin["label"]
+        # Made from two real items of its own class, and a new image: neither of them.
+        pixels = np.asarray(image, dtype=np.float64)
+        for source in (origin["base"], origin["neighbor"]):
+            real, label = base[source]
+            assert source < ds.n_real and int(label) == int(target)
+            assert pixels.shape == np.asarray(real).shape
+            assert not np.array_equal(pixels, np.asarray(real, dtype=np.float64))
+        assert same(ds[i][0], image)  # the same item every time it is read
+    # Two synthetic images are new images, not one image repeated.
     first, last = ds[ds.n_real][0], ds[len(ds) - 1][0]
     as_array = [np.asarray(image, dtype=np.float64) for image in (first, last)]
     assert all(a.std() > 0 for a in as_array) and not np.array_equal(*as_array)

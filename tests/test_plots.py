@@ -41,6 +41,10 @@ def test_save_grid_writes_names_left_of_the_rows(fitted, tmp_path):
 
 def test_figures_are_matplotlib_figures(fitted, tmp_path):
     pytest.importorskip("matplotlib")
+    import numpy as np
+
+    from torch_deepsmote.quality import latent_pca
+
     model, X = fitted
     result = assess(model, X)
     names = {0: "stripes", 1: "bars"}
@@ -51,12 +55,38 @@ def test_figures_are_matplotlib_figures(fitted, tmp_path):
     history = plots.plot_history(model.history_)
     lines = {line.get_label(): list(line.get_ydata()) for line in history.axes[0].lines}
     assert any(ys == [h["loss"] for h in model.history_] for ys in lines.values())
-    for figure in (
-        counts,
-        history,
-        plots.plot_latent_space(result, names, max_points=5),
-        plots.plot_quality(result.table, names),
+    # Latent space: one point set per class and kind (class 0 has no synthetic codes), each
+    # of at most max_points of that class's codes on the real codes' principal axes.
+    latent = plots.plot_latent_space(result, names, max_points=5)
+    sets = {c.get_label(): torch.as_tensor(c.get_offsets()) for c in latent.axes[0].collections}
+    assert list(sets) == ["stripes (real)", "bars (real)", "bars (synthetic)"]
+    real, synthetic = latent_pca(result.real_codes, result.synthetic_codes)
+    for label, codes, of in (
+        ("stripes (real)", real, result.real_labels == 0),
+        ("bars (real)", real, result.real_labels == 1),
+        ("bars (synthetic)", synthetic, result.plan.labels == 1),
     ):
+        points = sets[label].float()
+        assert len(points) == 5 and len({tuple(p) for p in points.tolist()}) == 5
+        assert torch.cdist(points, codes[of]).min(1).values.max() < 1e-6
+    # Quality: each panel's bars are the table's numbers per class (None drawn as a gap).
+    quality = plots.plot_quality(result.table, names)
+
+    def column(key):
+        return [float("nan") if row[key] is None else row[key] for row in result.table]
+
+    expected = [
+        column("reconstruction_rms"),
+        column("real_nearest_rms") + column("synthetic_nearest_rms"),
+        column("label_fidelity") + column("near_copy_share"),
+    ]
+    heights = [[patch.get_height() for patch in ax.patches] for ax in quality.axes]
+    assert [len(h) for h in heights] == [2, 4, 4]
+    assert all(np.allclose(h, e, equal_nan=True) for h, e in zip(heights, expected))
+    assert np.isnan(heights[1][2]) and not np.isnan(heights[1][3])  # class 0 has none
+    for ax in quality.axes:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["stripes", "bars"]
+    for figure in (counts, history, latent, quality):
         figure.savefig(tmp_path / "f.png")
         assert (tmp_path / "f.png").stat().st_size > 1000
 
