@@ -14,15 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
+from torch_deepsmote.storage import versions
+from torch_deepsmote.storage.fingerprint import fingerprint_arrays, fingerprint_config
 from torch_deepsmote.storage.hdf5 import (
-    CACHE_FORMAT_VERSION,
     CacheError,
     CacheFile,
     CorruptCacheError,
     StaleCacheError,
     _seal,
-    fingerprint_arrays,
-    fingerprint_config,
     write_cache,
 )
 
@@ -61,7 +60,7 @@ def test_round_trip_keeps_arrays_dtypes_blobs_and_attrs(cache_path):
             assert torch.equal(got, torch.as_tensor(value))
         for name, value in blobs.items():
             assert cache.blob(name) == value
-        assert cache.attrs == {**attrs, "format_version": CACHE_FORMAT_VERSION}
+        assert cache.attrs == {**attrs, "format_version": versions.CACHE_CONTAINER}
         assert all(type(cache.attrs[k]) is type(v) for k, v in attrs.items())
         cache.check(attrs)
         cache.verify()
@@ -183,7 +182,7 @@ def test_interrupted_write_without_complete_flag_is_corrupt(tmp_path):
     path = tmp_path / "partial.h5"
     with h5py.File(path, "w") as file:
         file["arrays/latents"] = np.zeros((3, 2), np.float32)
-        file.attrs["format_version"] = CACHE_FORMAT_VERSION
+        file.attrs["format_version"] = versions.CACHE_CONTAINER
     with pytest.raises(CorruptCacheError, match="partial.h5.*incomplete"):
         CacheFile(path).open()
 
@@ -197,7 +196,7 @@ def test_missing_entry_is_corrupt(cache_path):
 
 def test_other_format_version_is_stale(cache_path):
     with h5py.File(cache_path, "r+") as file:
-        file.attrs["format_version"] = CACHE_FORMAT_VERSION + 1
+        file.attrs["format_version"] = versions.CACHE_CONTAINER + 1
     with pytest.raises(StaleCacheError, match="format version"):
         CacheFile(cache_path).open()
 

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote.reading import read_dataset
-from torch_deepsmote.storage.hdf5 import fingerprint_arrays
+from torch_deepsmote.storage.fingerprint import fingerprint_arrays
 from torch_deepsmote.storage.image_store import H5Images, H5ImagesWriter
 
 FIT = dict(latent_dim=4, hidden_channels=4, max_epochs=2, batch_size=16, knn="torch")

@@ -3,7 +3,10 @@
 Every writer goes through the library's one atomic write
 (:func:`~torch_deepsmote.storage.atomic.atomic_write`): the output, a file or a folder, is
 written beside its path and renamed into place at the end, so an interrupted run leaves
-either the old output or the whole new one. An existing output is replaced only when asked
+either the old output or the whole new one. The format writers (``_write_png``,
+``_write_arrays``, ...) write only into the temporary path it gives; for a folder the
+folder's rename is the atomic step (every file in it is fsync'ed before), not one rename
+per file. An existing output is replaced only when asked
 (:func:`check_output`), and a folder only when torch-deepsmote wrote it (it holds the
 marker file the writer leaves).
 
@@ -42,12 +45,8 @@ __all__ = [
     "provenance_rows",
     "provenance_path",
     "to_uint8",
-    "write_arrays",
     "write_balanced",
     "write_samples",
-    "write_grid",
-    "write_png",
-    "write_provenance",
 ]
 
 ARRAY_FORMATS = (".npz", ".h5", ".hdf5")
@@ -127,14 +126,14 @@ def to_uint8(images: Tensor, image_format: ImageFormat) -> Tensor:
     return (unit * 255).round().clamp(0, 255).to(torch.uint8)
 
 
-def write_png(path: Path, image: Tensor) -> None:
+def _write_png(path: Path, image: Tensor) -> None:
     """Write one uint8 (C, H, W) image (1, 3 or 4 channels) as a PNG file."""
     from torchvision.transforms.functional import to_pil_image
 
     to_pil_image(image).save(path, format="PNG")
 
 
-def write_grid(path: Path, images: Tensor, nrow: int) -> None:
+def _write_grid(path: Path, images: Tensor, nrow: int) -> None:
     """Write uint8 (N, C, H, W) images as one PNG grid (torchvision's ``save_image``)."""
     from torchvision.utils import save_image
 
@@ -151,7 +150,7 @@ def _to_layout(images: Tensor, layout: str) -> np.ndarray:
     return np.ascontiguousarray(images.numpy())
 
 
-def write_arrays(
+def _write_arrays(
     path: Path,
     images: Tensor,
     labels: Tensor,
@@ -231,7 +230,7 @@ def provenance_rows(
     return rows
 
 
-def write_provenance(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+def _write_provenance(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Write provenance rows as CSV with the header :data:`PROVENANCE_FIELDS`."""
     with open(path, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=PROVENANCE_FIELDS)
@@ -274,8 +273,9 @@ def write_balanced(
     """Write the originals, then the plan's synthetic images, and their provenance.
 
     Args:
-        path: ``.npz``, ``.h5`` or ``.hdf5`` for one array file (the keys of
-            :func:`write_arrays`; provenance in ``<stem>.provenance.csv`` beside it), any
+        path: ``.npz``, ``.h5`` or ``.hdf5`` for one array file (keys ``images``,
+            ``labels``, ``classes`` and ``synthetic``, as ``read_images`` reads them;
+            provenance in ``<stem>.provenance.csv`` beside it), any
             other path for an image folder (``<class>/real_000000.png``,
             ``<class>/synthetic_000123.png``, numbered by row of the balanced set, and
             ``provenance.csv``).
@@ -292,7 +292,7 @@ def write_balanced(
     if path.suffix.lower() in ARRAY_FORMATS:
         synthetic = [chunk for _, chunk in _synthetic_chunks(model, plan, progress, png=False)]
         with atomic_write(path) as temporary:
-            write_arrays(
+            _write_arrays(
                 temporary,
                 torch.cat([data.images, *synthetic]),
                 torch.cat([data.labels, plan.labels]),
@@ -303,7 +303,7 @@ def write_balanced(
         rows = provenance_rows(plan, data.names, first_index=n, sources=data.files)
         provenance = provenance_path(path)
         with atomic_write(provenance) as temporary:
-            write_provenance(temporary, rows)
+            _write_provenance(temporary, rows)
         return {"images": n + m, "synthetic": m, "provenance": str(provenance)}
     folders = _class_folders(data.names)
     digits = max(6, len(str(n + m)))
@@ -312,16 +312,16 @@ def write_balanced(
             (temporary / folder).mkdir(parents=True)
         real = to_uint8(data.images, model.image_format_)
         for i, label in enumerate(data.labels.tolist()):
-            write_png(temporary / folders[label] / f"real_{i:0{digits}d}.png", real[i])
+            _write_png(temporary / folders[label] / f"real_{i:0{digits}d}.png", real[i])
         files = []
         for start, chunk in _synthetic_chunks(model, plan, progress):
             for j, image in enumerate(chunk):
                 label = int(plan.labels[start + j])
                 name = f"{folders[label]}/synthetic_{n + start + j:0{digits}d}.png"
-                write_png(temporary / name, image)
+                _write_png(temporary / name, image)
                 files.append(name)
         rows = provenance_rows(plan, data.names, first_index=n, files=files, sources=data.files)
-        write_provenance(temporary / PROVENANCE_NAME, rows)
+        _write_provenance(temporary / PROVENANCE_NAME, rows)
     return {"images": n + m, "synthetic": m, "provenance": str(path / PROVENANCE_NAME)}
 
 
@@ -339,10 +339,10 @@ def write_samples(
     digits = max(5, len(str(len(plan))))
     if path.suffix.lower() == ".png":
         with atomic_write(path) as temporary:
-            write_grid(temporary, images, nrow=math.ceil(math.sqrt(len(images))))
+            _write_grid(temporary, images, nrow=math.ceil(math.sqrt(len(images))))
         provenance = provenance_path(path)
         with atomic_write(provenance) as temporary:
-            write_provenance(temporary, provenance_rows(plan, data.names, sources=data.files))
+            _write_provenance(temporary, provenance_rows(plan, data.names, sources=data.files))
         return {"images": len(images), "provenance": str(provenance)}
     folders = _class_folders(data.names)
     with atomic_write(path) as temporary:
@@ -350,8 +350,8 @@ def write_samples(
         files = []
         for j, image in enumerate(images):
             name = f"{folders[int(plan.labels[j])]}_{j:0{digits}d}.png"
-            write_png(temporary / name, image)
+            _write_png(temporary / name, image)
             files.append(name)
         rows = provenance_rows(plan, data.names, files=files, sources=data.files)
-        write_provenance(temporary / PROVENANCE_NAME, rows)
+        _write_provenance(temporary / PROVENANCE_NAME, rows)
     return {"images": len(images), "provenance": str(path / PROVENANCE_NAME)}

@@ -38,12 +38,12 @@ from .sources import LabelledImages
 from .storage import versions
 from .storage.atomic import write_bytes
 from .storage.checkpoint import CHECKPOINT_NAME, Checkpoint
-from .storage.hdf5 import CacheFile, fingerprint_arrays, write_cache
+from .storage.fingerprint import fingerprint_arrays
+from .storage.hdf5 import CacheFile, write_cache
 from .storage.model_cache import CACHE_NAME, LOCK_SUFFIX
 
-__all__ = ["FOLDER_FORMAT_VERSION", "INFO_NAME", "ModelDir", "fit_model_dir", "load_model_dir"]
+__all__ = ["INFO_NAME", "ModelDir", "fit_model_dir", "load_model_dir"]
 
-FOLDER_FORMAT_VERSION = versions.MODEL_FOLDER
 INFO_NAME = MODEL_INFO
 IMAGES_NAME = "images.h5"
 
@@ -202,10 +202,10 @@ def read_info(path: Path) -> dict:
         version = info.get("format_version")
     except (ValueError, AttributeError):
         version = None
-    if version != FOLDER_FORMAT_VERSION:
+    if version != versions.MODEL_FOLDER:
         raise RuntimeError(
             f"{str(path)!r} is a model folder of format version {version!r}, but this "
-            f"torch-deepsmote ({__version__}) reads version {FOLDER_FORMAT_VERSION}. Fit it "
+            f"torch-deepsmote ({__version__}) reads version {versions.MODEL_FOLDER}. Fit it "
             "again with `torch-deepsmote fit DATA --out DIR --overwrite`."
         )
     return info
@@ -245,7 +245,7 @@ def _info(model: DeepSMOTE, data: LabelledImages, fingerprints: dict) -> dict:
     counts = data.counts()
     history = model.history_
     return {
-        "format_version": FOLDER_FORMAT_VERSION,
+        "format_version": versions.MODEL_FOLDER,
         "torch_deepsmote_version": __version__,
         "source": data.source,
         "layout": data.layout,

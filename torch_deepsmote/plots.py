@@ -35,6 +35,7 @@ from torch import Tensor
 from ._format import as_images
 from .deepsmote import DeepSMOTE
 from .quality import Assessment, latent_pca
+from .storage.atomic import atomic_write
 
 __all__ = [
     "INSTALL_HINT",
@@ -128,7 +129,8 @@ def save_grid(
         for i, name in enumerate(row_names):
             draw.text((4, int((i + 0.5) * row) - 5), name, fill="black")
         image = labelled
-    image.save(path, format="PNG")
+    with atomic_write(path) as temporary:
+        image.save(temporary, format="PNG")
 
 
 # ---------------------------------------------------------------------- figures

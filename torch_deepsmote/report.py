@@ -25,7 +25,7 @@ from typing import Any
 from . import plots
 from .deepsmote import DeepSMOTE
 from .quality import assess
-from .storage.atomic import write_bytes
+from .storage.atomic import atomic_write, write_bytes
 
 __all__ = ["FIGURES", "REPORT_NAME", "format_table", "write_report"]
 
@@ -101,7 +101,8 @@ def write_report(
         report["figures_skipped"] = {"files": list(FIGURES), "reason": str(error)}
     else:
         for name, figure in figures.items():
-            figure.savefig(out / name, dpi=110)
+            with atomic_write(out / name) as temporary:
+                figure.savefig(temporary, dpi=110)
             report["figures"].append(name)
     write_bytes(out / REPORT_NAME, (json.dumps(report, indent=2) + "\n").encode())
     return report

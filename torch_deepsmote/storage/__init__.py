@@ -2,6 +2,7 @@
 
 - :mod:`.atomic`: the one atomic write (temporary file beside the target, fsync, rename).
 - :mod:`.versions`: the format version of every file the library writes.
+- :mod:`.fingerprint`: the identity of data and settings (sha256 of arrays, of a config).
 - :mod:`.hdf5`: the checksummed HDF5 container of the cache.
 - :mod:`.image_store`: training images streamed through an HDF5 file.
 - :mod:`.checkpoint`: the per-epoch checkpoint of a fit.

@@ -15,7 +15,6 @@ the second.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import sys
 import warnings
@@ -26,12 +25,11 @@ import torch
 from tqdm.auto import tqdm
 
 from . import versions
-from .atomic import write_bytes
+from .atomic import atomic_write
 
 __all__ = ["CHECKPOINT_NAME", "Checkpoint"]
 
 CHECKPOINT_NAME = "deepsmote-fit.ckpt"
-_VERSION = versions.CHECKPOINT
 
 
 class Checkpoint:
@@ -65,7 +63,7 @@ class Checkpoint:
                 stacklevel=5,  # the user's fit() call
             )
             return None
-        if not isinstance(state, dict) or state.get("version") != _VERSION:
+        if not isinstance(state, dict) or state.get("version") != versions.CHECKPOINT:
             return None
         if state.get("key") != self.key:
             return None  # another fit's: it is overwritten by this one
@@ -77,10 +75,8 @@ class Checkpoint:
 
     def save(self, state: dict[str, Any]) -> None:
         """Store ``state`` (tensors and plain values) in place of the previous checkpoint."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        torch.save({**state, "version": _VERSION, "key": self.key}, buffer)
-        write_bytes(self.path, buffer.getbuffer())
+        with atomic_write(self.path) as temporary:  # makes the folder too
+            torch.save({**state, "version": versions.CHECKPOINT, "key": self.key}, temporary)
 
     def stored_key(self) -> str | None:
         """The key of the checkpoint on disk, or ``None`` (no file, or an unreadable one)."""

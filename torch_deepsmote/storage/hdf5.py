@@ -36,11 +36,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import numbers
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any, Union
+from typing import Any
 
 import h5py
 import numpy as np
@@ -50,13 +49,18 @@ from .._validation import check_choice
 from . import versions
 from .atomic import atomic_write
 
-__all__ = ["CACHE_FORMAT_VERSION", "CacheError", "CorruptCacheError", "StaleCacheError"]
-__all__ += ["write_cache", "CacheFile", "CachedArray", "fingerprint_config", "fingerprint_arrays"]
+# NOTE: fingerprint_config is only re-exported (and fingerprint_arrays importable from here)
+# for deepsmote, fitting and model_cache until they import them from .fingerprint.
+from .fingerprint import (
+    ArrayLike,
+    fingerprint_arrays,
+    fingerprint_config,  # noqa: F401
+    to_numpy,
+    update_digest,
+)
 
-# The layout of the file itself (what the entries mean is the caller's and versioned there).
-CACHE_FORMAT_VERSION = versions.CACHE_CONTAINER
-
-ArrayLike = Union[torch.Tensor, np.ndarray]
+__all__ = ["CacheError", "CorruptCacheError", "StaleCacheError"]
+__all__ += ["write_cache", "CacheFile", "CachedArray"]
 
 _SUM = "sha256/"
 _RESERVED = ("format_version", "complete")
@@ -77,18 +81,6 @@ class CorruptCacheError(CacheError):
 
 class StaleCacheError(CacheError):
     """The file is sound but was written for another format version, dataset or configuration."""
-
-
-def _to_numpy(name: str, value: Any) -> np.ndarray:
-    """``value`` as a C-ordered, native-endian array (torch reads no other byte order)."""
-    try:  # bfloat16 and friends have no numpy dtype
-        array = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
-    except TypeError as error:
-        dtype = getattr(value, "dtype", type(value).__name__)
-        raise TypeError(f"`{name}` should have a numpy dtype, but got {dtype}.") from error
-    if array.dtype.kind not in "biufc":
-        raise TypeError(f"`{name}` should hold numbers, but got dtype {array.dtype}.")
-    return np.asarray(array, dtype=array.dtype.newbyteorder("="), order="C")
 
 
 def _check_entries(arrays: Mapping, blobs: Mapping, attrs: Mapping) -> None:
@@ -144,7 +136,7 @@ def write_cache(
                 file.attrs[f"{_SUM}blobs/{name}"] = hashlib.sha256(data).hexdigest()
             for key, value in attrs.items():
                 file.attrs[key] = value
-            file.attrs["format_version"] = CACHE_FORMAT_VERSION
+            file.attrs["format_version"] = versions.CACHE_CONTAINER
             # NOTE: the rename is what makes the write atomic. `complete`, written last, still
             # catches a file that a non-atomic tool (a copy, a sync) left half-written.
             file.attrs["complete"] = 1
@@ -154,11 +146,11 @@ def write_cache(
 
 def _write_array(file: h5py.File, name: str, value: Any) -> str:
     """Store ``value`` as ``arrays/name``; returns its digest. An array stored on disk (with
-    ``blocks()``, see :func:`fingerprint_arrays`) is copied a block at a time."""
+    ``blocks()``, see :mod:`.fingerprint`) is copied a block at a time."""
     if not hasattr(value, "blocks"):
-        array = _to_numpy(f"arrays[{name!r}]", value)
+        array = to_numpy(f"arrays[{name!r}]", value)
         file.create_dataset(f"arrays/{name}", data=array, track_times=False)
-        return _digest(array)
+        return fingerprint_arrays(array)
     shape, dtype = tuple(value.shape), np.dtype(value.numpy_dtype)
     data = file.create_dataset(f"arrays/{name}", shape, dtype, track_times=False)
 
@@ -170,7 +162,7 @@ def _write_array(file: h5py.File, name: str, value: Any) -> str:
             yield block
 
     digest = hashlib.sha256()
-    _update(digest, dtype, shape, written())
+    update_digest(digest, dtype, shape, written())
     return digest.hexdigest()
 
 
@@ -240,10 +232,10 @@ class CacheFile:
         version = attrs.get("format_version")
         if version is None:
             raise self._corrupt("has no format_version: it is not a torch_deepsmote cache")
-        if version != CACHE_FORMAT_VERSION:
+        if version != versions.CACHE_CONTAINER:
             raise StaleCacheError(
                 f"Cache file {self.path!r} has format version {version!r}, but this version of "
-                f"torch_deepsmote reads format version {CACHE_FORMAT_VERSION}. Delete it to "
+                f"torch_deepsmote reads format version {versions.CACHE_CONTAINER}. Delete it to "
                 "rebuild it."
             )
         if attrs.get("complete") != 1:
@@ -342,7 +334,7 @@ class CacheFile:
                     actual = hashlib.sha256(self._file[entry][()].tobytes()).hexdigest()
                 else:  # block by block: an array the size of the images is never held whole
                     data, digest = self._file[entry], hashlib.sha256()
-                    _update(digest, data.dtype, data.shape, _row_blocks(data))
+                    update_digest(digest, data.dtype, data.shape, _row_blocks(data))
                     actual = digest.hexdigest()
             if actual != expected:
                 failed.append(entry)
@@ -492,46 +484,3 @@ def read_rows(dataset: Any, index: np.ndarray, n: int, name: str) -> np.ndarray:
     else:
         block = dataset[unique]
     return block[inverse.reshape(-1)].reshape(index.shape + dataset.shape[1:])
-
-
-def fingerprint_config(config: Mapping[str, Any]) -> str:
-    """sha256 hex digest of ``config`` as canonical JSON (sorted keys; other values by repr).
-
-    NOTE: a value whose repr holds a memory address (a function, most objects) fingerprints
-    differently in every run; pass names or numbers instead.
-    """
-    if not isinstance(config, Mapping):
-        raise TypeError(f"`config` should be a dict, but got config={config!r}.")
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def fingerprint_arrays(*arrays: ArrayLike) -> str:
-    """sha256 hex digest over the dtype, shape and bytes of each array or tensor, in order.
-
-    An array stored on disk (an object with ``numpy_dtype``, ``shape`` and ``blocks()``,
-    such as :class:`~torch_deepsmote.storage.image_store.H5Images`) is read block by block and
-    gives the digest of the same array in memory.
-    """
-    digest = hashlib.sha256()
-    for i, value in enumerate(arrays):
-        if hasattr(value, "blocks"):
-            _update(digest, value.numpy_dtype, tuple(value.shape), value.blocks())
-        else:
-            array = _to_numpy(f"arrays[{i}]", value)
-            _update(digest, array.dtype, array.shape, [array])
-    return digest.hexdigest()
-
-
-def _update(digest: Any, dtype: np.dtype, shape: tuple, blocks: Any) -> None:
-    # dtype and shape count too: the same bytes as another dtype or shape are another array.
-    digest.update(f"{np.dtype(dtype).str}{tuple(shape)};".encode())
-    for block in blocks:
-        digest.update(np.asarray(block, order="C").data)
-
-
-def _digest(*arrays: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for array in arrays:
-        _update(digest, array.dtype, array.shape, [array])
-    return digest.hexdigest()

@@ -143,7 +143,10 @@ class H5ImagesWriter:
     NOTE: the one file the library does not write through
     :func:`~torch_deepsmote.storage.atomic.atomic_write`: a scratch file, written row by row
     while a dataset is read, named for its process (:func:`new_store`), read by that fit
-    alone and removed after it. Nothing reads it as a finished file, so a rename buys nothing.
+    alone and removed after it. Nothing reads it as a finished file, so a rename buys
+    nothing, and the fsync before it would cost a flush of the whole image set to disk; a
+    store left by a killed process keeps its own name, which :func:`new_store` finds and
+    removes (a temporary name would escape it).
 
     Args:
         path: The file to create (replaced if it exists).
