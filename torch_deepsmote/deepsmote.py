@@ -37,7 +37,7 @@ from .knn import get_knn
 from .latents import encode_images
 from .reading import read_dataset
 from .smote import SMOTEPlan, check_sampling_strategy
-from .storage.hdf5 import fingerprint_config
+from .storage.fingerprint import fingerprint_config
 from .storage.image_store import H5Images
 from .storage.model_cache import fit_or_load
 from .storage.model_file import load_model, save_model

@@ -38,7 +38,7 @@ from .latents import encode_images, reconstruction_residuals
 from .models import Decoder, Encoder
 from .smote import resolve_sampling_strategy
 from .storage.checkpoint import Checkpoint
-from .storage.hdf5 import fingerprint_arrays
+from .storage.fingerprint import fingerprint_arrays
 from .storage.image_store import H5Images, residual_store
 from .synthesis import Synthesizer, default_lam_range
 from .training import TrainingConfig, fit_autoencoder

@@ -48,16 +48,7 @@ import torch
 from .._validation import check_choice
 from . import versions
 from .atomic import atomic_write
-
-# NOTE: fingerprint_config is only re-exported (and fingerprint_arrays importable from here)
-# for deepsmote, fitting and model_cache until they import them from .fingerprint.
-from .fingerprint import (
-    ArrayLike,
-    fingerprint_arrays,
-    fingerprint_config,  # noqa: F401
-    to_numpy,
-    update_digest,
-)
+from .fingerprint import ArrayLike, fingerprint_arrays, to_numpy, update_digest
 
 __all__ = ["CacheError", "CorruptCacheError", "StaleCacheError"]
 __all__ += ["write_cache", "CacheFile", "CachedArray"]

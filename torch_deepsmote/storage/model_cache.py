@@ -36,12 +36,12 @@ from .._format import ImageFormat
 from ..distributed import Ranks, agree, broadcast_object, check_same, current_ranks
 from ..fitting import FitRequest, FittedDeepSMOTE, align, fit
 from .checkpoint import Checkpoint
+from .fingerprint import fingerprint_arrays
 from .hdf5 import (
     CachedArray,
     CacheError,
     CacheFile,
     StaleCacheError,
-    fingerprint_arrays,
     write_cache,
 )
 from .image_store import H5Images
