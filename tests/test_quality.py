@@ -1,5 +1,7 @@
 """Per-class quality numbers: nearest distances, near copies, label fidelity, the PCA view."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -137,3 +139,92 @@ def test_assess_measures_a_model_fitted_on_pil_items(shapes):
     result = assess(model, read_dataset(items).images, max_per_class=50)
     assert [row["label"] for row in result.table] == [0, 1, 2]
     assert sum(row["measured_synthetic"] for row in result.table) == 36 + 50
+
+
+def test_prdc_in_chunks_is_the_same_as_in_one_block_and_as_the_prdc_package():
+    reference = pytest.importorskip("prdc")
+    for seed, (n, m, k) in enumerate([(60, 40, 3), (150, 200, 5), (90, 90, 10)]):
+        real, fake = _cloud(n, seed=10 + seed, dims=6), 1.3 * _cloud(m, seed=20 + seed, dims=6)
+        whole, chunked = prdc(real, fake, k), prdc(real, fake, k, chunk_size=7)
+        assert whole == chunked
+        expected = reference.compute_prdc(real.numpy(), fake.numpy(), nearest_k=k)
+        for name in ("precision", "recall", "density", "coverage"):
+            assert whole[name] == pytest.approx(float(expected[name]), abs=1e-9), (name, k)
+
+
+def test_prdc_of_a_few_copies_of_outlying_real_points_is_narrow():
+    real = _cloud(300, dims=2)
+    outer = real[real.norm(dim=1).argsort(descending=True)[:10]]  # the sparse rim
+    scores = prdc(real, outer.clone())
+    assert scores["precision"] == 1.0 and scores["coverage"] < 0.2 and scores["density"] < 1
+    assert variety(scores).startswith("narrow")
+
+
+@pytest.mark.parametrize(
+    ("precision", "density", "coverage", "reading"),
+    [
+        (0.3, 1.5, 0.9, "off the data"),  # precision first: nothing else matters
+        (0.9, 1.6, 0.2, "right but easy"),  # dense, little of the spread
+        (0.9, 0.6, 0.3, "narrow"),
+        (0.9, 0.3, 0.8, "spread thin"),  # the reverse: the spread, from its sparse parts
+        (0.9, 1.0, 0.9, "faithful and varied"),
+    ],
+)
+def test_the_reading_in_words_follows_precision_then_coverage_then_density(
+    precision, density, coverage, reading
+):
+    scores = {"precision": precision, "recall": 0.5, "density": density, "coverage": coverage}
+    assert variety(scores).startswith(reading)
+    assert variety(None) is None
+
+
+def test_prdc_refuses_bad_arguments_by_name():
+    real = _cloud(20)
+    with pytest.raises(ValueError, match="`k` should be a positive integer, but got k=0"):
+        prdc(real, real, k=0)
+    with pytest.raises(TypeError, match="`chunk_size` should be a positive integer"):
+        prdc(real, real, chunk_size=2.5)
+
+
+def test_features_are_computed_in_bounded_batches_and_checked(fitted, shapes, monkeypatch):
+    import torch_deepsmote.quality as quality
+
+    X, _ = shapes
+    sizes = []
+
+    def flat(images):
+        sizes.append(len(images))
+        return torch.as_tensor(images).float().flatten(1)
+
+    whole = assess(fitted, X, features=flat, max_per_class=50)
+    monkeypatch.setattr(quality, "_FEATURE_BATCH", 7)
+    sizes.clear()
+    batched = assess(fitted, X, features=flat, max_per_class=50)
+    assert sizes and max(sizes) <= 7
+    assert batched.table == whole.table
+    with pytest.raises(ValueError, match=r"`features` should map a batch of B images"):
+        assess(fitted, X, features=lambda images: torch.zeros(3, 2), max_per_class=50)
+    with pytest.raises(TypeError, match=r"`features` should be None or a function"):
+        assess(fitted, X, features="resnet")
+
+
+def test_the_report_carries_the_four_numbers_per_class_in_both_spaces(fitted, shapes, tmp_path):
+    from torch_deepsmote.report import write_report
+
+    X, _ = shapes
+
+    def flat(images):
+        return torch.as_tensor(images).float().flatten(1)
+
+    report = write_report(tmp_path, fitted, X, features=flat, max_per_class=60, k=3)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["settings"]["k"] == 3 and saved["settings"]["features"].endswith("flat")
+    rows = [row for row in saved["quality"]["classes"] if row["measured_synthetic"] > 3]
+    assert rows
+    for row in rows:
+        for name in ("precision", "recall", "density", "coverage", "variety"):
+            assert row[name] is not None and row["features_" + name] is not None
+    text = format_table(report)
+    header = text.splitlines()[0].split()
+    assert header[-4:] == ["prec", "recall", "density", "cover"]
+    assert "in the classifier's features" in text and rows[0]["features_variety"] in text

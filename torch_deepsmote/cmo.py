@@ -3,19 +3,46 @@
 Reference: S. Park, Y. Hong, B. Heo, S. Yun and J. Y. Choi, "The Majority Can Help the
 Minority: Context-rich Minority Oversampling for Long-tailed Classification", CVPR 2022.
 
-With probability ``prob`` per batch, a batch of a minority stream (drawn with item weights
-``n_c ** -power``, :func:`minority_sampler`; real images, DeepSMOTE's, or both) is pasted
-with CutMix (Yun et al., ICCV 2019) onto the naturally sampled batch: one box per batch,
-``lam ~ U(0, 1)``, the box ``sqrt(1 - lam)`` of each side, a uniform centre, clipped at the
-border. The targets are mixed by the area actually pasted:
+Two streams feed training. The background stream is the data as it comes (a shuffled
+``DataLoader``). The foreground stream draws item ``i`` with weight ``n_{y_i} ** -power``
+(:class:`MinoritySampler`; ``power=1``: every class equally often) from the dataset of
+your choice: the real images, or an ``OversampledDataset`` (real and DeepSMOTE images).
+:class:`~torch_deepsmote.ClassPriorSampler` over an ``OversampledDataset``, with
+``class_power=1 - power``, draws the same class rates with a chosen ``synthetic_share`` of
+DeepSMOTE images (1.0: DeepSMOTE images alone wherever a class has them).
+
+With probability ``prob`` per batch, :class:`CMO` pastes a box of a foreground batch onto
+the background batch with CutMix (Yun et al., ICCV 2019): one box per batch,
+``lam ~ Beta(1, 1)``, sides ``sqrt(1 - lam)`` of the image's, a uniform centre, clipped at
+the border. The targets are mixed by the area actually pasted:
 
     loss = lam_a * L(y_background) + (1 - lam_a) * L(y_pasted),  lam_a = 1 - box area / (H W)
 
-The batches keep the background stream's class prior (the pasted labels only enter
-through the mixed loss), so a logit-adjusted loss is told that prior:
-``LogitAdjustedLoss(CMO.class_prior(train_labels))``, the strongest simple recipe measured
-in ``benchmarks/RESULTS.md``. Randomness (coin, ``lam``, centre) is drawn in
-:meth:`CMO.draw` from a seeded generator; :func:`box` and :func:`paste` are pure.
+The prior: the images of a batch are the background stream's, and so is the class prior
+to tell a logit-adjusted loss, :meth:`CMO.class_prior` of the background's labels
+(``LogitAdjustedLoss(CMO.class_prior(train_labels))``), although the mixed targets put
+some of their mass (``prob`` times a mean pasted area of about 0.3: 15 % at
+``prob=0.5``) on the foreground's prior (:attr:`MinoritySampler.class_prior`). The paper
+pairs CMO with Balanced Softmax on the natural counts in the same way, and
+``benchmarks/RESULTS.md`` measured this pairing as the strongest simple recipe.
+
+The draws (coin, ``lam``, centre) are made in :meth:`CMO.draw` from a seeded
+``torch.Generator``, never the global RNG; :func:`box` and :func:`paste` are pure.
+
+Example:
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> from torch_deepsmote.losses import LogitAdjustedLoss
+    >>> y = torch.tensor([0] * 12 + [1] * 4)
+    >>> train = TensorDataset(torch.rand(16, 1, 8, 8), y)
+    >>> natural = DataLoader(train, batch_size=4, shuffle=True, drop_last=True)
+    >>> sampler = MinoritySampler(y, power=1.0, seed=0)
+    >>> minority = DataLoader(train, batch_size=4, sampler=sampler, drop_last=True)
+    >>> cmo = CMO(minority, prob=0.5, seed=0)
+    >>> criterion = LogitAdjustedLoss(CMO.class_prior(y))
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    >>> for images, targets in natural:
+    ...     batch = cmo(images, targets)
+    ...     batch.loss(criterion, model(batch.images)).backward()
 """
 
 from __future__ import annotations
@@ -26,19 +53,35 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import WeightedRandomSampler
+from torch.utils.data import Dataset, Sampler
 
 from ._format import as_labels
-from ._validation import check_non_negative_int, check_positive_float
+from ._validation import (
+    check_non_negative_int,
+    check_positive_float,
+    check_positive_int,
+    make_generator,
+)
+from .sampler import _resolve_replicas
 
-__all__ = ["CMO", "CMOBatch", "box", "minority_sampler", "paste"]
+__all__ = ["CMO", "CMOBatch", "MinoritySampler", "box", "paste"]
 
 
 def box(height: int, width: int, lam: float, cy: int, cx: int) -> tuple[int, int, int, int]:
-    """``(top, bottom, left, right)`` of the CutMix box for ``lam`` centred at ``(cy, cx)``:
-    sides ``int(sqrt(1 - lam) * side)``, clipped at the border (so its area may be smaller
-    than ``1 - lam`` of the image; the loss takes the area pasted).
+    """The CutMix box for ``lam`` centred at ``(cy, cx)``.
+
+    Its sides are ``int(sqrt(1 - lam) * side)``, clipped at the border, so its area may be
+    less than ``1 - lam`` of the image: the loss takes the area pasted.
+
+    Args:
+        height, width: The image's size.
+        lam: The share of the image meant to stay background, in [0, 1].
+        cy, cx: The box's centre (row, column).
+
+    Returns:
+        ``(top, bottom, left, right)``, the box ``[top:bottom, left:right]``.
 
     Example:
         >>> box(8, 8, 0.75, 4, 4), box(8, 8, 0.75, 0, 7)
@@ -52,38 +95,150 @@ def box(height: int, width: int, lam: float, cy: int, cx: int) -> tuple[int, int
 
 
 def paste(background: Tensor, foreground: Tensor, where: tuple[int, int, int, int]) -> Tensor:
-    """``background`` (B, C, H, W) with the box ``where`` of ``foreground`` (B, C, H, W)
-    pasted into every image (a new tensor)."""
+    """Paste the box ``where`` of every foreground image onto its background image.
+
+    Args:
+        background: (B, C, H, W) images.
+        foreground: (B, C, H, W) images (same device and dtype).
+        where: ``(top, bottom, left, right)``, as :func:`box` gives.
+
+    Returns:
+        (B, C, H, W), a new tensor; the inputs are left as they are.
+
+    Example:
+        >>> paste(torch.zeros(1, 1, 3, 3), torch.ones(1, 1, 3, 3), (0, 2, 1, 3))[0, 0]
+        tensor([[0., 1., 1.],
+                [0., 1., 1.],
+                [0., 0., 0.]])
+    """
     top, bottom, left, right = where
     out = background.clone()
     out[..., top:bottom, left:right] = foreground[..., top:bottom, left:right]
     return out
 
 
-def minority_sampler(
-    labels: Any, power: float = 1.0, num_samples: int | None = None, generator: Any = None
-) -> WeightedRandomSampler:
-    """A sampler drawing item ``i`` with weight ``n_{y_i} ** -power`` (with replacement):
-    ``power=1`` draws every class equally often (CMO's minority stream), 0 naturally.
+class MinoritySampler(Sampler[int]):
+    """Draws item ``i`` with weight ``n_{y_i} ** -power``, with replacement: CMO's stream.
+
+    Class ``c`` is then drawn at the rate ``n_c ** (1 - power) / sum_k n_k ** (1 - power)``
+    (:attr:`class_prior`): ``power=1`` draws every class equally often (the paper's), 0
+    draws the data's own frequencies. ``n_c`` counts the items of ``dataset``, so over a
+    balanced ``OversampledDataset`` every class is drawn equally often whatever ``power``.
+
+    Each iterator draws ``num_samples`` indices in all from a local generator and gives
+    rank ``r`` the draws ``r, r + num_replicas, ...``; every rank draws the same, with no
+    communication. The generator is seeded with ``seed + epoch`` at the first iterator and
+    at every :meth:`set_epoch`.
+
+    NOTE: unlike ``DistributedSampler``, iterators between two ``set_epoch`` calls continue
+    one stream instead of repeating the same draws: :class:`CMO` takes a minority batch only
+    on the batches it pastes onto and starts the minority loader again whenever it runs
+    out, mid-epoch.
 
     Args:
-        labels: (N,) class of every item of the stream's dataset.
-        power: How strongly small classes are favoured.
-        num_samples: Draws per pass; ``None``: N.
-        generator: A ``torch.Generator`` for the draws.
+        dataset: A dataset with ``targets`` (the (N,) class of every item; e.g. an
+            ``OversampledDataset``, whose ``set_epoch`` is then called from
+            :meth:`set_epoch` so that it draws fresh synthetic items), or the (N,) labels.
+        power: How strongly small classes are favoured, a number >= 0.
+        num_samples: Draws per iterator over all ranks; ``None``: N.
+        num_replicas, rank: As in :class:`~torch_deepsmote.DeepSMOTESampler`.
+        seed: Non-negative seed, the same on every rank.
+
+    Attributes:
+        class_prior: (n_labels,) float64, the rate at which each label ``0 .. max label`` is
+            drawn (the class prior of the foreground stream).
+
+    Raises:
+        TypeError: Labels that are not whole numbers, or an argument of the wrong type.
+        ValueError: A bad value, named in the message.
+
+    Example:
+        >>> sampler = MinoritySampler([0, 0, 0, 1], power=1.0, num_samples=8, seed=0)
+        >>> sampler.class_prior.tolist(), len(sampler), len(list(sampler))
+        ([0.5, 0.5], 8, 8)
     """
-    labels = as_labels(labels, "labels")
-    check_positive_float("power", power, allow_zero=True)
-    counts = torch.bincount(labels).double()
-    weights = counts[labels] ** -power
-    n = len(labels) if num_samples is None else check_non_negative_int("num_samples", num_samples)
-    return WeightedRandomSampler(weights, n, replacement=True, generator=generator)
+
+    def __init__(
+        self,
+        dataset: Any,
+        power: float = 1.0,
+        num_samples: int | None = None,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.dataset = dataset
+        labels = self._labels()
+        if len(labels) == 0 or bool((labels < 0).any()):
+            raise ValueError(
+                "`dataset` should hold at least one item with labels 0, 1, ..., but got "
+                f"{len(labels)} items with labels {sorted(set(labels.tolist()))[:5]}."
+            )
+        self.power = check_positive_float("power", power, allow_zero=True)
+        n = len(labels) if num_samples is None else num_samples
+        self.num_samples = check_positive_int("num_samples", n)
+        self.num_replicas, self.rank = _resolve_replicas(num_replicas, rank)
+        self.seed = check_non_negative_int("seed", seed)
+        self.epoch = 0
+        self._generator: torch.Generator | None = None
+
+    def _labels(self) -> Tensor:
+        if hasattr(self.dataset, "targets"):
+            return as_labels(self.dataset.targets, "dataset.targets")
+        if isinstance(self.dataset, Dataset):
+            raise TypeError(
+                "`dataset` should be a dataset with `targets` (the class of every item) or "
+                f"the labels themselves, but got dataset of type {type(self.dataset).__name__}."
+            )
+        return as_labels(self.dataset, "dataset")
+
+    @staticmethod
+    def _weights(labels: Tensor, power: float) -> Tensor:
+        """(N,) float64 ``n_{y_i} ** -power`` of (N,) int64 ``labels``."""
+        return torch.bincount(labels).double()[labels] ** -power
+
+    @property
+    def class_prior(self) -> Tensor:
+        labels = self._labels()
+        mass = torch.bincount(labels, self._weights(labels, self.power))
+        return mass / mass.sum()
+
+    def _total_size(self) -> int:
+        return math.ceil(self.num_samples / self.num_replicas) * self.num_replicas
+
+    def __iter__(self) -> Iterator[int]:
+        if self._generator is None:
+            self._generator = make_generator(self.seed + self.epoch)
+        labels = self._labels()
+        draws = torch.multinomial(
+            self._weights(labels, self.power),
+            self._total_size(),
+            replacement=True,
+            generator=self._generator,
+        )
+        return iter(draws[self.rank :: self.num_replicas].tolist())
+
+    def __len__(self) -> int:
+        return self._total_size() // self.num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start the draws of ``epoch`` (and the dataset's, when it has ``set_epoch``)."""
+        self.epoch = check_non_negative_int("epoch", epoch)
+        self._generator = None
+        if callable(getattr(self.dataset, "set_epoch", None)):
+            self.dataset.set_epoch(self.epoch)
 
 
 class CMOBatch(NamedTuple):
-    """A CMO batch: ``images`` (B, C, H, W), ``targets`` (B,) of the background,
-    ``pasted`` (B,) of the pasted images (``targets`` itself when nothing was pasted) and
-    ``lam``, the background's share of each image."""
+    """A CMO batch and its mixed targets.
+
+    Attributes:
+        images: (B, C, H, W) the background images with the box pasted.
+        targets: (B,) int64 the background images' classes.
+        pasted: (B,) int64 the pasted images' classes (``targets`` itself when nothing was
+            pasted).
+        lam: The background's share of each image's area (1.0 when nothing was pasted).
+    """
 
     images: Tensor
     targets: Tensor
@@ -91,33 +246,71 @@ class CMOBatch(NamedTuple):
     lam: float
 
     def loss(self, criterion: Callable[[Tensor, Tensor], Tensor], logits: Tensor) -> Tensor:
-        """``lam * criterion(logits, targets) + (1 - lam) * criterion(logits, pasted)``."""
+        """``lam * criterion(logits, targets) + (1 - lam) * criterion(logits, pasted)``.
+
+        Args:
+            criterion: A loss of ``(logits (B, C), targets (B,))``, e.g.
+                :class:`~torch_deepsmote.LogitAdjustedLoss`.
+            logits: (B, C) the model's output on :attr:`images`.
+        """
         value = criterion(logits, self.targets)
         if self.lam < 1.0:
             value = self.lam * value + (1.0 - self.lam) * criterion(logits, self.pasted)
         return value
+
+    def soft_targets(self, num_classes: int) -> Tensor:
+        """(B, num_classes) float32 ``lam * onehot(targets) + (1 - lam) * onehot(pasted)``,
+        for a loss that takes class probabilities (the same value as :meth:`loss` for a
+        cross-entropy).
+
+        Example:
+            >>> targets, pasted = torch.tensor([0]), torch.tensor([2])
+            >>> CMOBatch(torch.zeros(1, 1, 2, 2), targets, pasted, 0.75).soft_targets(3)
+            tensor([[0.7500, 0.0000, 0.2500]])
+        """
+        return (
+            self.lam * F.one_hot(self.targets, num_classes).float()
+            + (1.0 - self.lam) * F.one_hot(self.pasted, num_classes).float()
+        )
+
+
+def _check_prob(prob: Any) -> float:
+    if not isinstance(prob, numbers.Real) or isinstance(prob, bool):
+        raise TypeError(f"`prob` should be a number in [0, 1], but got prob={prob!r}.")
+    if not 0 <= prob <= 1:
+        raise ValueError(f"`prob` should be in [0, 1], but got prob={prob!r}.")
+    return float(prob)
 
 
 class CMO:
     """Paste a minority batch onto each natural batch with probability ``prob``.
 
     Args:
-        minority: An iterable of (images, targets) minority batches at least as large as the
-            natural ones, e.g. ``DataLoader(ds, batch_size=B, sampler=minority_sampler(
-            ds.targets))``; it is re-iterated when it ends.
-        prob: Chance of pasting per batch (0.5 in the paper).
+        minority: An iterable of ``(images, targets)`` minority batches at least as large as
+            the natural ones, e.g. ``DataLoader(ds, batch_size=B, sampler=MinoritySampler(ds),
+            drop_last=True)``; it is started again whenever it runs out.
+        prob: Chance of pasting per batch (0.5 in the paper). A plain attribute: set it to
+            0 for the first and last few epochs to follow the paper's CIFAR schedule.
         seed: Seed of the coin, ``lam`` and centre draws.
         augment: Applied to each minority batch before pasting (the natural batch's
             augmentation), or ``None``.
 
+    Raises:
+        TypeError: ``minority`` not iterable, ``augment`` not callable, or a number of the
+            wrong type.
+        ValueError: ``prob`` outside [0, 1] or a negative ``seed``.
+
     Example:
-        >>> natural = [(torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long))]
+        >>> natural = (torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long))
         >>> minority = [(torch.ones(4, 1, 8, 8), torch.full((4,), 2))]
-        >>> cmo = CMO(minority, prob=1.0, seed=0)
-        >>> batch = cmo(*natural[0])
-        >>> pasted = float(batch.images[0].mean())  # the share of ones: the box's area
-        >>> batch.pasted.tolist(), round(1 - batch.lam, 4) == round(pasted, 4)
+        >>> batch = CMO(minority, prob=1.0, seed=0)(*natural)
+        >>> share_pasted = float(batch.images.mean())  # ones where pasted
+        >>> batch.pasted.tolist(), abs(1 - batch.lam - share_pasted) < 1e-6
         ([2, 2, 2, 2], True)
+        >>> from torch_deepsmote.losses import LogitAdjustedLoss
+        >>> criterion = LogitAdjustedLoss(CMO.class_prior([0, 0, 0, 1, 2]))
+        >>> batch.loss(criterion, torch.zeros(4, 3)).shape
+        torch.Size([])
     """
 
     def __init__(
@@ -127,31 +320,53 @@ class CMO:
         seed: int = 0,
         augment: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
+        if not isinstance(minority, Iterable):
+            raise TypeError(
+                "`minority` should be an iterable of (images, targets) batches such as a "
+                f"DataLoader, but got minority of type {type(minority).__name__}."
+            )
+        if augment is not None and not callable(augment):
+            raise TypeError(f"`augment` should be None or callable, but got augment={augment!r}.")
         self.minority, self.augment = minority, augment
-        if not isinstance(prob, numbers.Real) or isinstance(prob, bool):
-            raise TypeError(f"`prob` should be a number in [0, 1], but got prob={prob!r}.")
-        if not 0 <= prob <= 1:
-            raise ValueError(f"`prob` should be in [0, 1], but got prob={prob!r}.")
-        self.prob = float(prob)
+        self.prob = _check_prob(prob)
         self.seed = check_non_negative_int("seed", seed)
-        self.generator = torch.Generator().manual_seed(self.seed)
+        self.epoch = 0
+        self._generator: torch.Generator | None = None
         self._batches: Iterator | None = None
 
     @staticmethod
     def class_prior(labels: Any) -> Tensor:
-        """(C,) float64 class frequencies of ``labels``: the prior of CMO's batches (the
-        natural stream's), for ``LogitAdjustedLoss``."""
+        """(C,) float64 class frequencies of the background stream's ``labels`` (N,): the
+        prior of CMO's batches, to give :class:`~torch_deepsmote.LogitAdjustedLoss`.
+
+        A background stream drawn by a sampler with a prior of its own
+        (:class:`~torch_deepsmote.ClassPriorSampler`) carries that one instead
+        (``sampler.class_prior``).
+
+        Example:
+            >>> CMO.class_prior([0, 0, 0, 1]).tolist()
+            [0.75, 0.25]
+        """
         counts = torch.bincount(as_labels(labels, "labels")).double()
         return counts / counts.sum()
 
+    def set_epoch(self, epoch: int) -> None:
+        """Start the draws of ``epoch`` (seed ``seed + epoch``) and the minority stream
+        anew, so that an epoch replays from its number (call the minority sampler's
+        ``set_epoch`` first)."""
+        self.epoch = check_non_negative_int("epoch", epoch)
+        self._generator, self._batches = None, None
+
     def draw(self, height: int, width: int) -> tuple[int, int, int, int] | None:
         """The box of the next batch, or ``None`` when this batch is left as it is."""
-        coin, lam = torch.rand(2, generator=self.generator, dtype=torch.float64).tolist()
+        if self._generator is None:
+            self._generator = make_generator(self.seed + self.epoch)
+        coin, lam = torch.rand(2, generator=self._generator, dtype=torch.float64).tolist()
         if coin >= self.prob:
             return None
-        cy = int(torch.randint(height, (1,), generator=self.generator))
-        cx = int(torch.randint(width, (1,), generator=self.generator))
-        return box(height, width, lam, cy, cx)
+        cy = int(torch.randint(height, (1,), generator=self._generator))
+        cx = int(torch.randint(width, (1,), generator=self._generator))
+        return box(height, width, lam, cy, cx)  # lam ~ U(0, 1) = Beta(1, 1)
 
     def _next_minority(self) -> tuple[Tensor, Tensor]:
         if self._batches is None:
@@ -163,7 +378,8 @@ class CMO:
             return next(self._batches)
 
     def __call__(self, images: Tensor, targets: Tensor) -> CMOBatch:
-        """One natural batch (B, C, H, W) and (B,) -> a :class:`CMOBatch`."""
+        """Paste onto one natural batch: (B, C, H, W) images, (B,) targets -> a
+        :class:`CMOBatch` (the images unchanged and ``lam=1.0`` when the coin says no)."""
         height, width = images.shape[-2:]
         where = self.draw(height, width)
         if where is None:
@@ -178,6 +394,7 @@ class CMO:
         foreground, pasted = foreground[: len(images)], pasted[: len(images)]
         if self.augment is not None:
             foreground = self.augment(foreground)
+        foreground = foreground.to(device=images.device, dtype=images.dtype)
         top, bottom, left, right = where
         lam = 1.0 - (bottom - top) * (right - left) / (height * width)
         return CMOBatch(paste(images, foreground, where), targets, pasted.to(targets), lam)

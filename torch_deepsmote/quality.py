@@ -88,45 +88,71 @@ def nearest(
     return distances, indices
 
 
-def _kth_distance(points: Tensor, k: int) -> Tensor:
+def _kth_distance(points: Tensor, k: int, chunk_size: int) -> Tensor:
     """(n,) distance of each row of ``points`` (n, d) to its ``k``-th nearest other row."""
-    distances = torch.cdist(points.float(), points.float())
-    return distances.kthvalue(k + 1, dim=1).values  # the row itself is the first, at 0
+    out = points.new_empty(len(points))
+    for start in range(0, len(points), chunk_size):
+        block = torch.cdist(points[start : start + chunk_size], points)
+        # The row itself is the first, at 0: the k-th other row is the (k + 1)-th smallest.
+        out[start : start + len(block)] = block.kthvalue(k + 1, dim=1).values
+    return out
 
 
 @torch.no_grad()
-def prdc(real: Tensor, fake: Tensor, k: int = 5) -> dict[str, float] | None:
+def prdc(
+    real: Tensor, fake: Tensor, k: int = 5, *, chunk_size: int = 1024
+) -> dict[str, float] | None:
     """Precision, recall, density and coverage of ``fake`` (m, d) against ``real`` (n, d).
 
-    With ``B(x, r)`` the ball around ``x`` reaching its ``k``-th nearest neighbour of its
-    own set (Naeem et al., ICML 2020, the ``prdc`` package's definitions):
+    With ``B(x, r_x)`` the ball around ``x`` reaching its ``k``-th nearest neighbour of its
+    own set (Naeem et al., "Reliable Fidelity and Diversity Metrics for Generative Models",
+    ICML 2020; the ``prdc`` package's definitions):
 
     - precision: share of fake rows inside some real ball (they look real);
     - recall: share of real rows inside some fake ball (the fakes reach them);
-    - density: ``1/k`` times the mean number of real balls a fake row is in (1 for fakes
-      spread like the reals, above 1 when they crowd where the reals are dense);
-    - coverage: share of real balls that hold at least one fake row.
+    - density: ``1/k`` times the mean number of real balls a fake row is in (about 1 for
+      fakes spread like the reals, above 1 when they crowd where the reals are dense);
+    - coverage: share of real balls that hold at least one fake row (how much of the
+      real spread the fakes reach; unlike recall, robust to fake outliers).
+
+    Distances are exact Euclidean ones in float64, ``torch.cdist`` on ``chunk_size`` rows at
+    a time (memory ``chunk_size * max(n, m)``), on the inputs' device.
+
+    Args:
+        real: (n, d) real rows (codes or features).
+        fake: (m, d) synthetic rows in the same space.
+        k: Neighbours that set a ball's radius (5 in the paper).
+        chunk_size: Rows per ``torch.cdist`` call.
 
     Returns:
-        ``{"precision", "recall", "density", "coverage"}``, or ``None`` when either set has
-        ``k`` rows or fewer.
+        ``{"precision", "recall", "density", "coverage"}`` as floats, or ``None`` when
+        either set has ``k`` rows or fewer.
 
     Example:
         >>> real = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
         >>> prdc(real, real.clone(), k=5)["coverage"], prdc(real, real + 100)["precision"]
         (1.0, 0.0)
     """
+    check_positive_int("k", k)
+    check_positive_int("chunk_size", chunk_size)
     if min(len(real), len(fake)) <= k:
         return None
-    real, fake = real.float(), fake.float()
-    real_radius, fake_radius = _kth_distance(real, k), _kth_distance(fake, k)
-    between = torch.cdist(real, fake)  # (n, m)
-    inside = between < real_radius[:, None]  # fake j in the ball of real i
+    real, fake = real.double().flatten(1), fake.double().flatten(1)
+    real_radius = _kth_distance(real, k, chunk_size)
+    fake_radius = _kth_distance(fake, k, chunk_size)
+    balls_per_fake = torch.zeros(len(fake), dtype=torch.float64, device=fake.device)
+    reached = covered = 0
+    for start in range(0, len(real), chunk_size):
+        between = torch.cdist(real[start : start + chunk_size], fake)  # (chunk, m)
+        radius = real_radius[start : start + len(between), None]
+        balls_per_fake += (between < radius).sum(0)  # fake j in the ball of real i
+        reached += int((between < fake_radius[None, :]).any(1).sum())
+        covered += int((between.min(1, keepdim=True).values < radius).sum())
     return {
-        "precision": float(inside.any(0).float().mean()),
-        "recall": float((between < fake_radius[None, :]).any(1).float().mean()),
-        "density": float(inside.sum(0).float().mean()) / k,
-        "coverage": float((between.min(1).values < real_radius).float().mean()),
+        "precision": float((balls_per_fake > 0).double().mean()),
+        "recall": reached / len(real),
+        "density": float(balls_per_fake.mean()) / k,
+        "coverage": covered / len(real),
     }
 
 
@@ -136,15 +162,27 @@ _READINGS = {
     "easy": "right but easy: the synthetic images crowd where the real ones are dense and "
     "cover little of their spread",
     "narrow": "narrow: the synthetic images look real but reach less than half of the real "
-    "images' neighbourhoods",
-    "thin": "thin: the synthetic images reach the real spread but sit at its edges",
+    "images' neighbourhoods, without crowding in any",
+    "thin": "spread thin: the synthetic images reach most of the real spread but sit in its "
+    "sparse parts, away from where the real images crowd",
     "good": "faithful and varied: real-looking and spread over most of the real images' "
     "neighbourhoods",
 }
 
 
 def variety(scores: Mapping[str, float] | None) -> str | None:
-    """The reading of :func:`prdc`'s numbers in words, or ``None`` without them."""
+    """The reading of :func:`prdc`'s numbers in words, or ``None`` without them.
+
+    In this order: precision below 0.5 reads "off the data"; coverage below 0.5 reads
+    "right but easy" with density 1 or more (the fakes crowd the dense middle), else
+    "narrow"; density below 0.5 with coverage 0.5 or more reads "spread thin" (the
+    reverse of right but easy: the whole spread reached from its sparse parts); anything
+    else "faithful and varied".
+
+    Example:
+        >>> variety({"precision": 1.0, "recall": 0.1, "density": 1.8, "coverage": 0.2})[:14]
+        'right but easy'
+    """
     if scores is None:
         return None
     precision, density, coverage = (scores[k] for k in ("precision", "density", "coverage"))
@@ -221,6 +259,26 @@ def _rms(distances: Tensor, n_pixels: int) -> Tensor:
     return distances / n_pixels**0.5
 
 
+# Images per call of a user's ``features`` function: bounded memory for a large model.
+_FEATURE_BATCH = 256
+
+
+@torch.no_grad()
+def _features(features: Callable[[Tensor], Tensor], images: Tensor) -> Tensor:
+    """(n, F) features of (n, C, H, W) ``images``, ``_FEATURE_BATCH`` images per call."""
+    parts = []
+    for start in range(0, len(images), _FEATURE_BATCH):
+        batch = images[start : start + _FEATURE_BATCH]
+        out = torch.as_tensor(features(batch))
+        if out.ndim == 0 or len(out) != len(batch):
+            raise ValueError(
+                f"`features` should map a batch of B images to (B, F) features, but gave "
+                f"shape {tuple(out.shape)} for {len(batch)} images."
+            )
+        parts.append(out.detach().flatten(1))
+    return torch.cat(parts)
+
+
 def _variety_scores(
     real_codes: Tensor,
     fake_codes: Tensor,
@@ -231,13 +289,15 @@ def _variety_scores(
 ) -> dict:
     """The class's :func:`prdc` numbers and their reading, in code space and (``features``)
     in the given feature space."""
-    spaces = {"": (real_codes, fake_codes)}
-    if features is not None:
-        with torch.no_grad():
-            spaces["features_"] = (features(real_images), features(fake_images))
+    measurable = min(len(real_images), len(fake_images)) > k
     out = {}
-    for prefix, (real, fake) in spaces.items():
-        scores = prdc(torch.as_tensor(real).flatten(1), torch.as_tensor(fake).flatten(1), k)
+    for prefix in ("", "features_") if features is not None else ("",):
+        scores = None
+        if measurable and prefix:
+            real, fake = _features(features, real_images), _features(features, fake_images)
+            scores = prdc(real, fake, k)
+        elif measurable:
+            scores = prdc(real_codes, fake_codes, k)
         for name in ("precision", "recall", "density", "coverage"):
             out[prefix + name] = None if scores is None else scores[name]
         out[prefix + "variety"] = variety(scores)
@@ -275,8 +335,9 @@ def assess(
             0 where no class has two images).
         random_state: Seed of the synthetic draw and of the real images measured.
         features: A function of a batch of images ((B, C, H, W) in their own dtype and
-            range) to (B, F) features, e.g. a trained classifier's penultimate layer: the
-            variety numbers are also computed there (``features_*`` keys).
+            range, at most 256 per call) to (B, F) features, e.g. a trained classifier's
+            penultimate layer: the variety numbers are also computed there (``features_*``
+            keys). ``None``: the autoencoder's code space only.
         k: Neighbours of the balls of :func:`prdc`.
 
     Returns:
@@ -293,11 +354,18 @@ def assess(
         same five as ``features_precision``, ... in that space.
 
     Raises:
-        ValueError: ``images`` are not the images the model was fitted on.
+        ValueError: ``images`` are not the images the model was fitted on, or
+            ``features`` gave other than one row per image.
+        TypeError: ``features`` is not callable.
     """
     check_positive_int("max_per_class", max_per_class)
     check_positive_int("k", k)
     check_positive_float("near_copy", near_copy, allow_zero=True)
+    if features is not None and not callable(features):
+        raise TypeError(
+            "`features` should be None or a function of a batch of images to (B, F) "
+            f"features, but got features of type {type(features).__name__}."
+        )
     tensor, _ = as_images(images, "images")
     labels = model.labels_
     model.check_fitted_on(tensor, labels)

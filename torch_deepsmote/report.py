@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ def write_report(
     max_per_class: int = 1000,
     near_copy: float = 0.1,
     random_state: int = 0,
+    features: Callable[[Any], Any] | None = None,
+    k: int = 5,
 ) -> dict:
     """Measure ``model`` and write the report files into the folder ``out``.
 
@@ -55,7 +57,10 @@ def write_report(
         names: ``{label: class name}``; ``None``: the labels.
         source: What the images were read from, copied into the JSON.
         n_show: Real and synthetic images per class in the grid.
-        max_per_class, near_copy: As in :func:`~torch_deepsmote.quality.assess`.
+        max_per_class, near_copy, features, k: As in
+            :func:`~torch_deepsmote.quality.assess`: ``features`` (a classifier's feature
+            function) adds precision, recall, density and coverage in its feature space to
+            those in the autoencoder's code space.
         random_state: Seed of every draw (images shown, images measured).
 
     Returns:
@@ -65,7 +70,13 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     names = dict(names) if names else {c: str(c) for c in model.classes_.tolist()}
     assessment = assess(
-        model, images, max_per_class=max_per_class, near_copy=near_copy, random_state=random_state
+        model,
+        images,
+        max_per_class=max_per_class,
+        near_copy=near_copy,
+        random_state=random_state,
+        features=features,
+        k=k,
     )
     before = {row["label"]: row["real"] for row in assessment.table}
     after = {row["label"]: row["real"] + row["synthetic"] for row in assessment.table}
@@ -85,6 +96,10 @@ def write_report(
             "max_per_class": max_per_class,
             "near_copy": near_copy,
             "random_state": random_state,
+            "k": k,
+            "features": None
+            if features is None
+            else getattr(features, "__qualname__", type(features).__name__),
         },
         "figures": [GRID_NAME],
     }
@@ -115,10 +130,11 @@ def _cell(value: Any, percent: bool = False) -> str:
 
 
 def format_table(report: Mapping[str, Any]) -> str:
-    """The per-class quality table of a report, as aligned text."""
+    """The per-class quality table of a report, as aligned text, then each class's variety
+    in words (in code space, and in the feature space when the report has one)."""
     names = {c["label"]: c["name"] for c in report["classes"]}
     rows = [("class", "real", "+new", "recon", "real-nn", "synth-nn", "copies", "fidelity")]
-    rows[0] += ("prec", "density", "cover")
+    rows[0] += ("prec", "recall", "density", "cover")
     readings = []
     for row in report["quality"]["classes"]:
         name = str(names.get(row["label"], row["label"]))[:20]
@@ -133,12 +149,20 @@ def format_table(report: Mapping[str, Any]) -> str:
                 _cell(row["near_copy_share"], percent=True),
                 _cell(row["label_fidelity"], percent=True),
                 _cell(row.get("precision"), percent=True),
+                _cell(row.get("recall"), percent=True),
                 _cell(row.get("density")),
                 _cell(row.get("coverage"), percent=True),
             )
         )
         if row.get("variety"):
             readings.append(f"{name}: {row['variety']}.")
+        if row.get("features_variety"):
+            readings.append(
+                f"{name}, in the classifier's features (precision "
+                f"{_cell(row['features_precision'], percent=True)}, density "
+                f"{_cell(row['features_density'])}, coverage "
+                f"{_cell(row['features_coverage'], percent=True)}): {row['features_variety']}."
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
@@ -151,7 +175,9 @@ def format_table(report: Mapping[str, Any]) -> str:
         "distance of a real / synthetic image to its nearest (other) real image of the class; "
         f"copies: synthetic images within {report['quality']['near_copy_threshold']:.4f} of a "
         "real one; fidelity: synthetic images whose nearest real code is of their class "
-        "(distances on the 0..1 pixel scale); prec / density / cover: precision, density and "
-        "coverage of the synthetic codes against the real ones (Naeem et al., 2020)."
+        "(distances on the 0..1 pixel scale); prec / recall / density / cover: precision, "
+        "recall, density and coverage of the synthetic codes against the real ones of the "
+        "class (Naeem et al., 2020; density about 1 and high coverage: spread like the real "
+        "images; density above 1 and low coverage: right but easy)."
     )
     return "\n".join(lines + [legend, *readings])
