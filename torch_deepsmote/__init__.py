@@ -6,7 +6,7 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
 from . import integrations  # noqa: F401 - registers the Hugging Face and MONAI kinds
 from ._version import __version__  # noqa: F401
-from .cmo import CMO
+from .cmo import CMO, MinoritySampler
 from .dataset import OversampledDataset
 from .deepsmote import DeepSMOTE
 from .knn import FaissKNN, TorchKNN, get_knn
@@ -29,6 +29,7 @@ __all__ = [
     "Encoder",
     "FaissKNN",
     "LogitAdjustedLoss",
+    "MinoritySampler",
     "OversampledDataset",
     "SMOTEPlan",
     "Synthesizer",
