@@ -81,6 +81,19 @@ def test_a_registered_kind_is_found_through_wrappers_and_used_for_the_whole_read
     assert torch.equal(ds[ds.n_real][0], 255 - raw)
 
 
+def test_labels_of_mixed_kinds_use_the_kinds_resolved_once(shelf_kind, monkeypatch):
+    shelf = Shelf(torch.zeros(4, 1, 4, 4, dtype=torch.uint8), torch.tensor([1, 0, 1, 1]))
+    plain = TensorDataset(torch.zeros(3, 1, 4, 4), torch.tensor([0, 0, 1]))
+    adapter = DatasetAdapter(ConcatDataset([Subset(shelf, [3, 1]), plain, shelf]))
+    assert [type(kind) for kind in adapter.kinds] == [ShelfKind, Kind, ShelfKind]
+
+    def asked_again(*args, **kwargs):
+        raise AssertionError("the dataset's kind was asked again")
+
+    monkeypatch.setattr(adapters, "kind_of", asked_again)
+    assert adapter.labels().tolist() == [1, 0, 0, 0, 1, 1, 0, 1, 1]
+
+
 def test_an_unregistered_dataset_gets_the_torchvision_kind():
     dataset = TensorDataset(torch.zeros(3, 1, 4, 4), torch.tensor([0, 1, 1]))
     assert type(kind_of(dataset)) is Kind

@@ -236,16 +236,17 @@ class DatasetAdapter:
     # ------------------------------------------------------------------ metadata
     def labels(self) -> Tensor | None:
         """(N,) int64 class labels from the metadata, or ``None`` where a part has none."""
-        return self._labels(self.dataset)
+        return self._labels(self.dataset, iter(self.kinds))
 
-    def _labels(self, dataset: Any) -> Tensor | None:
+    def _labels(self, dataset: Any, kinds: Iterator[Kind]) -> Tensor | None:
+        # The wrappers routed as in _parts, so the leaves meet their kinds in order.
         if isinstance(dataset, Subset):
-            parent = self._labels(dataset.dataset)
+            parent = self._labels(dataset.dataset, kinds)
             return None if parent is None else parent[torch.as_tensor(list(dataset.indices))]
         if isinstance(dataset, ConcatDataset):
-            parts = [self._labels(part) for part in dataset.datasets]
+            parts = [self._labels(part, kinds) for part in dataset.datasets]
             return None if any(p is None for p in parts) else torch.cat(parts)
-        return kind_of(dataset).labels(self.label_key)
+        return next(kinds).labels(self.label_key)
 
     def classes(self) -> list | None:
         """The first part's ``classes`` (torchvision's convention; Hugging Face's
