@@ -10,6 +10,10 @@ decoded, in the raw images' dtype and range) -> the dataset's
 :class:`~torch_deepsmote.adapters.ItemMaker` (the raw item's form, the dataset's transforms
 and the wrapper's). DataLoader calls :meth:`OversampledDataset.__getitems__` with a whole
 batch of indices: one synthesizer call per batch.
+
+A pool (``pool=True``, or ``'auto'`` when the set fits) moves decoding off the workers'
+CPUs on a GPU machine, and decodes a fixed set (no ``set_epoch``, the paper's setting) once
+rather than once per epoch.
 """
 
 from __future__ import annotations
@@ -79,11 +83,9 @@ class OversampledDataset(Dataset):
             workers decode on the CPU.
         decode_batch_size: Codes per decoder call.
         pool: Decode each epoch's synthetic set once, in the main process on the model's
-            device, into shared memory that the workers read (``set_epoch`` refills it);
-            ``False`` decodes per batch, on the CPU in DataLoader workers. ``'auto'`` pools
-            when the set takes at most a quarter of the available memory: on a GPU machine
-            decoding leaves the workers' CPUs, and a fixed set (no ``set_epoch``, the paper's
-            setting) is decoded once, not once per epoch.
+            device, into shared memory the workers read (``set_epoch`` refills it);
+            ``False`` decodes per batch (on the CPU in DataLoader workers); ``'auto'`` pools
+            when the set takes at most a quarter of the available memory.
         in_memory: ``False`` streams the images through an HDF5 file in ``cache_dir``
             while fitting; ``'auto'`` does so when they would take over a quarter of the
             memory.
