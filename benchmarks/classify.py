@@ -16,7 +16,8 @@ images included, gets the same augmentation (``--augment``, default a random cro
 a 2-pixel pad and a horizontal flip). Spread: several classifier seeds on one training
 subset; the DeepSMOTE autoencoder is trained once on that subset and reused through
 ``OversampledDataset(cache_dir=...)``; ``--data-seed`` draws another subset (and so
-another autoencoder), and ``classify_report.py --protocol`` pools the runs of several.
+another autoencoder), and ``python -m benchmarks.classify_report --protocol`` pools the
+runs of several.
 Writes ``results.json`` (every number, the training-loss curve of every run), the figures,
 and with ``--results-md`` the "Does it make my classifier better, and when?" section.
 """

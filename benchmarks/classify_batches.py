@@ -23,6 +23,7 @@ runs with one seed see the same crops, boxes and lambdas.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -35,11 +36,13 @@ __all__ = [
     "CMO",
     "CropFlip",
     "Mixup",
+    "Recipe",
     "child_seed",
     "class_balanced_sampler",
     "cutmix_box",
     "deferred",
     "make_augment",
+    "prior_weights",
 ]
 
 AUGMENTATIONS = ("crop-flip", "crop", "none")
@@ -47,6 +50,25 @@ AUGMENTATIONS = ("crop-flip", "crop", "none")
 
 MIXUP_ALPHA = 1.0  # BagofTricks-LT's input-mixup configs and imbalanced-DL use alpha = 1
 CMO_PROB = 0.5  # naver-ai/cmo's mixup_prob
+
+
+class Recipe(NamedTuple):
+    """What a method hands the training loop (``classify_methods.train_classifier``).
+
+    Attributes:
+        batches: endless iterator of (x float (B, C, H, W), y int64 (B,)), one per step.
+        prior: class prior (or counts) of the batches for the library's
+            ``LogitAdjustedLoss`` (float (n_classes,)), None (plain cross-entropy), or a
+            callable giving the prior of the current batch (a prior that changes in training).
+        info: numbers worth keeping in the record (sizes, setup time).
+        mix: None, or ``mix(x, y, step, augment) -> (x, y2, lam)`` applied after the
+            augmentation (:class:`Mixup`, :class:`CMO`).
+    """
+
+    batches: Iterator
+    prior: torch.Tensor | Callable | None
+    info: dict
+    mix: Callable | None = None
 
 
 def class_counts(labels, n_classes: int) -> torch.Tensor:
@@ -129,18 +151,60 @@ def make_augment(kind: str, side: int, seed: int) -> CropFlip | None:
     return CropFlip(pad=4 if side >= 32 else 2, flip=kind == "crop-flip", seed=seed)
 
 
+def prior_weights(labels, extra, prior, share: float) -> torch.Tensor:
+    """Item weights that draw like the library's ``ClassPriorSampler``, with replacement.
+
+    Class ``c``'s items weigh ``prior[c]`` together (torch's ``WeightedRandomSampler``
+    divides by the sum, so any scale draws the same classes): ``share`` of it on its
+    ``extra`` items (none for a class without any), the rest on its own, uniformly within
+    each part. ``prior`` is the library's :func:`~torch_deepsmote.class_prior` of the
+    classes' own counts, or ones (every class equally often, the weights of the committed
+    balanced runs bit for bit).
+
+    The library's samplers draw without replacement within a class; the committed baselines
+    drew with replacement (as the CMO reference code does) and keep doing so, so that their
+    seeds still reproduce them.
+
+    Args:
+        labels: (N,) int labels ``0 .. C-1``.
+        extra: (N,) bool, the items that take ``share`` of their class's draws (synthetic
+            or unseen images); all False for a plain class prior.
+        prior: (C,) float64, each class's total weight.
+        share: the share of a class's draws from its ``extra`` items, in [0, 1].
+
+    Returns:
+        (N,) float64 weights.
+
+    Example:
+        >>> from torch_deepsmote import class_prior
+        >>> labels, extra = torch.tensor([0, 0, 0, 1, 1]), torch.tensor([0, 0, 0, 0, 1]) > 0
+        >>> prior_weights(labels, extra, class_prior(torch.tensor([3, 1]), 1.0), 0.5).tolist()
+        [0.25, 0.25, 0.25, 0.125, 0.125]
+    """
+    labels, extra = torch.as_tensor(labels), torch.as_tensor(extra, dtype=torch.bool)
+    weights = torch.zeros(len(labels), dtype=torch.float64)
+    for c in range(len(prior)):
+        own, new = (labels == c) & ~extra, (labels == c) & extra
+        s = share if new.any() else 0.0
+        if own.any():
+            weights[own] = prior[c] * (1 - s) / own.sum()
+        if s:
+            weights[new] = prior[c] * s / new.sum()
+    return weights
+
+
 def class_balanced_sampler(labels, generator: torch.Generator) -> WeightedRandomSampler:
-    """Draws with replacement, item weights ``1 / n_c``: every class equally often.
+    """Draws ``len(labels)`` items with replacement, every class equally often
+    (:func:`prior_weights` with one weight per class: item weights ``1 / n_c``).
 
     CMO's minority loader (``weighted_alpha = 1``), the ``weighted`` baseline and the last
-    stage of ``drw`` all sample this way. NOTE: torch's ``WeightedRandomSampler`` as the CMO
-    reference code uses it (draws with replacement), not the library's
-    ``ClassBalancedBatchSampler`` (stratified batches without replacement): another draw
-    would change the committed baselines.
+    stage of ``drw`` all sample this way.
     """
-    labels = np.asarray(labels)
-    weights = 1.0 / np.bincount(labels)[labels]
-    return WeightedRandomSampler(torch.as_tensor(weights), len(labels), generator=generator)
+    labels = torch.as_tensor(np.asarray(labels))
+    n_classes = int(labels.max()) + 1
+    no_extra = torch.zeros(len(labels), dtype=torch.bool)
+    weights = prior_weights(labels, no_extra, torch.ones(n_classes, dtype=torch.float64), 0.0)
+    return WeightedRandomSampler(weights, len(labels), generator=generator)
 
 
 def deferred(first: Iterator, then: Iterator, switch_at: int) -> Iterator:

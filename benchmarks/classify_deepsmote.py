@@ -34,6 +34,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from benchmarks import classify_batches as cb
+from torch_deepsmote import ClassPriorSampler
+
 __all__ = ["is_recipe", "parse", "recipe"]
 
 _INTERPOLATIONS = ("smote", "enemy", "transfer")
@@ -104,17 +107,14 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def recipe(method: str, ctx: dict, seed: int, recipe_type: type) -> Any:
-    """The ``recipe_type`` (classify_methods.Recipe) of a ``dsp-...`` method.
+def recipe(method: str, ctx: dict, seed: int) -> cb.Recipe:
+    """The :class:`~classify_batches.Recipe` of a ``dsp-...`` method.
 
     ``ctx`` holds ``batch_size``, ``steps``, ``x``/``y`` (the real training tensors),
     ``n_classes`` and ``oversampled(seed, strategy=None, **library_options)``, the factory of
     the experiment's ``OversampledDataset`` (the autoencoder is trained once and loaded from
     its cache after).
     """
-    from benchmarks import classify_batches as cb
-    from torch_deepsmote import ClassPriorSampler
-
     spec = parse(method)
     start = time.perf_counter()
     dataset = ctx["oversampled"](seed, None, **spec["library"])
@@ -161,11 +161,11 @@ def recipe(method: str, ctx: dict, seed: int, recipe_type: type) -> Any:
 
     prior = None if spec["loss"] == "ce" else (lambda: current["prior"])
     if spec["mix"] == "mixup":
-        return recipe_type(batches(), prior, info, cb.Mixup(cb.MIXUP_ALPHA, seed))
+        return cb.Recipe(batches(), prior, info, cb.Mixup(cb.MIXUP_ALPHA, seed))
     if spec["mix"] == "cmo":
         real = torch.utils.data.TensorDataset(ctx["x"], ctx["y"])
         natural = cb.class_counts(ctx["y"].numpy(), ctx["n_classes"])
         mix = cb.CMO(batches(), ctx["steps"], cb.CMO_PROB, seed)
         prior = None if spec["loss"] == "ce" else natural
-        return recipe_type(cb.shuffled(real, ctx["batch_size"], seed), prior, info, mix)
-    return recipe_type(batches(), prior, info)
+        return cb.Recipe(cb.shuffled(real, ctx["batch_size"], seed), prior, info, mix)
+    return cb.Recipe(batches(), prior, info)

@@ -1,7 +1,7 @@
 """Classifiers, the resampling methods and the fixed-step training loop of classify.py.
 
-Every method hands the same training loop a :class:`Recipe`: an endless stream of
-(images, targets) batches, a class prior for the loss (``None``: plain cross-entropy) and,
+Every method hands the same training loop a :class:`~classify_batches.Recipe`: an endless
+stream of (images, targets) batches, a class prior for the loss (``None``: plain cross-entropy) and,
 for the mixing baselines, a mixer (``classify_batches``). The loop takes exactly ``steps``
 optimiser steps whatever the method, so no method gets more updates than another, and it
 augments every batch the same way, whatever made its images.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 import torch
@@ -21,13 +21,13 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from benchmarks import classify_batches as cb
 from benchmarks import classify_deepsmote as cd
-from torch_deepsmote import LogitAdjustedLoss
+from benchmarks.classify_batches import Recipe
+from torch_deepsmote import LogitAdjustedLoss, class_prior
 
 __all__ = [
     "BASELINES",
     "CLASSIFIERS",
     "METHODS",
-    "Recipe",
     "batches_for",
     "evaluate",
     "make_classifier",
@@ -220,25 +220,6 @@ def mixed_loss(logits, targets, targets2, lam: float, criterion: LogitAdjustedLo
 
 
 # ---------------------------------------------------------------------- data per method
-class Recipe(NamedTuple):
-    """What a method hands the training loop.
-
-    Attributes:
-        batches: endless iterator of (x float (B, C, H, W), y int64 (B,)), one per step.
-        prior: class prior (or counts) of the batches for the library's
-            ``LogitAdjustedLoss`` (float (n_classes,)), None (plain cross-entropy), or a
-            callable giving the prior of the current batch (a prior that changes in training).
-        info: numbers worth keeping in the record (sizes, setup time).
-        mix: None, or ``mix(x, y, step, augment) -> (x, y2, lam)`` applied after the
-            augmentation (:class:`classify_batches.Mixup`, :class:`classify_batches.CMO`).
-    """
-
-    batches: Iterator
-    prior: torch.Tensor | None
-    info: dict
-    mix: Callable | None = None
-
-
 def _balanced(data, labels, bs: int, seed: int) -> Iterator:
     sampler = cb.class_balanced_sampler(labels, torch.Generator().manual_seed(seed))
     return cb.endless(DataLoader(data, bs, sampler=sampler, drop_last=True))
@@ -306,7 +287,7 @@ def batches_for(method: str, ctx: dict, seed: int) -> Recipe:
         info["n_train"] = len(data)
         return Recipe(cb.shuffled(data, bs, seed), None, info)
     if cd.is_recipe(method):  # issue 12's recipes: library sampler + matched loss
-        return cd.recipe(method, ctx, seed, Recipe)
+        return cd.recipe(method, ctx, seed)
     if method in DEEPSMOTE_METHODS:
         return _deepsmote_batches(method, ctx, seed, info)
     raise ValueError(f"`method` should be one of {METHODS}, but got method={method!r}.")
@@ -338,9 +319,14 @@ def _deepsmote_batches(method, ctx, seed, info) -> Recipe:
     data = TensorDataset(x, y)
     if method.endswith("_mix"):
         gen = torch.Generator().manual_seed(seed)
-        sampler = WeightedRandomSampler(
-            _half_real_weights(y, balanced.n_real), len(data), generator=gen
-        )
+        # Every class equally often, half of its draws real, half synthetic (a class
+        # without synthetic items: all real): random oversampling plus DeepSMOTE.
+        synthetic, ones = torch.arange(len(y)) >= balanced.n_real, torch.ones(n_classes)
+        half_real = cb.prior_weights(y, synthetic, ones.double(), 0.5)
+        # The committed runs computed these weights in float32 (0.5 / a count tensor):
+        # rounded the same, they draw the same items.
+        half_real = half_real.float().double()
+        sampler = WeightedRandomSampler(half_real, len(data), generator=gen)
         return Recipe(
             cb.endless(DataLoader(data, bs, sampler=sampler, drop_last=True)), prior, info
         )
@@ -355,41 +341,16 @@ def _oracle_stream(
     ``∝ n_c ** class_power``, ``share`` of its draws from the pool (none of the largest
     class's, which has no synthetic images there), the rest the subset's own images."""
     x_real, y_real = real.tensors
-    counts = torch.bincount(y_real).double()
-    largest = counts.argmax()
+    largest = torch.bincount(y_real).argmax()
     keep = y_pool != largest
     y_all = torch.cat([y_real, y_pool[keep]])
     unseen = torch.arange(len(y_all)) >= len(y_real)
-    class_p = counts**class_power / (counts**class_power).sum()
-    weights = torch.zeros(len(y_all), dtype=torch.float64)
-    for c in range(len(counts)):
-        own, new = (y_all == c) & ~unseen, (y_all == c) & unseen
-        s = share if c != largest and new.any() else 0.0
-        weights[own] = class_p[c] * (1 - s) / own.sum()
-        if s:
-            weights[new] = class_p[c] * s / new.sum()
+    prior = class_prior(torch.bincount(y_real), class_power)
+    weights = cb.prior_weights(y_all, unseen, prior, share)
     data = TensorDataset(torch.cat([x_real, x_pool[keep]]), y_all)
     gen = torch.Generator().manual_seed(seed)
     sampler = WeightedRandomSampler(weights, len(y_real), replacement=True, generator=gen)
     return cb.endless(DataLoader(data, bs, sampler=sampler, drop_last=True))
-
-
-def _half_real_weights(y: torch.Tensor, n_real: int) -> torch.Tensor:
-    """Item weights with equal total per class, split half real, half synthetic.
-
-    A class without synthetic items keeps all its weight on its real ones. Sampling with
-    these weights draws every class equally often, and the real images of a minority class
-    as often as all of its synthetic ones together (random oversampling plus DeepSMOTE).
-    """
-    synthetic = torch.arange(len(y)) >= n_real
-    weights = torch.zeros(len(y), dtype=torch.float64)
-    for c in torch.unique(y):
-        real_c, syn_c = (y == c) & ~synthetic, (y == c) & synthetic
-        share = 0.5 if syn_c.any() else 1.0
-        weights[real_c] = share / real_c.sum()
-        if syn_c.any():
-            weights[syn_c] = 0.5 / syn_c.sum()
-    return weights
 
 
 def _read_all(dataset) -> tuple[torch.Tensor, torch.Tensor]:

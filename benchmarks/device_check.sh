@@ -18,9 +18,9 @@
 # benchmarks/results/i12-gpu/results.json, so seeds add up over sessions: after a run,
 # copy $OUT/i12-gpu/results.json over that file (and $OUT/i12-gpu-resnet18/results.json
 # over benchmarks/results/i12-gpu-resnet18/results.json: ResNet-18 at full width, the
-# paper's classifier), commit them, and print the paired tables (classify_report.py
-# --protocol). The autoencoder (the CPU preset's: width 32, 10 epochs) is retrained in
-# every session (its weights are too large to carry).
+# paper's classifier), commit them, and print the paired tables (python -m
+# benchmarks.classify_report --protocol). The autoencoder (the CPU preset's: width 32,
+# 10 epochs) is retrained in every session (its weights are too large to carry).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

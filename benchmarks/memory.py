@@ -8,9 +8,9 @@ one epoch, FAISS neighbours, a fresh ``cache_dir``) in a fresh subprocess, which
 own peak resident set (``getrusage(RUSAGE_SELF).ru_maxrss``), its resident set after the
 imports and a warm-up fit of 200 images (the baseline) and the wall time of the fit.
 
-Run (writes benchmarks/results/memory/memory-<paths>.json, then the "## How much memory does it take?"
-section of benchmarks/RESULTS.md from every memory-*.json in that folder, so that the
-paths can be measured in separate runs):
+Run (writes benchmarks/results/memory/memory-<paths>.json, then the "## How much memory
+does it take?" section of benchmarks/RESULTS.md from every memory-*.json in that folder, so
+that the paths can be measured in separate runs):
 
     nice -n 10 python -m benchmarks.memory                  # N = 10k, 100k, 1M
     nice -n 10 python -m benchmarks.memory --quick          # N = 2k, 5k, ~1 min

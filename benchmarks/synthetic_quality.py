@@ -116,7 +116,7 @@ def train(images, labels, args, seed: int, steps: int) -> torch.nn.Module:
 
     torch.manual_seed(seed)
     model = cm.make_classifier(args.classifier, images.shape[1], 10, images.shape[-1])
-    recipe = cm.Recipe(endless(), None, {})
+    recipe = cb.Recipe(endless(), None, {})
     augment = cb.make_augment("crop-flip", images.shape[-1], cb.child_seed(seed, 1))
     cm.train_classifier(model, recipe, steps=steps, lr=1e-3, device="cpu", augment=augment)
     return model.eval()

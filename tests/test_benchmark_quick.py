@@ -3,7 +3,11 @@ the bundled demo set against Fashion-MNIST (slow)."""
 
 from __future__ import annotations
 
+import ast
 import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,9 +60,26 @@ def test_quick_mode_runs_every_method_and_writes_results(tmp_path):
     methods = {r["method"] for r in result["records"]}
     assert methods == set(classify.cm.METHODS)
     for rec in result["records"]:
+        assert rec["seed"] == 0 and rec["parameters"] > 0 and rec["seconds"] > 0
         assert set(rec["scores"]) == {"imbalanced", "balanced"}
         for scores in rec["scores"].values():
             assert all(0 <= scores[m] <= 100 for m in ("acsa", "gm", "f1"))
+            # ACSA is the mean of the ten per-class recalls.
+            assert len(scores["recall"]) == 10 and all(0 <= r <= 100 for r in scores["recall"])
+            assert scores["acsa"] == pytest.approx(sum(scores["recall"]) / 10)
+        # Three steps, one loss read every 100: one finite point of the curve.
+        (loss,) = rec["loss_curve"]
+        assert math.isfinite(loss) and loss > 0
+        assert 0 <= rec["train_fit"]["acsa"] <= 100 and rec["train_fit"]["ce"] > 0
+    by_method = {r["method"]: r for r in result["records"]}
+    # The same seed, batches and classifier; the loss told the prior changes the training.
+    assert by_method["logit_adj"]["final_loss"] != by_method["none"]["final_loss"]
+    # The balanced rows fill every class up to the largest of the subset's counts.
+    counts = result["config"]["train_counts"]
+    assert len(counts) == 10 and counts == sorted(counts, reverse=True)
+    for method in ("ros", "smote", "deepsmote"):
+        assert by_method[method]["n_train"] == 10 * counts[0]
+    assert by_method["deepsmote"]["n_synthetic"] == 10 * counts[0] - sum(counts)
     sweep_methods = set(classify.parse_args(argv).sweep_methods.split(","))
     assert {r["method"] for r in result["sweep"]} == sweep_methods
     assert all(Path(f).exists() for f in result["figures"])
@@ -156,3 +177,79 @@ def test_speed_report_renders_sections_in_order_from_their_saved_keys():
     assert "needs FAISS, which this machine lacks: skipped" in text
     assert "1,500,000 latents/s" in text and "250,000 latents/s" in text
     assert text.endswith("Section `serve` failed in this run: `RuntimeError('boom')`.\n")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = (
+    "ae_budget",
+    "bench_speed",
+    "classify",
+    "classify_report",
+    "distributed",
+    "memory",
+    "serving_cost",
+    "synthetic_quality",
+    "variety",
+)
+
+
+def test_every_benchmark_script_runs_as_a_module_of_the_package():
+    # ``python -m benchmarks.<name> --help`` from the repository root, each script in turn
+    # in one interpreter (runpy does what -m does): its imports resolve as a package, with
+    # no sys.path edit, and its command line parses.
+    code = (
+        "import runpy, sys\n"
+        f"for name in {SCRIPTS!r}:\n"
+        "    sys.argv = ['benchmarks.' + name, '--help']\n"
+        "    try:\n"
+        "        runpy.run_module('benchmarks.' + name, run_name='__main__', alter_sys=True)\n"
+        "    except SystemExit as done:\n"
+        "        assert done.code in (0, None), (name, done.code)\n"
+        "    print('ran', name)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("usage: ") == len(SCRIPTS)
+    assert [line for line in out.stdout.splitlines() if line.startswith("ran ")] == [
+        f"ran {name}" for name in SCRIPTS
+    ]
+    for path in (ROOT / "benchmarks").rglob("*.py"):
+        assert "sys.path" not in path.read_text(), path
+
+
+def _benchmark_imports(path: Path) -> set[str]:
+    """The ``benchmarks`` modules ``path`` imports, anywhere in it (functions included)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "benchmarks":
+                names |= {f"benchmarks.{alias.name}" for alias in node.names}
+            elif node.module.startswith("benchmarks."):
+                names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names if a.name.startswith("benchmarks.")}
+    return names
+
+
+def test_the_benchmark_modules_import_one_way():
+    modules = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in (ROOT / "benchmarks").rglob("*.py")
+    }
+    edges = {name: _benchmark_imports(path) & set(modules) for name, path in modules.items()}
+    assert "benchmarks.classify_batches" in edges["benchmarks.classify_deepsmote"]
+    assert "benchmarks.classify_methods" not in edges["benchmarks.classify_deepsmote"]
+    # Depth-first search for a path back to where it started.
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join(path + (name,))}"
+        if name not in done:
+            for child in sorted(edges[name]):
+                visit(child, path + (name,))
+            done.add(name)
+
+    for name in sorted(modules):
+        visit(name, ())

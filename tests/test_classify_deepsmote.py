@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 import pytest
 import torch
 from conftest import TINY, make_shapes
@@ -11,8 +9,6 @@ from torch.utils.data import TensorDataset
 
 from benchmarks import classify_deepsmote as cd
 from torch_deepsmote import OversampledDataset, class_prior  # noqa: E402
-
-Recipe = namedtuple("Recipe", "batches prior info")
 
 
 def test_recipe_names_spell_their_options():
@@ -65,7 +61,7 @@ def ctx():
 
 
 def test_a_recipe_serves_its_prior_and_tells_the_loss(ctx):
-    recipe = cd.recipe("dsp-q0.5-s0.5", ctx, 0, Recipe)
+    recipe = cd.recipe("dsp-q0.5-s0.5", ctx, 0)
     expected = class_prior(torch.tensor([60, 20, 8]), 0.5)
     torch.testing.assert_close(recipe.prior().double(), expected, atol=0.02, rtol=0)
     x, y = next(recipe.batches)
@@ -75,7 +71,7 @@ def test_a_recipe_serves_its_prior_and_tells_the_loss(ctx):
 
 
 def test_a_deferred_recipe_changes_the_prior_when_its_epoch_comes(ctx):
-    recipe = cd.recipe("dsp-q0-s0.5-d0.5", ctx, 0, Recipe)
+    recipe = cd.recipe("dsp-q0-s0.5-d0.5", ctx, 0)
     per_epoch = recipe.info["batches_per_epoch"]  # 88 // 11 = 8 batches
     assert recipe.info["start_epoch"] == 2  # half of 40 steps: after epoch 2 of 8 steps
     natural = recipe.prior()
@@ -83,7 +79,7 @@ def test_a_deferred_recipe_changes_the_prior_when_its_epoch_comes(ctx):
     for _ in range(2 * per_epoch + 1):  # into the third epoch
         next(recipe.batches)
     torch.testing.assert_close(recipe.prior(), torch.full((3,), 1 / 3), atol=0.02, rtol=0)
-    assert cd.recipe("dsp-ce", ctx, 0, Recipe).prior is None
+    assert cd.recipe("dsp-ce", ctx, 0).prior is None
 
 
 def test_the_benchmark_loss_is_the_library_loss():
