@@ -120,7 +120,7 @@ GPU = dict(
 # Issue 12's protocol on the CPU: classifiers trained to convergence, every baseline and
 # DeepSMOTE row, 5 seeds. Run it once per data seed (--data-seed 0, 1, ...; each trains its
 # own autoencoder) into its own --out. The budgets come from the convergence pilot
-# (benchmarks/results/i12-converge, classification_notes.md): with the crop-flip
+# (benchmarks/results/plateau-budget, classification_notes.md): with the crop-flip
 # augmentation, `none` on cnn-fc scores 78.7 / 83.4 / 85.6 / 86.5 / 86.6 balanced-test ACSA
 # at 1k / 2k / 4k / 8k / 16k steps, so 16k only memorises (training CE 0.05 -> 0.009) and
 # 8k is the plateau; ResNet-18-w8 gives 78.3 / 83.2 / 85.1 / 86.2 to 8k, and its adjusted

@@ -253,7 +253,7 @@ def test_autoencoder_cache_keeps_the_folder_name_of_earlier_runs():
     args = classify.parse_args(["--device", "cpu", "--preset", "cpu"])
     counts = (4000, 2000, 1000, 750, 500, 350, 200, 100, 60, 40)
     key = classify.autoencoder_key(classify.settings(args, counts))
-    # The folder benchmarks/results/pilot-resnet8/results.json names for these settings.
+    # The folder benchmarks/results/short-budget-resnet8/results.json names for these settings.
     assert hashlib.sha256(key.encode()).hexdigest()[:10] == "2a1f1c930b"
     # Classifier settings do not retrain the autoencoder; autoencoder settings do.
     other = classify.parse_args(["--device", "cpu", "--steps", "9", "--classifier", "cnn-fc"])
