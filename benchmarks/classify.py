@@ -202,6 +202,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=[],
         help="earlier results.json files whose tables follow this run's",
     )
+    p.add_argument(
+        "--save-model",
+        action="store_true",
+        help="keep each trained classifier's state_dict beside results.json "
+        "(METHOD-dDATA_SEED-sSEED.pt; cnn-fc: 1.7 MB), for head refits on its features",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-figures", action="store_true")
     p.add_argument(
@@ -242,6 +248,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.out = Path(args.out or here / "results" / tag)
     args.work = Path(args.work or os.environ.get("DEEPSMOTE_BENCH_WORK", "/tmp/deepsmote-bench"))
     return args
+
+
+def model_file(method: str, data_seed: int, seed: int) -> str:
+    """The file name ``--save-model`` gives a run's classifier in ``--out``."""
+    return f"{method}-d{data_seed}-s{seed}.pt"
 
 
 def settings(args, train_counts) -> dict:
@@ -397,6 +408,11 @@ class Experiment:
             name: cm.evaluate(y.numpy(), cm.predict(model, x, args.device))
             for name, (x, y) in tests.items()
         }
+        saved = {}
+        if args.save_model:
+            path = args.out / model_file(method, args.data_seed, seed)
+            cm.save_classifier(model, path)
+            saved["model_file"] = path.name
         return {
             "method": method,
             "seed": seed,
@@ -406,6 +422,7 @@ class Experiment:
             "parameters": sum(p.numel() for p in model.parameters()),
             **recipe.info,
             **timing,
+            **saved,
             "seconds": time.perf_counter() - start,
         }
 

@@ -30,7 +30,9 @@ __all__ = [
     "METHODS",
     "batches_for",
     "evaluate",
+    "load_classifier",
     "make_classifier",
+    "save_classifier",
     "train_classifier",
 ]
 
@@ -470,6 +472,26 @@ def predict(model, x: torch.Tensor, device, batch_size: int = 1000) -> np.ndarra
         for i in range(0, len(x), batch_size)
     ]
     return torch.cat(out).numpy()
+
+
+def save_classifier(model: nn.Module, path) -> None:
+    """Write ``model``'s state_dict (on the CPU, float32 as trained) to ``path``, atomically:
+    what a head refit on the classifier's features reads back with :func:`load_classifier`."""
+    import io
+
+    from torch_deepsmote.storage.atomic import write_bytes
+
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    write_bytes(path, buffer.getvalue())
+
+
+def load_classifier(path, kind: str, channels: int, n_classes: int, side: int = 28) -> nn.Module:
+    """The classifier ``kind`` (:func:`make_classifier`) with the weights saved at ``path``,
+    in eval mode on the CPU."""
+    model = make_classifier(kind, channels, n_classes, side)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
 
 
 def evaluate(y_true, y_pred) -> dict:

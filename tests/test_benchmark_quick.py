@@ -54,9 +54,14 @@ def test_quick_mode_runs_every_method_and_writes_results(tmp_path):
         str(tmp_path / "work"),
         "--results-md",
         str(md),
+        "--save-model",
     ]
     assert classify.main(argv) == 0
     result = json.loads((tmp_path / "out" / "results.json").read_text())
+    # --save-model: each run's classifier beside results.json, named in its record.
+    for rec in result["records"]:
+        assert rec["model_file"] == classify.model_file(rec["method"], 0, 0)
+        assert (tmp_path / "out" / rec["model_file"]).is_file()
     methods = {r["method"] for r in result["records"]}
     assert methods == set(classify.cm.METHODS)
     for rec in result["records"]:
@@ -136,6 +141,25 @@ def test_cpu_classifiers_give_one_logit_per_class(kind):
                 assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
             optimizer.step()
         assert losses[-1] < losses[0]
+
+
+def test_a_saved_classifier_loads_back_with_the_same_outputs_and_stays_small(tmp_path):
+    from benchmarks import classify
+    from benchmarks import classify_methods as cm
+
+    torch.manual_seed(0)
+    model = cm.make_classifier("cnn-fc", 1, 10)
+    path = tmp_path / classify.model_file("cmo_la", 1, 3)
+    assert path.name == "cmo_la-d1-s3.pt"
+    cm.save_classifier(model, path)
+    loaded = cm.load_classifier(path, "cnn-fc", 1, 10)
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))
+    assert not loaded.training
+    assert path.stat().st_size < 2_000_000  # small enough to commit beside results.json
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        cm.load_classifier(path, "cnn-fc", 1, 5)  # another head: refused, not half-loaded
 
 
 def test_narrow_resnet18_keeps_resnet18_layout():
