@@ -63,12 +63,17 @@ class Recipe(NamedTuple):
         info: numbers worth keeping in the record (sizes, setup time).
         mix: None, or ``mix(x, y, step, augment) -> (x, y2, lam)`` applied after the
             augmentation (:class:`Mixup`, :class:`CMO`).
+        tau: the logit adjustment's temperature (``LogitAdjustedLoss(prior, tau)``).
+        sam_rho: radius of sharpness-aware minimisation's ascent step (Foret et al., ICLR
+            2021); 0 trains with the plain optimiser step.
     """
 
     batches: Iterator
     prior: torch.Tensor | Callable | None
     info: dict
     mix: Callable | None = None
+    tau: float = 1.0
+    sam_rho: float = 0.0
 
 
 def class_counts(labels, n_classes: int) -> torch.Tensor:
