@@ -148,12 +148,14 @@ class CropFlip:
 
 def make_augment(kind: str, side: int, seed: int) -> CropFlip | None:
     """The augmentation ``kind`` (one of :data:`AUGMENTATIONS`) for ``side``-pixel images:
-    a 2-pixel pad for 28x28 images, 4 (the CIFAR recipe) from 32x32 on; None for 'none'."""
+    a 2-pixel pad for 28x28 images, 4 (the CIFAR recipe) from 32x32 on, 1 below 16x16 (8x8
+    digits); None for 'none'."""
     if kind not in AUGMENTATIONS:
         raise ValueError(f"`augment` should be one of {AUGMENTATIONS}, but got augment={kind!r}.")
     if kind == "none":
         return None
-    return CropFlip(pad=4 if side >= 32 else 2, flip=kind == "crop-flip", seed=seed)
+    pad = 4 if side >= 32 else 2 if side >= 16 else 1
+    return CropFlip(pad=pad, flip=kind == "crop-flip", seed=seed)
 
 
 def prior_weights(labels, extra, prior, share: float) -> torch.Tensor:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,6 +21,26 @@ def test_ratio_counts_span_the_requested_imbalance():
     counts = ratio_counts(4000, 400)
     assert counts[0] == 4000 and counts[-1] == 10
     assert list(counts) == sorted(counts, reverse=True)
+
+
+def test_digits_keep_the_papers_imbalance_ratio_in_a_fixed_split():
+    from benchmarks import classify_batches as cb
+    from benchmarks import imbalanced_data as data
+
+    train_counts, test_counts = data.PAPER_COUNTS["digits"]
+    assert train_counts[0] / train_counts[-1] == 100 == 4000 / 40  # Table I's ratio
+    train, test = data.digits(True), data.digits(False)
+    y_train, y_test = data.labels_of(train), data.labels_of(test)
+    assert len(train) + len(test) == 1797
+    # Every class can give the largest count, and the split is the same every time.
+    assert np.bincount(y_train).min() >= train_counts[0]
+    assert (data.labels_of(data.digits(False)) == y_test).all()
+    x, y = train[0]
+    assert x.shape == (1, 8, 8) and x.dtype == torch.float32 and 0 <= float(x.min())
+    assert float(x.max()) <= 1 and isinstance(y, int)
+    # A one-pixel crop for 8x8 images, no flip (a mirrored digit is another digit).
+    augment = cb.make_augment("crop", 8, seed=0)
+    assert augment.pad == 1 and not augment.flip
 
 
 def _fashion_mnist_or_skip(root=None):
