@@ -18,7 +18,11 @@ budget for every variant, on:
   smaller classes' rows with an enemy (a row of another class) among their ``k`` nearest
   neighbours, and each new feature steps from a base towards one of its enemies,
   ``x = x_base + r (x_enemy - x_base)``, ``r ~ U(0, 1)``, with the base's label, until every
-  class has the largest class's count.
+  class has the largest class's count;
+- ``eos_code``: the same draw as the published code makes it (dd1github/EOS, ``EOS.py``):
+  the enemy's position is drawn among the neighbours without the row itself but looked up
+  in the table that lists the row first, so the step goes to the neighbour one rank nearer
+  than the drawn enemy (the row itself, a copy, when the enemy is the nearest).
 
 Each is scored against the backbone's own head on the balanced and imbalanced test sets
 (ACSA, macro GM, macro F1, as classify.py), paired by backbone seed, and the issue's stop
@@ -47,7 +51,7 @@ from torch_deepsmote.storage.atomic import write_bytes
 
 __all__ = ["HEADS", "eos_features", "features_of", "fit_head", "oracle_rows", "split_head"]
 
-HEADS = ("own", "crt", "oracle", "eos")
+HEADS = ("own", "crt", "oracle", "eos", "eos_code")
 # The stop rule of the gate, in balanced-test ACSA points.
 ORACLE_BAR, EOS_BAR = 0.3, 0.2
 
@@ -116,7 +120,11 @@ def oracle_rows(y_pool: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray
 
 
 def eos_features(
-    feats: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator
+    feats: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    published_indexing: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """EOS's synthetic features: every class filled to the largest class's count.
 
@@ -130,6 +138,8 @@ def eos_features(
         labels: (N,) int labels.
         k: Neighbours per row (EOS: 10).
         rng: The draw's generator.
+        published_indexing: Step to the neighbour one rank nearer than the drawn enemy (the
+            row itself for the nearest), as dd1github/EOS's ``EOS.py`` indexes its table.
 
     Returns:
         (M, d) synthetic features and their (M,) labels.
@@ -157,6 +167,8 @@ def eos_features(
         # A uniform choice among each base's enemies: the largest of random keys on them.
         column = np.argmax(rng.random((need, k)) * enemy[base], axis=1)
         neighbour = ind[base, column]
+        if published_indexing:
+            neighbour = np.where(column == 0, base, ind[base, np.maximum(column - 1, 0)])
         r = rng.random((need, 1))
         out_x.append(feats[base] + r * (feats[neighbour] - feats[base]))
         out_y.append(np.full(need, c))
@@ -257,12 +269,23 @@ def run_backbone(folder: Path, record: dict, config: dict, subset: DataSplit, ar
         x_eos, y_eos = eos_features(
             f_train.numpy(), exp.y.numpy(), args.k_neighbors, np.random.default_rng(seed)
         )
+        x_code, y_code = eos_features(
+            f_train.numpy(),
+            exp.y.numpy(),
+            args.k_neighbors,
+            np.random.default_rng(seed),
+            published_indexing=True,
+        )
         sets = {
             "crt": (f_train, exp.y),
             "oracle": (torch.cat([f_train, f_oracle]), torch.cat([exp.y, y_oracle])),
             "eos": (
                 torch.cat([f_train, torch.from_numpy(x_eos)]),
                 torch.cat([exp.y, torch.from_numpy(y_eos).long()]),
+            ),
+            "eos_code": (
+                torch.cat([f_train, torch.from_numpy(x_code)]),
+                torch.cat([exp.y, torch.from_numpy(y_code).long()]),
             ),
         }
         for name, (f, y) in sets.items():
@@ -298,10 +321,12 @@ def verdict(entries: list[dict]) -> dict:
         acsa = {h: [mean_score(e, h, "balanced", "acsa") for e in mine] for h in HEADS}
         oracle_gain = [o - max(a, b) for o, a, b in zip(acsa["oracle"], acsa["own"], acsa["crt"])]
         eos_gain = [e - c for e, c in zip(acsa["eos"], acsa["crt"])]
+        code_gain = [e - c for e, c in zip(acsa["eos_code"], acsa["crt"])]
         out[method] = {
             "seeds": [e["seed"] for e in mine],
             "oracle_gain": oracle_gain,
             "eos_gain": eos_gain,
+            "eos_code_gain": code_gain,
             "oracle_passes": bool(np.mean(oracle_gain) >= ORACLE_BAR),
             "eos_passes": any(g >= EOS_BAR for g in eos_gain),
         }
@@ -328,15 +353,21 @@ def markdown(gate: dict) -> str:
             lines.append(
                 f"| `{e['method']}` | {e['seed']} | {h} | " + " | ".join(cells) + f" | {delta} |"
             )
-    lines += ["", "| backbone | oracle − max(own, crt), per seed | eos − crt, per seed | gate |"]
-    lines.append("| --- | --- | --- | --- |")
+    lines += [
+        "",
+        "| backbone | oracle − max(own, crt), per seed | eos − crt, per seed "
+        "| eos_code − crt, per seed | gate |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for method, v in gate["verdict"].items():
-        fmt = ", ".join
+
+        def fmt(gains):
+            return ", ".join(f"{g:+.2f}" for g in gains)
+
         lines.append(
-            f"| `{method}` | {fmt(f'{g:+.2f}' for g in v['oracle_gain'])} "
-            f"(mean {np.mean(v['oracle_gain']):+.2f}; bar +{ORACLE_BAR}) | "
-            f"{fmt(f'{g:+.2f}' for g in v['eos_gain'])} (bar +{EOS_BAR} on a seed) | "
-            f"{'passes' if v['passes'] else 'stops'} |"
+            f"| `{method}` | {fmt(v['oracle_gain'])} (mean {np.mean(v['oracle_gain']):+.2f}; "
+            f"bar +{ORACLE_BAR}) | {fmt(v['eos_gain'])} (bar +{EOS_BAR} on a seed) | "
+            f"{fmt(v['eos_code_gain'])} | {'passes' if v['passes'] else 'stops'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -350,6 +381,7 @@ def main(argv=None) -> int:
     settings = {
         k: getattr(args, k) for k in ("head_steps", "batch_size", "lr", "head_seeds", "k_neighbors")
     }
+    settings["heads"] = list(HEADS)
     done = {}
     if args.resume and path.exists():
         old = json.loads(path.read_text())

@@ -64,6 +64,15 @@ def test_eos_steps_from_bases_with_an_enemy_towards_that_enemy_keeping_the_label
     # Seeded.
     again, _ = gate.eos_features(feats, labels, k=2, rng=np.random.default_rng(0))
     assert np.array_equal(x_new, again)
+    # The published code's lookup: the neighbour one rank nearer than the drawn enemy. Row
+    # 12's neighbours are 13 (a friend), then an enemy: its steps go towards 13; row 13's
+    # nearest is 12, then an enemy: towards 12. So every new row lies between the two.
+    x_code, y_code = gate.eos_features(
+        feats, labels, k=2, rng=np.random.default_rng(0), published_indexing=True
+    )
+    assert y_code.tolist() == [1] * 7
+    low, high = feats[[12, 13]].min(0), feats[[12, 13]].max(0)
+    assert ((x_code >= low - 1e-6) & (x_code <= high + 1e-6)).all()
 
 
 def test_fit_head_learns_a_separable_set_with_balanced_draws():
@@ -81,7 +90,7 @@ def test_fit_head_learns_a_separable_set_with_balanced_draws():
 
 def test_the_verdict_stops_when_the_oracle_head_gains_too_little():
     def entry(method, seed, own, crt, oracle, eos):
-        scores = {"own": own, "crt": crt, "oracle": oracle, "eos": eos}
+        scores = {"own": own, "crt": crt, "oracle": oracle, "eos": eos, "eos_code": crt}
         return {
             "method": method,
             "seed": seed,
