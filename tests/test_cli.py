@@ -261,6 +261,19 @@ def test_report_writes_its_pictures_and_consistent_numbers(model_dir, tmp_path, 
     assert 0 < report["quality"]["near_copy_threshold"] < table[0]["real_nearest_rms"]
 
 
+def test_report_prints_a_verdict_for_each_class_given_new_images(model_dir, tmp_path, capsys):
+    out = tmp_path / "report"
+    code, stdout, _ = run(capsys, "report", model_dir, "--out", out, "--quiet")
+    table = {
+        row["label"]: row
+        for row in json.loads((out / "report.json").read_text())["quality"]["classes"]
+    }
+    # 6 and 1 real images: too few to judge, whatever the numbers; 12 get no new image.
+    assert code == 0 and [table[c]["verdict"] for c in range(3)] == ["too few", "too few", None]
+    assert "bars: too few images to judge: 6 real images, fewer than 20" in stdout
+    assert "faithful and varied" not in stdout
+
+
 @pytest.mark.slow  # about 20 s on 2 CPU cores: training on 2,249 images, then the report
 def test_demo_fits_the_bundled_data_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"

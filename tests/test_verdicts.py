@@ -2,6 +2,7 @@
 too few images, and the reading of the variety numbers beside real images'."""
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from conftest import make_shapes
 from torch_deepsmote import DeepSMOTE
 from torch_deepsmote.knn import class_neighbors
 from torch_deepsmote.quality import assess, hold_out, split_synthesizer
+from torch_deepsmote.report import format_table, write_report
 from torch_deepsmote.verdicts import (
     LABEL_FIDELITY_MIN,
     MIN_REAL,
@@ -110,7 +112,10 @@ def test_split_synthetic_images_come_from_the_parents_alone(trained):
     parents = torch.nonzero(~held).flatten()
     synthesizer = split_synthesizer(trained, parents)
     # Its neighbour table is the library's own search among the parents' codes only.
-    expected, n_expected = class_neighbors(trained.latents_[parents], labels[parents], 5, "torch")
+    with pytest.warns(UserWarning, match="Class 2 has 5 samples"):
+        expected, n_expected = class_neighbors(
+            trained.latents_[parents], labels[parents], 5, "torch"
+        )
     assert torch.equal(synthesizer.neighbors, expected) and synthesizer.n_neighbors == n_expected
     plan = synthesizer.plan({1: 50, 2: 20}, torch.Generator().manual_seed(0))
     for rows in (plan.base, plan.neighbor):  # rows of `parents`: never a held-out image
@@ -177,3 +182,21 @@ def test_the_verdict_takes_the_first_failure_in_order():
     key, words = verdict({**row, **features})
     assert key == "off" and "in the classifier's features" in words
     assert min_real(5) == MIN_REAL and min_real(20) == 42
+
+
+# ---------------------------------------------------------------------- the report
+def test_the_report_prints_each_verdict_and_keeps_it_in_its_json(trained, shapes8, tmp_path):
+    X, _ = shapes8
+    names = {0: "rows", 1: "columns", 2: "squares"}
+    report = write_report(tmp_path, trained, X, names, n_show=2)
+    text = format_table(report)
+    assert "columns: faithful and varied" in text
+    assert "squares: too few images to judge: 10 real images" in text
+    assert "rows:" not in text  # the majority gets no new image: nothing to judge
+    saved = {
+        row["label"]: row
+        for row in json.loads((tmp_path / "report.json").read_text())["quality"]["classes"]
+    }
+    assert [saved[c]["verdict"] for c in range(3)] == [None, "good", "too few"]
+    assert saved[1]["reading"].startswith("faithful and varied")
+    assert text.splitlines()[0].split()[-5:] == ["fidelity", "prec", "recall", "density", "cover"]
