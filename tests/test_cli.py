@@ -256,7 +256,9 @@ def test_report_writes_its_pictures_and_consistent_numbers(model_dir, tmp_path, 
     single = table[1]  # one real image: every synthetic one is a copy of it
     assert single["real_nearest_rms"] is None and single["near_copy_share"] == 1.0
     assert single["synthetic_nearest_rms"] < 0.01
-    assert table[0]["label_fidelity"] >= 0.8  # well separated shapes keep their class
+    # The split test's label fidelity: 3 held-out bars against a 1-epoch model's codes, no
+    # longer the near-automatic share against the very codes the new images came from.
+    assert 0 <= table[0]["label_fidelity"] <= 1 and table[0]["verdict"] == "too few"
     assert table[2]["measured_synthetic"] == 0 and table[2]["label_fidelity"] is None
     assert 0 < report["quality"]["near_copy_threshold"] < table[0]["real_nearest_rms"]
 
