@@ -61,7 +61,12 @@ class OversampledDataset(Dataset):
             (torchvision, ``Subset``, ``ConcatDataset``, ``TensorDataset``, Hugging Face,
             MONAI, your own), raw images of one shape (see ``fit_transform``).
         model: A :class:`DeepSMOTE` fitted on this dataset (checked); ``None`` fits one.
-        labels: (N,) class of every item; ``None``: the metadata, or the targets read once.
+        labels: (N,) class of every item; ``None``: the metadata, or the targets read once
+            (class names numbered in sorted order, like ``LabelEncoder``). They must map
+            one-to-one onto the items' own targets: a synthetic item carries the target
+            its class's real items carry (a name, an int, a tensor or numpy value), so labels
+            that merge or split the items' classes are refused, naming the first item that
+            disagrees (relabel both kinds of item with the dataset's ``target_transform``).
         sampling_strategy: Images to add per class (imbalanced-learn's forms); ``None``:
             the model's.
         cache_dir: Folder of the HDF5 cache: a second run with the same data and settings
@@ -195,6 +200,7 @@ class OversampledDataset(Dataset):
         self._adapter = adapter
         self._items = adapter.items(read.layout, read.image_format, read.target_format)
         self._labels = read.labels
+        self._names = read.target_format.names()  # {label: class name} of string targets
         strategy = model.sampling_strategy if sampling_strategy is None else sampling_strategy
         self._n_new = resolve_sampling_strategy(strategy, self._labels)
         # The epoch lives in shared memory so persistent DataLoader workers see set_epoch.
@@ -259,10 +265,17 @@ class OversampledDataset(Dataset):
 
     @property
     def classes(self) -> list:
+        """Class names: the items' own (string targets, in label order), the dataset's
+        ``classes``, else the labels themselves."""
+        if self._names is not None:
+            return list(self._names.values())
         return self._adapter.classes() or torch.unique(self._labels).tolist()
 
     @property
     def class_to_idx(self) -> dict:
+        """``{class name: label}``, as :attr:`classes` names them."""
+        if self._names is not None:
+            return {name: label for label, name in self._names.items()}
         return self._adapter.class_to_idx(self._labels)
 
     def _check_index(self, index: int) -> int:
