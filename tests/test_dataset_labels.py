@@ -108,3 +108,52 @@ def test_fit_dataset_reads_string_targets(data):
     model = DeepSMOTE(**FIT).fit_dataset(Items(X, names))
     ds = OversampledDataset(Items(X, names), model)
     assert ds[len(ds) - 1][1] == "digit2"
+
+
+# ---------------------------------------------------------------------- indexing
+@pytest.fixture(scope="module")
+def balanced(data):
+    X, y = data
+    return OversampledDataset(Items(X, y), **FIT)
+
+
+def test_index_like_a_sequence_integers_of_every_kind(balanced):
+    ds = balanced
+    expected = ds[5]
+    for index in (np.int64(5), np.int32(5), torch.tensor(5), torch.tensor(5, dtype=torch.int16)):
+        image, target = ds[index]
+        assert np.array_equal(image, expected[0]) and target == expected[1]
+    last = ds[len(ds) - 1]
+    assert np.array_equal(ds[-1][0], last[0]) and ds.is_synthetic(np.int64(-1))
+    assert ds.origin(torch.tensor(-1)) == ds.origin(len(ds) - 1)
+
+
+@pytest.mark.parametrize(
+    "index, kind",
+    [
+        (5.7, "float"),
+        ([1, 2], "list"),
+        (True, "bool"),
+        ("5", "str"),
+        (np.bool_(True), "bool"),
+        (torch.tensor(1.0), "Tensor"),
+        (torch.tensor([1, 2]), "Tensor"),
+        (slice(0, 2), "slice"),
+        (None, "NoneType"),
+    ],
+)
+def test_other_indices_are_refused_naming_their_type(balanced, index, kind):
+    with pytest.raises(TypeError, match=rf"indices should be integers.*{kind}"):
+        balanced[index]
+    with pytest.raises(TypeError, match=rf"indices should be integers.*{kind}"):
+        balanced.is_synthetic(index)
+
+
+def test_getitems_takes_a_batch_of_integers(balanced):
+    ds = balanced
+    batch = ds.__getitems__([1, np.int64(len(ds) - 1), torch.tensor(-1)])
+    assert batch[0][1] == ds[1][1] and np.array_equal(batch[1][0], batch[2][0])
+    with pytest.raises(TypeError, match=r"indices should be integers.*float"):
+        ds.__getitems__([1, 2.5])
+    with pytest.raises(IndexError, match="out of range"):
+        ds.__getitems__([len(ds)])

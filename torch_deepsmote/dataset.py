@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import os
 import warnings
 from collections.abc import Sequence, Sized
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
@@ -283,7 +285,8 @@ class OversampledDataset(Dataset):
 
     def _check_indices(self, indices: Sequence[int]) -> Tensor:
         """(m,) int64 indices in ``[0, len)``; negative ones count from the end."""
-        index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        index = torch.tensor([_as_index(i, type(self).__name__) for i in indices])
+        index = index.to(torch.int64).reshape(-1)
         n = len(self)
         bad = (index < -n) | (index >= n)
         if bad.any():
@@ -318,10 +321,18 @@ class OversampledDataset(Dataset):
 
     # ------------------------------------------------------------------ items
     def __getitem__(self, index: int) -> tuple[Any, Any]:
+        """Item ``index``, indexed like a sequence: an integer (Python, numpy, or a 0-d
+        integer tensor), negative ones counted from the end.
+
+        Raises:
+            TypeError: Any other index (a float, bool, string, list or slice), its type named.
+            IndexError: An index outside ``[-len, len)``.
+        """
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
-        """Items for a batch of indices; all synthetic ones from one synthesizer call."""
+        """Items for a batch of integer indices (a DataLoader's batch, as for
+        :meth:`__getitem__`); all synthetic ones from one synthesizer call."""
         index = self._check_indices(indices)
         out: list[Any] = [None] * len(index)
         slots = []  # of the synthetic items
@@ -356,6 +367,31 @@ class OversampledDataset(Dataset):
             f"{type(self).__name__}(n_real={self.n_real}, n_synthetic={self.n_synthetic}, "
             f"epoch={self.epoch}, dataset={type(self.dataset).__name__})"
         )
+
+
+def _as_index(index: Any, owner: str) -> int:
+    """``index`` as a Python int, indexing like a sequence: Python and numpy integers and
+    integer 0-d tensors; a bool, float, string, list or slice is a ``TypeError``."""
+    if isinstance(index, (bool, np.bool_)):
+        pass
+    elif isinstance(index, numbers.Integral):
+        return int(index)
+    elif (
+        isinstance(index, Tensor)
+        and index.ndim == 0
+        and not (index.is_floating_point() or index.is_complex() or index.dtype == torch.bool)
+    ):
+        return int(index)
+    shown = (
+        f" of shape {tuple(index.shape)} and dtype {index.dtype}"
+        if isinstance(index, Tensor)
+        else ""
+    )
+    raise TypeError(
+        f"{owner} indices should be integers (negative ones count from the end), but got "
+        f"{type(index).__name__}{shown}: {index!r}. Index one item at a time, or wrap the "
+        "dataset in torch.utils.data.Subset for several."
+    )
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
