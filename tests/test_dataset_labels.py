@@ -157,3 +157,53 @@ def test_getitems_takes_a_batch_of_integers(balanced):
         ds.__getitems__([1, 2.5])
     with pytest.raises(IndexError, match="out of range"):
         ds.__getitems__([len(ds)])
+
+
+# ---------------------------------------------------------------------- seeds
+def _synthetic(ds):
+    return torch.stack([torch.as_tensor(ds[i][0]) for i in range(ds.n_real, len(ds))])
+
+
+def test_the_sampler_seed_draws_the_synthetic_set_of_a_dataset_without_one(data):
+    from torch_deepsmote import DeepSMOTESampler
+
+    X, y = data
+    model = DeepSMOTE(**FIT).fit_dataset(Items(X, y))
+    ds = OversampledDataset(Items(X, y), model)  # no seed of its own
+    own = OversampledDataset(Items(X, y), model, seed=0)
+    assert torch.equal(_synthetic(ds), _synthetic(own))  # alone: seed 0, as before
+    DeepSMOTESampler(ds, seed=1)
+    one = _synthetic(ds)
+    assert not torch.equal(one, _synthetic(own))  # the sampler's seed picks the draw
+    DeepSMOTESampler(ds, seed=0)
+    assert torch.equal(_synthetic(ds), _synthetic(own))  # and reproduces it
+    sampler = DeepSMOTESampler(ds, seed=1)
+    sampler.set_epoch(3)
+    own.set_epoch(3)
+    assert not torch.equal(_synthetic(ds), one) and not torch.equal(_synthetic(ds), _synthetic(own))
+    # A dataset seed of its own wins over the sampler's.
+    DeepSMOTESampler(own, seed=1).set_epoch(3)
+    fixed = OversampledDataset(Items(X, y), model, seed=0)
+    fixed.set_epoch(3)
+    assert torch.equal(_synthetic(own), _synthetic(fixed))
+
+
+def test_every_rank_draws_the_same_synthetic_set_from_the_sampler_seed(data):
+    import pickle
+
+    from torch_deepsmote import ClassPriorSampler, DeepSMOTESampler, MinoritySampler
+
+    X, y = data
+    model = DeepSMOTE(**FIT).fit_dataset(Items(X, y))
+    ds = OversampledDataset(Items(X, y), model)
+    for make in (
+        lambda d, r: DeepSMOTESampler(d, num_replicas=2, rank=r, seed=5),
+        lambda d, r: ClassPriorSampler(d, num_replicas=2, rank=r, seed=5),
+        lambda d, r: MinoritySampler(d, num_replicas=2, rank=r, seed=5),
+    ):
+        ranks = [pickle.loads(pickle.dumps(ds)) for _ in range(2)]
+        samplers = [make(d, r) for r, d in enumerate(ranks)]
+        for sampler in samplers:
+            sampler.set_epoch(2)
+        assert torch.equal(ranks[0].plan().base, ranks[1].plan().base)
+        assert ranks[0].draw_seed == 5

@@ -64,7 +64,7 @@ from ._validation import (
     check_positive_int,
     make_generator,
 )
-from .sampler import _resolve_replicas
+from .sampler import _resolve_replicas, _tell_dataset
 
 __all__ = ["CMO", "CMOBatch", "MinoritySampler", "box", "paste"]
 
@@ -181,6 +181,7 @@ class MinoritySampler(Sampler[int]):
         self.seed = check_non_negative_int("seed", seed)
         self.epoch = 0
         self._generator: torch.Generator | None = None
+        _tell_dataset(dataset, None, self.seed)
 
     def _labels(self) -> Tensor:
         if hasattr(self.dataset, "targets"):
@@ -225,8 +226,7 @@ class MinoritySampler(Sampler[int]):
         """Start the draws of ``epoch`` (and the dataset's, when it has ``set_epoch``)."""
         self.epoch = check_non_negative_int("epoch", epoch)
         self._generator = None
-        if callable(getattr(self.dataset, "set_epoch", None)):
-            self.dataset.set_epoch(self.epoch)
+        _tell_dataset(self.dataset, self.epoch, self.seed)
 
 
 class CMOBatch(NamedTuple):

@@ -85,7 +85,11 @@ class OversampledDataset(Dataset):
         fit_transform: A deterministic transform of every raw image while fitting, e.g.
             ``Resize((64, 64))`` for images of mixed sizes; synthetic images are made in
             its output form.
-        seed: Seed of the synthetic draws; epoch ``e`` draws from ``(seed, e)``.
+        seed: Seed of the synthetic draws; epoch ``e`` draws from ``(seed, e)``. ``None``
+            (the default): follow the seed of the sampler that calls :meth:`set_epoch`
+            (:class:`~torch_deepsmote.DeepSMOTESampler` and the library's other samplers
+            pass theirs), else 0; so one sampler seed per run picks both the order and the
+            synthetic set. An integer fixes the draws whatever the sampler's seed.
         device: Where the main process decodes; ``None``: the model's device. DataLoader
             workers decode on the CPU.
         decode_batch_size: Codes per decoder call.
@@ -104,9 +108,11 @@ class OversampledDataset(Dataset):
             as -1, NaN or ``""``) or ``'drop'`` (both kinds of item lose them).
         **fit_params: :class:`DeepSMOTE` arguments for the fit.
 
-    NOTE: two seeds, on purpose. ``random_state`` (a fit parameter) changes the trained
-    weights and is part of the cache key; ``seed`` only chooses the synthetic draws, so a
-    new ``seed`` draws new synthetic sets from the cached model without training.
+    NOTE: which seed changes what. ``random_state`` (a fit parameter) changes the trained
+    weights and is part of the cache key. The draws of the synthetic set (which codes are
+    interpolated, and how far) come from ``(seed, epoch)``: the dataset's ``seed`` when given,
+    else the sampler's, else 0; a new seed draws new synthetic sets from the cached model
+    without training. The sampler's ``seed`` also orders the items.
 
     Example:
         >>> import torch
@@ -137,7 +143,7 @@ class OversampledDataset(Dataset):
         target_transform: Callable | None = None,
         transform_real: bool = False,
         fit_transform: Callable | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         device: Any = None,
         decode_batch_size: int = 256,
         pool: bool | str = "auto",
@@ -152,7 +158,7 @@ class OversampledDataset(Dataset):
         _check_args(dataset, model, cache_dir, on_mismatch, lock_timeout, in_memory, fit_params)
         check_non_negative_int("num_workers", num_workers)
         self.transform_real = check_bool("transform_real", transform_real)
-        self.seed = check_non_negative_int("seed", seed)
+        self.seed = None if seed is None else check_non_negative_int("seed", seed)
         self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
         if isinstance(pool, str) and pool != "auto":
             raise ValueError(f"`pool` should be True, False or 'auto', but got pool={pool!r}.")
@@ -205,9 +211,11 @@ class OversampledDataset(Dataset):
         self._names = read.target_format.names()  # {label: class name} of string targets
         strategy = model.sampling_strategy if sampling_strategy is None else sampling_strategy
         self._n_new = resolve_sampling_strategy(strategy, self._labels)
-        # The epoch lives in shared memory so persistent DataLoader workers see set_epoch.
+        # The epoch and the sampler's seed live in shared memory so that persistent
+        # DataLoader workers see set_epoch (-1: no sampler seed given).
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._plan_cache: tuple[int, SMOTEPlan] | None = None
+        self._sampler_seed = torch.full((1,), -1, dtype=torch.int64).share_memory_()
+        self._plan_cache: tuple[tuple[int, int], SMOTEPlan] | None = None
         self.targets = self._labels.tolist() + self.plan().labels.tolist()
         dtype = read.image_format.torch_dtype
         shape = (self.n_synthetic, *model.image_shape_)
@@ -217,44 +225,60 @@ class OversampledDataset(Dataset):
             # persistent workers all read the pool the main process fills.
             self._pool = torch.empty(shape, dtype=dtype)
             self._pool.share_memory_()
-            self._pool_epoch = torch.full((1,), -1, dtype=torch.int64).share_memory_()
+            # The (seed, epoch) whose set the pool holds; -1: none.
+            self._pool_epoch = torch.full((2,), -1, dtype=torch.int64).share_memory_()
             self._fill_pool()
 
     # ------------------------------------------------------------------ epochs and plans
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, seed: int | None = None) -> None:
         """Draw a fresh synthetic set for ``epoch`` (the same on every process).
 
         Without a call the epoch-0 set is used throughout, as in the paper.
+
+        Args:
+            epoch: Non-negative epoch number, the same on every rank.
+            seed: The calling sampler's seed (the library's samplers pass theirs): the
+                draws follow it when the dataset was given no ``seed`` of its own.
         """
         self._epoch.fill_(check_non_negative_int("epoch", epoch))
+        if seed is not None:
+            self._sampler_seed.fill_(check_non_negative_int("seed", seed))
         if self.pool and get_worker_info() is None:
             self._fill_pool()
 
     def _fill_pool(self) -> None:
-        epoch = int(self._epoch[0])
-        if int(self._pool_epoch[0]) == epoch:
+        key = torch.tensor([self.draw_seed, self.epoch])
+        if torch.equal(self._pool_epoch, key):
             return
         self._pool_epoch.fill_(-1)  # never read half-filled
         plan, step = self.plan(), self.decode_batch_size
         for first in range(0, self.n_synthetic, step):
             last = min(first + step, self.n_synthetic)
             self._pool[first:last] = self.synthesizer.images(plan[first:last], step)
-        self._pool_epoch.fill_(epoch)
+        self._pool_epoch.copy_(key)
 
     @property
     def epoch(self) -> int:
         return int(self._epoch[0])
 
+    @property
+    def draw_seed(self) -> int:
+        """The seed of the synthetic draws: ``seed``, else the sampler's, else 0."""
+        if self.seed is not None:
+            return self.seed
+        return max(int(self._sampler_seed[0]), 0)
+
     def plan(self, epoch: int | None = None) -> SMOTEPlan:
         """The synthetic set of ``epoch`` (``None``: the current one): base, neighbour and
-        step of every synthetic item, the same on every process for ``(seed, epoch)``."""
+        step of every synthetic item, the same on every process for ``(draw_seed, epoch)``."""
         epoch = int(self._epoch[0]) if epoch is None else check_non_negative_int("epoch", epoch)
-        if self._plan_cache is None or self._plan_cache[0] != epoch:
-            generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
+        key = (self.draw_seed, epoch)
+        if self._plan_cache is None or self._plan_cache[0] != key:
+            generator = torch.Generator().manual_seed(_epoch_seed(*key))
             plan = self.synthesizer.plan(self._n_new, generator)
             if epoch != int(self._epoch[0]):
                 return plan  # another epoch's: the current one stays cached
-            self._plan_cache = (epoch, plan)
+            self._plan_cache = (key, plan)
         return self._plan_cache[1]
 
     # ------------------------------------------------------------------ metadata
@@ -353,7 +377,7 @@ class OversampledDataset(Dataset):
 
     def _images(self, plan: SMOTEPlan, index: Tensor) -> Tensor:
         """The plan's images: from the pool when it holds this epoch, else decoded."""
-        if self.pool and int(self._pool_epoch[0]) == int(self._epoch[0]):
+        if self.pool and torch.equal(self._pool_epoch, torch.tensor([self.draw_seed, self.epoch])):
             return self._pool[index - self.n_real]
         return self.synthesizer.images(plan, self.decode_batch_size)
 

@@ -24,7 +24,7 @@ from torch.utils.data import Sampler
 
 from ._format import as_labels
 from ._validation import check_non_negative_int, check_positive_int, make_generator
-from .sampler import _check_sized, _draw, _resolve_replicas, _set_epoch
+from .sampler import _check_sized, _draw, _resolve_replicas, _set_epoch, _tell_dataset
 
 __all__ = ["ClassPriorSampler", "class_prior"]
 
@@ -149,6 +149,7 @@ class ClassPriorSampler(Sampler[int]):
         self.num_replicas, self.rank = _resolve_replicas(num_replicas, rank)
         self.seed = check_non_negative_int("seed", seed)
         self.epoch = 0
+        _tell_dataset(dataset, None, self.seed)
 
     # ------------------------------------------------------------------ the epoch's plan
     def _pools(self) -> tuple[list[Tensor], list[Tensor], Tensor]:

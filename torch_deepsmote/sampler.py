@@ -10,6 +10,7 @@ dataset so that it draws fresh synthetic items per epoch.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterator, Sized
 from typing import Any
@@ -52,9 +53,33 @@ def _resolve_replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
 
 def _set_epoch(sampler: Any, epoch: Any) -> None:
     sampler.epoch = check_non_negative_int("epoch", epoch)
+    _tell_dataset(sampler.dataset, sampler.epoch, sampler.seed)
+
+
+def _tell_dataset(dataset: Any, epoch: int | None, seed: int) -> None:
+    """Call ``dataset.set_epoch(epoch)`` when it has one, passing the sampler's ``seed``
+    where it takes ``seed=`` (an ``OversampledDataset`` without a seed of its own draws its
+    synthetic set from it); ``epoch=None`` passes the seed alone, keeping the dataset's epoch."""
+    set_epoch = getattr(dataset, "set_epoch", None)
+    if not callable(set_epoch):
+        return
+    takes_seed = _takes_seed(set_epoch)
+    if epoch is None:
+        if takes_seed:
+            set_epoch(int(getattr(dataset, "epoch", 0)), seed=seed)
+        return
     # A dataset with synthetic items (OversampledDataset) draws a fresh set per epoch.
-    if callable(getattr(sampler.dataset, "set_epoch", None)):
-        sampler.dataset.set_epoch(sampler.epoch)
+    if takes_seed:
+        set_epoch(epoch, seed=seed)
+    else:
+        set_epoch(epoch)
+
+
+def _takes_seed(method: Any) -> bool:
+    try:
+        return "seed" in inspect.signature(method).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
 
 
 class DeepSMOTESampler(DistributedSampler):
@@ -75,7 +100,10 @@ class DeepSMOTESampler(DistributedSampler):
         rank: This process's rank in ``[0, num_replicas)``. Default: the process group's
             rank, else 0.
         shuffle: Permute the indices (True) or keep them in order (False).
-        seed: Non-negative seed; must be the same on every rank.
+        seed: Non-negative seed of the order; must be the same on every rank. An
+            ``OversampledDataset`` given no ``seed`` of its own draws its synthetic set from
+            it too (at construction and at every :meth:`set_epoch`), so this one seed picks
+            both the order and the synthetic images of a run.
         drop_last: Drop the tail so the length divides evenly (True), or pad by repeating
             indices from the start (False).
 
@@ -115,6 +143,7 @@ class DeepSMOTESampler(DistributedSampler):
             seed=check_non_negative_int("seed", seed),
             drop_last=check_bool("drop_last", drop_last),
         )
+        _tell_dataset(dataset, None, self.seed)
 
     def _size(self) -> None:
         # DistributedSampler sizes itself once, in __init__; a dataset may change its length
@@ -201,6 +230,7 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         self.seed = check_non_negative_int("seed", seed)
         self.drop_last = check_bool("drop_last", drop_last)
         self.epoch = 0
+        _tell_dataset(dataset, None, self.seed)
 
     def _class_pools(self) -> list[torch.Tensor]:
         targets = torch.as_tensor(self.dataset.targets)
