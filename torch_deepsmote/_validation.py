@@ -17,6 +17,7 @@ import torch
 
 __all__ = [
     "check_bool",
+    "check_bool_or_auto",
     "check_choice",
     "check_positive_int",
     "check_non_negative_int",
@@ -43,6 +44,15 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         _fail(name, "a bool", value, exc=TypeError)
     return value
+
+
+def check_bool_or_auto(name: str, value: Any) -> bool | str:
+    """True, False or ``'auto'`` (a TypeError for another type, a ValueError for another
+    string)."""
+    if isinstance(value, bool) or (isinstance(value, str) and value == "auto"):
+        return value
+    exc = ValueError if isinstance(value, str) else TypeError
+    _fail(name, "True, False or 'auto'", value, exc=exc)
 
 
 def _is_int(value: Any) -> bool:
