@@ -406,7 +406,7 @@ def test_by_default_a_fixed_synthetic_set_is_decoded_once_not_every_epoch(data, 
 
 
 def test_auto_pool_stays_off_when_the_set_would_not_fit_in_memory(data, monkeypatch):
-    import torch_deepsmote.dataset as module
+    import torch_deepsmote.reading as module  # the one memory rule: memory_allows
 
     X, y = data
     base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))

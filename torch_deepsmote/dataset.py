@@ -11,15 +11,16 @@ decoded, in the raw images' dtype and range) -> the dataset's
 and the wrapper's). DataLoader calls :meth:`OversampledDataset.__getitems__` with a whole
 batch of indices: one synthesizer call per batch.
 
-A pool (``pool=True``, or ``'auto'`` when the set fits) moves decoding off the workers'
-CPUs on a GPU machine, and decodes a fixed set (no ``set_epoch``, the paper's setting) once
-rather than once per epoch.
+The synthetic part is a :class:`~torch_deepsmote.pool.SyntheticPool`: what to decode (the
+plan of ``(seed, epoch)``), when to refresh it (``refresh``: all of it, a share, or none at
+each ``set_epoch``), on which device, and whether the decoded set is kept in shared memory
+(``pool``; ``'auto'`` when it fits). A pool moves decoding off the workers' CPUs on a GPU
+machine, and decodes a fixed set (no ``set_epoch``, the paper's setting) once rather than
+once per epoch; a partial refresh decodes only the share drawn anew.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import numbers
 import os
 import warnings
@@ -29,21 +30,23 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 from torchvision.datasets.vision import StandardTransform
 
 from ._validation import (
     check_bool,
+    check_bool_or_auto,
     check_choice,
     check_non_negative_int,
     check_positive_float,
-    check_positive_int,
 )
 from .adapters import DatasetAdapter
 from .deepsmote import DeepSMOTE
-from .reading import DatasetImages, available_memory, read_dataset
+from .pool import SyntheticPool, check_pool_options
+from .reading import DatasetImages, read_dataset
 from .smote import SMOTEPlan, resolve_sampling_strategy
 from .storage.image_store import new_store, remove_store
+from .synthesis import Synthesizer
 
 __all__ = ["OversampledDataset"]
 
@@ -94,9 +97,14 @@ class OversampledDataset(Dataset):
             workers decode on the CPU.
         decode_batch_size: Codes per decoder call.
         pool: Decode each epoch's synthetic set once, in the main process on the model's
-            device, into shared memory the workers read (``set_epoch`` refills it);
-            ``False`` decodes per batch (on the CPU in DataLoader workers); ``'auto'`` pools
-            when the set takes at most a quarter of the available memory.
+            device, into shared memory the workers read (``set_epoch`` decodes the items
+            that changed); ``False`` decodes per batch (on the CPU in DataLoader workers);
+            ``'auto'`` pools when the set takes at most a quarter of the available memory
+            (the rule of ``in_memory='auto'``). See :class:`~torch_deepsmote.pool.SyntheticPool`.
+        refresh: The share of the synthetic set drawn anew at each :meth:`set_epoch`, the
+            rest kept: 1 (the default) a fresh set per epoch, 0 one set throughout, 0.25 a
+            quarter anew (a quarter of the decoding, with ``pool``). Which items, and their
+            draws, follow from ``(seed, epoch)``: the same on every rank.
         in_memory: ``False`` streams the images through an HDF5 file in ``cache_dir``
             while fitting; ``'auto'`` does so when they would take over a quarter of the
             memory.
@@ -147,6 +155,7 @@ class OversampledDataset(Dataset):
         device: Any = None,
         decode_batch_size: int = 256,
         pool: bool | str = "auto",
+        refresh: float = 1.0,
         in_memory: bool | str = "auto",
         num_workers: int = 0,
         progress: bool = True,
@@ -158,12 +167,9 @@ class OversampledDataset(Dataset):
         _check_args(dataset, model, cache_dir, on_mismatch, lock_timeout, in_memory, fit_params)
         check_non_negative_int("num_workers", num_workers)
         self.transform_real = check_bool("transform_real", transform_real)
-        self.seed = None if seed is None else check_non_negative_int("seed", seed)
-        self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
-        if isinstance(pool, str) and pool != "auto":
-            raise ValueError(f"`pool` should be True, False or 'auto', but got pool={pool!r}.")
-        if not isinstance(pool, str):
-            check_bool("pool", pool)
+        pool_options = dict(seed=seed, pool=pool, refresh=refresh)
+        pool_options["decode_batch_size"] = decode_batch_size
+        check_pool_options(**pool_options)  # before reading a single item
         self.dataset, self.transform, self.target_transform = dataset, transform, target_transform
         # A fit_transform overrides the head of the dataset's Compose (see adapters).
         keep_head = fit_transform is None
@@ -175,63 +181,63 @@ class OversampledDataset(Dataset):
                 UserWarning,
                 stacklevel=2,
             )
-        read_options = dict(labels=labels, fit_transform=fit_transform, progress=progress)
-        read_options.update(on_bad_item=on_bad_item, num_workers=num_workers)
+        read_args = (adapter, labels, fit_transform, progress, on_bad_item, num_workers)
         if model is None:
-            fit_options = dict(cache_dir=cache_dir, on_mismatch=on_mismatch)
-            fit_options.update(lock_timeout=lock_timeout, in_memory=in_memory)
-            read, model = _read_and_fit(adapter, read_options, fit_options, progress, fit_params)
+            read, model = _read_and_fit(
+                *read_args,
+                cache_dir=cache_dir,
+                on_mismatch=on_mismatch,
+                lock_timeout=lock_timeout,
+                in_memory=in_memory,
+                fit_params=fit_params,
+            )
         else:
-            read = read_dataset(dataset, **read_options, adapter=adapter)
+            read = read_dataset(*read_args)
             _check_model(model, read)
-        self._serve(model, read, adapter, sampling_strategy, device, pool)
-
-    def _serve(
-        self,
-        model: DeepSMOTE,
-        read: DatasetImages,
-        adapter: DatasetAdapter,
-        sampling_strategy: Any,
-        device: Any,
-        pool: bool | str,
-    ) -> None:
-        """Keep what serving needs: the synthesizer, the item maker, labels, counts and
-        the pool of decoded images."""
         self.model = model
         # Position p < n_real serves dataset item real_indices[p] (all unless skipped).
         self.real_indices, self.n_real = read.indices, len(read.labels)
-        synthesizer = model.synthesizer_ if device is None else model.synthesizer_.to(device)
-        if synthesizer.image_format != read.image_format:
-            # A model fitted on arrays, serving this dataset's items (same dtype and range).
-            synthesizer = synthesizer.replace(image_format=read.image_format)
-        self.synthesizer = synthesizer
         self._adapter = adapter
         self._items = adapter.items(read.layout, read.image_format, read.target_format)
         self._labels = read.labels
         self._names = read.target_format.names()  # {label: class name} of string targets
         strategy = model.sampling_strategy if sampling_strategy is None else sampling_strategy
-        self._n_new = resolve_sampling_strategy(strategy, self._labels)
-        # The epoch and the sampler's seed live in shared memory so that persistent
-        # DataLoader workers see set_epoch (-1: no sampler seed given).
-        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._sampler_seed = torch.full((1,), -1, dtype=torch.int64).share_memory_()
-        self._plan_cache: tuple[tuple[int, int], SMOTEPlan] | None = None
+        self.synthetic = SyntheticPool(
+            _synthesizer(model, device, read),
+            resolve_sampling_strategy(strategy, self._labels),
+            model.image_shape_,
+            **pool_options,
+        )
         self.targets = self._labels.tolist() + self.plan().labels.tolist()
-        dtype = read.image_format.torch_dtype
-        shape = (self.n_synthetic, *model.image_shape_)
-        self.pool = pool if isinstance(pool, bool) else _pool_fits(shape, dtype)
-        if self.pool:
-            # Shared memory, allocated once and refilled in place: forked, spawned and
-            # persistent workers all read the pool the main process fills.
-            self._pool = torch.empty(shape, dtype=dtype)
-            self._pool.share_memory_()
-            # The (seed, epoch) whose set the pool holds; -1: none.
-            self._pool_epoch = torch.full((2,), -1, dtype=torch.int64).share_memory_()
-            self._fill_pool()
 
-    # ------------------------------------------------------------------ epochs and plans
+    # ------------------------------------------------------------------ the synthetic set
+    @property
+    def synthesizer(self) -> Synthesizer:
+        """What turns the plans into images (the model's, on ``device``)."""
+        return self.synthetic.synthesizer
+
+    @property
+    def pool(self) -> bool:
+        """Whether the synthetic set is decoded into shared memory (``pool=``)."""
+        return self.synthetic.pooled
+
+    @property
+    def epoch(self) -> int:
+        return self.synthetic.epoch
+
+    @property
+    def draw_seed(self) -> int:
+        """The seed of the synthetic draws: ``seed``, else the sampler's, else 0."""
+        return self.synthetic.draw_seed
+
+    @property
+    def seed(self) -> int | None:
+        """The dataset's own seed (``None``: it follows the sampler's)."""
+        return self.synthetic.seed
+
     def set_epoch(self, epoch: int, seed: int | None = None) -> None:
-        """Draw a fresh synthetic set for ``epoch`` (the same on every process).
+        """Draw the synthetic set of ``epoch`` (the same on every process): all of it anew,
+        or the share ``refresh`` of it.
 
         Without a call the epoch-0 set is used throughout, as in the paper.
 
@@ -240,54 +246,20 @@ class OversampledDataset(Dataset):
             seed: The calling sampler's seed (the library's samplers pass theirs): the
                 draws follow it when the dataset was given no ``seed`` of its own.
         """
-        self._epoch.fill_(check_non_negative_int("epoch", epoch))
-        if seed is not None:
-            self._sampler_seed.fill_(check_non_negative_int("seed", seed))
-        if self.pool and get_worker_info() is None:
-            self._fill_pool()
-
-    def _fill_pool(self) -> None:
-        key = torch.tensor([self.draw_seed, self.epoch])
-        if torch.equal(self._pool_epoch, key):
-            return
-        self._pool_epoch.fill_(-1)  # never read half-filled
-        plan, step = self.plan(), self.decode_batch_size
-        for first in range(0, self.n_synthetic, step):
-            last = min(first + step, self.n_synthetic)
-            self._pool[first:last] = self.synthesizer.images(plan[first:last], step)
-        self._pool_epoch.copy_(key)
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch[0])
-
-    @property
-    def draw_seed(self) -> int:
-        """The seed of the synthetic draws: ``seed``, else the sampler's, else 0."""
-        if self.seed is not None:
-            return self.seed
-        return max(int(self._sampler_seed[0]), 0)
+        self.synthetic.set_epoch(epoch, seed)
 
     def plan(self, epoch: int | None = None) -> SMOTEPlan:
         """The synthetic set of ``epoch`` (``None``: the current one): base, neighbour and
         step of every synthetic item, the same on every process for ``(draw_seed, epoch)``."""
-        epoch = int(self._epoch[0]) if epoch is None else check_non_negative_int("epoch", epoch)
-        key = (self.draw_seed, epoch)
-        if self._plan_cache is None or self._plan_cache[0] != key:
-            generator = torch.Generator().manual_seed(_epoch_seed(*key))
-            plan = self.synthesizer.plan(self._n_new, generator)
-            if epoch != int(self._epoch[0]):
-                return plan  # another epoch's: the current one stays cached
-            self._plan_cache = (key, plan)
-        return self._plan_cache[1]
+        return self.synthetic.plan(epoch)
 
     # ------------------------------------------------------------------ metadata
     def __len__(self) -> int:
-        return self.n_real + sum(self._n_new.values())
+        return self.n_real + len(self.synthetic)
 
     @property
     def n_synthetic(self) -> int:
-        return len(self) - self.n_real
+        return len(self.synthetic)
 
     @property
     def classes(self) -> list:
@@ -369,28 +341,40 @@ class OversampledDataset(Dataset):
             else:
                 slots.append(k)
         if slots:
-            plan = self.plan()[index[slots] - self.n_real]
-            items = self._items.synthetic(self._images(plan, index[slots]), plan.labels, wrapper)
+            positions = index[slots] - self.n_real
+            images = self.synthetic.images(positions)
+            items = self._items.synthetic(images, self.plan().labels[positions], wrapper)
             for k, item in zip(slots, items):
                 out[k] = item
         return out
 
-    def _images(self, plan: SMOTEPlan, index: Tensor) -> Tensor:
-        """The plan's images: from the pool when it holds this epoch, else decoded."""
-        if self.pool and torch.equal(self._pool_epoch, torch.tensor([self.draw_seed, self.epoch])):
-            return self._pool[index - self.n_real]
-        return self.synthesizer.images(plan, self.decode_batch_size)
-
     def raw_items(self, plan: SMOTEPlan) -> list[Any]:
         """The plan's synthetic items in the dataset's raw form, before any transform
         (what the dataset's ``__getitem__`` reads before transforming)."""
-        return self._items.raw(self.synthesizer.images(plan, self.decode_batch_size), plan.labels)
+        images = self.synthesizer.images(plan, self.synthetic.decode_batch_size)
+        return self._items.raw(images, plan.labels)
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(n_real={self.n_real}, n_synthetic={self.n_synthetic}, "
-            f"epoch={self.epoch}, dataset={type(self.dataset).__name__})"
-        )
+        """The wrapped dataset, its transforms, the wrapper's and the synthetic pool, in
+        torchvision's form."""
+        lines = [
+            type(self).__name__,
+            f"    Number of datapoints: {len(self)} ({self.n_real} real, "
+            f"{self.n_synthetic} synthetic)",
+            f"    Dataset: {_describe(self.dataset)}",
+        ]
+        owners = self._adapter.owners
+        if owners:  # both kinds of item go through them (synthetic ones: the first's)
+            own = owners[0].dataset
+            transform, target = (
+                getattr(own, "transform", None),
+                getattr(own, "target_transform", None),
+            )
+            lines += _transform_lines("Dataset's {}", transform, target)
+        which = "all items" if self.transform_real else "synthetic items"
+        lines += _transform_lines(f"{{}} ({which})", self.transform, self.target_transform)
+        lines.append(f"    Synthetic: {self.synthetic!r}")
+        return "\n".join(lines)
 
 
 def _as_index(index: Any, owner: str) -> int:
@@ -418,19 +402,31 @@ def _as_index(index: Any, owner: str) -> int:
     )
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    # Mix (seed, epoch) so that (0, 1) and (1, 0) give unrelated plans.
-    digest = hashlib.sha256(f"deepsmote-plan:{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:7], "little")
+def _transform_lines(label: str, transform: Any, target_transform: Any) -> list[str]:
+    """``label`` with "{}" for "transform" and "target transform", one line each that is set
+    (a multi-line repr such as a Compose's indented below)."""
+    lines = []
+    for name, value in (("transform", transform), ("target transform", target_transform)):
+        if value is not None:
+            first, *rest = repr(value).splitlines()
+            text = label.format(name)
+            lines.append(f"    {text[0].upper()}{text[1:]}: {first}")
+            lines += [f"    {line}" for line in rest]
+    return lines
 
 
-def _pool_fits(shape: tuple, dtype: torch.dtype, share: float = 0.25) -> bool:
-    """Whether a pool of ``shape`` takes at most ``share`` of the available memory (shared
-    with the other processes torchrun started on this machine)."""
-    local_ranks = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1), 1)
-    needed = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-    available = available_memory()
-    return available is None or needed <= share * available / local_ranks
+def _describe(dataset: Any) -> str:
+    """A wrapped dataset in one line: its type and length (its repr may be a table)."""
+    return f"{type(dataset).__name__} of {len(dataset)} items"
+
+
+def _synthesizer(model: DeepSMOTE, device: Any, read: DatasetImages) -> Synthesizer:
+    """The model's synthesizer on ``device``, making images of the dataset's form."""
+    synthesizer = model.synthesizer_ if device is None else model.synthesizer_.to(device)
+    if synthesizer.image_format != read.image_format:
+        # A model fitted on arrays, serving this dataset's items (same dtype and range).
+        synthesizer = synthesizer.replace(image_format=read.image_format)
+    return synthesizer
 
 
 def _check_args(
@@ -446,10 +442,7 @@ def _check_args(
     check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
     if lock_timeout is not None:
         check_positive_float("lock_timeout", lock_timeout, allow_zero=True)
-    if not (isinstance(in_memory, bool) or in_memory == "auto"):
-        raise ValueError(
-            f"`in_memory` should be True, False or 'auto', but got in_memory={in_memory!r}."
-        )
+    check_bool_or_auto("in_memory", in_memory)
     if in_memory is False and (cache_dir is None or model is not None):
         raise ValueError(
             "`in_memory=False` keeps the images in a file in `cache_dir` while fitting, "
@@ -480,12 +473,22 @@ def _check_args(
 
 
 def _read_and_fit(
-    adapter: DatasetAdapter, read_options: dict, fit_options: dict, progress: bool, params: dict
+    adapter: DatasetAdapter,
+    labels: Any,
+    fit_transform: Callable | None,
+    progress: bool,
+    on_bad_item: str,
+    num_workers: int,
+    *,
+    cache_dir: str | os.PathLike | None,
+    on_mismatch: str,
+    lock_timeout: float | None,
+    in_memory: bool | str,
+    fit_params: dict,
 ) -> tuple[DatasetImages, DeepSMOTE]:
     """Read the dataset (streaming its images through a scratch file in ``cache_dir`` when
     ``in_memory`` asks for it) and fit a model on it: the one fitting call."""
-    cache_dir, in_memory = fit_options.pop("cache_dir"), fit_options.pop("in_memory")
-    model = DeepSMOTE(**{"progress": progress, **params})  # checks the options first
+    model = DeepSMOTE(**{"progress": progress, **fit_params})  # checks the options first
     store = None
     if in_memory is False or (in_memory == "auto" and cache_dir is not None):
         os.makedirs(cache_dir, exist_ok=True)
@@ -493,14 +496,22 @@ def _read_and_fit(
         store = new_store(cache_dir)
     try:
         read = read_dataset(
-            adapter.dataset, **read_options, store=store, in_memory=in_memory, adapter=adapter
+            adapter,
+            labels,
+            fit_transform,
+            progress,
+            on_bad_item,
+            num_workers,
+            store,
+            in_memory=in_memory,
         )
         model.fit(
             read.images,
             read.labels,
             image_format=read.image_format,
             cache_dir=cache_dir,
-            **fit_options,
+            on_mismatch=on_mismatch,
+            lock_timeout=lock_timeout,
         )
     finally:
         if store is not None:

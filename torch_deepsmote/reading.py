@@ -33,7 +33,7 @@ from ._validation import check_choice, check_non_negative_int
 from .adapters import DatasetAdapter
 from .storage.image_store import H5ImagesWriter
 
-__all__ = ["DatasetImages", "available_memory", "fits_in_memory", "read_dataset"]
+__all__ = ["DatasetImages", "available_memory", "fits_in_memory", "memory_allows", "read_dataset"]
 
 
 class DatasetImages(NamedTuple):
@@ -80,7 +80,6 @@ def read_dataset(
     image_key: Any = None,
     label_key: Any = None,
     extra_keys: str = "fill",
-    adapter: DatasetAdapter | None = None,
 ) -> DatasetImages:
     """Read every item of a map-style dataset, once, in order, its transforms set aside.
 
@@ -93,7 +92,8 @@ def read_dataset(
     left out with a warning (``'skip'``; ``indices`` then names the kept rows).
 
     Args:
-        dataset: A non-empty map-style dataset.
+        dataset: A non-empty map-style dataset, or its :class:`DatasetAdapter` (which
+            holds the keys then).
         labels: (N,) class of every item, or ``None``.
         fit_transform: Applied to each raw image before it is read, or ``None``.
         progress: Show a tqdm bar.
@@ -105,7 +105,6 @@ def read_dataset(
             would not fit in memory (:func:`fits_in_memory`); otherwise ``store`` decides.
         image_key, label_key, extra_keys: Where items hold image and target, and what
             synthetic items do with other fields (see :class:`DatasetAdapter`).
-        adapter: The dataset's adapter, when already made (it holds the keys then).
 
     Returns:
         :class:`DatasetImages`.
@@ -118,7 +117,9 @@ def read_dataset(
     """
     check_choice("on_bad_item", on_bad_item, ON_BAD_ITEM)
     check_non_negative_int("num_workers", num_workers)
-    if adapter is None:
+    if isinstance(dataset, DatasetAdapter):
+        adapter, dataset = dataset, dataset.dataset
+    else:
         keep_head = fit_transform is None  # a fit_transform overrides a Compose's head
         adapter = DatasetAdapter(dataset, image_key, label_key, extra_keys, keep_head)
     n = len(dataset)
@@ -223,15 +224,20 @@ def available_memory() -> int | None:
         return None
 
 
+def memory_allows(needed: int, share: float = 0.25) -> bool:
+    """Whether ``needed`` bytes take at most ``share`` of the available memory, shared with
+    the other processes torchrun started on this machine (``LOCAL_WORLD_SIZE``): the one
+    memory rule of ``in_memory='auto'`` and ``pool='auto'``."""
+    local_ranks = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1), 1)
+    available = available_memory()
+    return available is None or needed <= share * available / local_ranks
+
+
 def fits_in_memory(n: int, row: Tensor, share: float = 0.25) -> bool:
     """Whether ``n`` images like ``row``, plus their float16 residuals, take at most
-    ``share`` of the available memory (the rule of ``in_memory='auto'``), shared with the
-    other processes torchrun started on this machine (``LOCAL_WORLD_SIZE``)."""
-    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    share /= max(local_ranks, 1)
-    needed = n * row.numel() * (row.element_size() + 2)
-    available = available_memory()
-    return available is None or needed <= share * available
+    ``share`` of the available memory (the rule of ``in_memory='auto'``,
+    :func:`memory_allows`)."""
+    return memory_allows(n * row.numel() * (row.element_size() + 2), share)
 
 
 class _TensorRows:
