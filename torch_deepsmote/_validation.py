@@ -28,7 +28,6 @@ __all__ = [
     "check_lam_range",
     "check_random_state",
     "optional",
-    "make_generator",
     "resolve_device",
 ]
 
@@ -111,21 +110,6 @@ def check_random_state(name: str, value: Any) -> int | None:
     if isinstance(value, torch.Generator):
         _fail(name, "None or an integer seed", value, "Pass the seed itself.", exc=TypeError)
     return check_non_negative_int(name, value)
-
-
-def make_generator(seed: int | None) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded from ``seed`` (fresh entropy when ``None``).
-
-    Every random choice of the library is drawn from such a local generator, never from
-    the global RNG, so that a fixed seed gives the same result whatever else the user's
-    program draws.
-    """
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    return generator
 
 
 def resolve_device(device: Any) -> torch.device:

@@ -21,6 +21,7 @@ from torch import Tensor
 from . import fitting
 from ._format import ImageFormat, as_images
 from ._params import EstimatorParams, NotFittedError, Param, rank_settings
+from ._seeding import make_generator
 from ._validation import (
     check_bool,
     check_choice,
@@ -29,7 +30,6 @@ from ._validation import (
     check_lam_range,
     check_positive_int,
     check_random_state,
-    make_generator,
     optional,
     resolve_device,
 )

@@ -22,7 +22,6 @@ fixed set.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
 from collections.abc import Mapping
@@ -32,12 +31,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import get_worker_info
 
-from ._validation import (
-    check_bool_or_auto,
-    check_non_negative_int,
-    check_positive_int,
-    make_generator,
-)
+from ._seeding import make_generator, mixed_seed
+from ._validation import check_bool_or_auto, check_non_negative_int, check_positive_int
 from .reading import memory_allows
 from .smote import SMOTEPlan
 from .synthesis import Synthesizer
@@ -62,13 +57,6 @@ def check_pool_options(
     if not 0 <= float(refresh) <= 1:
         raise ValueError(f"`refresh` should be a number in [0, 1], but got refresh={refresh!r}.")
     return seed, pool, float(refresh), check_positive_int("decode_batch_size", decode_batch_size)
-
-
-def epoch_seed(seed: int, epoch: int, purpose: str = "plan") -> int:
-    """A 56-bit generator seed of ``(seed, epoch)``, mixed so that (0, 1) and (1, 0) give
-    unrelated draws; ``purpose`` keeps the draws of different things apart."""
-    digest = hashlib.sha256(f"deepsmote-{purpose}:{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:7], "little")
 
 
 class SyntheticPool:
@@ -175,11 +163,11 @@ class SyntheticPool:
         if epoch == 0 or self.refresh == 1.0:
             return torch.arange(n)
         k = round(self.refresh * n)
-        generator = make_generator(epoch_seed(seed, epoch, "refresh"))
+        generator = make_generator(mixed_seed(seed, epoch, "refresh"))
         return torch.randperm(n, generator=generator)[:k].sort().values
 
     def _draw(self, seed: int, epoch: int) -> SMOTEPlan:
-        return self.synthesizer.plan(self.n_new, make_generator(epoch_seed(seed, epoch)))
+        return self.synthesizer.plan(self.n_new, make_generator(mixed_seed(seed, epoch)))
 
     def _build(self, seed: int, epoch: int) -> SMOTEPlan:
         """Epoch ``epoch``'s set: epoch 0's draw, its ``refreshed`` rows replaced by the

@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from ..dataset import OversampledDataset
-from ..sampler import DeepSMOTESampler
+from ..samplers import DeepSMOTESampler
 
 try:
     from lightning.pytorch import LightningDataModule
