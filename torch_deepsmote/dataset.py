@@ -167,9 +167,7 @@ class OversampledDataset(Dataset):
         _check_args(dataset, model, cache_dir, on_mismatch, lock_timeout, in_memory, fit_params)
         check_non_negative_int("num_workers", num_workers)
         self.transform_real = check_bool("transform_real", transform_real)
-        pool_options = dict(seed=seed, pool=pool, refresh=refresh)
-        pool_options["decode_batch_size"] = decode_batch_size
-        check_pool_options(**pool_options)  # before reading a single item
+        check_pool_options(seed, pool, refresh, decode_batch_size)  # before reading an item
         self.dataset, self.transform, self.target_transform = dataset, transform, target_transform
         # A fit_transform overrides the head of the dataset's Compose (see adapters).
         keep_head = fit_transform is None
@@ -206,7 +204,10 @@ class OversampledDataset(Dataset):
             _synthesizer(model, device, read),
             resolve_sampling_strategy(strategy, self._labels),
             model.image_shape_,
-            **pool_options,
+            seed=seed,
+            pool=pool,
+            refresh=refresh,
+            decode_batch_size=decode_batch_size,
         )
         self.targets = self._labels.tolist() + self.plan().labels.tolist()
 
