@@ -32,6 +32,7 @@ from torchvision.datasets.vision import StandardTransform
 
 from ._validation import (
     check_bool,
+    check_bool_or_auto,
     check_choice,
     check_non_negative_int,
     check_positive_float,
@@ -147,10 +148,7 @@ class OversampledDataset(Dataset):
         self.transform_real = check_bool("transform_real", transform_real)
         self.seed = check_non_negative_int("seed", seed)
         self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
-        if isinstance(pool, str) and pool != "auto":
-            raise ValueError(f"`pool` should be True, False or 'auto', but got pool={pool!r}.")
-        if not isinstance(pool, str):
-            check_bool("pool", pool)
+        check_bool_or_auto("pool", pool)
         self.dataset, self.transform, self.target_transform = dataset, transform, target_transform
         # A fit_transform overrides the head of the dataset's Compose (see adapters).
         keep_head = fit_transform is None
@@ -373,10 +371,7 @@ def _check_args(
     check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
     if lock_timeout is not None:
         check_positive_float("lock_timeout", lock_timeout, allow_zero=True)
-    if not (isinstance(in_memory, bool) or in_memory == "auto"):
-        raise ValueError(
-            f"`in_memory` should be True, False or 'auto', but got in_memory={in_memory!r}."
-        )
+    check_bool_or_auto("in_memory", in_memory)
     if in_memory is False and (cache_dir is None or model is not None):
         raise ValueError(
             "`in_memory=False` keeps the images in a file in `cache_dir` while fitting, "
