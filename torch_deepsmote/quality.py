@@ -1,24 +1,48 @@
-"""Per-class numbers that tell whether a fitted DeepSMOTE's synthetic images are any good.
+"""Per-class numbers that tell whether a fitted DeepSMOTE's synthetic images are any good,
+and a verdict on them that can fail.
 
-For every class (:func:`assess`):
+For every class (:func:`assess`), first what the model makes:
 
 - reconstruction error of its real images: the RMS pixel difference between an image and
-  ``decode(encode(image))``; high means the autoencoder has not learnt the class, and its
-  synthetic images are blurred guesses (with ``residual=True`` the residuals put the
-  detail back, see :class:`~torch_deepsmote.DeepSMOTE`);
+  ``decode(encode(image))``, and that error over the images' spread around the class's
+  mean image (the error of a model that knows only the class average); high means the
+  autoencoder has not learnt the class, and its synthetic images are blurred guesses (with
+  ``residual=True`` the residuals put the detail back, see
+  :class:`~torch_deepsmote.DeepSMOTE`);
 - distance from each synthetic image to its nearest real image of the class (RMS pixel
   difference), beside the real images' own distances to their nearest other real image of
   the class. A synthetic image far nearer than real images are to each other is a *near
-  copy*: it adds no variety (a class of one image gives nothing but copies of it);
-- label fidelity: the share of synthetic images whose nearest real image in latent space
-  (the encoder's code of the synthetic image against the codes of every real image) is of
-  their own class. A low value means new images land among another class's.
-- precision, recall, density and coverage of the synthetic images against the real ones
-  of the class (Naeem et al., "Reliable Fidelity and Diversity Metrics for Generative
-  Models", ICML 2020; :func:`prdc`), in the autoencoder's code space and, when a
-  ``features`` function is given (a classifier's penultimate layer, say), in its space.
-  High density with low coverage is "right but easy": the synthetic images sit where the
-  real ones are dense and leave most of their spread uncovered (:func:`variety`).
+  copy*: it adds no variety (a class of one image gives nothing but copies of it).
+
+Then the split test, which judges synthetic images against real images they were not made
+from. Measured against the codes they were interpolated from, synthetic codes look right
+almost whatever the model (precision and coverage near 100 % even for an untrained one),
+so :data:`SPLITS` times, each class's real images are split at random: :data:`HOLD_OUT` of
+them held out, synthetic images made from the rest alone (the *parents*; the model's own
+SMOTE rule, with every neighbour table built among the parents only:
+:func:`split_synthesizer`), and the numbers averaged over the splits:
+
+- label fidelity: the share of the synthetic codes whose nearest held-out code (held-out
+  images of every class compete) is of their own class, beside the same share for the
+  parents' codes. A low value means new images land among another class's;
+- precision, recall, density and coverage of the synthetic codes against the class's
+  held-out codes (Naeem et al., "Reliable Fidelity and Diversity Metrics for Generative
+  Models", ICML 2020; :func:`prdc`), beside the same four for as many of the parents' codes:
+  synthetic images should reach the held-out images about as well as real images of the
+  class do. The same in a ``features`` space when one is given (a classifier's
+  penultimate layer, say): a space the autoencoder did not shape.
+
+:func:`torch_deepsmote.verdicts.verdict` reads these numbers (its docstring states the
+rule and its thresholds): "too few images to judge", "not faithful" (not reconstructed, or
+labels not kept), or :func:`variety`'s reading ("off the data", "right but easy",
+"narrow", "spread thin", "faithful and varied").
+
+NOTE: the autoencoder was trained on every real image, the held-out ones included: its
+codes of them are as good as its codes of the parents. The split test shows whether
+interpolating among some real images reaches the others as well as those real images do;
+it does not show how the synthetic images would compare with images the autoencoder has
+never seen (hold images out of the fit itself for that, or pass a ``features`` function
+trained elsewhere).
 
 Distances are on the [0, 1] pixel scale (the images' value range mapped to [0, 1]), so
 0.1 means a typical pixel differs by a tenth of the range. Neighbours are searched exactly
@@ -28,6 +52,7 @@ classifier-based measures.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -38,10 +63,23 @@ from torch import Tensor
 from ._format import as_images
 from ._validation import check_positive_float, check_positive_int
 from .deepsmote import DeepSMOTE
+from .fitting import neighbor_tables
 from .latents import decode_codes
 from .smote import SMOTEPlan
+from .synthesis import Synthesizer
+from .verdicts import scores_of, variety, verdict
 
-__all__ = ["Assessment", "assess", "latent_pca", "nearest", "prdc", "variety"]
+__all__ = [
+    "HOLD_OUT",
+    "Assessment",
+    "assess",
+    "hold_out",
+    "latent_pca",
+    "nearest",
+    "prdc",
+    "split_synthesizer",
+    "variety",
+]
 
 
 @torch.no_grad()
@@ -156,43 +194,6 @@ def prdc(
     }
 
 
-_READINGS = {
-    "off": "off the data: half or more of the synthetic images fall outside every real "
-    "image's neighbourhood",
-    "easy": "right but easy: the synthetic images crowd where the real ones are dense and "
-    "cover little of their spread",
-    "narrow": "narrow: the synthetic images look real but reach less than half of the real "
-    "images' neighbourhoods, without crowding in any",
-    "thin": "spread thin: the synthetic images reach most of the real spread but sit in its "
-    "sparse parts, away from where the real images crowd",
-    "good": "faithful and varied: real-looking and spread over most of the real images' "
-    "neighbourhoods",
-}
-
-
-def variety(scores: Mapping[str, float] | None) -> str | None:
-    """The reading of :func:`prdc`'s numbers in words, or ``None`` without them.
-
-    In this order: precision below 0.5 reads "off the data"; coverage below 0.5 reads
-    "right but easy" with density 1 or more (the fakes crowd the dense middle), else
-    "narrow"; density below 0.5 with coverage 0.5 or more reads "spread thin" (the
-    reverse of right but easy: the whole spread reached from its sparse parts); anything
-    else "faithful and varied".
-
-    Example:
-        >>> variety({"precision": 1.0, "recall": 0.1, "density": 1.8, "coverage": 0.2})[:14]
-        'right but easy'
-    """
-    if scores is None:
-        return None
-    precision, density, coverage = (scores[k] for k in ("precision", "density", "coverage"))
-    if precision < 0.5:
-        return _READINGS["off"]
-    if coverage < 0.5:
-        return _READINGS["easy" if density >= 1 else "narrow"]
-    return _READINGS["thin" if density < 0.5 else "good"]
-
-
 def latent_pca(codes: Tensor, *others: Tensor) -> tuple[Tensor, ...]:
     """Project codes on the first two principal axes of ``codes`` (signs fixed).
 
@@ -279,34 +280,190 @@ def _features(features: Callable[[Tensor], Tensor], images: Tensor) -> Tensor:
     return torch.cat(parts)
 
 
-def _variety_scores(
-    real_codes: Tensor,
-    fake_codes: Tensor,
-    real_images: Tensor,
-    fake_images: Tensor,
-    features: Callable[[Tensor], Tensor] | None,
-    k: int,
-) -> dict:
-    """The class's :func:`prdc` numbers and their reading, in code space and (``features``)
-    in the given feature space."""
-    measurable = min(len(real_images), len(fake_images)) > k
-    out = {}
-    for prefix in ("", "features_") if features is not None else ("",):
-        scores = None
-        if measurable and prefix:
-            real, fake = _features(features, real_images), _features(features, fake_images)
-            scores = prdc(real, fake, k)
-        elif measurable:
-            scores = prdc(real_codes, fake_codes, k)
-        for name in ("precision", "recall", "density", "coverage"):
-            out[prefix + name] = None if scores is None else scores[name]
-        out[prefix + "variety"] = variety(scores)
-    return out
-
-
 def _median(values: Tensor) -> float | None:
     values = values[torch.isfinite(values)]
     return float(values.median()) if len(values) else None
+
+
+# ---------------------------------------------------------------------- the split test
+# Share of each class's real images held out of the interpolation in the split test, and
+# the number of independent splits whose numbers are averaged (fewer chance verdicts in
+# small classes: see torch_deepsmote.verdicts).
+HOLD_OUT = 0.5
+SPLITS = 3
+
+
+def hold_out(labels: Tensor, generator: torch.Generator) -> Tensor:
+    """(N,) bool: the held-out rows, ``floor(n_c * HOLD_OUT)`` of each class ``c`` at random.
+
+    Args:
+        labels: (N,) int64 classes.
+        generator: A CPU ``torch.Generator``, the only randomness.
+
+    Example:
+        >>> held = hold_out(torch.tensor([0] * 5 + [1] * 2 + [2]), torch.Generator().manual_seed(0))
+        >>> held.view(-1).long().tolist().count(1), bool(held[7])
+        (3, False)
+    """
+    held = torch.zeros(len(labels), dtype=torch.bool)
+    for label in torch.unique(labels).tolist():
+        rows = torch.nonzero(labels == label).flatten()
+        chosen = torch.randperm(len(rows), generator=generator)[: int(len(rows) * HOLD_OUT)]
+        held[rows[chosen]] = True
+    return held
+
+
+def split_synthesizer(model: DeepSMOTE, parents: Tensor) -> Synthesizer:
+    """The model's synthesizer restricted to the rows ``parents``: their codes, labels and
+    residuals, with every neighbour table (and Borderline-SMOTE's rows in danger) built
+    among them alone by the model's own settings (``k_neighbors``, ``knn``,
+    ``interpolation``, ...). Its plans index the ``parents`` rows, in their order.
+
+    Args:
+        model: A fitted :class:`~torch_deepsmote.DeepSMOTE`.
+        parents: (P,) int64 rows of the training images, sorted.
+    """
+    synthesizer = model.fitted_.synthesizer
+    latents, labels = synthesizer.latents[parents], synthesizer.labels[parents]
+    residuals = synthesizer.residuals
+    with warnings.catch_warnings():
+        # Small classes get fewer neighbours: said at fit time, not worth saying again here.
+        warnings.simplefilter("ignore", UserWarning)
+        tables = neighbor_tables(latents, labels, model.get_params())
+    return Synthesizer(
+        synthesizer.decoder,
+        synthesizer.image_format,
+        latents,
+        labels,
+        residuals=None if residuals is None else residuals[parents],
+        device=synthesizer.device,
+        **tables,
+    )
+
+
+@dataclass
+class _Split:
+    """The split test's draw: held-out rows, parents, and the synthetic images of the parents."""
+
+    held: Tensor  # (N,) bool
+    parents: Tensor  # (P,) int64 rows, sorted
+    plan: SMOTEPlan  # indexes `parents`
+    images: Tensor  # (m, C, H, W) in the images' dtype and range
+    codes: Tensor  # (m, d) their codes
+
+
+def _split(
+    model: DeepSMOTE, judged: Mapping[int, int], max_per_class: int, seeds: list[int]
+) -> _Split:
+    """Hold out half of every class and make synthetic images of each class in ``judged``
+    (``{class: images it gets}``) from the parents alone (``seeds``: of the split, of the
+    plan)."""
+    labels = model.labels_
+    held = hold_out(labels, torch.Generator().manual_seed(int(seeds[0])))
+    parents = torch.nonzero(~held).flatten()
+    n_parents = torch.bincount(labels[parents], minlength=int(labels.max()) + 1)
+    # As many as the class will get (the label fidelity's sample), at least as many as its
+    # parents (the variety numbers compare equal numbers), at most max_per_class.
+    n_new = {c: min(max(int(n), int(n_parents[c])), max_per_class) for c, n in judged.items()}
+    synthesizer = split_synthesizer(model, parents)
+    with warnings.catch_warnings():  # a class without rows in danger: said at fit time
+        warnings.simplefilter("ignore", UserWarning)
+        plan = synthesizer.plan(n_new, torch.Generator().manual_seed(int(seeds[1])))
+    images = synthesizer.images(plan)
+    return _Split(held, parents, plan, images, model.encode(images))
+
+
+def _prdc_pair(
+    held: Tensor, synthetic: Tensor, parents: Tensor, k: int, prefix: str
+) -> dict[str, float | None]:
+    """PRDC of the synthetic rows and of the parents' rows against the held-out rows."""
+    out: dict[str, float | None] = {}
+    for kind, fake in (("", synthetic), ("parents_", parents)):
+        scores = prdc(held, fake, k) if min(len(held), len(fake)) > k else None
+        for name in ("precision", "recall", "density", "coverage"):
+            out[prefix + kind + name] = None if scores is None else scores[name]
+    return out
+
+
+def _split_scores(
+    model: DeepSMOTE,
+    images: Tensor,
+    split: _Split,
+    label: int,
+    features: Callable[[Tensor], Tensor] | None,
+    k: int,
+    max_per_class: int,
+    generator: torch.Generator,
+) -> dict:
+    """One class's split-test numbers: label fidelity against the held-out codes of every
+    class, and PRDC against its own held-out images, of its synthetic images beside as many
+    of their parents, in code space and (``features``) in that space."""
+    labels, latents = model.labels_, model.latents_
+    mine = split.plan.labels == label
+    held_rows = torch.nonzero(split.held).flatten()
+    own_held = held_rows[labels[held_rows] == label]
+    own_parents = split.parents[labels[split.parents] == label]
+    n = int(mine.sum())
+    out: dict[str, Any] = {"held_out": len(own_held), "parents": len(own_parents)}
+    out["split_synthetic"] = n
+    if n == 0 or len(own_held) == 0:
+        return out
+    own_held = own_held[torch.randperm(len(own_held), generator=generator)[:max_per_class]]
+    # Equal numbers of synthetic images and parents for the variety numbers: coverage grows
+    # with the number of points that try to reach the held-out images.
+    paired = min(n, len(own_parents))
+    own_parents = own_parents[torch.randperm(len(own_parents), generator=generator)[:paired]]
+    codes = split.codes[mine]
+    # As many held-out codes of every other class as of this one compete (fewer where a
+    # class has fewer): the nearest code is then not tilted towards the larger classes.
+    reference = [own_held]
+    for other in torch.unique(labels[held_rows]).tolist():
+        if other != label:
+            rows = held_rows[labels[held_rows] == other]
+            reference.append(rows[torch.randperm(len(rows), generator=generator)[: len(own_held)]])
+    reference = torch.cat(reference)
+    held_labels = labels[reference]
+    fidelity = held_labels[nearest(codes, latents[reference])[1]] == label
+    real_fidelity = held_labels[nearest(latents[own_parents], latents[reference])[1]] == label
+    out["other_class_share"] = 1 - float(fidelity.double().mean())
+    out["label_fidelity"] = float(fidelity.double().mean())
+    out["parents_label_fidelity"] = float(real_fidelity.double().mean())
+    out.update(_prdc_pair(latents[own_held], codes[:paired], latents[own_parents], k, ""))
+    if features is not None:
+        out.update(
+            _prdc_pair(
+                _features(features, images[own_held]),
+                _features(features, split.images[mine][:paired]),
+                _features(features, images[own_parents]),
+                k,
+                "features_",
+            )
+        )
+    return out
+
+
+def _mean_of(results: list[dict]) -> dict:
+    """The mean of each number over the splits' results (``None`` where any split has none;
+    counts are the same in every split)."""
+    out = {}
+    for key in results[0]:
+        values = [result.get(key) for result in results]
+        out[key] = None if any(v is None for v in values) else sum(values) / len(values)
+    for key in ("held_out", "parents", "split_synthetic"):
+        out[key] = results[0][key]
+    return out
+
+
+def _reconstruction_ratio(real: Tensor, reconstruction_rms: float) -> float | None:
+    """Reconstruction error over the spread of ``real`` (n, P) [0, 1] images around their
+    mean image (the error of a model that knows only the class average); ``None`` for a
+    class without spread."""
+    spread = float((real - real.mean(0)).pow(2).mean(1).sqrt().mean())
+    return reconstruction_rms / spread if spread > 0 else None
+
+
+_SPLIT_KEYS = ("held_out", "parents", "split_synthetic", "other_class_share", "label_fidelity")
+_SPLIT_KEYS += ("parents_label_fidelity",)
 
 
 def assess(
@@ -320,7 +477,12 @@ def assess(
     features: Callable[[Tensor], Tensor] | None = None,
     k: int = 5,
 ) -> Assessment:
-    """Measure a fitted model's synthetic images against its real ones, per class.
+    """Measure a fitted model's synthetic images against real ones, per class, and judge them.
+
+    The descriptive numbers (reconstruction, nearest distances, near copies) are of the
+    synthetic images the model makes. The judged ones come from the split test (see the
+    module's docstring): half of each class's real images held out, synthetic images made
+    from the other half alone, measured against the held-out half beside that half itself.
 
     Args:
         model: A fitted :class:`~torch_deepsmote.DeepSMOTE`.
@@ -328,30 +490,41 @@ def assess(
         n_new: ``{class: synthetic images}`` to measure; ``None``: the model's
             ``sampling_strategy_`` (the images that balancing adds). At most
             ``max_per_class`` per class are drawn and measured, as are at most that many
-            real images per class for the reconstruction and real-to-real distances.
+            real images per class for the reconstruction and real-to-real distances. Only
+            classes given synthetic images are judged.
         near_copy: A synthetic image is a near copy when its distance to the nearest real
             image of its class is at most ``near_copy`` times the median distance of real
             images to their nearest other real image of the same class (over all classes;
             0 where no class has two images).
-        random_state: Seed of the synthetic draw and of the real images measured.
+        random_state: Seed of the synthetic draws, of the held-out split and of the real
+            images measured.
         features: A function of a batch of images ((B, C, H, W) in their own dtype and
             range, at most 256 per call) to (B, F) features, e.g. a trained classifier's
-            penultimate layer: the variety numbers are also computed there (``features_*``
-            keys). ``None``: the autoencoder's code space only.
+            penultimate layer: the split test's variety numbers are also computed there
+            (``features_*`` keys) and judged. ``None``: the autoencoder's code space only.
         k: Neighbours of the balls of :func:`prdc`.
 
     Returns:
         An :class:`Assessment` whose ``table`` has, per class: ``label``, ``real`` and
         ``synthetic`` (counts; ``synthetic`` as in ``n_new``), ``measured_real``,
-        ``measured_synthetic``, ``reconstruction_rms`` (mean), ``real_nearest_rms`` (median
-        over real images, ``None`` for a class of one), ``synthetic_nearest_rms`` (median,
-        ``None`` without synthetic images), ``synthetic_nearest_rms_mean``,
-        ``near_copies`` (count), ``near_copy_share``, ``other_class_share`` (nearest real
-        code of another class), ``label_fidelity`` (1 - that share), ``precision``,
-        ``recall``, ``density`` and ``coverage`` (:func:`prdc` in code space, the measured
-        real images against the synthetic ones; ``None`` for a class of ``k`` images or
-        fewer), ``variety`` (their reading, :func:`variety`) and, with ``features``, the
-        same five as ``features_precision``, ... in that space.
+        ``measured_synthetic``, ``reconstruction_rms`` (mean), ``mean_image_rms`` (the real
+        images' mean RMS distance to the class's mean image), ``reconstruction_ratio``
+        (the first over the second; ``None`` for a class of one image),
+        ``real_nearest_rms`` (median over real images, ``None`` for a class of one),
+        ``synthetic_nearest_rms`` (median, ``None`` without synthetic images),
+        ``synthetic_nearest_rms_mean``, ``near_copies`` (count), ``near_copy_share``;
+        then the split test's ``held_out``, ``parents`` and ``split_synthetic`` (counts),
+        ``label_fidelity`` (share of the split's synthetic codes whose nearest held-out
+        code, of any class, is of their class), ``other_class_share`` (1 - that),
+        ``parents_label_fidelity`` (the same for the parents' codes), ``precision``,
+        ``recall``, ``density`` and ``coverage`` (:func:`prdc` of the split's synthetic
+        codes against the class's held-out codes) and ``parents_precision``, ... (the
+        parents' codes against the same), ``variety`` (:func:`variety`'s reading of the
+        two), with ``features`` the same as ``features_precision``, ...,
+        ``features_parents_precision``, ..., ``features_variety``; and ``verdict`` and
+        ``reading`` (:func:`~torch_deepsmote.verdicts.verdict`: a key and its words).
+        Numbers that cannot be measured are ``None``; classes without synthetic images
+        have no split numbers and no verdict.
 
     Raises:
         ValueError: ``images`` are not the images the model was fitted on, or
@@ -377,9 +550,12 @@ def assess(
     # (arrays, tensors or PIL images).
     synthetic = model.synthesizer_.images(plan)
     synthetic_codes = model.encode(synthetic)
-    nearest_code = nearest(synthetic_codes, model.latents_)[1]
-    flip = labels[nearest_code] != plan.labels
     n_pixels = tensor[0].numel()
+    judged = {c: int(n_new[c]) for c in classes if n_new.get(c, 0) > 0}
+    seeds = torch.randint(
+        0, 2**62, (SPLITS, 2), generator=torch.Generator().manual_seed(random_state)
+    )
+    splits = [_split(model, judged, max_per_class, pair) for pair in seeds.tolist()]
 
     per_class, loo_all = [], []
     for c in classes:
@@ -389,39 +565,49 @@ def assess(
         positions = torch.searchsorted(rows, measured)  # of the measured rows within the class
         loo = _rms(nearest(real[positions], real, exclude=positions)[0], n_pixels)
         loo_all.append(loo[torch.isfinite(loo)])
-        mine = plan.labels == c
-        near = _rms(nearest(_unit(model, synthetic[mine]), real)[0], n_pixels)
-        scores = _variety_scores(
-            model.latents_[measured],
-            synthetic_codes[mine],
-            tensor[measured],
-            synthetic[mine],
-            features,
-            k,
-        )
-        per_class.append((c, rows, measured, loo, near, flip[mine], scores))
+        near = _rms(nearest(_unit(model, synthetic[plan.labels == c]), real)[0], n_pixels)
+        recon = float(_reconstruction_rms(model, tensor, measured).mean())
+        spread = _reconstruction_ratio(real[positions], recon)
+        scores = {}
+        if c in judged:
+            scores = _mean_of(
+                [
+                    _split_scores(model, tensor, split, c, features, k, max_per_class, generator)
+                    for split in splits
+                ]
+            )
+        per_class.append((c, rows, measured, loo, near, recon, spread, scores))
     pooled = torch.cat(loo_all)
     threshold = near_copy * float(pooled.median()) if len(pooled) else 0.0
 
     table = []
-    for c, rows, measured, loo, near, flips, scores in per_class:
+    prefixes = ("", "features_") if features is not None else ("",)
+    for c, rows, measured, loo, near, recon, ratio, scores in per_class:
         copies = int((near <= threshold).sum())
-        table.append(
-            {
-                "label": int(c),
-                "real": len(rows),
-                "synthetic": int(n_new.get(c, 0)),
-                "measured_real": len(measured),
-                "measured_synthetic": len(near),
-                "reconstruction_rms": float(_reconstruction_rms(model, tensor, measured).mean()),
-                "real_nearest_rms": _median(loo),
-                "synthetic_nearest_rms": _median(near),
-                "synthetic_nearest_rms_mean": float(near.mean()) if len(near) else None,
-                "near_copies": copies,
-                "near_copy_share": copies / len(near) if len(near) else None,
-                "other_class_share": int(flips.sum()) / len(near) if len(near) else None,
-                "label_fidelity": 1 - int(flips.sum()) / len(near) if len(near) else None,
-                **scores,
-            }
-        )
+        row = {
+            "label": int(c),
+            "real": len(rows),
+            "synthetic": int(n_new.get(c, 0)),
+            "measured_real": len(measured),
+            "measured_synthetic": len(near),
+            "reconstruction_rms": recon,
+            "mean_image_rms": None if ratio is None else recon / ratio,
+            "reconstruction_ratio": ratio,
+            "real_nearest_rms": _median(loo),
+            "synthetic_nearest_rms": _median(near),
+            "synthetic_nearest_rms_mean": float(near.mean()) if len(near) else None,
+            "near_copies": copies,
+            "near_copy_share": copies / len(near) if len(near) else None,
+        }
+        row.update({key: scores.get(key) for key in _SPLIT_KEYS})
+        for prefix in prefixes:
+            for kind in ("", "parents_"):
+                for name in ("precision", "recall", "density", "coverage"):
+                    row[prefix + kind + name] = scores.get(prefix + kind + name)
+            row[prefix + "variety"] = variety(
+                scores_of(row, prefix), scores_of(row, prefix + "parents_")
+            )
+        judgement = verdict(row, k)
+        row["verdict"], row["reading"] = judgement if judgement else (None, None)
+        table.append(row)
     return Assessment(table, threshold, plan, synthetic_codes, model.latents_, labels)
