@@ -23,7 +23,6 @@ __all__ = [
     "check_non_negative_int",
     "check_positive_float",
     "check_fraction",
-    "check_distributed",
     "check_folder",
     "check_lam_range",
     "check_random_state",
@@ -46,12 +45,12 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def check_bool_or_auto(name: str, value: Any) -> bool | str:
-    """True, False or ``'auto'`` (a TypeError for another type, a ValueError for another
-    string)."""
-    if isinstance(value, bool) or (isinstance(value, str) and value == "auto"):
-        return value
-    exc = ValueError if isinstance(value, str) else TypeError
-    _fail(name, "True, False or 'auto'", value, exc=exc)
+    """``True``, ``False`` or ``'auto'`` (a choice the library makes when it knows more)."""
+    if isinstance(value, str) and value != "auto":
+        _fail(name, "True, False or 'auto'", value)
+    if not isinstance(value, (bool, str)):
+        _fail(name, "True, False or 'auto'", value, exc=TypeError)
+    return value
 
 
 def _is_int(value: Any) -> bool:
@@ -130,7 +129,8 @@ def optional(check: Callable) -> Callable:
     return lambda name, value: None if value is None else check(name, value)
 
 
-def check_lam_range(name: str, lam_range: Any) -> None:
+def check_lam_range(name: str, lam_range: Any) -> tuple[float, float]:
+    """``(low, high)`` as two floats, finite and ``low < high``."""
     try:
         low, high = (float(v) for v in lam_range)
     except (TypeError, ValueError):
@@ -140,13 +140,9 @@ def check_lam_range(name: str, lam_range: Any) -> None:
             f"`{name}` should be None or (low, high) with finite low < high, e.g. (0, 1), "
             f"but got {name}={lam_range!r}."
         )
+    return low, high
 
 
 def check_folder(name: str, value: Any) -> None:
     if value is not None and not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"`{name}` should be None or a folder path, but got {name}={value!r}.")
-
-
-def check_distributed(name: str, value: Any) -> None:
-    if not (isinstance(value, bool) or value == "auto"):
-        raise ValueError(f"`{name}` should be 'auto', True or False, but got {name}={value!r}.")

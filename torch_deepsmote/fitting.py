@@ -361,13 +361,11 @@ def neighbor_tables(
     danger = None
     if params["base_selection"] == "borderline":
         danger = ranked_in_danger(latents, labels, params["m_neighbors"], knn, ranks)
-    lam_range = params["lam_range"]
-    lam_range = None if lam_range is None else tuple(map(float, lam_range))
     return dict(
         neighbors=neighbors,
         n_neighbors=n_neighbors,
         interpolation=params["interpolation"],
-        lam_range=lam_range or default_lam_range(params["interpolation"]),
+        lam_range=params["lam_range"] or default_lam_range(params["interpolation"]),
         enemies=enemies,
         n_enemies=n_enemies,
         danger=danger,
