@@ -29,8 +29,9 @@ order; the first that applies is the verdict:
    parents', with / without density at least the parents'), "right but easy" (density
    above :data:`DENSITY_RATIO_MAX` = 1.3 times the parents': crowding where the real
    images are dense), "spread thin" (density below :data:`DENSITY_RATIO_MIN` = 0.5 times
-   the parents'), else "faithful and varied". With a ``features`` space the reading there
-   is also taken, and the first one that is not "faithful and varied" decides.
+   the parents'), else "as varied as real images", and the verdict is "faithful and
+   varied". With a ``features`` space the reading there is also taken, and the first one
+   that is not "as varied as real images" decides.
 
 Where the thresholds come from (models of this library; "shapes" are the test suite's
 images, 8-12 px; "the demo" is ``torch-deepsmote demo``'s model, the paper's width 64
@@ -101,7 +102,7 @@ READINGS = {
     "images' neighbourhoods than real images do, without crowding in any",
     "thin": "spread thin: the synthetic images reach the real spread but sit in its sparse "
     "parts, away from where the real images crowd",
-    "good": "faithful and varied: the synthetic images reach the real images' "
+    "good": "as varied as real images: the synthetic images reach the real images' "
     "neighbourhoods about as well as real images do, as densely",
 }
 
@@ -150,14 +151,15 @@ def variety(
         reference's reads "off the data"; coverage below :data:`COVERAGE_RATIO_MIN` times
         the reference's reads "right but easy" with density at least the reference's,
         else "narrow"; density below :data:`DENSITY_RATIO_MIN` times the reference's reads
-        "spread thin"; anything else "faithful and varied".
+        "spread thin"; anything else "as varied as real images" (which
+        :func:`verdict` calls "faithful and varied" once reconstruction and labels pass).
 
     Example:
         >>> variety({"precision": 1.0, "recall": 0.1, "density": 1.8, "coverage": 0.2})[:14]
         'right but easy'
         >>> variety({"precision": 0.9, "recall": 0.6, "density": 1.0, "coverage": 0.6},
-        ...         {"precision": 0.9, "recall": 0.7, "density": 0.9, "coverage": 0.7})[:19]
-        'faithful and varied'
+        ...         {"precision": 0.9, "recall": 0.7, "density": 0.9, "coverage": 0.7})[:24]
+        'as varied as real images'
     """
     key = variety_key(scores, reference)
     if key is None:
@@ -215,7 +217,8 @@ def verdict(row: Mapping[str, Any], k: int = 5) -> tuple[str, str] | None:
             "not reconstructed",
             "not faithful: the autoencoder does not reconstruct this class (its error is "
             f"{_percent(ratio)} of the real images' spread around the class's mean image, "
-            f"above {_percent(RECONSTRUCTION_RATIO_MAX)}), so its synthetic images are guesses",
+            f"above {_percent(RECONSTRUCTION_RATIO_MAX)}), so its synthetic images are the "
+            "decoder's guesses (with residuals: mostly blends of their parents' pixels)",
         )
     fidelity = row.get("label_fidelity")
     if fidelity is not None and fidelity < LABEL_FIDELITY_MIN:
@@ -248,7 +251,14 @@ def verdict(row: Mapping[str, Any], k: int = 5) -> tuple[str, str] | None:
     for key, words in readings:
         if key != "good":
             return key, words
-    return "good", "; ".join(words for _, words in readings)
+    checks = []
+    if ratio is not None:
+        checks.append(f"reconstructed (error {_percent(ratio)} of the spread around the mean)")
+    if fidelity is not None:
+        checks.append(f"labels kept ({_percent(fidelity)} nearest their own class)")
+    return "good", "faithful and varied: " + ", ".join(
+        checks + ["; ".join(words for _, words in readings)]
+    )
 
 
 def scores_of(row: Mapping[str, Any], prefix: str) -> dict[str, float] | None:
