@@ -551,13 +551,15 @@ def main(argv=None) -> int:
                 continue
             rec = exp.run(method, seed, tests)
             result["records"].append(rec)
-            s = rec["scores"]
+            save()  # before anything else can fail: an hour's run is not lost to a log line
             log(
-                f"seed {seed} {method:16s} imb ACSA {s['imbalanced']['acsa']:.2f} "
-                f"bal ACSA {s['balanced']['acsa']:.2f} GM {s['balanced']['gm']:.2f} "
-                f"({rec['seconds']:.0f} s)"
+                f"seed {seed} {method:16s} "
+                + " ".join(
+                    f"{test[:3]} ACSA {s['acsa']:.2f} GM {s['gm']:.2f}"
+                    for test, s in rec["scores"].items()
+                )
+                + f" ({rec['seconds']:.0f} s)"
             )
-            save()
 
     _sweep(args, train_full, test_full, train_counts, tests, result, save)
     if result["sweep"] and not args.no_figures:

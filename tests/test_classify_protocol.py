@@ -475,3 +475,24 @@ def test_the_controls_change_training_and_stay_reproducible():
     assert final_loss("logit_adj_tau1") == final_loss("logit_adj")
     assert final_loss("cmo_la_sam") != final_loss("cmo_la")
     assert final_loss("cmo_la_sam") == final_loss("cmo_la_sam")
+
+
+def test_a_validation_run_scores_held_out_training_images_only(tmp_path):
+    # End to end on the bundled digits (no download): the run trains on the rest of the
+    # subset, scores the held-out part, never the test sets, and keeps its record.
+    import json
+
+    from benchmarks import classify
+
+    argv = ["--dataset", "digits", "--quick", "--steps", "3", "--seeds", "1"]
+    argv += ["--methods", "logit_adj_tau2", "--val-split", "0.3", "--sweep-ratios", ""]
+    argv += ["--no-figures", "--out", str(tmp_path / "out"), "--work", str(tmp_path)]
+    assert classify.main(argv) == 0
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    (record,) = result["records"]
+    assert list(record["scores"]) == ["validation"]
+    counts = result["config"]["validation_counts"]
+    assert len(counts) == 10 and min(counts) >= 1
+    # The held-out images are part of the drawn subset: the training set is the rest.
+    train_counts = classify.data.scale(classify.data.PAPER_COUNTS["digits"][0], 0.1)
+    assert sum(counts) < sum(train_counts)
