@@ -58,6 +58,16 @@ def test_check_is_fitted_follows_the_fitted_state(fitted_rows):
     check_is_fitted(fitted_rows)
 
 
+def test_a_bad_set_params_changes_nothing():
+    model = DeepSMOTE(k_neighbors=3)
+    with pytest.raises(ValueError, match="k_neighbors=0"):
+        model.set_params(lr=0.1, k_neighbors=0)
+    assert model.k_neighbors == 3 and model.lr == 2e-4
+    with pytest.raises(ValueError, match="should be one of the parameters"):
+        model.set_params(lr=0.1, n_neighbours=3)
+    assert model.lr == 2e-4
+
+
 def test_html_repr_and_repr_show_the_parameters_that_differ_from_the_defaults():
     from sklearn.utils import estimator_html_repr
 
@@ -245,6 +255,15 @@ def test_lists_in_lists_out(rows):
     assert isinstance(X_res, list) and isinstance(y_res, list)
     assert X_res[: len(X)] == X.tolist() and y_res[: len(y)] == y.tolist()
     assert len(X_res[-1]) == 256 and isinstance(y_res[-1], int)
+
+
+def test_a_data_frame_and_a_series_come_back_as_arrays(rows):
+    pd = pytest.importorskip("pandas")
+    X, y = rows
+    names = pd.Series(np.array(["a", "b", "c"])[y])
+    X_res, y_res = DeepSMOTE(**ROWS).fit_resample(pd.DataFrame(X), names)
+    assert isinstance(X_res, np.ndarray) and X_res.shape == (180, 256)
+    assert isinstance(y_res, np.ndarray) and list(y_res[: len(y)]) == list(names)
 
 
 def test_tensor_y_keeps_its_dtype(rows):

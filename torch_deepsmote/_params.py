@@ -67,7 +67,8 @@ class EstimatorParams:
     def set_params(self, **params: Any) -> EstimatorParams:
         """Set constructor arguments (``<name>__<parameter>`` reaches into an argument).
 
-        A fitted estimator keeps its fitted state until it is fitted again.
+        A fitted estimator keeps its fitted state until it is fitted again. A bad value
+        changes nothing: the arguments set here go back to what they were.
 
         Returns:
             ``self``.
@@ -76,6 +77,7 @@ class EstimatorParams:
             ValueError: An unknown parameter, or a bad value.
         """
         valid = self._param_names()
+        direct: dict[str, Any] = {}
         nested: dict[str, dict] = {}
         for key, value in params.items():
             name, _, sub = key.partition("__")
@@ -87,10 +89,18 @@ class EstimatorParams:
             if sub:
                 nested.setdefault(name, {})[sub] = value
             else:
+                direct[name] = value
+        before = {name: getattr(self, name) for name in direct}
+        for name, value in direct.items():
+            setattr(self, name, value)
+        try:
+            for name, sub_params in nested.items():
+                getattr(self, name).set_params(**sub_params)
+            self._check_params()
+        except Exception:
+            for name, value in before.items():
                 setattr(self, name, value)
-        for name, sub_params in nested.items():
-            getattr(self, name).set_params(**sub_params)
-        self._check_params()
+            raise
         return self
 
 

@@ -1,13 +1,13 @@
 """``X`` and ``y`` as scikit-learn callers give them, and ``y_res`` in ``y``'s form.
 
-An imbalanced-learn pipeline passes images as 2-D rows ``(N, C*H*W)``; :func:`read_rows`
+An imbalanced-learn pipeline passes images as 2-D rows ``(N, C*H*W)``; ``read_rows``
 views them as the ``(N, C, H, W)`` images of a declared ``image_shape``, and the format it
 returns gives new images back as rows. Class labels come as scikit-learn accepts them
 (``type_of_target``): a 1-D array of integers or of strings, a column ``(N, 1)`` (used as
 1-D with a warning, as scikit-learn does) or one-hot rows ``(N, n_classes)`` (imbalanced-
-learn's one-vs-all form). :func:`read_targets` turns them into the library's int64 labels
+learn's one-vs-all form). ``read_targets`` turns them into the library's int64 labels
 (strings numbered in sorted order, as scikit-learn's ``LabelEncoder`` numbers them) and
-:class:`Targets` gives new labels back in the same form.
+``Targets`` gives new labels back in the same form.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def read_rows(X: Any, image_shape: tuple[int, int, int], name: str = "X") -> tup
 
     Returns:
         The (N, C, H, W) CPU tensor (a view of ``X`` where it can be) and its
-        :class:`ImageFormat`, whose layout ``"flat"`` gives new images back as rows.
+        ``ImageFormat``, whose layout ``"flat"`` gives new images back as rows.
 
     Raises:
         ValueError: ``X`` is not 2-D, or its rows are not ``C*H*W`` long.
@@ -115,24 +115,21 @@ class Targets:
     n_columns: int = 0
 
     def like(self, y: Any, labels: Tensor) -> Any:
-        """(m,) int64 labels as new entries of ``y``: same container, dtype and layout
-        (a column ``y`` gives 1-D labels, as scikit-learn's ravel does)."""
+        """(m,) int64 labels as new entries of ``y``: a tensor, an array of ``y``'s dtype
+        (of any other array-like too) or a list, one-hot rows for one-hot ``y`` (a column
+        ``y`` gives 1-D labels, as scikit-learn's ravel does)."""
         if self.layout == "onehot":
-            dtype = y.dtype if isinstance(y, (Tensor, np.ndarray)) else None
-            rows = torch.nn.functional.one_hot(labels, self.n_columns)
-            if isinstance(y, Tensor):
-                return rows.to(dtype)
-            rows = rows.numpy()
-            return rows.astype(dtype) if dtype is not None else rows.tolist()
-        if self.classes is not None:
+            values = torch.nn.functional.one_hot(labels, self.n_columns)
+        elif self.classes is not None:
             values = np.asarray(self.classes, dtype=object)[labels.numpy()]
         else:
-            values = labels.numpy()
+            values = labels
         if isinstance(y, Tensor):
-            return torch.as_tensor(values.astype(np.int64)).to(y.dtype)
-        if isinstance(y, np.ndarray):
-            return values.astype(y.dtype)
-        return values.tolist()
+            return torch.as_tensor(values).to(y.dtype)
+        values = np.asarray(values)
+        if isinstance(y, (list, tuple)):
+            return values.tolist()
+        return values.astype(np.asarray(y).dtype)
 
     def join(self, y: Any, labels: Tensor) -> Any:
         """``y`` followed by ``labels`` (m,) in its form: imbalanced-learn's ``y_res``."""
@@ -140,12 +137,11 @@ class Targets:
         if isinstance(y, Tensor):
             y = y.detach().cpu()
             return torch.cat([y.reshape(-1) if self.layout == "column" else y, new])
-        if isinstance(y, np.ndarray):
-            return np.concatenate([y.ravel() if self.layout == "column" else y, new])
-        y = list(y)
-        if self.layout == "column":
-            y = [_scalar(row) for row in y]
-        return y + new
+        if isinstance(y, (list, tuple)):
+            old = [_scalar(row) for row in y] if self.layout == "column" else list(y)
+            return old + new
+        y = np.asarray(y)
+        return np.concatenate([y.ravel() if self.layout == "column" else y, new])
 
     def to_label(self, label: Any) -> int:
         """The library's label of a class label the user knows (a string of string
@@ -193,7 +189,7 @@ class Targets:
 
 
 def read_targets(y: Any, name: str = "y") -> tuple[Tensor, Targets]:
-    """A ``y`` of class labels -> (N,) int64 labels and its :class:`Targets`.
+    """A ``y`` of class labels -> (N,) int64 labels and its ``Targets``.
 
     Args:
         y: (N,) integers (bools, whole floats) or strings; an (N, 1) column; or
