@@ -29,7 +29,6 @@ __all__ = [
     "check_random_state",
     "seed_of",
     "optional",
-    "make_generator",
     "resolve_device",
 ]
 
@@ -140,21 +139,6 @@ def seed_of(name: str, random_state: Any) -> int | None:
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(np.iinfo(np.int32).max))
     return random_state
-
-
-def make_generator(seed: int | None) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded from ``seed`` (fresh entropy when ``None``).
-
-    Every random choice of the library is drawn from such a local generator, never from
-    the global RNG, so that a fixed seed gives the same result whatever else the user's
-    program draws.
-    """
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    return generator
 
 
 def resolve_device(device: Any) -> torch.device:

@@ -22,12 +22,12 @@ from torch import Tensor
 from . import fitting
 from ._format import ImageFormat, as_images
 from ._params import EstimatorParams, NotFittedError, rank_settings, sampler_tags
+from ._seeding import make_generator
 from ._validation import (
     check_bool,
     check_choice,
     check_lam_range,
     check_positive_int,
-    make_generator,
     seed_of,
 )
 from .inputs import Targets, check_image_array, join_images, read_rows

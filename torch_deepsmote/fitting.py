@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 
 from ._format import ImageFormat, as_images
-from ._validation import make_generator, resolve_device, seed_of
+from ._seeding import fan_out, make_generator
+from ._validation import resolve_device, seed_of
 from .distributed import (
     Ranks,
     broadcast_object,
@@ -238,7 +239,7 @@ def fit(
     ranks = current_ranks(params["distributed"])
     # One seed fans out into independent streams: weights, training draws, SMOTE draws.
     seed = seed_of("random_state", params["random_state"])
-    seeds = torch.randint(0, 2**62, (3,), generator=make_generator(seed)).tolist()
+    seeds = fan_out(seed, 3)
     data_fingerprint = fingerprint_arrays(labels, images)  # a pass over every image: once
     if ranks is not None:
         check_same({"data (images and labels)": data_fingerprint, **request.rank_settings})
@@ -345,8 +346,7 @@ def _penalty_generator(seed: int, ranks: Ranks | None) -> torch.Generator | None
     stream of its own per rank under ``ranks`` (each rank draws its own class)."""
     if ranks is None:
         return None
-    seeds = torch.randint(0, 2**62, (ranks.world_size,), generator=make_generator(seed + 1))
-    return make_generator(int(seeds[ranks.rank]))
+    return make_generator(fan_out(seed + 1, ranks.world_size)[ranks.rank])
 
 
 def _residuals(
