@@ -239,6 +239,8 @@ def read_targets(y: Any, name: str = "y") -> tuple[Tensor, Targets]:
         )
     if _is_numeric(array):
         _check_discrete(name, array)
+        if not array.flags.writeable:  # a read-only memmap: torch warns on a view of it
+            array = array.copy()
         return as_labels(array, name), Targets(None, layout, n_columns)
     values = [_plain(v) for v in array.tolist()]
     if not all(isinstance(v, str) for v in values):
