@@ -164,6 +164,9 @@ class OversampledDataset(Dataset):
             )
         read_options = dict(labels=labels, fit_transform=fit_transform, progress=progress)
         read_options.update(on_bad_item=on_bad_item, num_workers=num_workers)
+        # A declared pixel range is the model's and the read's: items outside it are bad.
+        source = fit_params if model is None else model.get_params(deep=False)
+        read_options.update(value_range=source.get("value_range"))
         if model is None:
             fit_options = dict(cache_dir=cache_dir, on_mismatch=on_mismatch)
             fit_options.update(lock_timeout=lock_timeout, in_memory=in_memory)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from . import fitting
-from ._format import ImageFormat, as_images
+from ._format import ImageFormat, as_images, check_value_range
 from ._params import EstimatorParams, NotFittedError, Param, rank_settings
 from ._validation import (
     check_bool,
@@ -59,6 +59,7 @@ PARAMETERS: dict[str, Param] = {
     "hidden_channels": Param(check_positive_int, "weights"),
     **{name: Param(None, "weights") for name in TrainingConfig.__dataclass_fields__},
     "random_state": Param(check_random_state, "weights"),
+    "value_range": Param(check_value_range, "weights"),
     "device": Param(lambda name, value: resolve_device(value), "process", None),
     "progress": Param(check_bool, "process", None),
     "residual": Param(check_bool, "serving"),
@@ -126,6 +127,10 @@ class DeepSMOTE(EstimatorParams):
         checkpoint_dir: Folder of a per-epoch checkpoint a killed fit resumes from.
         distributed: Fit with the ranks of a ``torch.distributed`` group: ``'auto'``,
             ``True`` or ``False``.
+        value_range: ``(low, high)`` of the pixels (what maps to the decoder's -1 and +1),
+            e.g. ``(0, 4095)`` for 12-bit data; an image with a pixel outside it is refused
+            (a bad item of a dataset). ``None``: 0..255 for uint8, 0..1 for floats within it,
+            else the data's own minimum and maximum, an image far outside the others refused.
 
     Fitted attributes: ``fitted_`` (the :class:`~torch_deepsmote.fitting.FittedDeepSMOTE`),
     its parts ``encoder_``, ``synthesizer_``, ``device_``, ``image_shape_``, ``classes_``,
@@ -172,6 +177,7 @@ class DeepSMOTE(EstimatorParams):
         log_dir: str | os.PathLike | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
         distributed: bool | str = "auto",
+        value_range: tuple[float, float] | None = None,
     ) -> None:
         arguments = dict(locals())
         for name in PARAMETERS:
@@ -197,7 +203,12 @@ class DeepSMOTE(EstimatorParams):
 
     def training_fingerprint(self) -> str:
         """Fingerprint of the arguments that change the trained weights or the codes."""
-        return fingerprint_config(self._params_of("weights"))
+        config = self._params_of("weights")
+        if config["value_range"] is None:  # the key of caches written before it existed
+            del config["value_range"]
+        else:
+            config["value_range"] = [float(v) for v in config["value_range"]]
+        return fingerprint_config(config)
 
     def index_fingerprint(self) -> str:
         """Fingerprint of the arguments that shape the neighbour tables.
@@ -276,7 +287,7 @@ class DeepSMOTE(EstimatorParams):
             ``self``.
         """
         check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
-        images, labels, image_format = fitting.training_data(X, y, image_format)
+        images, labels, image_format = fitting.training_data(X, y, image_format, self.value_range)
         request = self._request()
         if cache_dir is None:
             fitted = fitting.fit(images, labels, image_format, request)
@@ -324,6 +335,7 @@ class DeepSMOTE(EstimatorParams):
             num_workers,
             image_key=image_key,
             label_key=label_key,
+            value_range=self.value_range,
         )
         return self.fit(read.images, read.labels, image_format=read.image_format)
 

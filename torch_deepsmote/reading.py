@@ -13,6 +13,7 @@ import pickle
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import closing
+from functools import partial
 from typing import Any, Callable, NamedTuple
 
 import torch
@@ -20,7 +21,18 @@ from torch import Tensor
 from torch.utils.data import DataLoader, get_worker_info
 from tqdm.auto import tqdm
 
-from ._format import ImageFormat, TargetFormat, as_labels, check_pixels, image_to_tensor
+from ._format import (
+    ImageFormat,
+    TargetFormat,
+    as_labels,
+    check_image_shape,
+    check_pixels,
+    check_value_range,
+    find_value_range,
+    image_extremes,
+    image_to_tensor,
+    range_faults,
+)
 from ._items import ItemLayout, find_layout
 from ._validation import check_choice, check_non_negative_int
 from .adapters import DatasetAdapter
@@ -74,6 +86,7 @@ def read_dataset(
     label_key: Any = None,
     extra_keys: str = "fill",
     adapter: DatasetAdapter | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> DatasetImages:
     """Read every item of a map-style dataset, once, in order, its transforms set aside.
 
@@ -99,6 +112,8 @@ def read_dataset(
         image_key, label_key, extra_keys: Where items hold image and target, and what
             synthetic items do with other fields (see :class:`DatasetAdapter`).
         adapter: The dataset's adapter, when already made (it holds the keys then).
+        value_range: The declared ``(low, high)`` of the pixels, or ``None``: found from
+            the images (:func:`~torch_deepsmote._format.find_value_range`).
 
     Returns:
         :class:`DatasetImages`.
@@ -111,6 +126,7 @@ def read_dataset(
     """
     check_choice("on_bad_item", on_bad_item, ON_BAD_ITEM)
     check_non_negative_int("num_workers", num_workers)
+    declared = check_value_range("value_range", value_range)
     if adapter is None:
         keep_head = fit_transform is None  # a fit_transform overrides a Compose's head
         adapter = DatasetAdapter(dataset, image_key, label_key, extra_keys, keep_head)
@@ -123,20 +139,28 @@ def read_dataset(
             raise ValueError(
                 f"`labels` should have one label per item, but got {len(found)} for {n} items."
             )
-        rows = _Rows(n, store, in_memory, adapter.n_classes())
+        rows = _Rows(n, store, in_memory, adapter.n_classes(), declared)
         with closing(_read_items(dataset, fit_transform, num_workers, adapter)) as items:
             for i, item in tqdm(
                 enumerate(items), desc="reading dataset", total=n, disable=not progress
             ):
                 rows.add(i, item, found, on_bad_item)
-    return rows.result()
+    return rows.result(on_bad_item)
 
 
 class _Rows:
     """The read so far: the first good item, the kept rows and the skipped items."""
 
-    def __init__(self, n: int, store: Any, in_memory: bool | str, n_classes: int | None) -> None:
+    def __init__(
+        self,
+        n: int,
+        store: Any,
+        in_memory: bool | str,
+        n_classes: int | None,
+        declared: tuple[float, float] | None,
+    ) -> None:
         self.n, self.store, self.in_memory, self.n_classes = n, store, in_memory, n_classes
+        self.declared = declared
         self.sink: Any = None
         self.first: tuple | None = None
         self.kept: list[int] = []
@@ -161,34 +185,60 @@ class _Rows:
             return
         if self.sink is None:
             self.first = (i, image, target, tensor, layout)
-            self.sink = self._sink(tensor)
+            self.sink = self._sink(i, tensor)
         self.sink.append(tensor)
         self.kept.append(i)
         self.targets.append(label)
 
-    def _sink(self, row: Tensor) -> Any:
+    def _sink(self, i: int, row: Tensor) -> Any:
         check_pixels(row[None], "dataset images")
+        check_image_shape(tuple(row.shape), f"dataset item {i}", hint=_FIT_TRANSFORM_HINT)
         store = self.store
         if store is not None and self.in_memory == "auto":
             store = None if fits_in_memory(self.n, row) else store
-        return _TensorRows(self.n, row) if store is None else _StoreRows(store, self.n, row)
+        # uint8 has a nominal range: no image's extremes matter unless a range is declared.
+        measure = row.dtype != torch.uint8 or self.declared is not None
+        if store is None:
+            return _TensorRows(self.n, row, measure)
+        return _StoreRows(store, self.n, row, measure)
 
-    def result(self) -> DatasetImages:
-        n, skipped = self.n, self.skipped
+    def result(self, on_bad_item: str) -> DatasetImages:
+        n, skipped, declared = self.n, self.skipped, self.declared
         if self.sink is None:
             raise ValueError(
                 f"`dataset` should hold at least one good item, but all {n} are bad: "
                 + _summary(skipped)
             )
+        dtype = self.first[3].dtype
+        lows, highs = self.sink.extremes()
+        keep = None
+        faults = range_faults(dtype, lows, highs, declared) if lows is not None else []
+        if faults:
+            # Only now, with every image read, can an item's range be judged: bad items all
+            # the same.
+            if on_bad_item == "raise":
+                row, reason = faults[0]
+                raise ValueError(
+                    f"dataset item {self.kept[row]} {reason}. Fix or remove it, or pass "
+                    "on_bad_item='skip' to leave such items out."
+                )
+            keep = torch.ones(len(self.kept), dtype=torch.bool)
+            keep[[row for row, _ in faults]] = False
+            skipped.extend((self.kept[row], reason + ".") for row, reason in faults)
+            skipped.sort()
+            self.kept = [i for i, k in zip(self.kept, keep.tolist()) if k]
+            self.targets = [t for t, k in zip(self.targets, keep.tolist()) if k]
+            lows, highs = lows[keep], highs[keep]
         if skipped:
             _report_skipped(skipped, n)
-        images, extremes = self.sink.close()
+        value_range = find_value_range(dtype, lows, highs, declared)
+        images = self.sink.close(keep)
         _, image, target, _, layout = self.first
         index = None if len(self.kept) == n else torch.tensor(self.kept, dtype=torch.int64)
         return DatasetImages(
             images,
             torch.tensor(self.targets, dtype=torch.int64),
-            ImageFormat.of_items(image, extremes),
+            ImageFormat.of_items(image, dtype, value_range),
             TargetFormat.of(target),
             index,
             tuple(skipped),
@@ -226,37 +276,56 @@ def fits_in_memory(n: int, row: Tensor, share: float = 0.25) -> bool:
 class _TensorRows:
     """The read images in one (n, C, H, W) tensor (the default: small data)."""
 
-    def __init__(self, n: int, row: Tensor) -> None:
+    def __init__(self, n: int, row: Tensor, measure: bool) -> None:
         self.images, self.rows = torch.empty((n, *row.shape), dtype=row.dtype), 0
+        self.measure = measure
 
     def append(self, row: Tensor) -> None:
         self.images[self.rows] = row
         self.rows += 1
 
-    def close(self) -> tuple[Tensor, Tensor]:
+    def extremes(self) -> tuple[Tensor | None, Tensor | None]:
+        """(rows,) float64 minimum and maximum of every read image, or ``None``s."""
+        if not self.measure:
+            return None, None
+        return image_extremes(self.images[: self.rows])
+
+    def close(self, keep: Tensor | None = None) -> Tensor:
+        """The read images, only the rows of the bool mask ``keep`` where given."""
         images = self.images
         # Rows past self.rows (skipped items) were never written: leave them out. Every
         # kept row was checked as it was read (finite pixels; dtype with the first).
         images = images if self.rows == len(images) else images[: self.rows].clone()
-        return images, images
+        return images if keep is None else images[keep]
 
 
 class _StoreRows:
-    """The read images in an HDF5 file; keeps each pixel's running extremes (the value
-    range :class:`ImageFormat` needs) instead of the images."""
+    """The read images in an HDF5 file, and each image's extremes (the value range
+    :class:`ImageFormat` needs and the outlier check reads) kept as they pass."""
 
-    def __init__(self, path: str | os.PathLike, n: int, row: Tensor) -> None:
+    def __init__(self, path: str | os.PathLike, n: int, row: Tensor, measure: bool) -> None:
         self.writer = H5ImagesWriter(path, n, row)
-        self.low, self.high = row.clone(), row.clone()
+        self.measure = measure
+        self.lows: list[float] = []
+        self.highs: list[float] = []
 
     def append(self, row: Tensor) -> None:
         self.writer.append(row)
-        torch.minimum(self.low, row, out=self.low)
-        torch.maximum(self.high, row, out=self.high)
+        if self.measure:
+            low, high = image_extremes(row[None])
+            self.lows.append(float(low))
+            self.highs.append(float(high))
 
-    def close(self) -> tuple[Any, Tensor]:
-        # (2, C, H, W) extremes: the same dtype, minimum and maximum as the whole set.
-        return self.writer.close(), torch.stack([self.low, self.high])
+    def extremes(self) -> tuple[Tensor | None, Tensor | None]:
+        if not self.measure:
+            return None, None
+        as_tensor = partial(torch.tensor, dtype=torch.float64)
+        return as_tensor(self.lows), as_tensor(self.highs)
+
+    def close(self, keep: Tensor | None = None) -> Any:
+        if keep is not None:
+            self.writer.keep(keep.numpy())
+        return self.writer.close()
 
 
 class _Failed(NamedTuple):
@@ -373,11 +442,7 @@ def _check_item(
     ):
         raise _BadItem(
             f"is {tuple(tensor.shape)} {tensor.dtype} while the first good item is "
-            f"{tuple(reference.shape)} {reference.dtype}: dataset images should share one shape "
-            "and dtype. For images of different sizes start the dataset's Compose with a "
-            "Resize((H, W)) (its deterministic head is applied while fitting), or pass "
-            "fit_transform=torchvision.transforms.Resize((H, W)): it is applied to the raw "
-            "images while fitting, and synthetic images are made at that size."
+            f"{tuple(reference.shape)} {reference.dtype}: " + _mismatch_fix(tensor, reference)
         )
     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         raise _BadItem("has NaN or infinite pixel values.")
@@ -385,6 +450,35 @@ def _check_item(
         raise _BadItem(
             f"has label {label}, outside the dataset's {n_classes} classes [0, {n_classes})."
         )
+
+
+_FIT_TRANSFORM_HINT = (
+    " For a dataset: start its Compose with that transform (its deterministic head is "
+    "applied while fitting), or pass fit_transform= (applied to the raw images while "
+    "fitting; synthetic images are made in its form)."
+)
+
+
+def _mismatch_fix(tensor: Tensor, reference: Tensor) -> str:
+    """What makes ``tensor`` (C, H, W) like ``reference``: channels, size or dtype."""
+    fixes = []
+    if tensor.shape[0] != reference.shape[0]:
+        fixes.append(
+            "dataset images should share one number of channels (grey images among colour "
+            "ones, or the reverse). Make them alike in the transform: "
+            "Grayscale(num_output_channels=3) or image.convert('RGB') for colour, "
+            "Grayscale() for grey"
+        )
+    if tensor.shape[1:] != reference.shape[1:]:
+        fixes.append(
+            "dataset images should share one size. Resize them: Resize((H, W)) in the transform"
+        )
+    if tensor.dtype != reference.dtype:
+        fixes.append(
+            "dataset images should share one dtype (bit depth). Convert them to one in the "
+            "transform; the library never rescales one to fit the other"
+        )
+    return "; ".join(fixes) + "." + _FIT_TRANSFORM_HINT
 
 
 def _summary(skipped: Sequence[tuple[int, str]], shown: int = 5) -> str:
