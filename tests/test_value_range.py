@@ -128,3 +128,12 @@ def test_value_range_is_a_checked_parameter_that_changes_the_training_key():
     for bad, error in [((1, 0), ValueError), ((0, float("inf")), ValueError), (5, TypeError)]:
         with pytest.raises(error, match="`value_range` should be"):
             DeepSMOTE(value_range=bad)
+
+
+def test_a_declared_range_admits_an_odd_image_everywhere_the_model_reads_it():
+    from torch_deepsmote.plots import real_vs_synthetic
+
+    X, y = one_image_on_the_0_255_scale()
+    model = DeepSMOTE(value_range=(0, 255), **FIT).fit(X, y)  # the user says: it is real
+    assert model.encode(X).shape == (40, TINY["latent_dim"])
+    assert real_vs_synthetic(model, X, n=2).shape[0] == 3

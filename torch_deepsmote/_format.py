@@ -31,7 +31,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["ImageFormat", "TargetFormat", "as_images", "as_labels", "check_value_range"]
-__all__ += ["find_value_range", "image_extremes", "image_to_tensor", "range_faults", "to_pil"]
+__all__ += ["file_pixels", "find_value_range", "image_extremes", "image_to_tensor"]
+__all__ += ["range_faults", "to_pil"]
 
 _SUPPORTED = (
     torch.uint8,
@@ -145,7 +146,7 @@ class ImageFormat:
     ) -> ImageFormat:
         """The format of a dataset whose first raw image is ``item``, whose images read
         with :func:`image_to_tensor` have ``dtype`` and span ``value_range``
-        (:func:`value_range`)."""
+        (:func:`find_value_range`)."""
         if isinstance(item, Tensor):
             kind, layout, mode = "torch", "hw" if item.ndim == 2 else "chw", None
         elif isinstance(item, np.ndarray):
@@ -189,7 +190,7 @@ def image_to_tensor(image: Any) -> Tensor:
         Image = None
     if Image is not None and isinstance(image, Image.Image):
         if image.mode in PIL_DEEP_MODES:  # I;16B is big-endian: torch reads native order only
-            return torch.from_numpy(_native(np.asarray(image))).unsqueeze(0)
+            return torch.from_numpy(_native(np.array(image))).unsqueeze(0)
         from torchvision.transforms.functional import pil_to_tensor
 
         return pil_to_tensor(image)
@@ -197,6 +198,31 @@ def image_to_tensor(image: Any) -> Tensor:
         "dataset items should be (image, target) with a PIL image, numpy array or tensor as "
         f"image, but got an image of type {type(image).__name__}."
     )
+
+
+def file_pixels(image: Any) -> tuple[str, bool]:
+    """``(dtype, grey)`` that an opened PIL image file's pixels need, from its header.
+
+    ``"uint16"`` for 16-bit files, also those PIL would decode as 8 bits (16-bit colour or
+    grey-with-alpha PNG and TIFF: PIL's mode says ``RGB``, its raw mode ``RGB;16B``);
+    ``"int32"`` / ``"float32"`` for modes ``I`` / ``F``; else ``"uint8"``.
+    """
+    if image.mode in PIL_DEEP_MODES:
+        return PIL_DEEP_MODES[image.mode], True
+    rawmode = file_rawmode(image)
+    if image.format in ("PNG", "TIFF") and ";16" in rawmode:
+        return "uint16", rawmode.startswith(("L;", "LA;"))
+    return "uint8", image.mode in ("1", "L", "LA")
+
+
+def file_rawmode(image: Any) -> str:
+    """How an opened PIL image file stores its pixels (PIL's raw mode, ``"RGB;16B"``), or
+    ``""`` when PIL does not say."""
+    tile = getattr(image, "tile", None)
+    if not tile:
+        return ""
+    args = tile[0][3]
+    return args if isinstance(args, str) else str(args[0]) if args else ""
 
 
 def _native(array: np.ndarray) -> np.ndarray:
@@ -220,7 +246,11 @@ def to_pil(image: Tensor, mode: str | None) -> Any:
 
 
 def as_images(
-    images: Any, name: str = "X", value_range: tuple[float, float] | None = None
+    images: Any,
+    name: str = "X",
+    value_range: tuple[float, float] | None = None,
+    *,
+    judge_range: bool = False,
 ) -> tuple[Tensor, ImageFormat]:
     """Check a batch of images and view it as a CPU tensor (N, C, H, W) with its format.
 
@@ -229,7 +259,10 @@ def as_images(
             arrays is stacked.
         name: The argument's name, for error messages.
         value_range: ``(low, high)`` the pixels lie in (maps to [-1, 1]), or ``None``: found
-            from the data (:func:`value_range`).
+            from the data (:func:`find_value_range`).
+        judge_range: Refuse an image outside ``value_range`` or far outside the others'
+            (:func:`range_faults`), as a fit does; images checked against a fitted model
+            (whose range is its own) are not judged.
 
     Returns:
         The images as a CPU tensor of their own dtype (N, C, H, W), and their
@@ -280,8 +313,11 @@ def as_images(
     check_pixels(tensor, name)
     check_image_shape(tuple(tensor.shape[1:]), f"`{name}`", tuple(images.shape), kind)
     declared = check_value_range("value_range", value_range)
-    lows, highs = image_extremes(tensor)
-    faults = range_faults(tensor.dtype, lows, highs, declared)
+    lows = highs = None
+    if tensor.dtype != torch.uint8 or (declared is not None and judge_range):
+        lows, highs = image_extremes(tensor)
+    judged = judge_range and lows is not None  # uint8 without a declared range: nominal
+    faults = range_faults(tensor.dtype, lows, highs, declared) if judged else []
     if faults:
         i, reason = faults[0]
         raise ValueError(f"`{name}` image {i} {reason}. Fix or drop it.")
@@ -486,10 +522,14 @@ def range_faults(
 
 
 def find_value_range(
-    dtype: torch.dtype, lows: Tensor, highs: Tensor, declared: tuple[float, float] | None = None
+    dtype: torch.dtype,
+    lows: Tensor | None,
+    highs: Tensor | None,
+    declared: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
     """``(low, high)`` that map to -1 and +1: ``declared``; 0..255 for uint8; 0..1 for
-    floats all within [0, 1]; else the images' own minimum and maximum.
+    floats all within [0, 1]; else the images' own minimum and maximum (``lows`` and
+    ``highs``, every image's; needed only for these last two).
 
     Raises:
         ValueError: Every pixel has one value (nothing to learn).

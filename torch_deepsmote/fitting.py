@@ -182,7 +182,7 @@ def training_data(
             )
         images, found = X, image_format
     else:
-        images, found = as_images(X, "X", value_range)
+        images, found = as_images(X, "X", value_range, judge_range=True)
     labels = as_labels(y, "y", len(images))
     if image_format is not None and not image_format.same_values(found):
         raise ValueError(
