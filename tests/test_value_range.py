@@ -137,3 +137,21 @@ def test_a_declared_range_admits_an_odd_image_everywhere_the_model_reads_it():
     model = DeepSMOTE(value_range=(0, 255), **FIT).fit(X, y)  # the user says: it is real
     assert model.encode(X).shape == (40, TINY["latent_dim"])
     assert real_vs_synthetic(model, X, n=2).shape[0] == 3
+
+
+def test_the_command_line_names_an_odd_image_and_takes_value_range(tmp_path, capsys):
+    from torch_deepsmote.cli import main
+    from torch_deepsmote.model_dir import load_model_dir
+
+    tiny = ["--epochs", "1", "--hidden", "4", "--latent", "8", "--batch-size", "16", "--quiet"]
+    X, y = one_pixel_of_1e30()
+    np.savez(tmp_path / "odd.npz", images=X, labels=y)
+    assert main(["fit", str(tmp_path / "odd.npz"), "--out", str(tmp_path / "m1"), *tiny]) == 1
+    assert "`X` image 7 has pixel values in [0, 1e+30], far outside" in capsys.readouterr().err
+    X, y = unit_floats()
+    np.savez(tmp_path / "half.npz", images=X * 0.5, labels=y)
+    out = tmp_path / "m2"
+    argv = ["fit", str(tmp_path / "half.npz"), "--out", str(out), "--value-range", "0", "1"]
+    assert main([*argv, *tiny]) == 0
+    model = load_model_dir(out).model
+    assert model.value_range == [0.0, 1.0] and model.image_format_.high == 1.0

@@ -272,9 +272,9 @@ class DeepSMOTE(EstimatorParams):
         """Train the autoencoder on ``X``, encode it and index each class's codes.
 
         Args:
-            X: (N, C, H, W) or (N, H, W) images, numpy or tensor, uint8 or float (any value
-                range; it is kept for the output), or an ``H5Images`` (with
-                ``image_format``), read a batch at a time.
+            X: (N, C, H, W) or (N, H, W) images, numpy or tensor, of any integer or float
+                dtype and value range (both kept for the output; see ``value_range``), or an
+                ``H5Images`` (with ``image_format``), read a batch at a time.
             y: (N,) class labels (integers, bools or whole floats).
             image_format: The form new images are given back in; ``None``: ``X``'s own.
             cache_dir: A folder whose HDF5 cache holds the model fitted on this data with

@@ -28,6 +28,7 @@ from ._format import (
     check_image_shape,
     check_pixels,
     check_value_range,
+    file_pixels,
     find_value_range,
     image_extremes,
     image_to_tensor,
@@ -133,6 +134,8 @@ def read_dataset(
     n = len(dataset)
     if n == 0:
         raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
+    for kind in adapter.kinds:
+        _check_loader(kind.dataset)
     with adapter.raw_items():
         found = adapter.labels() if labels is None else as_labels(labels, "labels", n)
         if found is not None and len(found) != n:
@@ -378,6 +381,34 @@ def _read_items(
         # Shut the workers down when the reading stops (a bad item raised), not whenever the
         # traceback that holds this generator is collected.
         del batches
+
+
+def _check_loader(dataset: Any) -> None:
+    """Refuse torchvision's default loader on image files deeper than 8 bits: it converts
+    every image to 8-bit RGB, clipping each value above 255, before the library sees it
+    (judged from the first file's header)."""
+    from torchvision.datasets.folder import default_loader, pil_loader
+
+    samples = getattr(dataset, "samples", None)
+    if getattr(dataset, "loader", None) not in (default_loader, pil_loader) or not samples:
+        return
+    from PIL import Image, UnidentifiedImageError
+
+    path = samples[0][0]
+    try:
+        with Image.open(path) as image:
+            dtype, grey = file_pixels(image)
+    except (OSError, UnidentifiedImageError):
+        return  # an unreadable file is the read's bad item, named there
+    if dtype != "uint8":
+        loader = "PIL.Image.open" if grey else "torchvision.io.decode_image"
+        raise ValueError(
+            f"`dataset` reads {path!r}, a {dtype} image, through torchvision's default loader, "
+            "which converts every image to 8-bit RGB and clips each value above 255. Pass "
+            f"loader={loader} to {type(dataset).__name__} to keep the bit depth "
+            "(PIL.Image.open for grey 16-bit PNG and TIFF files, torchvision.io.decode_image "
+            "for 16-bit colour PNG files)."
+        )
 
 
 def _read_item(
