@@ -484,9 +484,9 @@ def _check_item(
 
 
 _FIT_TRANSFORM_HINT = (
-    " For a dataset: start its Compose with that transform (its deterministic head is "
-    "applied while fitting), or pass fit_transform= (applied to the raw images while "
-    "fitting; synthetic images are made in its form)."
+    " Put that transform at the head of the dataset's Compose (its deterministic head is "
+    "applied while fitting), or pass it as fit_transform= (applied to the raw images while "
+    "fitting; synthetic images are made in its output form)."
 )
 
 
