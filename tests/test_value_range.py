@@ -11,7 +11,7 @@ from sklearn.base import clone
 from torch.utils.data import TensorDataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
-from torch_deepsmote._format import range_faults
+from torch_deepsmote._pixels import range_faults
 from torch_deepsmote.reading import read_dataset
 
 FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")

@@ -19,8 +19,9 @@ import torch
 from torch import Tensor
 
 from . import fitting
-from ._format import ImageFormat, as_images, check_value_range
+from ._format import ImageFormat, as_images
 from ._params import EstimatorParams, NotFittedError, Param, rank_settings
+from ._pixels import check_value_range
 from ._validation import (
     check_bool,
     check_choice,

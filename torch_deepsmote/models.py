@@ -32,7 +32,7 @@ import torch  # noqa: F401  (used by the doctests)
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._format import MAX_SIDE, MIN_SIDE
+from ._pixels import MAX_SIDE, MIN_SIDE
 from ._validation import check_positive_int
 
 __all__ = ["Encoder", "Decoder", "DownConv2d", "default_latent_dim", "encoder_sides"]

@@ -25,16 +25,18 @@ from ._format import (
     ImageFormat,
     TargetFormat,
     as_labels,
-    check_image_shape,
     check_pixels,
-    check_value_range,
     file_pixels,
-    find_value_range,
-    image_extremes,
     image_to_tensor,
-    range_faults,
 )
 from ._items import ItemLayout, find_layout
+from ._pixels import (
+    check_image_shape,
+    check_value_range,
+    find_value_range,
+    image_extremes,
+    range_faults,
+)
 from ._validation import check_choice, check_non_negative_int
 from .adapters import DatasetAdapter
 from .storage.image_store import H5ImagesWriter
@@ -114,7 +116,7 @@ def read_dataset(
             synthetic items do with other fields (see :class:`DatasetAdapter`).
         adapter: The dataset's adapter, when already made (it holds the keys then).
         value_range: The declared ``(low, high)`` of the pixels, or ``None``: found from
-            the images (:func:`~torch_deepsmote._format.find_value_range`).
+            the images (:func:`~torch_deepsmote._pixels.find_value_range`).
 
     Returns:
         :class:`DatasetImages`.
