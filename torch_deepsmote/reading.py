@@ -498,20 +498,24 @@ def _mismatch_fix(tensor: Tensor, reference: Tensor) -> str:
     if tensor.shape[0] != reference.shape[0]:
         fixes.append(
             "dataset images should share one number of channels (grey images among colour "
-            "ones, or the reverse). Make them alike in the transform: "
-            "Grayscale(num_output_channels=3) or image.convert('RGB') for colour, "
-            "Grayscale() for grey"
+            "ones, or the reverse; not a size). Start the dataset's Compose with "
+            "Grayscale(num_output_channels=3) for colour or Grayscale() for grey (or "
+            "convert('RGB') in its loader), or pass fit_transform=torchvision.transforms."
+            "Grayscale(num_output_channels=3): it is applied to the raw images while fitting"
         )
     if tensor.shape[1:] != reference.shape[1:]:
         fixes.append(
-            "dataset images should share one size. Resize them: Resize((H, W)) in the transform"
+            "dataset images should share one shape. For images of different sizes start the "
+            "dataset's Compose with a Resize((H, W)) (its deterministic head is applied while "
+            "fitting), or pass fit_transform=torchvision.transforms.Resize((H, W)): it is "
+            "applied to the raw images while fitting, and synthetic images are made at that size"
         )
     if tensor.dtype != reference.dtype:
         fixes.append(
             "dataset images should share one dtype (bit depth). Convert them to one in the "
             "transform; the library never rescales one to fit the other"
         )
-    return "; ".join(fixes) + "." + _FIT_TRANSFORM_HINT
+    return "; ".join(fixes) + "."
 
 
 def _summary(skipped: Sequence[tuple[int, str]], shown: int = 5) -> str:
