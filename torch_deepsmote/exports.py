@@ -351,7 +351,7 @@ def write_balanced(
         with atomic_write(provenance) as temporary:
             _write_provenance(temporary, rows)
         return {"images": n + m, "synthetic": m, "provenance": str(provenance)}
-    suffix = image_suffix(model.image_format_.dtype, model.image_shape_[0], path)
+    suffix = image_suffix(model.image_format_.dtype, data.images.shape[1], path)
     folders = _class_folders(data.names)
     digits = max(6, len(str(n + m)))
     with atomic_write(path) as temporary:
@@ -389,7 +389,7 @@ def write_samples(
     path = Path(path)
     grid = path.suffix.lower() == ".png"
     if not grid:
-        suffix = image_suffix(model.image_format_.dtype, model.image_shape_[0], path)
+        suffix = image_suffix(model.image_format_.dtype, data.images.shape[1], path)
     images = torch.cat([chunk for _, chunk in _synthetic_chunks(model, plan, False)])
     digits = max(5, len(str(len(plan))))
     if grid:
