@@ -154,4 +154,4 @@ def test_the_command_line_names_an_odd_image_and_takes_value_range(tmp_path, cap
     argv = ["fit", str(tmp_path / "half.npz"), "--out", str(out), "--value-range", "0", "1"]
     assert main([*argv, *tiny]) == 0
     model = load_model_dir(out).model
-    assert model.value_range == [0.0, 1.0] and model.image_format_.high == 1.0
+    assert model.value_range == (0.0, 1.0) and model.image_format_.high == 1.0

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from ._format import (
     ImageFormat,
     TargetFormat,
+    TargetReader,
     as_labels,
     check_pixels,
     file_pixels,
@@ -41,7 +42,7 @@ from ._validation import check_choice, check_non_negative_int
 from .adapters import DatasetAdapter
 from .storage.image_store import H5ImagesWriter
 
-__all__ = ["DatasetImages", "available_memory", "fits_in_memory", "read_dataset"]
+__all__ = ["DatasetImages", "available_memory", "fits_in_memory", "memory_allows", "read_dataset"]
 
 
 class DatasetImages(NamedTuple):
@@ -49,9 +50,9 @@ class DatasetImages(NamedTuple):
 
     Attributes:
         images: (M, C, H, W) tensor in the items' own dtype, one row per kept item.
-        labels: (M,) int64.
+        labels: (M,) int64 (class names numbered in sorted order).
         image_format: How the raw images look (PIL, numpy or tensor; dtype; value range).
-        target_format: How the raw targets look.
+        target_format: How the raw targets look, and the target of every label.
         indices: (M,) int64 dataset index of every row, or ``None`` when every item was
             kept (row ``i`` is item ``i``).
         skipped: ``(index, reason)`` of every item left out (``on_bad_item='skip'``).
@@ -88,7 +89,6 @@ def read_dataset(
     image_key: Any = None,
     label_key: Any = None,
     extra_keys: str = "fill",
-    adapter: DatasetAdapter | None = None,
     value_range: tuple[float, float] | None = None,
 ) -> DatasetImages:
     """Read every item of a map-style dataset, once, in order, its transforms set aside.
@@ -97,12 +97,15 @@ def read_dataset(
     the first good item's form; ``fit_transform`` is applied to each raw image (a
     deterministic ``Resize`` for images of different sizes). Labels come from ``labels``,
     the metadata, or the targets read in the same pass. A bad item (it raises, or differs
-    from the first good one in form, shape or dtype, holds NaN pixels, or has a label
-    outside ``classes``) stops the read with its index (``on_bad_item='raise'``) or is
-    left out with a warning (``'skip'``; ``indices`` then names the kept rows).
+    from the first good one in form, shape or dtype, holds NaN pixels, has a label
+    outside ``classes``, has pixels outside ``value_range`` or, without one, far outside
+    the other items' (:func:`~torch_deepsmote._pixels.range_faults`)) stops the read with
+    its index (``on_bad_item='raise'``) or is left out with a warning (``'skip'``;
+    ``indices`` then names the kept rows).
 
     Args:
-        dataset: A non-empty map-style dataset.
+        dataset: A non-empty map-style dataset, or its :class:`DatasetAdapter` (which
+            holds the keys then).
         labels: (N,) class of every item, or ``None``.
         fit_transform: Applied to each raw image before it is read, or ``None``.
         progress: Show a tqdm bar.
@@ -114,7 +117,6 @@ def read_dataset(
             would not fit in memory (:func:`fits_in_memory`); otherwise ``store`` decides.
         image_key, label_key, extra_keys: Where items hold image and target, and what
             synthetic items do with other fields (see :class:`DatasetAdapter`).
-        adapter: The dataset's adapter, when already made (it holds the keys then).
         value_range: The declared ``(low, high)`` of the pixels, or ``None``: found from
             the images (:func:`~torch_deepsmote._pixels.find_value_range`).
 
@@ -130,7 +132,9 @@ def read_dataset(
     check_choice("on_bad_item", on_bad_item, ON_BAD_ITEM)
     check_non_negative_int("num_workers", num_workers)
     declared = check_value_range("value_range", value_range)
-    if adapter is None:
+    if isinstance(dataset, DatasetAdapter):
+        adapter, dataset = dataset, dataset.dataset
+    else:
         keep_head = fit_transform is None  # a fit_transform overrides a Compose's head
         adapter = DatasetAdapter(dataset, image_key, label_key, extra_keys, keep_head)
     n = len(dataset)
@@ -144,12 +148,14 @@ def read_dataset(
             raise ValueError(
                 f"`labels` should have one label per item, but got {len(found)} for {n} items."
             )
-        rows = _Rows(n, store, in_memory, adapter.n_classes(), declared)
+        source = "`labels`" if labels is not None else "the dataset's label metadata"
+        targets = TargetReader(found, source)
+        rows = _Rows(n, store, in_memory, adapter.n_classes(), targets, declared)
         with closing(_read_items(dataset, fit_transform, num_workers, adapter)) as items:
             for i, item in tqdm(
                 enumerate(items), desc="reading dataset", total=n, disable=not progress
             ):
-                rows.add(i, item, found, on_bad_item)
+                rows.add(i, item, on_bad_item)
     return rows.result(on_bad_item)
 
 
@@ -162,6 +168,7 @@ class _Rows:
         store: Any,
         in_memory: bool | str,
         n_classes: int | None,
+        targets: Any,
         declared: tuple[float, float] | None,
     ) -> None:
         self.n, self.store, self.in_memory, self.n_classes = n, store, in_memory, n_classes
@@ -169,16 +176,16 @@ class _Rows:
         self.sink: Any = None
         self.first: tuple | None = None
         self.kept: list[int] = []
-        self.targets: list[int] = []
+        self.targets: TargetReader = targets
         self.skipped: list[tuple[int, str]] = []
 
-    def add(self, i: int, item: Any, found: Tensor | None, on_bad_item: str) -> None:
+    def add(self, i: int, item: Any, on_bad_item: str) -> None:
         """Check item ``i`` and keep its image, or raise / skip it."""
         try:
             if isinstance(item, _Failed):
                 raise _BadItem(item.reason) from item.cause
             image, target, tensor, layout = item
-            label = int(found[i]) if found is not None else _item_label(target, i)
+            label = self.targets.label(i, target)
             _check_item(i, tensor, label, self.first, layout, self.n_classes)
         except _BadItem as bad:
             if on_bad_item == "raise":
@@ -192,8 +199,8 @@ class _Rows:
             self.first = (i, image, target, tensor, layout)
             self.sink = self._sink(i, tensor)
         self.sink.append(tensor)
+        self.targets.keep(i, target, label)
         self.kept.append(i)
-        self.targets.append(label)
 
     def _sink(self, i: int, row: Tensor) -> Any:
         check_pixels(row[None], "dataset images")
@@ -232,19 +239,21 @@ class _Rows:
             skipped.extend((self.kept[row], reason + ".") for row, reason in faults)
             skipped.sort()
             self.kept = [i for i, k in zip(self.kept, keep.tolist()) if k]
-            self.targets = [t for t, k in zip(self.targets, keep.tolist()) if k]
             lows, highs = lows[keep], highs[keep]
         if skipped:
             _report_skipped(skipped, n)
         value_range = find_value_range(dtype, lows, highs, declared)
         images = self.sink.close(keep)
-        _, image, target, _, layout = self.first
+        _, image, _, _, layout = self.first
         index = None if len(self.kept) == n else torch.tensor(self.kept, dtype=torch.int64)
+        labels, target_format = self.targets.result()
+        if keep is not None:
+            labels = labels[keep]
         return DatasetImages(
             images,
-            torch.tensor(self.targets, dtype=torch.int64),
+            labels,
             ImageFormat.of_items(image, dtype, value_range),
-            TargetFormat.of(target),
+            target_format,
             index,
             tuple(skipped),
             layout,
@@ -267,15 +276,20 @@ def available_memory() -> int | None:
         return None
 
 
+def memory_allows(needed: int, share: float = 0.25) -> bool:
+    """Whether ``needed`` bytes take at most ``share`` of the available memory, shared with
+    the other processes torchrun started on this machine (``LOCAL_WORLD_SIZE``): the one
+    memory rule of ``in_memory='auto'`` and ``pool='auto'``."""
+    local_ranks = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1), 1)
+    available = available_memory()
+    return available is None or needed <= share * available / local_ranks
+
+
 def fits_in_memory(n: int, row: Tensor, share: float = 0.25) -> bool:
     """Whether ``n`` images like ``row``, plus their float16 residuals, take at most
-    ``share`` of the available memory (the rule of ``in_memory='auto'``), shared with the
-    other processes torchrun started on this machine (``LOCAL_WORLD_SIZE``)."""
-    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    share /= max(local_ranks, 1)
-    needed = n * row.numel() * (row.element_size() + 2)
-    available = available_memory()
-    return available is None or needed <= share * available
+    ``share`` of the available memory (the rule of ``in_memory='auto'``,
+    :func:`memory_allows`)."""
+    return memory_allows(n * row.numel() * (row.element_size() + 2), share)
 
 
 class _TensorRows:
@@ -449,14 +463,10 @@ def _image_tensor(image: Any, layout: ItemLayout, i: int) -> Tensor:
         ) from error
 
 
-def _item_label(target: Any, i: int) -> int:
-    return int(as_labels([target], f"target of dataset item {i}", 1)[0])
-
-
 def _check_item(
     i: int,
     tensor: Tensor,
-    label: int,
+    label: int | None,
     first: tuple | None,
     layout: ItemLayout,
     n_classes: int | None,
@@ -479,7 +489,7 @@ def _check_item(
         )
     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         raise _BadItem("has NaN or infinite pixel values.")
-    if n_classes is not None and not 0 <= label < n_classes:
+    if n_classes is not None and label is not None and not 0 <= label < n_classes:
         raise _BadItem(
             f"has label {label}, outside the dataset's {n_classes} classes [0, {n_classes})."
         )
