@@ -8,7 +8,7 @@ encodes every training image, optionally keeps the reconstruction residuals, and
 each class's neighbour table. Nothing here holds or changes an estimator: the functions
 take the estimator's checked parameters (a plain mapping, see :class:`FitRequest`) and
 return values, which :class:`~torch_deepsmote.DeepSMOTE` keeps and
-:mod:`torch_deepsmote.storage.model_file` writes and reads.
+:mod:`torch_deepsmote.persistence.model_file` writes and reads.
 """
 
 from __future__ import annotations
