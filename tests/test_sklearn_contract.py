@@ -132,6 +132,14 @@ def test_rows_of_another_length_or_images_are_refused_with_the_fix(rows, make, m
         DeepSMOTE(**ROWS).fit(make(X), y)
 
 
+def test_rows_are_judged_against_value_range_like_images(rows):
+    X, y = rows
+    X = X / 255.0
+    X[5, 0] = 2.0
+    with pytest.raises(ValueError, match=r"`X` image 5 .* outside value_range=\(0, 1\)"):
+        DeepSMOTE(value_range=(0, 1), **ROWS).fit(X, y)
+
+
 def test_rows_without_image_shape_name_the_fix(rows):
     with pytest.raises(ValueError, match=r"\(N, C, H, W\).*pass image_shape=\(C, H, W\)"):
         DeepSMOTE(**TINY).fit(*rows)

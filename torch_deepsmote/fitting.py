@@ -163,6 +163,7 @@ def training_data(
     y: Any,
     image_format: ImageFormat | None = None,
     image_shape: tuple[int, int, int] | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> tuple[Tensor | H5Images, Tensor, ImageFormat, Targets]:
     """``(images, labels, image_format, targets)`` of a fit's input, checked (``y`` first:
     its errors do not depend on ``X``).
@@ -173,16 +174,19 @@ def training_data(
         y: (N,) class labels (integers or strings), an (N, 1) column or one-hot rows.
         image_format: The form new images are given back in; ``None``: ``X``'s own.
         image_shape: (C, H, W) of the images when ``X`` holds them as rows.
+        value_range: The declared ``(low, high)`` of ``X``'s pixels, or ``None``
+            (``torch_deepsmote._format.as_images``).
 
     Returns:
         (N, C, H, W) images, (N,) int64 labels, their format and ``y``'s
-        :class:`~torch_deepsmote.inputs.Targets`.
+        ``torch_deepsmote.inputs.Targets``.
 
     Raises:
         ValueError: An ``H5Images`` without ``image_format``, an ``image_format`` of
-            another dtype or value range than ``X``, rows of another length than
-            ``image_shape``, another number of labels than images, or a ``y`` that holds no
-            classes (continuous, multilabel).
+            another dtype or value range than ``X``, an image outside the declared range
+            or far outside the others', rows of another length than ``image_shape``,
+            another number of labels than images, or a ``y`` that holds no classes
+            (continuous, multilabel).
     """
     labels, targets = read_targets(y, "y")
     if isinstance(X, H5Images):  # read from disk batch by batch; its form is given
@@ -193,10 +197,10 @@ def training_data(
             )
         images, found = X, image_format
     elif image_shape is not None:
-        images, found = read_rows(X, image_shape, "X")
+        images, found = read_rows(X, image_shape, "X", value_range, judge_range=True)
     else:
         check_image_array(X, "X")
-        images, found = as_images(X, "X")
+        images, found = as_images(X, "X", value_range, judge_range=True)
     if len(labels) != len(images):
         raise ValueError(
             f"`y` should have one label per image, but got {len(labels)} labels for "

@@ -30,7 +30,14 @@ __all__ += ["read_targets"]
 
 
 # ---------------------------------------------------------------------- images
-def read_rows(X: Any, image_shape: tuple[int, int, int], name: str = "X") -> tuple:
+def read_rows(
+    X: Any,
+    image_shape: tuple[int, int, int],
+    name: str = "X",
+    value_range: tuple[float, float] | None = None,
+    *,
+    judge_range: bool = False,
+) -> tuple:
     """``(images, format)`` of 2-D rows that each hold one flattened ``image_shape`` image.
 
     Args:
@@ -38,6 +45,7 @@ def read_rows(X: Any, image_shape: tuple[int, int, int], name: str = "X") -> tup
             in (C, H, W) order (``images.reshape(N, -1)``).
         image_shape: (C, H, W).
         name: The argument's name, for error messages.
+        value_range, judge_range: As in ``torch_deepsmote._format.as_images``.
 
     Returns:
         The (N, C, H, W) CPU tensor (a view of ``X`` where it can be) and its
@@ -57,7 +65,9 @@ def read_rows(X: Any, image_shape: tuple[int, int, int], name: str = "X") -> tup
             f"image_shape={tuple(image_shape)} per row), but got shape {shape}. Pass "
             "image_shape=None for (N, C, H, W) or (N, H, W) images."
         )
-    images, found = as_images(X.reshape(shape[0], *image_shape), name)
+    images, found = as_images(
+        X.reshape(shape[0], *image_shape), name, value_range, judge_range=judge_range
+    )
     return images, replace(found, layout="flat")
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ._params import Param
+from ._pixels import check_value_range
 from ._validation import (
     check_bool,
     check_bool_or_auto,
@@ -80,6 +81,7 @@ PARAMETERS: dict[str, Param] = {
     "log_dir": Param(check_folder, "process", None),
     "checkpoint_dir": Param(check_folder, "process", lambda folder: folder is not None),
     "distributed": Param(check_bool_or_auto, "process"),
+    "value_range": Param(check_value_range, "weights"),
 }
 
 
@@ -90,9 +92,9 @@ def to_plain(params: Mapping[str, Any], fitted: FittedDeepSMOTE | None = None) -
     Code and objects are not stored: a ``knn`` object becomes ``'auto'`` and a callable
     ``sampling_strategy`` the ``{class: total}`` it asked of ``fitted``. A dict
     ``sampling_strategy`` becomes ``[[class, count], ...]`` (JSON would turn integer keys
-    into strings), paths and devices strings, ``lam_range`` a list of two floats, numpy
-    scalars Python numbers, a numpy ``RandomState`` ``None`` (the fitted model's generator
-    is stored with it).
+    into strings), paths and devices strings, ``lam_range`` and ``value_range`` lists of two
+    floats, numpy scalars Python numbers, a numpy ``RandomState`` ``None`` (the fitted
+    model's generator is stored with it).
 
     Args:
         params: ``DeepSMOTE.get_params(deep=False)`` (names outside ``PARAMETERS`` are
@@ -120,8 +122,8 @@ def to_plain(params: Mapping[str, Any], fitted: FittedDeepSMOTE | None = None) -
             value = "auto"  # a user's object is not stored; 'auto' stands in on load
         elif name == "random_state" and isinstance(value, np.random.RandomState):
             value = None  # a stream, not a seed: the model's own generator is stored
-        elif name == "lam_range" and value is not None:
-            value = list(check_lam_range(name, value))
+        elif name in ("lam_range", "value_range") and value is not None:
+            value = list(_PAIRS[name](name, value))
         elif isinstance(value, os.PathLike) or name == "device" and value is not None:
             value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
         elif isinstance(value, tuple):  # image_shape: JSON has lists only
@@ -144,11 +146,16 @@ def from_plain(plain: Mapping[str, Any]) -> dict:
     for name, value in params.items():
         if name != "sampling_strategy" and isinstance(value, list):
             params[name] = tuple(value)  # stored as a list: given as a tuple
-    if params.get("lam_range") is not None:
-        params["lam_range"] = check_lam_range("lam_range", params["lam_range"])
+    for name, check in _PAIRS.items():
+        if params.get(name) is not None:
+            params[name] = check(name, params[name])
     if "knn" in params and params["knn"] not in KNN_NAMES:
         params["knn"] = "auto"  # a knn object stored as its repr; 'auto' stands in
     return params
+
+
+# The parameters given as (low, high): stored as two floats, read back as a tuple.
+_PAIRS = {"lam_range": check_lam_range, "value_range": check_value_range}
 
 
 def _totals(fitted: FittedDeepSMOTE) -> dict:
