@@ -112,3 +112,24 @@ def test_the_verdict_stops_when_the_oracle_head_gains_too_little():
     )
     low = gate.verdict([entry("cmo_la", 0, 88.9, 88.7, 89.0, 88.9)])["cmo_la"]
     assert not low["oracle_passes"] and not low["passes"]
+
+
+def test_enemy_table_counts_the_bases_eos_draws_from_and_their_enemies_classes():
+    from benchmarks.eos_diagnosis import enemy_table
+
+    # Class 0: a row grid; class 1: two rows just right of it (each with enemies among its
+    # 2 neighbours) and a far cluster of three (none); class 2: one row beside class 1's pair.
+    grid = [[x, y] for x in (0.0, 0.5, 1.0) for y in (0.0, 0.5, 1.0, 1.5)]
+    feats = np.array(
+        grid + [[1.5, 0.5], [1.6, 0.4], [30, 30], [30.2, 30.1], [30.1, 30.2], [2.0, 0.3]],
+        dtype=np.float32,
+    )
+    labels = np.array([0] * 12 + [1] * 5 + [2])
+    bases, table = enemy_table(feats, labels, k=2)
+    # Class 1's bases are the pair, not the far cluster; class 2's single row is one.
+    assert bases[1] == 2 and bases[2] == 1
+    # The pair's enemies: row 12's 2 neighbours are 13 (a friend) and a class-0 row; row
+    # 13's are 17 (class 2) and 12: one class-0 enemy, one class-2 enemy.
+    assert table[1].tolist() == [1, 0, 1]
+    assert table[2].tolist() == [0, 2, 0]
+    assert np.trace(table) == 0
