@@ -276,6 +276,7 @@ class DeepSMOTE(EstimatorParams):
             ``self``.
         """
         check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
+        check_folder("cache_dir", cache_dir)
         images, labels, image_format = fitting.training_data(X, y, image_format)
         request = self._request()
         if cache_dir is None:
