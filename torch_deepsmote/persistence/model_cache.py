@@ -97,7 +97,10 @@ def fit_or_load(
     path = str(Path(cache_dir) / CACHE_NAME)
     job = _Job(images, labels, image_format, request, path, on_mismatch)
     ranks = current_ranks(request.params["distributed"])
-    if not _can_lock(path + LOCK_SUFFIX):
+    read_only = not _can_lock(path + LOCK_SUFFIX)
+    if ranks is not None:
+        read_only = broadcast_object(read_only)  # rank 0's word: it alone would write
+    if read_only:
         fitted = _load_read_only(job, cache_dir, ranks)
     elif ranks is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
