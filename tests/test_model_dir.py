@@ -92,7 +92,7 @@ def paused(self, state):
     save(self, state)
     if not os.path.exists(ready):
         open(ready, "w").close()
-        deadline = time.time() + 120
+        deadline = time.time() + 600
         while not os.path.exists(go) and time.time() < deadline:
             time.sleep(0.05)
 
@@ -130,16 +130,17 @@ def test_a_second_fit_while_another_process_fits_the_folder_waits_and_reuses_its
         text=True,
     )
     lines = []
-    # The first fit goes on once the second says it waits (or after a minute without that).
-    release = threading.Timer(60, go.touch)
+    # The first fit goes on once the second says it waits (or, when it never says so, after
+    # five minutes: the second then waits on the first's lock all the same).
+    release = threading.Timer(300, go.touch)
     release.start()
     for line in second.stdout:
         lines.append(line)
         if "another process is fitting" in line:
             go.touch()
     release.cancel()
-    assert second.wait(timeout=300) == 0, "".join(lines)
-    assert first.wait(timeout=300) == 0, first.communicate()
+    assert second.wait(timeout=600) == 0, "".join(lines)
+    assert first.wait(timeout=600) == 0, first.communicate()
     said = "".join(lines)
     assert f"another process is fitting the model folder {out} now" in said
     assert "deepsmote.h5.lock" in said  # the lock it waits on
