@@ -56,7 +56,7 @@ def _child(script: str, *args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=600,
     )
 
 
@@ -78,180 +78,188 @@ else:
     print("written")
 """
 
+# The reader: every job of a JSON file, in one process (one start of torch), each job's
+# result or error as JSON.
+READER = """
+import contextlib, hashlib, io, json, sys
+import numpy as np
+import torch
+import torch_deepsmote.fitting as fitting
+from torch.utils.data import DataLoader, TensorDataset
+from conftest import TINY
+from torch_deepsmote import DeepSMOTE, OversampledDataset
+from torch_deepsmote.cli import main
 
-@pytest.fixture
-def read_only():
-    """Makes folders read-only for the child (and checks that it is), writable again after."""
-    made = []
+trained = []
+original = fitting.fit_autoencoder
+fitting.fit_autoencoder = lambda *a, **k: trained.append(1) or original(*a, **k)
+jobs = json.loads(open(sys.argv[1]).read())
+X, y = np.load(jobs.pop("X")), np.load(jobs.pop("y"))
+FIT = dict(TINY, random_state=0, knn="torch")
 
-    def make(root: Path) -> Path:
-        _set_writable(root, False)
-        made.append(root)
-        probe = _child(PROBE, str(root / "probe"))
-        if probe.stdout.strip() != "denied":
-            pytest.skip(f"a read-only folder is not enforced here: {probe.stdout}{probe.stderr}")
-        return root
 
-    yield make
-    for root in made:
-        _set_writable(root, True)
+def fit(cache, **params):
+    model = DeepSMOTE(**{**FIT, **params}).fit(X, y, cache_dir=cache)
+    images = np.ascontiguousarray(model.sample(5, 2, random_state=0))
+    return {"trained": len(trained), "sample": hashlib.sha256(images.tobytes()).hexdigest()}
+
+
+def dataset(cache):
+    base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    ds = OversampledDataset(base, cache_dir=cache, **FIT)
+    ds.set_epoch(1)
+    digest = hashlib.sha256()
+    for images, targets in DataLoader(ds, batch_size=16):
+        digest.update(images.numpy().tobytes() + targets.numpy().tobytes())
+    return {"n": len(ds), "items": digest.hexdigest()}
+
+
+def cli(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+
+
+results = {}
+for name, (kind, args) in jobs.items():
+    try:
+        results[name] = {"fit": fit, "dataset": dataset, "cli": cli}[kind](**args)
+    except Exception as error:
+        results[name] = {"error": type(error).__name__, "message": str(error)}
+print(json.dumps(results))
+"""
 
 
 def _digest(images) -> str:
     return hashlib.sha256(np.ascontiguousarray(np.asarray(images)).tobytes()).hexdigest()
 
 
-# ---------------------------------------------------------------------- DeepSMOTE.fit
-FIT_CHILD = """
-import json, sys
-import numpy as np
-import torch_deepsmote.fitting as fitting
-from conftest import TINY
-from torch_deepsmote import DeepSMOTE
-
-trained = []
-original = fitting.fit_autoencoder
-fitting.fit_autoencoder = lambda *a, **k: trained.append(1) or original(*a, **k)
-X, y = np.load(sys.argv[2]), np.load(sys.argv[3])
-try:
-    model = DeepSMOTE(**dict(TINY, random_state=0, knn="torch", **json.loads(sys.argv[4])))
-    model.fit(X, y, cache_dir=sys.argv[1])
-except Exception as error:
-    print(json.dumps({"error": type(error).__name__, "message": str(error)}))
-else:
-    images = np.ascontiguousarray(model.sample(5, 2, random_state=0))
-    import hashlib
-    digest = hashlib.sha256(images.tobytes()).hexdigest()
-    print(json.dumps({"trained": len(trained), "sample": digest}))
-"""
+def _items(ds) -> str:
+    ds.set_epoch(1)
+    digest = hashlib.sha256()
+    for images, targets in DataLoader(ds, batch_size=16):
+        digest.update(images.numpy().tobytes() + targets.numpy().tobytes())
+    return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")
-def arrays(tmp_path_factory):
+def read_only(tmp_path_factory):
+    """Folders written here, then made read-only and read by one child without write
+    access: ``(what the writer saw, what the reader got, the folders)``."""
+    root = tmp_path_factory.mktemp("read_only")
     X, y = make_shapes((30, 12, 5), size=12)
-    folder = tmp_path_factory.mktemp("arrays")
-    np.save(folder / "X.npy", X)
-    np.save(folder / "y.npy", y)
-    return X, y, folder
+    np.save(root / "X.npy", X)
+    np.save(root / "y.npy", y)
+    seen = {}
+    # A complete cache of this data, one of other data (stale) and an empty folder.
+    model = DeepSMOTE(**FIT).fit(X, y, cache_dir=root / "cache")
+    seen["sample"] = _digest(model.sample(5, 2, random_state=0))
+    DeepSMOTE(**FIT).fit(X[:-4], y[:-4], cache_dir=root / "stale")
+    (root / "empty").mkdir()
+    # An OversampledDataset's cache.
+    base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    ds = OversampledDataset(base, cache_dir=root / "dataset", **FIT)
+    seen["dataset"] = {"n": len(ds), "items": _items(ds)}
+    # A model folder of the command line, and a writable place for its outputs.
+    data = make_folder(root / "images")
+    assert main(["fit", str(data), "--out", str(root / "model"), *CLI_TINY]) == 0
+    (root / "outputs").mkdir()
+    locked = ["cache", "stale", "empty", "dataset", "model"]
+    for name in locked:
+        _set_writable(root / name, False)
+    try:
+        probe = _child(PROBE, str(root / "cache" / "probe"))
+        if probe.stdout.strip() != "denied":
+            pytest.skip(f"a read-only folder is not enforced here: {probe.stdout}{probe.stderr}")
+        model_dir, out = str(root / "model"), root / "outputs"
+        jobs = {
+            "X": str(root / "X.npy"),
+            "y": str(root / "y.npy"),
+            "fit": ["fit", {"cache": str(root / "cache")}],
+            "fit k=2": ["fit", {"cache": str(root / "cache"), "k_neighbors": 2}],
+            "fit empty": ["fit", {"cache": str(root / "empty")}],
+            "fit stale": ["fit", {"cache": str(root / "stale")}],
+            "dataset": ["dataset", {"cache": str(root / "dataset")}],
+            "dataset empty": ["dataset", {"cache": str(root / "empty")}],
+            "sample": [
+                "cli",
+                {
+                    "argv": [
+                        "sample",
+                        model_dir,
+                        "--class",
+                        "bars",
+                        "-n",
+                        "4",
+                        "--out",
+                        str(out / "bars.png"),
+                    ]
+                },
+            ],
+            "resample": [
+                "cli",
+                {"argv": ["resample", model_dir, "--out", str(out / "balanced.npz")]},
+            ],
+            "report": ["cli", {"argv": ["report", model_dir, "--out", str(out / "report")]}],
+            "fit --out": ["cli", {"argv": ["fit", str(data), "--out", model_dir, *CLI_TINY]}],
+        }
+        (root / "jobs.json").write_text(json.dumps(jobs))
+        result = _child(READER, str(root / "jobs.json"))
+        assert result.returncode == 0, result.stderr
+        yield seen, json.loads(result.stdout.strip().splitlines()[-1]), root
+    finally:
+        for name in locked:
+            _set_writable(root / name, True)
 
 
-def _fit_child(cache: Path, arrays, **params) -> dict:
-    _, _, folder = arrays
-    result = _child(
-        FIT_CHILD, str(cache), str(folder / "X.npy"), str(folder / "y.npy"), json.dumps(params)
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def test_fit_with_a_read_only_complete_cache_loads_it_and_trains_nothing(
-    arrays, tmp_path, read_only
-):
-    X, y, _ = arrays
-    model = DeepSMOTE(**FIT).fit(X, y, cache_dir=tmp_path / "cache")
-    expected = _digest(model.sample(5, 2, random_state=0))
-    read_only(tmp_path / "cache")
-    assert _fit_child(tmp_path / "cache", arrays) == {"trained": 0, "sample": expected}
+# ---------------------------------------------------------------------- DeepSMOTE.fit
+def test_fit_with_a_read_only_complete_cache_loads_it_and_trains_nothing(read_only):
+    seen, got, _ = read_only
+    assert got["fit"] == {"trained": 0, "sample": seen["sample"]}
     # A changed neighbour setting is rebuilt in memory, without training or writing.
-    assert _fit_child(tmp_path / "cache", arrays, k_neighbors=2)["trained"] == 0
+    assert got["fit k=2"]["trained"] == 0
 
 
-def test_fit_with_a_read_only_folder_that_must_be_fitted_names_cache_dir_and_the_fix(
-    arrays, tmp_path, read_only
-):
-    X, y, _ = arrays
-    (tmp_path / "empty").mkdir()
-    DeepSMOTE(**FIT).fit(X[:-4], y[:-4], cache_dir=tmp_path / "stale")  # other data
-    read_only(tmp_path / "empty")
-    read_only(tmp_path / "stale")
+def test_fit_with_a_read_only_folder_that_must_be_fitted_names_cache_dir_and_the_fix(read_only):
+    _, got, root = read_only
     for folder, problem in [("empty", "holds no DeepSMOTE cache"), ("stale", "stale cache")]:
-        result = _fit_child(tmp_path / folder, arrays)
+        result = got[f"fit {folder}"]
         assert result["error"] == "PermissionError", result
         message = result["message"]
-        assert f"cache_dir={str(tmp_path / folder)!r} is not writable" in message
+        assert f"cache_dir={str(root / folder)!r} is not writable" in message
         assert problem in message and "Pass a writable cache_dir" in message
 
 
 # ---------------------------------------------------------------------- OversampledDataset
-DATASET_CHILD = """
-import hashlib, json, sys
-import numpy as np
-import torch
-from torch.utils.data import DataLoader, TensorDataset
-from conftest import TINY
-from torch_deepsmote import OversampledDataset
-
-X, y = torch.from_numpy(np.load(sys.argv[2])), torch.from_numpy(np.load(sys.argv[3]))
-try:
-    ds = OversampledDataset(
-        TensorDataset(X, y), cache_dir=sys.argv[1], random_state=0, knn="torch", **TINY
-    )
-except Exception as error:
-    print(json.dumps({"error": type(error).__name__, "message": str(error)}))
-else:
-    ds.set_epoch(1)
-    digest = hashlib.sha256()
-    for images, targets in DataLoader(ds, batch_size=16):
-        digest.update(images.numpy().tobytes() + targets.numpy().tobytes())
-    print(json.dumps({"n": len(ds), "items": digest.hexdigest()}))
-"""
-
-
-def test_oversampled_dataset_serves_a_read_only_cache_and_names_a_missing_one(
-    arrays, tmp_path, read_only
-):
-    X, y, folder = arrays
-    ds = OversampledDataset(
-        TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), cache_dir=tmp_path / "c", **FIT
-    )
-    ds.set_epoch(1)
-    digest = hashlib.sha256()
-    for images, targets in DataLoader(ds, batch_size=16):
-        digest.update(images.numpy().tobytes() + targets.numpy().tobytes())
-    (tmp_path / "none").mkdir()
-    read_only(tmp_path / "c")
-    read_only(tmp_path / "none")
-    args = (str(folder / "X.npy"), str(folder / "y.npy"))
-    result = _child(DATASET_CHILD, str(tmp_path / "c"), *args)
-    assert result.returncode == 0, result.stderr
-    served = json.loads(result.stdout.strip().splitlines()[-1])
-    assert served == {"n": len(ds), "items": digest.hexdigest()}  # the same items, read-only
-    result = _child(DATASET_CHILD, str(tmp_path / "none"), *args)
-    failed = json.loads(result.stdout.strip().splitlines()[-1])
+def test_oversampled_dataset_serves_a_read_only_cache_and_names_a_missing_one(read_only):
+    seen, got, _ = read_only
+    assert got["dataset"] == seen["dataset"]  # the same items, read-only
+    failed = got["dataset empty"]
     assert failed["error"] == "PermissionError" and "cache_dir=" in failed["message"]
     assert "holds no DeepSMOTE cache" in failed["message"]
 
 
 # ---------------------------------------------------------------------- the command line
-CLI_CHILD = """
-import sys
-from torch_deepsmote.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def test_sample_resample_and_report_work_from_a_read_only_model_folder(tmp_path, read_only):
-    data = make_folder(tmp_path / "images")
-    model = tmp_path / "model"
-    assert main(["fit", str(data), "--out", str(model), *CLI_TINY]) == 0
-    read_only(model)
-    out = tmp_path / "outputs"
-    out.mkdir()
-    for verb, target, extra in [
-        ("sample", "bars.png", ["--class", "bars", "-n", "4"]),
-        ("resample", "balanced.npz", []),
-        ("report", "report", []),
+def test_sample_resample_and_report_work_from_a_read_only_model_folder(read_only):
+    _, got, root = read_only
+    for verb, target in [
+        ("sample", "bars.png"),
+        ("resample", "balanced.npz"),
+        ("report", "report"),
     ]:
-        result = _child(CLI_CHILD, verb, str(model), "--out", str(out / target), *extra)
-        assert result.returncode == 0, f"{verb}: {result.stderr}"
-        assert (out / target).exists()
-    # And fit refuses to write there, in shell words, before reading its data.
-    result = _child(CLI_CHILD, "fit", str(data), "--out", str(model), *CLI_TINY)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"`--out` should be a folder this process can write to, but got --out {model}" in (
-        result.stderr
-    )
-    assert "read " not in result.stdout
+        assert got[verb]["code"] == 0, f"{verb}: {got[verb]}"
+        assert (root / "outputs" / target).exists()
+
+
+def test_fit_refuses_a_read_only_out_in_shell_words_before_reading(read_only):
+    _, got, root = read_only
+    result = got["fit --out"]
+    assert result["code"] == 1 and "Traceback" not in result["stderr"]
+    model = root / "model"
+    expected = f"`--out` should be a folder this process can write to, but got --out {model}"
+    assert expected in result["stderr"]
+    assert "read " not in result["stdout"]
 
 
 # ---------------------------------------------------------------------- bad folder arguments
