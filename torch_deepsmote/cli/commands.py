@@ -122,6 +122,7 @@ def _fit(args: argparse.Namespace, data: LabelledImages, out: Path, overwrite: b
             residual=getattr(args, "residual", True),
             interpolation=getattr(args, "interpolation", "smote"),
             log_dir=args.tensorboard,
+            value_range=tuple(args.value_range) if getattr(args, "value_range", None) else None,
         )
         resolve_sampling_strategy(model.sampling_strategy, data.labels)
     except (TypeError, ValueError) as error:
