@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ._format import ImageFormat
+from ._validation import check_positive_int
 from .deepsmote import DeepSMOTE
 from .smote import SMOTEPlan
 from .sources import LabelledImages
@@ -42,6 +43,7 @@ __all__ = [
     "PROVENANCE_NAME",
     "check_output",
     "folder_name",
+    "grid_scale",
     "provenance_rows",
     "provenance_path",
     "to_uint8",
@@ -133,11 +135,29 @@ def _write_png(path: Path, image: Tensor) -> None:
     to_pil_image(image).save(path, format="PNG")
 
 
-def _write_grid(path: Path, images: Tensor, nrow: int) -> None:
-    """Write uint8 (N, C, H, W) images as one PNG grid (torchvision's ``save_image``)."""
-    from torchvision.utils import save_image
+GRID_WIDTH = 512  # the least width of a grid scaled automatically (``scale=None``), in px
 
-    save_image(images.float() / 255, path, nrow=nrow, padding=2, pad_value=1.0, format="png")
+
+def grid_scale(images: Tensor, nrow: int, min_width: int = GRID_WIDTH) -> int:
+    """The whole factor that makes the grid of ``images`` (N, C, H, W), ``nrow`` per row,
+    at least ``min_width`` pixels wide (1 when it already is).
+
+    Example:
+        >>> grid_scale(torch.zeros(16, 1, 28, 28), nrow=4)  # 122 px -> 610 px
+        5
+    """
+    width = nrow * (images.shape[-1] + 2) + 2  # make_grid's padding of 2 around every cell
+    return max(1, math.ceil(min_width / width))
+
+
+def _write_grid(path: Path, images: Tensor, nrow: int, scale: int = 1) -> None:
+    """Write uint8 (N, C, H, W) images as one PNG grid (torchvision's ``make_grid``), every
+    pixel repeated ``scale`` times in each direction (nearest neighbour: pixels stay crisp)."""
+    from torchvision.utils import make_grid, save_image
+
+    grid = make_grid(images.float() / 255, nrow=nrow, padding=2, pad_value=1.0)
+    grid = grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    save_image(grid, path, format="png")
 
 
 # ---------------------------------------------------------------------- arrays
@@ -326,20 +346,38 @@ def write_balanced(
 
 
 def write_samples(
-    path: str | os.PathLike, model: DeepSMOTE, data: LabelledImages, plan: SMOTEPlan
+    path: str | os.PathLike,
+    model: DeepSMOTE,
+    data: LabelledImages,
+    plan: SMOTEPlan,
+    *,
+    scale: int | None = 1,
 ) -> dict:
     """Write the plan's synthetic images as one PNG grid (``path`` ends in ``.png``) or as
     PNG files in the folder ``path``, with their provenance.
+
+    Args:
+        path: A ``.png`` file (one grid) or a folder (one PNG file per image).
+        model: The fitted model that decodes the plan.
+        data: The training images (class names, source files for the provenance).
+        plan: The synthetic images to make.
+        scale: The grid's enlargement, a whole factor (nearest neighbour); ``None``: enough
+            for a grid at least ``GRID_WIDTH`` (512) pixels wide. Files in a folder keep
+            the images' own size.
 
     Returns:
         ``{"images": m, "provenance": path of the CSV}``.
     """
     path = Path(path)
+    if scale is not None:
+        check_positive_int("scale", scale)
     images = torch.cat([chunk for _, chunk in _synthetic_chunks(model, plan, False)])
     digits = max(5, len(str(len(plan))))
     if path.suffix.lower() == ".png":
+        nrow = math.ceil(math.sqrt(len(images)))
+        scale = grid_scale(images, nrow) if scale is None else scale
         with atomic_write(path) as temporary:
-            _write_grid(temporary, images, nrow=math.ceil(math.sqrt(len(images))))
+            _write_grid(temporary, images, nrow=nrow, scale=scale)
         provenance = provenance_path(path)
         with atomic_write(provenance) as temporary:
             _write_provenance(temporary, provenance_rows(plan, data.names, sources=data.files))
