@@ -121,7 +121,7 @@ def fit_autoencoder(
         config: Options; the paper's by default.
         generator: CPU generator of every random draw (batch order, penalty batches).
         device: Where to train.
-        progress: Show a tqdm progress bar over epochs.
+        progress: Show a tqdm progress bar: a tick per batch, the running loss beside it.
         callback: Called with each epoch's dict before the plateau check (untimed); it may
             switch the models to eval mode.
         checkpoint: Where to store the state after every epoch and resume from; ``None``
@@ -143,13 +143,17 @@ def fit_autoencoder(
     plateau = _PlateauStop(config.patience, config.min_delta)
     saver = _FitCheckpoint(checkpoint, generator, penalty_generator, ranks)
     history = saver.resume(trainer, plateau)
-    with _epoch_bar(len(history), config.max_epochs, plateau.done, progress, ranks) as bar:
-        for epoch in bar:
+    steps = _steps_per_epoch(len(images), size, ranks)
+    show = progress and (ranks is None or ranks.is_main)
+    with _FitBar(len(history), config.max_epochs, steps, show) as bar:
+        # The epochs still to run: none when a resumed fit had stopped.
+        for epoch in range(len(history), len(history) if plateau.done else config.max_epochs):
             start = time.perf_counter()
             rows = _epoch_batches(len(images), size, generator, ranks, device)
-            terms = trainer.epoch(batches, rows, penalty, penalty_generator)
+            bar.start_epoch(epoch)
+            terms = trainer.epoch(batches, rows, penalty, penalty_generator, on_step=bar.step)
             history.append(_epoch_record(epoch, terms, time.perf_counter() - start))
-            bar.set_postfix(loss=f"{terms[0]:.4f}", rec=f"{terms[1]:.4f}")
+            bar.end_epoch(terms)
             if callback is not None:
                 callback(history[-1])
                 trainer.train()  # the callback may have switched to eval mode
@@ -192,6 +196,19 @@ def _epoch_batches(
     order = _shard(torch.randperm(num_images, generator=generator), ranks).to(device)
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [rows for rows in batches if len(rows) >= 2]
+
+
+def _steps_per_epoch(num_images: int, batch_size: int, ranks: Ranks | None = None) -> int:
+    """How many batches :func:`_epoch_batches` gives per epoch (without drawing them).
+
+    Example:
+        >>> [_steps_per_epoch(n, 2) for n in (4, 5, 6)]  # 5 rows: a last batch of 1 is left out
+        [2, 2, 3]
+        >>> _steps_per_epoch(5, 2) == len(_epoch_batches(5, 2, torch.Generator()))
+        True
+    """
+    rows = num_images if ranks is None else -(-num_images // ranks.world_size)
+    return rows // batch_size + (rows % batch_size >= 2)
 
 
 def _shard(order: Tensor, ranks: Ranks | None) -> Tensor:
@@ -342,15 +359,25 @@ class _Trainer:
         rows: list[Tensor],
         penalty: _PenaltyDraw,
         penalty_generator: torch.Generator,
+        on_step: Callable[[Tensor, int], None] | None = None,
     ) -> tuple[float, float, float]:
         """One optimiser step per batch of ``rows``, each with its penalty draw.
+
+        Args:
+            batches: Reads a batch of rows as images on the device.
+            rows: The epoch's batches of row indices.
+            penalty: Draws the penalty's class batch of every step.
+            penalty_generator: The generator of those draws.
+            on_step: Called after every step with the running (3,) sums of (loss,
+                reconstruction, penalty) on the device and the steps taken; it must not
+                change them.
 
         Returns:
             The epoch's mean (loss, reconstruction, penalty): under ranks, the mean over
             every rank's steps.
         """
         totals = torch.zeros(3, device=self.device)
-        for batch_rows in rows:
+        for step, batch_rows in enumerate(rows):
             class_rows = penalty(penalty_generator)
             class_images = None if class_rows is None else batches(class_rows)
             self.optimizer.zero_grad(set_to_none=True)
@@ -359,8 +386,11 @@ class _Trainer:
             self.scaler.scale(terms.total).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            # Accumulate on the device; one sync per epoch, not per step.
+            # Accumulate on the device; one sync per epoch, not per step (a progress bar
+            # reads the running sums at most twice a second).
             totals += torch.stack([t.detach().float() for t in terms])
+            if on_step is not None:
+                on_step(totals, step + 1)
         steps = len(rows)
         if self.ranks is not None:
             # Every rank takes the same epoch loss, hence the same plateau decisions. Each
@@ -385,19 +415,58 @@ class _Trainer:
             module.to(memory_format=torch.contiguous_format).eval()
 
 
-def _epoch_bar(start: int, max_epochs: int, done: bool, progress: bool, ranks: Ranks | None):
-    """The epochs still to run (none when a resumed fit had stopped), as a tqdm bar shown
-    by the main rank only."""
-    show = progress and (ranks is None or ranks.is_main)
-    epochs = range(start, start if done else max_epochs)
-    return tqdm(
-        epochs,
-        desc="DeepSMOTE fit",
-        unit="epoch",
-        disable=not show,
-        initial=start,
-        total=max_epochs,
-    )
+class _FitBar:
+    """The fit's tqdm bar: one tick per batch over all epochs, with the epoch and the
+    running mean loss of this process's steps beside it.
+
+    Args:
+        start: Epochs already done (a resumed fit).
+        max_epochs: The most epochs the fit runs.
+        steps: Batches per epoch.
+        show: Draw the bar (the main rank only); otherwise every call does nothing.
+    """
+
+    REFRESH_S = 0.5  # the least time between two reads of the running loss (a device sync)
+
+    def __init__(self, start: int, max_epochs: int, steps: int, show: bool) -> None:
+        self.bar = tqdm(
+            desc="DeepSMOTE fit",
+            unit="batch",
+            total=max_epochs * steps,
+            initial=start * steps,
+            disable=not show,
+        )
+        self.max_epochs, self.epoch, self.read_at = max_epochs, start, -math.inf
+
+    def __enter__(self) -> _FitBar:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.close()
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def step(self, totals: Tensor, steps: int) -> None:
+        """One batch done; ``totals`` (3,) are the epoch's running sums of the loss terms."""
+        if self.bar.disable:
+            return
+        self.bar.update()
+        now = time.monotonic()
+        if now - self.read_at >= self.REFRESH_S:
+            self.read_at = now
+            loss = float(totals[0]) / steps
+            self.bar.set_postfix(
+                epoch=f"{self.epoch + 1}/{self.max_epochs}", loss=f"{loss:.4f}", refresh=False
+            )
+
+    def end_epoch(self, terms: tuple[float, float, float]) -> None:
+        """Show the epoch's mean loss and reconstruction error."""
+        self.bar.set_postfix(
+            epoch=f"{self.epoch + 1}/{self.max_epochs}",
+            loss=f"{terms[0]:.4f}",
+            rec=f"{terms[1]:.4f}",
+        )
 
 
 def _epoch_record(epoch: int, terms: tuple[float, float, float], seconds: float) -> dict:
