@@ -451,7 +451,6 @@ class _FitBar:
         """One batch done; ``totals`` (3,) are the epoch's running sums of the loss terms."""
         if self.bar.disable:
             return
-        self.bar.update()
         now = time.monotonic()
         if now - self.read_at >= self.REFRESH_S:
             self.read_at = now
@@ -459,6 +458,7 @@ class _FitBar:
             self.bar.set_postfix(
                 epoch=f"{self.epoch + 1}/{self.max_epochs}", loss=f"{loss:.4f}", refresh=False
             )
+        self.bar.update()  # draws the bar with the postfix just set
 
     def end_epoch(self, terms: tuple[float, float, float]) -> None:
         """Show the epoch's mean loss and reconstruction error."""
