@@ -7,8 +7,13 @@ import torch.nn.functional as F
 from conftest import TINY, make_shapes
 from torch.utils.data import DataLoader, TensorDataset
 
-from torch_deepsmote import ClassPriorSampler, LogitAdjustedLoss, OversampledDataset
-from torch_deepsmote.cmo import CMO, CMOBatch, MinoritySampler, box, paste
+from torch_deepsmote import (
+    ClassPriorSampler,
+    LogitAdjustedLoss,
+    MinoritySampler,
+    OversampledDataset,
+)
+from torch_deepsmote.cmo import CMO, CMOBatch, box, paste
 
 COUNTS = (800, 150, 50)
 

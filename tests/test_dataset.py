@@ -273,8 +273,11 @@ def test_labels_are_found_or_given(data):
     X, y = data
     ds = OversampledDataset(NumpyItems(X, y), **FIT)  # one pass over targets
     assert ds.targets[: len(y)] == y.tolist()
-    relabelled = OversampledDataset(NumpyItems(X, y), labels=(y == 0).astype(int), **FIT)
-    assert Counter(relabelled.targets) == {1: 40, 0: 40}
+    relabelled = OversampledDataset(NumpyItems(X, y), labels=y + 5, **FIT)
+    assert Counter(relabelled.targets) == {5: 40, 6: 40, 7: 40}
+    # Labels that merge classes would give synthetic items another target than real ones.
+    with pytest.raises(ValueError, match="one-to-one"):
+        OversampledDataset(NumpyItems(X, y), labels=(y == 0).astype(int), **FIT)
     with pytest.raises(ValueError, match="one label per image"):
         OversampledDataset(NumpyItems(X, y), labels=y[:-1], **FIT)
 
@@ -403,7 +406,7 @@ def test_by_default_a_fixed_synthetic_set_is_decoded_once_not_every_epoch(data, 
 
 
 def test_auto_pool_stays_off_when_the_set_would_not_fit_in_memory(data, monkeypatch):
-    import torch_deepsmote.dataset as module
+    import torch_deepsmote.reading as module  # the one memory rule: memory_allows
 
     X, y = data
     base = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))

@@ -58,8 +58,11 @@ def test_every_label_form_is_read_the_same_way_in_every_path(form):
     assert neighbors.shape == (len(y), 2)
     model = DeepSMOTE(**FIT).fit(X, labels)
     assert torch.equal(model.labels_, expected)
+    # labels= must map one-to-one onto the items' targets (here float copies of y).
     given = OversampledDataset(
-        TensorDataset(torch.from_numpy(X)[:, 0], torch.zeros(len(y))), labels=labels, **FIT
+        TensorDataset(torch.from_numpy(X)[:, 0], torch.from_numpy(y).float()),
+        labels=labels,
+        **FIT,
     )
     assert Counter(given.targets) == {0: 30, 1: 30}
     # The same labels as the dataset's own targets, read item by item.

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, Dataset
 
-from torch_deepsmote.sampler import ClassBalancedBatchSampler, DeepSMOTESampler
+from torch_deepsmote.samplers import ClassBalancedBatchSampler, DeepSMOTESampler
 
 
 class FakeOversampled(Dataset):

@@ -6,14 +6,19 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
 from . import integrations  # noqa: F401 - registers the Hugging Face and MONAI kinds
 from ._version import __version__  # noqa: F401
-from .cmo import CMO, MinoritySampler
+from .cmo import CMO
 from .dataset import OversampledDataset
 from .deepsmote import DeepSMOTE
 from .knn import FaissKNN, TorchKNN, get_knn
 from .losses import DeepSMOTELoss, LogitAdjustedLoss
 from .models import Decoder, Encoder
-from .prior_sampler import ClassPriorSampler, class_prior
-from .sampler import ClassBalancedBatchSampler, DeepSMOTESampler
+from .samplers import (
+    ClassBalancedBatchSampler,
+    ClassPriorSampler,
+    DeepSMOTESampler,
+    MinoritySampler,
+    class_prior,
+)
 from .smote import SMOTEPlan, interpolate, plan_synthetic, resolve_sampling_strategy
 from .synthesis import Synthesizer
 from .training import TrainingConfig, fit_autoencoder

@@ -13,14 +13,21 @@ Labels have one rule, :func:`as_labels`, used wherever labels enter the library.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["ImageFormat", "TargetFormat", "as_images", "as_labels", "image_to_tensor"]
+__all__ = [
+    "ImageFormat",
+    "TargetFormat",
+    "TargetReader",
+    "as_images",
+    "as_labels",
+    "image_to_tensor",
+]
 
 _SUPPORTED = (
     torch.uint8,
@@ -332,26 +339,40 @@ def _scalar(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class TargetFormat:
-    """How a dataset's raw targets look, so that synthetic items carry targets alike.
+    """The targets a dataset's items carry, per class, so that synthetic items carry the same.
+
+    A synthetic item of class ``c`` carries the very target the real items of class ``c``
+    carry, in their form: a class name (``str``), an int, a bool, a tensor or a numpy value
+    of the same dtype. :class:`TargetReader` learns it while the items are read.
 
     Attributes:
-        kind: ``"int"`` (a Python int), ``"bool"``, ``"tensor"`` or ``"numpy"``.
+        kind: ``"int"`` (a Python int), ``"bool"``, ``"str"`` (class names), ``"tensor"`` or
+            ``"numpy"``: the first target's form.
         dtype: The dtype's name of tensor or numpy targets, else ``None``.
+        targets: ``((label, target), ...)``: the target the real items of each label carry
+            (empty: targets are made from the labels in the form of ``kind``).
     """
 
     kind: str
     dtype: str | None = None
+    targets: tuple = field(default=(), compare=False, repr=False)
 
     @classmethod
-    def of(cls, target: Any) -> TargetFormat:
+    def of(cls, target: Any, targets: tuple = ()) -> TargetFormat:
+        """The format of targets like ``target``; ``targets`` as in the class docstring."""
         if isinstance(target, Tensor):
-            return cls("tensor", _dtype_name(target.dtype))
-        if isinstance(target, (np.ndarray, np.generic)):
-            return cls("numpy", str(np.asarray(target).dtype))
-        return cls("bool" if isinstance(target, bool) else "int")
+            return cls("tensor", _dtype_name(target.dtype), targets)
+        if isinstance(target, (np.ndarray, np.generic)) and not _is_name(target):
+            return cls("numpy", str(np.asarray(target).dtype), targets)
+        if _is_name(target):
+            return cls("str", None, targets)
+        return cls("bool" if isinstance(target, bool) else "int", None, targets)
 
     def make(self, labels: Tensor) -> list:
-        """(m,) int64 labels -> m targets of this form."""
+        """(m,) int64 labels -> m targets of this form (each class's own target when known)."""
+        if self.targets:
+            by_label = dict(self.targets)
+            return [_copy(by_label[label]) for label in labels.tolist()]
         if self.kind == "tensor":
             return list(labels.to(getattr(torch, self.dtype)).unbind(0))
         if self.kind == "numpy":
@@ -359,3 +380,140 @@ class TargetFormat:
         if self.kind == "bool":
             return [bool(label) for label in labels.tolist()]
         return labels.tolist()
+
+    def names(self) -> dict | None:
+        """``{label: class name}`` of string targets, in label order; ``None`` otherwise."""
+        if self.kind != "str":
+            return None
+        return {label: str(name) for label, name in sorted(self.targets, key=lambda t: t[0])}
+
+
+def _is_name(target: Any) -> bool:
+    return isinstance(target, (str, np.str_))
+
+
+def _copy(target: Any) -> Any:
+    # A tensor or array target is the user's object: each item gets its own copy.
+    if isinstance(target, Tensor):
+        return target.clone()
+    if isinstance(target, np.ndarray):
+        return target.copy()
+    return target
+
+
+def _show(target: Any) -> str:
+    return repr(target.item() if isinstance(target, np.generic) else target)
+
+
+def _target_key(target: Any) -> Any:
+    """A hashable stand-in for a target's value: equal values, equal keys (``tensor(2)``,
+    ``np.int64(2)`` and ``2`` name one class)."""
+    if isinstance(target, Tensor):
+        target = target.detach().cpu().numpy()
+    if isinstance(target, np.ndarray):
+        if target.size == 1:
+            return target.item()
+        return ("array", target.shape, target.dtype.str, target.tobytes())
+    if isinstance(target, np.generic):
+        return target.item()
+    try:
+        hash(target)
+    except TypeError:
+        return ("repr", repr(target))
+    return target
+
+
+class TargetReader:
+    """The class label of each item of a dataset, read with its target: one rule.
+
+    Labels come from ``given`` (``labels=`` or the dataset's label metadata) or from the
+    targets themselves: integers (bools, whole floats, one-element tensors and arrays) are
+    their own labels, class names (strings) are numbered in sorted order, as scikit-learn's
+    ``LabelEncoder`` numbers them. Given labels must map one-to-one onto the targets: each
+    label one target, each target one label, for synthetic items carry the target of their
+    class's real items (:class:`TargetFormat`).
+
+    Args:
+        given: (N,) int64 labels of every item, or ``None`` (read from the targets).
+        source: What gave ``given``, for the error message (e.g. ``"`labels`"``).
+
+    Example:
+        >>> reader = TargetReader(None)
+        >>> for i, name in enumerate(["cat", "dog", "cat"]):
+        ...     reader.keep(i, name, reader.label(i, name))
+        >>> labels, fmt = reader.result()
+        >>> labels.tolist(), fmt.make(torch.tensor([1, 0]))
+        ([0, 1, 0], ['dog', 'cat'])
+    """
+
+    def __init__(self, given: Tensor | None, source: str = "`labels`") -> None:
+        self.given, self.source = given, source
+        self.names: bool | None = None  # whether the targets are class names
+        self.first: Any = None
+        self.rows: list = []  # the kept items' labels, or their names (encoded at the end)
+        self.of_label: dict[Any, tuple[int, Any, Any]] = {}  # label -> (item, key, target)
+        self.of_key: dict[Any, tuple[int, Any]] = {}  # target key -> (item, label)
+        self.of_name: dict[str, Any] = {}  # class name -> its first target
+
+    def label(self, i: int, target: Any) -> int | None:
+        """The label of item ``i`` (``None`` for a class name: numbered at the end).
+
+        Raises:
+            TypeError: A target that is not a class, or of another kind than the first's.
+        """
+        name = _is_name(target)
+        if self.names is None:
+            self.names = name
+        elif name != self.names:
+            raise TypeError(
+                f"dataset item {i} has target {target!r} of type {type(target).__name__}, "
+                f"but the first item's target is {'a class name' if self.names else 'a number'}: "
+                "targets should be all class names (strings) or all integer labels."
+            )
+        if self.given is not None:
+            return int(self.given[i])
+        if name:
+            return None
+        return int(as_labels([target], f"target of dataset item {i}", 1)[0])
+
+    def keep(self, i: int, target: Any, label: int | None) -> None:
+        """Record kept item ``i``; refuse a label that disagrees with the targets so far.
+
+        Raises:
+            ValueError: ``label`` names another target than an earlier item of that label, or
+                ``target`` came with another label before.
+        """
+        key = _target_key(target)
+        if self.first is None:
+            self.first = target
+        if label is None:  # a class name: numbered in result()
+            self.rows.append(key)
+            self.of_name.setdefault(key, target)
+            return
+        seen = self.of_label.setdefault(label, (i, key, target))
+        other = self.of_key.setdefault(key, (i, label))
+        if seen[1] != key or other[1] != label:
+            j, theirs = (seen[0], seen[2]) if seen[1] != key else (other[0], target)
+            their_label = label if seen[1] != key else other[1]
+            raise ValueError(
+                f"{self.source} should map one-to-one onto the items' own targets, but item "
+                f"{i} has target {_show(target)} with label {label} while item {j} has target "
+                f"{_show(theirs)} with label {their_label}. Synthetic items carry the target their "
+                "class's real items carry, so each label must name one target. To serve other "
+                "labels, relabel both kinds of item with the wrapped dataset's "
+                "target_transform, or pass no labels= (the targets are read; class names are "
+                "numbered in sorted order)."
+            )
+        self.rows.append(label)
+
+    def result(self) -> tuple[Tensor, TargetFormat]:
+        """(M,) int64 labels of the kept items, and the targets' :class:`TargetFormat`."""
+        if self.given is None and self.names:
+            classes = sorted(set(self.rows))
+            number = {name: k for k, name in enumerate(classes)}
+            labels = torch.tensor([number[name] for name in self.rows], dtype=torch.int64)
+            targets = tuple((number[name], self.of_name[name]) for name in classes)
+            return labels, TargetFormat.of(self.first, targets)
+        labels = torch.tensor(self.rows, dtype=torch.int64)
+        targets = tuple((label, target) for label, (_, _, target) in self.of_label.items())
+        return labels, TargetFormat.of(self.first, targets)

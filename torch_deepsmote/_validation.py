@@ -17,17 +17,16 @@ import torch
 
 __all__ = [
     "check_bool",
+    "check_bool_or_auto",
     "check_choice",
     "check_positive_int",
     "check_non_negative_int",
     "check_positive_float",
     "check_fraction",
-    "check_distributed",
     "check_folder",
     "check_lam_range",
     "check_random_state",
     "optional",
-    "make_generator",
     "resolve_device",
 ]
 
@@ -42,6 +41,15 @@ def _fail(name: str, rule: str, value: Any, fix: str = "", exc: type = ValueErro
 def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         _fail(name, "a bool", value, exc=TypeError)
+    return value
+
+
+def check_bool_or_auto(name: str, value: Any) -> bool | str:
+    """``True``, ``False`` or ``'auto'`` (a choice the library makes when it knows more)."""
+    if isinstance(value, str) and value != "auto":
+        _fail(name, "True, False or 'auto'", value)
+    if not isinstance(value, (bool, str)):
+        _fail(name, "True, False or 'auto'", value, exc=TypeError)
     return value
 
 
@@ -103,21 +111,6 @@ def check_random_state(name: str, value: Any) -> int | None:
     return check_non_negative_int(name, value)
 
 
-def make_generator(seed: int | None) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded from ``seed`` (fresh entropy when ``None``).
-
-    Every random choice of the library is drawn from such a local generator, never from
-    the global RNG, so that a fixed seed gives the same result whatever else the user's
-    program draws.
-    """
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    return generator
-
-
 def resolve_device(device: Any) -> torch.device:
     """``None`` means CUDA when available, else CPU."""
     if device is None:
@@ -136,7 +129,8 @@ def optional(check: Callable) -> Callable:
     return lambda name, value: None if value is None else check(name, value)
 
 
-def check_lam_range(name: str, lam_range: Any) -> None:
+def check_lam_range(name: str, lam_range: Any) -> tuple[float, float]:
+    """``(low, high)`` as two floats, finite and ``low < high``."""
     try:
         low, high = (float(v) for v in lam_range)
     except (TypeError, ValueError):
@@ -146,13 +140,9 @@ def check_lam_range(name: str, lam_range: Any) -> None:
             f"`{name}` should be None or (low, high) with finite low < high, e.g. (0, 1), "
             f"but got {name}={lam_range!r}."
         )
+    return low, high
 
 
 def check_folder(name: str, value: Any) -> None:
     if value is not None and not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"`{name}` should be None or a folder path, but got {name}={value!r}.")
-
-
-def check_distributed(name: str, value: Any) -> None:
-    if not (isinstance(value, bool) or value == "auto"):
-        raise ValueError(f"`{name}` should be 'auto', True or False, but got {name}={value!r}.")

@@ -21,7 +21,7 @@ import torch
 
 from ._format import as_labels
 from ._validation import check_positive_int
-from .knn import _check_table, get_knn
+from .knn import check_neighbor_table, get_knn
 
 __all__ = ["in_danger"]
 
@@ -77,7 +77,7 @@ def in_danger(
     if m < 1:
         return torch.zeros(n, dtype=torch.bool)
     backend = get_knn(knn)
-    found = _check_table(backend.kneighbors(latents, m), n, m, backend)
+    found = check_neighbor_table(backend.kneighbors(latents, m), n, m, backend)
     n_other = (labels[found] != labels[:, None]).sum(dim=1)
     # imbalanced-learn: n_maj >= m / 2 and n_maj < m (in integers: 2 m' >= m).
     return (2 * n_other >= m) & (n_other < m)

@@ -5,8 +5,9 @@ Minority: Context-rich Minority Oversampling for Long-tailed Classification", CV
 
 Two streams feed training. The background stream is the data as it comes (a shuffled
 ``DataLoader``). The foreground stream draws item ``i`` with weight ``n_{y_i} ** -power``
-(:class:`MinoritySampler`; ``power=1``: every class equally often) from the dataset of
-your choice: the real images, or an ``OversampledDataset`` (real and DeepSMOTE images).
+(:class:`~torch_deepsmote.MinoritySampler`; ``power=1``: every class equally often) from
+the dataset of your choice: the real images, or an ``OversampledDataset`` (real and
+DeepSMOTE images).
 :class:`~torch_deepsmote.ClassPriorSampler` over an ``OversampledDataset``, with
 ``class_power=1 - power``, draws the same class rates with a chosen ``synthetic_share`` of
 DeepSMOTE images (1.0: DeepSMOTE images alone wherever a class has them).
@@ -22,15 +23,17 @@ The prior: the images of a batch are the background stream's, and so is the clas
 to tell a logit-adjusted loss, :meth:`CMO.class_prior` of the background's labels
 (``LogitAdjustedLoss(CMO.class_prior(train_labels))``), although the mixed targets put
 some of their mass (``prob`` times a mean pasted area of about 0.3: 15 % at
-``prob=0.5``) on the foreground's prior (:attr:`MinoritySampler.class_prior`). The paper
-pairs CMO with Balanced Softmax on the natural counts in the same way, and
-``benchmarks/RESULTS.md`` measured this pairing as the strongest simple recipe.
+``prob=0.5``) on the foreground's prior
+(:attr:`~torch_deepsmote.MinoritySampler.class_prior`). The paper pairs CMO with Balanced
+Softmax on the natural counts in the same way, and ``benchmarks/RESULTS.md`` measured this
+pairing as the strongest simple recipe.
 
 The draws (coin, ``lam``, centre) are made in :meth:`CMO.draw` from a seeded
 ``torch.Generator``, never the global RNG; :func:`box` and :func:`paste` are pure.
 
 Example:
     >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> from torch_deepsmote import MinoritySampler
     >>> from torch_deepsmote.losses import LogitAdjustedLoss
     >>> y = torch.tensor([0] * 12 + [1] * 4)
     >>> train = TensorDataset(torch.rand(16, 1, 8, 8), y)
@@ -55,18 +58,12 @@ from typing import Any, Callable, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset, Sampler
 
 from ._format import as_labels
-from ._validation import (
-    check_non_negative_int,
-    check_positive_float,
-    check_positive_int,
-    make_generator,
-)
-from .sampler import _resolve_replicas
+from ._seeding import epoch_generator
+from ._validation import check_non_negative_int
 
-__all__ = ["CMO", "CMOBatch", "MinoritySampler", "box", "paste"]
+__all__ = ["CMO", "CMOBatch", "box", "paste"]
 
 
 def box(height: int, width: int, lam: float, cy: int, cx: int) -> tuple[int, int, int, int]:
@@ -115,118 +112,6 @@ def paste(background: Tensor, foreground: Tensor, where: tuple[int, int, int, in
     out = background.clone()
     out[..., top:bottom, left:right] = foreground[..., top:bottom, left:right]
     return out
-
-
-class MinoritySampler(Sampler[int]):
-    """Draws item ``i`` with weight ``n_{y_i} ** -power``, with replacement: CMO's stream.
-
-    Class ``c`` is then drawn at the rate ``n_c ** (1 - power) / sum_k n_k ** (1 - power)``
-    (:attr:`class_prior`): ``power=1`` draws every class equally often (the paper's), 0
-    draws the data's own frequencies. ``n_c`` counts the items of ``dataset``, so over a
-    balanced ``OversampledDataset`` every class is drawn equally often whatever ``power``.
-
-    Each iterator draws ``num_samples`` indices in all from a local generator and gives
-    rank ``r`` the draws ``r, r + num_replicas, ...``; every rank draws the same, with no
-    communication. The generator is seeded with ``seed + epoch`` at the first iterator and
-    at every :meth:`set_epoch`.
-
-    NOTE: unlike ``DistributedSampler``, iterators between two ``set_epoch`` calls continue
-    one stream instead of repeating the same draws: :class:`CMO` takes a minority batch only
-    on the batches it pastes onto and starts the minority loader again whenever it runs
-    out, mid-epoch.
-
-    Args:
-        dataset: A dataset with ``targets`` (the (N,) class of every item; e.g. an
-            ``OversampledDataset``, whose ``set_epoch`` is then called from
-            :meth:`set_epoch` so that it draws fresh synthetic items), or the (N,) labels.
-        power: How strongly small classes are favoured, a number >= 0.
-        num_samples: Draws per iterator over all ranks; ``None``: N.
-        num_replicas, rank: As in :class:`~torch_deepsmote.DeepSMOTESampler`.
-        seed: Non-negative seed, the same on every rank.
-
-    Attributes:
-        class_prior: (n_labels,) float64, the rate at which each label ``0 .. max label`` is
-            drawn (the class prior of the foreground stream).
-
-    Raises:
-        TypeError: Labels that are not whole numbers, or an argument of the wrong type.
-        ValueError: A bad value, named in the message.
-
-    Example:
-        >>> sampler = MinoritySampler([0, 0, 0, 1], power=1.0, num_samples=8, seed=0)
-        >>> sampler.class_prior.tolist(), len(sampler), len(list(sampler))
-        ([0.5, 0.5], 8, 8)
-    """
-
-    def __init__(
-        self,
-        dataset: Any,
-        power: float = 1.0,
-        num_samples: int | None = None,
-        num_replicas: int | None = None,
-        rank: int | None = None,
-        seed: int = 0,
-    ) -> None:
-        self.dataset = dataset
-        labels = self._labels()
-        if len(labels) == 0 or bool((labels < 0).any()):
-            raise ValueError(
-                "`dataset` should hold at least one item with labels 0, 1, ..., but got "
-                f"{len(labels)} items with labels {sorted(set(labels.tolist()))[:5]}."
-            )
-        self.power = check_positive_float("power", power, allow_zero=True)
-        n = len(labels) if num_samples is None else num_samples
-        self.num_samples = check_positive_int("num_samples", n)
-        self.num_replicas, self.rank = _resolve_replicas(num_replicas, rank)
-        self.seed = check_non_negative_int("seed", seed)
-        self.epoch = 0
-        self._generator: torch.Generator | None = None
-
-    def _labels(self) -> Tensor:
-        if hasattr(self.dataset, "targets"):
-            return as_labels(self.dataset.targets, "dataset.targets")
-        if isinstance(self.dataset, Dataset):
-            raise TypeError(
-                "`dataset` should be a dataset with `targets` (the class of every item) or "
-                f"the labels themselves, but got dataset of type {type(self.dataset).__name__}."
-            )
-        return as_labels(self.dataset, "dataset")
-
-    @staticmethod
-    def _weights(labels: Tensor, power: float) -> Tensor:
-        """(N,) float64 ``n_{y_i} ** -power`` of (N,) int64 ``labels``."""
-        return torch.bincount(labels).double()[labels] ** -power
-
-    @property
-    def class_prior(self) -> Tensor:
-        labels = self._labels()
-        mass = torch.bincount(labels, self._weights(labels, self.power))
-        return mass / mass.sum()
-
-    def _total_size(self) -> int:
-        return math.ceil(self.num_samples / self.num_replicas) * self.num_replicas
-
-    def __iter__(self) -> Iterator[int]:
-        if self._generator is None:
-            self._generator = make_generator(self.seed + self.epoch)
-        labels = self._labels()
-        draws = torch.multinomial(
-            self._weights(labels, self.power),
-            self._total_size(),
-            replacement=True,
-            generator=self._generator,
-        )
-        return iter(draws[self.rank :: self.num_replicas].tolist())
-
-    def __len__(self) -> int:
-        return self._total_size() // self.num_replicas
-
-    def set_epoch(self, epoch: int) -> None:
-        """Start the draws of ``epoch`` (and the dataset's, when it has ``set_epoch``)."""
-        self.epoch = check_non_negative_int("epoch", epoch)
-        self._generator = None
-        if callable(getattr(self.dataset, "set_epoch", None)):
-            self.dataset.set_epoch(self.epoch)
 
 
 class CMOBatch(NamedTuple):
@@ -360,7 +245,7 @@ class CMO:
     def draw(self, height: int, width: int) -> tuple[int, int, int, int] | None:
         """The box of the next batch, or ``None`` when this batch is left as it is."""
         if self._generator is None:
-            self._generator = make_generator(self.seed + self.epoch)
+            self._generator = epoch_generator(self.seed, self.epoch)
         coin, lam = torch.rand(2, generator=self._generator, dtype=torch.float64).tolist()
         if coin >= self.prob:
             return None

@@ -11,37 +11,42 @@ decoded, in the raw images' dtype and range) -> the dataset's
 and the wrapper's). DataLoader calls :meth:`OversampledDataset.__getitems__` with a whole
 batch of indices: one synthesizer call per batch.
 
-A pool (``pool=True``, or ``'auto'`` when the set fits) moves decoding off the workers'
-CPUs on a GPU machine, and decodes a fixed set (no ``set_epoch``, the paper's setting) once
-rather than once per epoch.
+The synthetic part is a :class:`~torch_deepsmote.pool.SyntheticPool`: what to decode (the
+plan of ``(seed, epoch)``), when to refresh it (``refresh``: all of it, a share, or none at
+each ``set_epoch``), on which device, and whether the decoded set is kept in shared memory
+(``pool``; ``'auto'`` when it fits). A pool moves decoding off the workers' CPUs on a GPU
+machine, and decodes a fixed set (no ``set_epoch``, the paper's setting) once rather than
+once per epoch; a partial refresh decodes only the share drawn anew.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
+import numbers
 import os
 import warnings
 from collections.abc import Sequence, Sized
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 from torchvision.datasets.vision import StandardTransform
 
 from ._validation import (
     check_bool,
+    check_bool_or_auto,
     check_choice,
     check_non_negative_int,
     check_positive_float,
-    check_positive_int,
 )
 from .adapters import DatasetAdapter
 from .deepsmote import DeepSMOTE
-from .reading import DatasetImages, available_memory, read_dataset
+from .pool import SyntheticPool, check_pool_options
+from .reading import DatasetImages, read_dataset
 from .smote import SMOTEPlan, resolve_sampling_strategy
 from .storage.image_store import new_store, remove_store
+from .synthesis import Synthesizer
 
 __all__ = ["OversampledDataset"]
 
@@ -61,7 +66,12 @@ class OversampledDataset(Dataset):
             (torchvision, ``Subset``, ``ConcatDataset``, ``TensorDataset``, Hugging Face,
             MONAI, your own), raw images of one shape (see ``fit_transform``).
         model: A :class:`DeepSMOTE` fitted on this dataset (checked); ``None`` fits one.
-        labels: (N,) class of every item; ``None``: the metadata, or the targets read once.
+        labels: (N,) class of every item; ``None``: the metadata, or the targets read once
+            (class names numbered in sorted order, like ``LabelEncoder``). They must map
+            one-to-one onto the items' own targets: a synthetic item carries the target
+            its class's real items carry (a name, an int, a tensor or numpy value), so labels
+            that merge or split the items' classes are refused, naming the first item that
+            disagrees (relabel both kinds of item with the dataset's ``target_transform``).
         sampling_strategy: Images to add per class (imbalanced-learn's forms); ``None``:
             the model's.
         cache_dir: Folder of the HDF5 cache: a second run with the same data and settings
@@ -78,14 +88,23 @@ class OversampledDataset(Dataset):
         fit_transform: A deterministic transform of every raw image while fitting, e.g.
             ``Resize((64, 64))`` for images of mixed sizes; synthetic images are made in
             its output form.
-        seed: Seed of the synthetic draws; epoch ``e`` draws from ``(seed, e)``.
+        seed: Seed of the synthetic draws; epoch ``e`` draws from ``(seed, e)``. ``None``
+            (the default): follow the seed of the sampler that calls :meth:`set_epoch`
+            (:class:`~torch_deepsmote.DeepSMOTESampler` and the library's other samplers
+            pass theirs), else 0; so one sampler seed per run picks both the order and the
+            synthetic set. An integer fixes the draws whatever the sampler's seed.
         device: Where the main process decodes; ``None``: the model's device. DataLoader
             workers decode on the CPU.
         decode_batch_size: Codes per decoder call.
         pool: Decode each epoch's synthetic set once, in the main process on the model's
-            device, into shared memory the workers read (``set_epoch`` refills it);
-            ``False`` decodes per batch (on the CPU in DataLoader workers); ``'auto'`` pools
-            when the set takes at most a quarter of the available memory.
+            device, into shared memory the workers read (``set_epoch`` decodes the items
+            that changed); ``False`` decodes per batch (on the CPU in DataLoader workers);
+            ``'auto'`` pools when the set takes at most a quarter of the available memory
+            (the rule of ``in_memory='auto'``). See :class:`~torch_deepsmote.pool.SyntheticPool`.
+        refresh: The share of the synthetic set drawn anew at each :meth:`set_epoch`, the
+            rest kept: 1 (the default) a fresh set per epoch, 0 one set throughout, 0.25 a
+            quarter anew (a quarter of the decoding, with ``pool``). Which items, and their
+            draws, follow from ``(seed, epoch)``: the same on every rank.
         in_memory: ``False`` streams the images through an HDF5 file in ``cache_dir``
             while fitting; ``'auto'`` does so when they would take over a quarter of the
             memory.
@@ -97,9 +116,11 @@ class OversampledDataset(Dataset):
             as -1, NaN or ``""``) or ``'drop'`` (both kinds of item lose them).
         **fit_params: :class:`DeepSMOTE` arguments for the fit.
 
-    NOTE: two seeds, on purpose. ``random_state`` (a fit parameter) changes the trained
-    weights and is part of the cache key; ``seed`` only chooses the synthetic draws, so a
-    new ``seed`` draws new synthetic sets from the cached model without training.
+    NOTE: which seed changes what. ``random_state`` (a fit parameter) changes the trained
+    weights and is part of the cache key. The draws of the synthetic set (which codes are
+    interpolated, and how far) come from ``(seed, epoch)``: the dataset's ``seed`` when given,
+    else the sampler's, else 0; a new seed draws new synthetic sets from the cached model
+    without training. The sampler's ``seed`` also orders the items.
 
     Example:
         >>> import torch
@@ -130,10 +151,11 @@ class OversampledDataset(Dataset):
         target_transform: Callable | None = None,
         transform_real: bool = False,
         fit_transform: Callable | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         device: Any = None,
         decode_batch_size: int = 256,
         pool: bool | str = "auto",
+        refresh: float = 1.0,
         in_memory: bool | str = "auto",
         num_workers: int = 0,
         progress: bool = True,
@@ -145,12 +167,7 @@ class OversampledDataset(Dataset):
         _check_args(dataset, model, cache_dir, on_mismatch, lock_timeout, in_memory, fit_params)
         check_non_negative_int("num_workers", num_workers)
         self.transform_real = check_bool("transform_real", transform_real)
-        self.seed = check_non_negative_int("seed", seed)
-        self.decode_batch_size = check_positive_int("decode_batch_size", decode_batch_size)
-        if isinstance(pool, str) and pool != "auto":
-            raise ValueError(f"`pool` should be True, False or 'auto', but got pool={pool!r}.")
-        if not isinstance(pool, str):
-            check_bool("pool", pool)
+        check_pool_options(seed, pool, refresh, decode_batch_size)  # before reading an item
         self.dataset, self.transform, self.target_transform = dataset, transform, target_transform
         # A fit_transform overrides the head of the dataset's Compose (see adapters).
         keep_head = fit_transform is None
@@ -162,107 +179,102 @@ class OversampledDataset(Dataset):
                 UserWarning,
                 stacklevel=2,
             )
-        read_options = dict(labels=labels, fit_transform=fit_transform, progress=progress)
-        read_options.update(on_bad_item=on_bad_item, num_workers=num_workers)
+        read_args = (adapter, labels, fit_transform, progress, on_bad_item, num_workers)
         if model is None:
-            fit_options = dict(cache_dir=cache_dir, on_mismatch=on_mismatch)
-            fit_options.update(lock_timeout=lock_timeout, in_memory=in_memory)
-            read, model = _read_and_fit(adapter, read_options, fit_options, progress, fit_params)
+            read, model = _read_and_fit(
+                *read_args,
+                cache_dir=cache_dir,
+                on_mismatch=on_mismatch,
+                lock_timeout=lock_timeout,
+                in_memory=in_memory,
+                fit_params=fit_params,
+            )
         else:
-            read = read_dataset(dataset, **read_options, adapter=adapter)
+            read = read_dataset(*read_args)
             _check_model(model, read)
-        self._serve(model, read, adapter, sampling_strategy, device, pool)
-
-    def _serve(
-        self,
-        model: DeepSMOTE,
-        read: DatasetImages,
-        adapter: DatasetAdapter,
-        sampling_strategy: Any,
-        device: Any,
-        pool: bool | str,
-    ) -> None:
-        """Keep what serving needs: the synthesizer, the item maker, labels, counts and
-        the pool of decoded images."""
         self.model = model
         # Position p < n_real serves dataset item real_indices[p] (all unless skipped).
         self.real_indices, self.n_real = read.indices, len(read.labels)
-        synthesizer = model.synthesizer_ if device is None else model.synthesizer_.to(device)
-        if synthesizer.image_format != read.image_format:
-            # A model fitted on arrays, serving this dataset's items (same dtype and range).
-            synthesizer = synthesizer.replace(image_format=read.image_format)
-        self.synthesizer = synthesizer
         self._adapter = adapter
         self._items = adapter.items(read.layout, read.image_format, read.target_format)
         self._labels = read.labels
+        self._names = read.target_format.names()  # {label: class name} of string targets
         strategy = model.sampling_strategy if sampling_strategy is None else sampling_strategy
-        self._n_new = resolve_sampling_strategy(strategy, self._labels)
-        # The epoch lives in shared memory so persistent DataLoader workers see set_epoch.
-        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._plan_cache: tuple[int, SMOTEPlan] | None = None
+        self.synthetic = SyntheticPool(
+            _synthesizer(model, device, read),
+            resolve_sampling_strategy(strategy, self._labels),
+            model.image_shape_,
+            seed=seed,
+            pool=pool,
+            refresh=refresh,
+            decode_batch_size=decode_batch_size,
+        )
         self.targets = self._labels.tolist() + self.plan().labels.tolist()
-        dtype = read.image_format.torch_dtype
-        shape = (self.n_synthetic, *model.image_shape_)
-        self.pool = pool if isinstance(pool, bool) else _pool_fits(shape, dtype)
-        if self.pool:
-            # Shared memory, allocated once and refilled in place: forked, spawned and
-            # persistent workers all read the pool the main process fills.
-            self._pool = torch.empty(shape, dtype=dtype)
-            self._pool.share_memory_()
-            self._pool_epoch = torch.full((1,), -1, dtype=torch.int64).share_memory_()
-            self._fill_pool()
 
-    # ------------------------------------------------------------------ epochs and plans
-    def set_epoch(self, epoch: int) -> None:
-        """Draw a fresh synthetic set for ``epoch`` (the same on every process).
+    # ------------------------------------------------------------------ the synthetic set
+    @property
+    def synthesizer(self) -> Synthesizer:
+        """What turns the plans into images (the model's, on ``device``)."""
+        return self.synthetic.synthesizer
 
-        Without a call the epoch-0 set is used throughout, as in the paper.
-        """
-        self._epoch.fill_(check_non_negative_int("epoch", epoch))
-        if self.pool and get_worker_info() is None:
-            self._fill_pool()
-
-    def _fill_pool(self) -> None:
-        epoch = int(self._epoch[0])
-        if int(self._pool_epoch[0]) == epoch:
-            return
-        self._pool_epoch.fill_(-1)  # never read half-filled
-        plan, step = self.plan(), self.decode_batch_size
-        for first in range(0, self.n_synthetic, step):
-            last = min(first + step, self.n_synthetic)
-            self._pool[first:last] = self.synthesizer.images(plan[first:last], step)
-        self._pool_epoch.fill_(epoch)
+    @property
+    def pool(self) -> bool:
+        """Whether the synthetic set is decoded into shared memory (``pool=``)."""
+        return self.synthetic.pooled
 
     @property
     def epoch(self) -> int:
-        return int(self._epoch[0])
+        return self.synthetic.epoch
+
+    @property
+    def draw_seed(self) -> int:
+        """The seed of the synthetic draws: ``seed``, else the sampler's, else 0."""
+        return self.synthetic.draw_seed
+
+    @property
+    def seed(self) -> int | None:
+        """The dataset's own seed (``None``: it follows the sampler's)."""
+        return self.synthetic.seed
+
+    def set_epoch(self, epoch: int, seed: int | None = None) -> None:
+        """Draw the synthetic set of ``epoch`` (the same on every process): all of it anew,
+        or the share ``refresh`` of it.
+
+        Without a call the epoch-0 set is used throughout, as in the paper.
+
+        Args:
+            epoch: Non-negative epoch number, the same on every rank.
+            seed: The calling sampler's seed (the library's samplers pass theirs): the
+                draws follow it when the dataset was given no ``seed`` of its own.
+        """
+        self.synthetic.set_epoch(epoch, seed)
 
     def plan(self, epoch: int | None = None) -> SMOTEPlan:
         """The synthetic set of ``epoch`` (``None``: the current one): base, neighbour and
-        step of every synthetic item, the same on every process for ``(seed, epoch)``."""
-        epoch = int(self._epoch[0]) if epoch is None else check_non_negative_int("epoch", epoch)
-        if self._plan_cache is None or self._plan_cache[0] != epoch:
-            generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
-            plan = self.synthesizer.plan(self._n_new, generator)
-            if epoch != int(self._epoch[0]):
-                return plan  # another epoch's: the current one stays cached
-            self._plan_cache = (epoch, plan)
-        return self._plan_cache[1]
+        step of every synthetic item, the same on every process for ``(draw_seed, epoch)``."""
+        return self.synthetic.plan(epoch)
 
     # ------------------------------------------------------------------ metadata
     def __len__(self) -> int:
-        return self.n_real + sum(self._n_new.values())
+        return self.n_real + len(self.synthetic)
 
     @property
     def n_synthetic(self) -> int:
-        return len(self) - self.n_real
+        return len(self.synthetic)
 
     @property
     def classes(self) -> list:
+        """Class names: the items' own (string targets, in label order), the dataset's
+        ``classes``, else the labels themselves."""
+        if self._names is not None:
+            return list(self._names.values())
         return self._adapter.classes() or torch.unique(self._labels).tolist()
 
     @property
     def class_to_idx(self) -> dict:
+        """``{class name: label}``, as :attr:`classes` names them."""
+        if self._names is not None:
+            return {name: label for label, name in self._names.items()}
         return self._adapter.class_to_idx(self._labels)
 
     def _check_index(self, index: int) -> int:
@@ -270,7 +282,8 @@ class OversampledDataset(Dataset):
 
     def _check_indices(self, indices: Sequence[int]) -> Tensor:
         """(m,) int64 indices in ``[0, len)``; negative ones count from the end."""
-        index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        index = torch.tensor([_as_index(i, type(self).__name__) for i in indices])
+        index = index.to(torch.int64).reshape(-1)
         n = len(self)
         bad = (index < -n) | (index >= n)
         if bad.any():
@@ -305,10 +318,18 @@ class OversampledDataset(Dataset):
 
     # ------------------------------------------------------------------ items
     def __getitem__(self, index: int) -> tuple[Any, Any]:
+        """Item ``index``, indexed like a sequence: an integer (Python, numpy, or a 0-d
+        integer tensor), negative ones counted from the end.
+
+        Raises:
+            TypeError: Any other index (a float, bool, string, list or slice), its type named.
+            IndexError: An index outside ``[-len, len)``.
+        """
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
-        """Items for a batch of indices; all synthetic ones from one synthesizer call."""
+        """Items for a batch of integer indices (a DataLoader's batch, as for
+        :meth:`__getitem__`); all synthetic ones from one synthesizer call."""
         index = self._check_indices(indices)
         out: list[Any] = [None] * len(index)
         slots = []  # of the synthetic items
@@ -321,43 +342,92 @@ class OversampledDataset(Dataset):
             else:
                 slots.append(k)
         if slots:
-            plan = self.plan()[index[slots] - self.n_real]
-            items = self._items.synthetic(self._images(plan, index[slots]), plan.labels, wrapper)
+            positions = index[slots] - self.n_real
+            images = self.synthetic.images(positions)
+            items = self._items.synthetic(images, self.plan().labels[positions], wrapper)
             for k, item in zip(slots, items):
                 out[k] = item
         return out
 
-    def _images(self, plan: SMOTEPlan, index: Tensor) -> Tensor:
-        """The plan's images: from the pool when it holds this epoch, else decoded."""
-        if self.pool and int(self._pool_epoch[0]) == int(self._epoch[0]):
-            return self._pool[index - self.n_real]
-        return self.synthesizer.images(plan, self.decode_batch_size)
-
     def raw_items(self, plan: SMOTEPlan) -> list[Any]:
         """The plan's synthetic items in the dataset's raw form, before any transform
         (what the dataset's ``__getitem__`` reads before transforming)."""
-        return self._items.raw(self.synthesizer.images(plan, self.decode_batch_size), plan.labels)
+        images = self.synthesizer.images(plan, self.synthetic.decode_batch_size)
+        return self._items.raw(images, plan.labels)
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(n_real={self.n_real}, n_synthetic={self.n_synthetic}, "
-            f"epoch={self.epoch}, dataset={type(self.dataset).__name__})"
-        )
+        """The wrapped dataset, its transforms, the wrapper's and the synthetic pool, in
+        torchvision's form."""
+        lines = [
+            type(self).__name__,
+            f"    Number of datapoints: {len(self)} ({self.n_real} real, "
+            f"{self.n_synthetic} synthetic)",
+            f"    Dataset: {_describe(self.dataset)}",
+        ]
+        owners = self._adapter.owners
+        if owners:  # both kinds of item go through them (synthetic ones: the first's)
+            own = owners[0].dataset
+            transform, target = (
+                getattr(own, "transform", None),
+                getattr(own, "target_transform", None),
+            )
+            lines += _transform_lines("Dataset's {}", transform, target)
+        which = "all items" if self.transform_real else "synthetic items"
+        lines += _transform_lines(f"{{}} ({which})", self.transform, self.target_transform)
+        lines.append(f"    Synthetic: {self.synthetic!r}")
+        return "\n".join(lines)
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    # Mix (seed, epoch) so that (0, 1) and (1, 0) give unrelated plans.
-    digest = hashlib.sha256(f"deepsmote-plan:{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:7], "little")
+def _as_index(index: Any, owner: str) -> int:
+    """``index`` as a Python int, indexing like a sequence: Python and numpy integers and
+    integer 0-d tensors; a bool, float, string, list or slice is a ``TypeError``."""
+    if isinstance(index, (bool, np.bool_)):
+        pass
+    elif isinstance(index, numbers.Integral):
+        return int(index)
+    elif (
+        isinstance(index, Tensor)
+        and index.ndim == 0
+        and not (index.is_floating_point() or index.is_complex() or index.dtype == torch.bool)
+    ):
+        return int(index)
+    shown = (
+        f" of shape {tuple(index.shape)} and dtype {index.dtype}"
+        if isinstance(index, Tensor)
+        else ""
+    )
+    raise TypeError(
+        f"{owner} indices should be integers (negative ones count from the end), but got "
+        f"{type(index).__name__}{shown}: {index!r}. Index one item at a time, or wrap the "
+        "dataset in torch.utils.data.Subset for several."
+    )
 
 
-def _pool_fits(shape: tuple, dtype: torch.dtype, share: float = 0.25) -> bool:
-    """Whether a pool of ``shape`` takes at most ``share`` of the available memory (shared
-    with the other processes torchrun started on this machine)."""
-    local_ranks = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1), 1)
-    needed = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-    available = available_memory()
-    return available is None or needed <= share * available / local_ranks
+def _transform_lines(label: str, transform: Any, target_transform: Any) -> list[str]:
+    """``label`` with "{}" for "transform" and "target transform", one line each that is set
+    (a multi-line repr such as a Compose's indented below)."""
+    lines = []
+    for name, value in (("transform", transform), ("target transform", target_transform)):
+        if value is not None:
+            first, *rest = repr(value).splitlines()
+            text = label.format(name)
+            lines.append(f"    {text[0].upper()}{text[1:]}: {first}")
+            lines += [f"    {line}" for line in rest]
+    return lines
+
+
+def _describe(dataset: Any) -> str:
+    """A wrapped dataset in one line: its type and length (its repr may be a table)."""
+    return f"{type(dataset).__name__} of {len(dataset)} items"
+
+
+def _synthesizer(model: DeepSMOTE, device: Any, read: DatasetImages) -> Synthesizer:
+    """The model's synthesizer on ``device``, making images of the dataset's form."""
+    synthesizer = model.synthesizer_ if device is None else model.synthesizer_.to(device)
+    if synthesizer.image_format != read.image_format:
+        # A model fitted on arrays, serving this dataset's items (same dtype and range).
+        synthesizer = synthesizer.replace(image_format=read.image_format)
+    return synthesizer
 
 
 def _check_args(
@@ -373,10 +443,7 @@ def _check_args(
     check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
     if lock_timeout is not None:
         check_positive_float("lock_timeout", lock_timeout, allow_zero=True)
-    if not (isinstance(in_memory, bool) or in_memory == "auto"):
-        raise ValueError(
-            f"`in_memory` should be True, False or 'auto', but got in_memory={in_memory!r}."
-        )
+    check_bool_or_auto("in_memory", in_memory)
     if in_memory is False and (cache_dir is None or model is not None):
         raise ValueError(
             "`in_memory=False` keeps the images in a file in `cache_dir` while fitting, "
@@ -407,12 +474,22 @@ def _check_args(
 
 
 def _read_and_fit(
-    adapter: DatasetAdapter, read_options: dict, fit_options: dict, progress: bool, params: dict
+    adapter: DatasetAdapter,
+    labels: Any,
+    fit_transform: Callable | None,
+    progress: bool,
+    on_bad_item: str,
+    num_workers: int,
+    *,
+    cache_dir: str | os.PathLike | None,
+    on_mismatch: str,
+    lock_timeout: float | None,
+    in_memory: bool | str,
+    fit_params: dict,
 ) -> tuple[DatasetImages, DeepSMOTE]:
     """Read the dataset (streaming its images through a scratch file in ``cache_dir`` when
     ``in_memory`` asks for it) and fit a model on it: the one fitting call."""
-    cache_dir, in_memory = fit_options.pop("cache_dir"), fit_options.pop("in_memory")
-    model = DeepSMOTE(**{"progress": progress, **params})  # checks the options first
+    model = DeepSMOTE(**{"progress": progress, **fit_params})  # checks the options first
     store = None
     if in_memory is False or (in_memory == "auto" and cache_dir is not None):
         os.makedirs(cache_dir, exist_ok=True)
@@ -420,14 +497,22 @@ def _read_and_fit(
         store = new_store(cache_dir)
     try:
         read = read_dataset(
-            adapter.dataset, **read_options, store=store, in_memory=in_memory, adapter=adapter
+            adapter,
+            labels,
+            fit_transform,
+            progress,
+            on_bad_item,
+            num_workers,
+            store,
+            in_memory=in_memory,
         )
         model.fit(
             read.images,
             read.labels,
             image_format=read.image_format,
             cache_dir=cache_dir,
-            **fit_options,
+            on_mismatch=on_mismatch,
+            lock_timeout=lock_timeout,
         )
     finally:
         if store is not None:

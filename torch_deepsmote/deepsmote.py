@@ -20,58 +20,28 @@ from torch import Tensor
 
 from . import fitting
 from ._format import ImageFormat, as_images
-from ._params import EstimatorParams, NotFittedError, Param, rank_settings
+from ._params import EstimatorParams, NotFittedError, rank_settings
+from ._seeding import make_generator
 from ._validation import (
     check_bool,
     check_choice,
-    check_distributed,
-    check_folder,
     check_lam_range,
     check_positive_int,
     check_random_state,
-    make_generator,
-    optional,
-    resolve_device,
 )
 from .knn import get_knn
 from .latents import encode_images
+from .parameters import PARAMETERS
 from .reading import read_dataset
-from .smote import SMOTEPlan, check_sampling_strategy
+from .smote import SMOTEPlan
 from .storage.fingerprint import fingerprint_config
 from .storage.image_store import H5Images
 from .storage.model_cache import fit_or_load
 from .storage.model_file import load_model, save_model
-from .synthesis import INTERPOLATIONS, Synthesizer
+from .synthesis import Synthesizer
 from .training import TrainingConfig
 
 __all__ = ["DeepSMOTE", "NotFittedError"]
-
-BASE_SELECTIONS = ("all", "borderline")
-
-
-# Every parameter of DeepSMOTE, in one table (scikit-learn's _parameter_constraints).
-PARAMETERS: dict[str, Param] = {
-    "sampling_strategy": Param(check_sampling_strategy, "serving", None),
-    "k_neighbors": Param(check_positive_int, "index"),
-    # 'auto' resolves per machine: the ranks agree on the backend it finds.
-    "knn": Param(lambda name, value: get_knn(value), "index", lambda v: type(get_knn(v)).__name__),
-    "latent_dim": Param(optional(check_positive_int), "weights"),
-    "hidden_channels": Param(check_positive_int, "weights"),
-    **{name: Param(None, "weights") for name in TrainingConfig.__dataclass_fields__},
-    "random_state": Param(check_random_state, "weights"),
-    "device": Param(lambda name, value: resolve_device(value), "process", None),
-    "progress": Param(check_bool, "process", None),
-    "residual": Param(check_bool, "serving"),
-    "interpolation": Param(lambda name, value: check_choice(name, value, INTERPOLATIONS), "index"),
-    "lam_range": Param(optional(check_lam_range), "index"),
-    "base_selection": Param(
-        lambda name, value: check_choice(name, value, BASE_SELECTIONS), "index"
-    ),
-    "m_neighbors": Param(check_positive_int, "index"),
-    "log_dir": Param(check_folder, "process", None),
-    "checkpoint_dir": Param(check_folder, "process", lambda folder: folder is not None),
-    "distributed": Param(check_distributed, "process"),
-}
 
 # The fitted attributes (scikit-learn's trailing underscore): parts of the fitted value and
 # of its synthesizer.
@@ -173,9 +143,31 @@ class DeepSMOTE(EstimatorParams):
         checkpoint_dir: str | os.PathLike | None = None,
         distributed: bool | str = "auto",
     ) -> None:
-        arguments = dict(locals())
-        for name in PARAMETERS:
-            setattr(self, name, arguments[name])
+        self.sampling_strategy = sampling_strategy
+        self.k_neighbors = k_neighbors
+        self.knn = knn
+        self.latent_dim = latent_dim
+        self.hidden_channels = hidden_channels
+        self.batch_size = batch_size
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.min_delta = min_delta
+        self.penalty_weight = penalty_weight
+        self.penalty_encoder_grad = penalty_encoder_grad
+        self.precision = precision
+        self.channels_last = channels_last
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+        self.residual = residual
+        self.interpolation = interpolation
+        self.lam_range = lam_range
+        self.base_selection = base_selection
+        self.m_neighbors = m_neighbors
+        self.log_dir = log_dir
+        self.checkpoint_dir = checkpoint_dir
+        self.distributed = distributed
         self._check_params()  # fail now on a bad option, not after training
 
     # ------------------------------------------------------------------ parameters
@@ -206,8 +198,8 @@ class DeepSMOTE(EstimatorParams):
         memory address rebuilds the table in every run (cheap next to training).
         """
         config = self._params_of("index")
-        lam_range = config["lam_range"]
-        config["lam_range"] = None if lam_range is None else [float(v) for v in lam_range]
+        if config["lam_range"] is not None:
+            config["lam_range"] = list(check_lam_range("lam_range", config["lam_range"]))
         if config["base_selection"] == "all":  # m_neighbors unused: earlier caches' key
             del config["base_selection"], config["m_neighbors"]
         return fingerprint_config({**config, "knn": repr(get_knn(self.knn))})
@@ -216,6 +208,8 @@ class DeepSMOTE(EstimatorParams):
         """The checked parameters and their fingerprints, as the fitting path takes them."""
         self._check_params()
         params = self.get_params(deep=False)
+        if params["lam_range"] is not None:  # two floats from here on
+            params["lam_range"] = check_lam_range("lam_range", params["lam_range"])
         ranks = rank_settings(PARAMETERS, params)
         return fitting.FitRequest(
             params, self.training_fingerprint(), self.index_fingerprint(), ranks

@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 
 from ._format import ImageFormat, as_images, as_labels
-from ._validation import check_random_state, make_generator, resolve_device
+from ._seeding import fan_out, make_generator
+from ._validation import check_random_state, resolve_device
 from .distributed import (
     Ranks,
     broadcast_object,
@@ -209,7 +210,7 @@ def fit(
     ranks = current_ranks(params["distributed"])
     # One seed fans out into independent streams: weights, training draws, SMOTE draws.
     seed = check_random_state("random_state", params["random_state"])
-    seeds = torch.randint(0, 2**62, (3,), generator=make_generator(seed)).tolist()
+    seeds = fan_out(seed, 3)
     data_fingerprint = fingerprint_arrays(labels, images)  # a pass over every image: once
     if ranks is not None:
         check_same({"data (images and labels)": data_fingerprint, **request.rank_settings})
@@ -316,8 +317,7 @@ def _penalty_generator(seed: int, ranks: Ranks | None) -> torch.Generator | None
     stream of its own per rank under ``ranks`` (each rank draws its own class)."""
     if ranks is None:
         return None
-    seeds = torch.randint(0, 2**62, (ranks.world_size,), generator=make_generator(seed + 1))
-    return make_generator(int(seeds[ranks.rank]))
+    return make_generator(fan_out(seed + 1, ranks.world_size)[ranks.rank])
 
 
 def _residuals(
@@ -361,13 +361,11 @@ def neighbor_tables(
     danger = None
     if params["base_selection"] == "borderline":
         danger = ranked_in_danger(latents, labels, params["m_neighbors"], knn, ranks)
-    lam_range = params["lam_range"]
-    lam_range = None if lam_range is None else tuple(map(float, lam_range))
     return dict(
         neighbors=neighbors,
         n_neighbors=n_neighbors,
         interpolation=params["interpolation"],
-        lam_range=lam_range or default_lam_range(params["interpolation"]),
+        lam_range=params["lam_range"] or default_lam_range(params["interpolation"]),
         enemies=enemies,
         n_enemies=n_enemies,
         danger=danger,

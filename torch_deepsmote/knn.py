@@ -31,6 +31,7 @@ __all__ = [
     "get_knn",
     "class_neighbors",
     "class_enemies",
+    "check_neighbor_table",
 ]
 
 _KNN_NAMES = ("auto", "faiss", "torch")
@@ -489,7 +490,7 @@ def class_neighbors(
                 stacklevel=2,
             )
         local = backend.kneighbors(latents[rows.to(latents.device)], k_class)
-        local = _check_table(local, n_class, k_class, backend)
+        local = check_neighbor_table(local, n_class, k_class, backend)
         neighbors[rows, :k_class] = rows[local]
         n_neighbors[label] = k_class
     return neighbors, n_neighbors
@@ -550,8 +551,14 @@ def class_enemies(
     return enemies, n_enemies
 
 
-def _check_table(local: Any, n: int, k: int, backend: Any) -> torch.Tensor:
-    """Check a backend's answer, since a user's object may follow another convention."""
+def check_neighbor_table(local: Any, n: int, k: int, backend: Any) -> torch.Tensor:
+    """``local`` (n, k), a backend's neighbour rows of ``n`` points, checked and as int64:
+    a user's object may follow another convention (Borderline-SMOTE's search and the class
+    tables both check through here).
+
+    Raises:
+        ValueError: Another shape, rows outside ``[0, n)``, or a row its own neighbour.
+    """
     local = local.cpu() if torch.is_tensor(local) else torch.as_tensor(np.asarray(local))
     if tuple(local.shape) != (n, k):
         raise ValueError(

@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ._version import __version__
 from .deepsmote import DeepSMOTE
 from .exports import MODEL_INFO
+from .parameters import from_plain, to_plain
 from .sources import LabelledImages
 from .storage import versions
 from .storage.atomic import write_bytes
@@ -176,7 +175,7 @@ def load_model_dir(
             f"{str(path)!r} lacks its model {CACHE_NAME} (an interrupted fit?). Fit it again "
             "with `torch-deepsmote fit DATA --out DIR --overwrite`."
         )
-    params = params_from_json(info["params"])
+    params = from_plain(info["params"])
     model = DeepSMOTE(**{**params, "device": device, "progress": progress, "log_dir": None})
     try:
         model.fit(data.images, data.labels, cache_dir=path, on_mismatch="raise")
@@ -260,39 +259,10 @@ def _info(model: DeepSMOTE, data: LabelledImages, fingerprints: dict) -> dict:
             }
             for label, name in data.names.items()
         ],
-        "params": params_to_json(model.get_params(deep=False)),
+        "params": to_plain(model.get_params(deep=False), model.fitted_),
         **fingerprints,
         "epochs": len(history),
         "final_loss": history[-1]["loss"] if history else None,
         "fit_seconds": round(sum(epoch["seconds"] for epoch in history), 2),
         "device": str(model.device_),
     }
-
-
-def params_to_json(params: dict) -> dict:
-    """The estimator's parameters as JSON values (dict keys as strings, tuples as lists)."""
-    out = {}
-    for name, value in params.items():
-        if isinstance(value, dict):
-            value = {str(k): int(v) for k, v in value.items()}
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif isinstance(value, (os.PathLike, torch.device)):
-            value = str(value)
-        elif not isinstance(value, (str, int, float, bool, type(None))):
-            value = repr(value)  # a knn object: the folder keeps its name only
-        out[name] = value
-    return out
-
-
-def params_from_json(params: dict) -> dict:
-    """Inverse of :func:`params_to_json` for the estimator's constructor."""
-    known = set(DeepSMOTE._param_names())
-    out = {k: v for k, v in params.items() if k in known}
-    if isinstance(out.get("sampling_strategy"), dict):
-        out["sampling_strategy"] = {int(k): v for k, v in out["sampling_strategy"].items()}
-    if out.get("lam_range") is not None:
-        out["lam_range"] = tuple(out["lam_range"])
-    if out.get("knn") not in ("auto", "faiss", "torch"):
-        out["knn"] = "auto"  # a knn object was saved as its repr; 'auto' stands in
-    return out

@@ -20,13 +20,20 @@ from torch import Tensor
 from torch.utils.data import DataLoader, get_worker_info
 from tqdm.auto import tqdm
 
-from ._format import ImageFormat, TargetFormat, as_labels, check_pixels, image_to_tensor
+from ._format import (
+    ImageFormat,
+    TargetFormat,
+    TargetReader,
+    as_labels,
+    check_pixels,
+    image_to_tensor,
+)
 from ._items import ItemLayout, find_layout
 from ._validation import check_choice, check_non_negative_int
 from .adapters import DatasetAdapter
 from .storage.image_store import H5ImagesWriter
 
-__all__ = ["DatasetImages", "available_memory", "fits_in_memory", "read_dataset"]
+__all__ = ["DatasetImages", "available_memory", "fits_in_memory", "memory_allows", "read_dataset"]
 
 
 class DatasetImages(NamedTuple):
@@ -34,9 +41,9 @@ class DatasetImages(NamedTuple):
 
     Attributes:
         images: (M, C, H, W) tensor in the items' own dtype, one row per kept item.
-        labels: (M,) int64.
+        labels: (M,) int64 (class names numbered in sorted order).
         image_format: How the raw images look (PIL, numpy or tensor; dtype; value range).
-        target_format: How the raw targets look.
+        target_format: How the raw targets look, and the target of every label.
         indices: (M,) int64 dataset index of every row, or ``None`` when every item was
             kept (row ``i`` is item ``i``).
         skipped: ``(index, reason)`` of every item left out (``on_bad_item='skip'``).
@@ -73,7 +80,6 @@ def read_dataset(
     image_key: Any = None,
     label_key: Any = None,
     extra_keys: str = "fill",
-    adapter: DatasetAdapter | None = None,
 ) -> DatasetImages:
     """Read every item of a map-style dataset, once, in order, its transforms set aside.
 
@@ -86,7 +92,8 @@ def read_dataset(
     left out with a warning (``'skip'``; ``indices`` then names the kept rows).
 
     Args:
-        dataset: A non-empty map-style dataset.
+        dataset: A non-empty map-style dataset, or its :class:`DatasetAdapter` (which
+            holds the keys then).
         labels: (N,) class of every item, or ``None``.
         fit_transform: Applied to each raw image before it is read, or ``None``.
         progress: Show a tqdm bar.
@@ -98,7 +105,6 @@ def read_dataset(
             would not fit in memory (:func:`fits_in_memory`); otherwise ``store`` decides.
         image_key, label_key, extra_keys: Where items hold image and target, and what
             synthetic items do with other fields (see :class:`DatasetAdapter`).
-        adapter: The dataset's adapter, when already made (it holds the keys then).
 
     Returns:
         :class:`DatasetImages`.
@@ -111,7 +117,9 @@ def read_dataset(
     """
     check_choice("on_bad_item", on_bad_item, ON_BAD_ITEM)
     check_non_negative_int("num_workers", num_workers)
-    if adapter is None:
+    if isinstance(dataset, DatasetAdapter):
+        adapter, dataset = dataset, dataset.dataset
+    else:
         keep_head = fit_transform is None  # a fit_transform overrides a Compose's head
         adapter = DatasetAdapter(dataset, image_key, label_key, extra_keys, keep_head)
     n = len(dataset)
@@ -123,33 +131,36 @@ def read_dataset(
             raise ValueError(
                 f"`labels` should have one label per item, but got {len(found)} for {n} items."
             )
-        rows = _Rows(n, store, in_memory, adapter.n_classes())
+        source = "`labels`" if labels is not None else "the dataset's label metadata"
+        rows = _Rows(n, store, in_memory, adapter.n_classes(), TargetReader(found, source))
         with closing(_read_items(dataset, fit_transform, num_workers, adapter)) as items:
             for i, item in tqdm(
                 enumerate(items), desc="reading dataset", total=n, disable=not progress
             ):
-                rows.add(i, item, found, on_bad_item)
+                rows.add(i, item, on_bad_item)
     return rows.result()
 
 
 class _Rows:
     """The read so far: the first good item, the kept rows and the skipped items."""
 
-    def __init__(self, n: int, store: Any, in_memory: bool | str, n_classes: int | None) -> None:
+    def __init__(
+        self, n: int, store: Any, in_memory: bool | str, n_classes: int | None, targets: Any
+    ) -> None:
         self.n, self.store, self.in_memory, self.n_classes = n, store, in_memory, n_classes
         self.sink: Any = None
         self.first: tuple | None = None
         self.kept: list[int] = []
-        self.targets: list[int] = []
+        self.targets: TargetReader = targets
         self.skipped: list[tuple[int, str]] = []
 
-    def add(self, i: int, item: Any, found: Tensor | None, on_bad_item: str) -> None:
+    def add(self, i: int, item: Any, on_bad_item: str) -> None:
         """Check item ``i`` and keep its image, or raise / skip it."""
         try:
             if isinstance(item, _Failed):
                 raise _BadItem(item.reason) from item.cause
             image, target, tensor, layout = item
-            label = int(found[i]) if found is not None else _item_label(target, i)
+            label = self.targets.label(i, target)
             _check_item(i, tensor, label, self.first, layout, self.n_classes)
         except _BadItem as bad:
             if on_bad_item == "raise":
@@ -163,8 +174,8 @@ class _Rows:
             self.first = (i, image, target, tensor, layout)
             self.sink = self._sink(tensor)
         self.sink.append(tensor)
+        self.targets.keep(i, target, label)
         self.kept.append(i)
-        self.targets.append(label)
 
     def _sink(self, row: Tensor) -> Any:
         check_pixels(row[None], "dataset images")
@@ -183,13 +194,14 @@ class _Rows:
         if skipped:
             _report_skipped(skipped, n)
         images, extremes = self.sink.close()
-        _, image, target, _, layout = self.first
+        _, image, _, _, layout = self.first
         index = None if len(self.kept) == n else torch.tensor(self.kept, dtype=torch.int64)
+        labels, target_format = self.targets.result()
         return DatasetImages(
             images,
-            torch.tensor(self.targets, dtype=torch.int64),
+            labels,
             ImageFormat.of_items(image, extremes),
-            TargetFormat.of(target),
+            target_format,
             index,
             tuple(skipped),
             layout,
@@ -212,15 +224,20 @@ def available_memory() -> int | None:
         return None
 
 
+def memory_allows(needed: int, share: float = 0.25) -> bool:
+    """Whether ``needed`` bytes take at most ``share`` of the available memory, shared with
+    the other processes torchrun started on this machine (``LOCAL_WORLD_SIZE``): the one
+    memory rule of ``in_memory='auto'`` and ``pool='auto'``."""
+    local_ranks = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1), 1)
+    available = available_memory()
+    return available is None or needed <= share * available / local_ranks
+
+
 def fits_in_memory(n: int, row: Tensor, share: float = 0.25) -> bool:
     """Whether ``n`` images like ``row``, plus their float16 residuals, take at most
-    ``share`` of the available memory (the rule of ``in_memory='auto'``), shared with the
-    other processes torchrun started on this machine (``LOCAL_WORLD_SIZE``)."""
-    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    share /= max(local_ranks, 1)
-    needed = n * row.numel() * (row.element_size() + 2)
-    available = available_memory()
-    return available is None or needed <= share * available
+    ``share`` of the available memory (the rule of ``in_memory='auto'``,
+    :func:`memory_allows`)."""
+    return memory_allows(n * row.numel() * (row.element_size() + 2), share)
 
 
 class _TensorRows:
@@ -347,14 +364,10 @@ def _image_tensor(image: Any, layout: ItemLayout, i: int) -> Tensor:
         ) from error
 
 
-def _item_label(target: Any, i: int) -> int:
-    return int(as_labels([target], f"target of dataset item {i}", 1)[0])
-
-
 def _check_item(
     i: int,
     tensor: Tensor,
-    label: int,
+    label: int | None,
     first: tuple | None,
     layout: ItemLayout,
     n_classes: int | None,
@@ -381,7 +394,7 @@ def _check_item(
         )
     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         raise _BadItem("has NaN or infinite pixel values.")
-    if n_classes is not None and not 0 <= label < n_classes:
+    if n_classes is not None and label is not None and not 0 <= label < n_classes:
         raise _BadItem(
             f"has label {label}, outside the dataset's {n_classes} classes [0, {n_classes})."
         )

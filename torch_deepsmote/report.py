@@ -130,11 +130,13 @@ def _cell(value: Any, percent: bool = False) -> str:
 
 
 def format_table(report: Mapping[str, Any]) -> str:
-    """The per-class quality table of a report, as aligned text, then each class's variety
-    in words (in code space, and in the feature space when the report has one)."""
+    """The per-class quality table of a report, as aligned text, then each judged class's
+    verdict in words (:func:`torch_deepsmote.verdicts.verdict`) and the variety readings
+    it does not already quote (in code space, and in the feature space when the report
+    has one)."""
     names = {c["label"]: c["name"] for c in report["classes"]}
-    rows = [("class", "real", "+new", "recon", "real-nn", "synth-nn", "copies", "fidelity")]
-    rows[0] += ("prec", "recall", "density", "cover")
+    rows = [("class", "real", "+new", "recon", "vs-mean", "real-nn", "synth-nn", "copies")]
+    rows[0] += ("fidelity", "prec", "recall", "density", "cover")
     readings = []
     for row in report["quality"]["classes"]:
         name = str(names.get(row["label"], row["label"]))[:20]
@@ -144,6 +146,7 @@ def format_table(report: Mapping[str, Any]) -> str:
                 str(row["real"]),
                 str(row["synthetic"]),
                 _cell(row["reconstruction_rms"]),
+                _cell(row.get("reconstruction_ratio"), percent=True),
                 _cell(row["real_nearest_rms"]),
                 _cell(row["synthetic_nearest_rms"]),
                 _cell(row["near_copy_share"], percent=True),
@@ -154,15 +157,15 @@ def format_table(report: Mapping[str, Any]) -> str:
                 _cell(row.get("coverage"), percent=True),
             )
         )
-        if row.get("variety"):
-            readings.append(f"{name}: {row['variety']}.")
-        if row.get("features_variety"):
-            readings.append(
-                f"{name}, in the classifier's features (precision "
-                f"{_cell(row['features_precision'], percent=True)}, density "
-                f"{_cell(row['features_density'])}, coverage "
-                f"{_cell(row['features_coverage'], percent=True)}): {row['features_variety']}."
-            )
+        reading = row.get("reading")
+        if reading:
+            readings.append(f"{name}: {reading}.")
+        for key, space in (
+            ("variety", "autoencoder's codes"),
+            ("features_variety", "classifier's features"),
+        ):
+            if row.get(key) and row[key] not in (reading or ""):
+                readings.append(f"  {name}, in the {space}: {row[key]}.")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
@@ -171,13 +174,15 @@ def format_table(report: Mapping[str, Any]) -> str:
         for r in rows
     ]
     legend = (
-        "recon: RMS reconstruction error of real images; real-nn / synth-nn: median RMS "
-        "distance of a real / synthetic image to its nearest (other) real image of the class; "
-        f"copies: synthetic images within {report['quality']['near_copy_threshold']:.4f} of a "
-        "real one; fidelity: synthetic images whose nearest real code is of their class "
-        "(distances on the 0..1 pixel scale); prec / recall / density / cover: precision, "
-        "recall, density and coverage of the synthetic codes against the real ones of the "
-        "class (Naeem et al., 2020; density about 1 and high coverage: spread like the real "
-        "images; density above 1 and low coverage: right but easy)."
+        "recon: RMS reconstruction error of real images (0..1 pixel scale); vs-mean: that "
+        "error over the real images' spread around the class's mean image; real-nn / "
+        "synth-nn: median RMS distance of a real / synthetic image to its nearest (other) "
+        f"real image of the class; copies: synthetic images within "
+        f"{report['quality']['near_copy_threshold']:.4f} of a real one. The split test: half "
+        "of each class's real images held out, synthetic images made from the other half "
+        "alone; fidelity: their codes whose nearest held-out code is of their class; prec / "
+        "recall / density / cover: precision, recall, density and coverage of their codes "
+        "against the held-out codes of the class (Naeem et al., 2020), judged beside the "
+        "same numbers of as many real images of the other half."
     )
     return "\n".join(lines + [legend, *readings])

@@ -393,11 +393,11 @@ def _read_torchvision(
     seed: int,
     progress: bool,
 ) -> LabelledImages:
-    from .data import _default_root, imbalanced_subset
+    from .data import default_root, imbalanced_subset
 
     if split not in ("train", "test"):
         raise ValueError(f"`split` should be 'train' or 'test', but got split={split!r}.")
-    folder = Path(root) if root is not None else _default_root()
+    folder = Path(root) if root is not None else default_root()
     try:
         dataset = _torchvision(name, folder, split == "train", download)
     except (RuntimeError, FileNotFoundError) as error:

@@ -234,8 +234,11 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         "axes) and quality.png (the last four need pip install 'torch-deepsmote[plots]'),\n"
         "and report.json with every number: counts before and after, the training loss, and\n"
         "per class the reconstruction error of the real images, the distance of new images\n"
-        "to their nearest real image (near copies flagged) and the label fidelity (the share\n"
-        "of new images whose nearest real code is of their own class).",
+        "to their nearest real image (near copies flagged), and a verdict from the split\n"
+        "test: half of each class's real images held out, new images made from the other\n"
+        "half and compared with the held-out half beside that half itself (too few images\n"
+        "to judge, not faithful, off the data, right but easy, narrow, spread thin, or\n"
+        "faithful and varied; the thresholds are in torch_deepsmote.verdicts).",
         "  torch-deepsmote report model/ --out report/",
     )
     report.add_argument("--out", required=True, metavar="REPORT_DIR", help="the report folder")

@@ -79,7 +79,8 @@ def load_fashion_mnist_imbalanced() -> tuple[np.ndarray, np.ndarray]:
         return data["images"], data["labels"].astype(np.int64)
 
 
-def _default_root() -> Path:
+def default_root() -> Path:
+    """Where downloaded datasets go by default: ``datasets`` beside torch's hub folder."""
     import torch
 
     return Path(torch.hub.get_dir()).parent / "datasets"
@@ -124,7 +125,7 @@ def fashion_mnist(
     """
     from torchvision.datasets import FashionMNIST
 
-    root = Path(root) if root is not None else _default_root()
+    root = Path(root) if root is not None else default_root()
     raw = root / "FashionMNIST" / "raw"
     if not all((raw / name).exists() for name in _IDX_FILES):
         source = _idx_source(root)

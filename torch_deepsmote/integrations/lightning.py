@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from ..dataset import OversampledDataset
-from ..sampler import DeepSMOTESampler
+from ..samplers import DeepSMOTESampler
 
 try:
     from lightning.pytorch import LightningDataModule
@@ -59,8 +59,8 @@ class DeepSMOTEDataModule(LightningDataModule):
             ``sampler(dataset, num_replicas=, rank=, seed=)`` returning a sampler that splits
             itself across ranks, e.g. ``functools.partial(ClassPriorSampler,
             synthetic_share=0.3)``. Its ``set_epoch`` is called by the trainer.
-        seed: The training sampler's seed (the synthetic draws follow
-            ``OversampledDataset``'s own ``seed``, one of ``oversample_params``).
+        seed: The training sampler's seed: the order, and the synthetic draws unless
+            ``oversample_params`` gives ``OversampledDataset`` a ``seed`` of its own.
         drop_last: Passed to the training sampler.
         collate_fn: The loaders' ``collate_fn`` (``None``: PyTorch's default).
         pin_memory: The loaders' ``pin_memory``.

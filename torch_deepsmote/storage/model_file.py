@@ -19,6 +19,7 @@ from .._format import ImageFormat
 from .._validation import resolve_device
 from ..fitting import FittedDeepSMOTE
 from ..models import Decoder, Encoder
+from ..parameters import from_plain, to_plain
 from ..synthesis import Synthesizer, default_lam_range
 from . import versions
 from .atomic import atomic_write
@@ -43,28 +44,12 @@ def model_arrays(fitted: FittedDeepSMOTE) -> dict:
     return arrays
 
 
-def _plain_params(params: Mapping[str, Any], sampling_strategy: dict) -> dict:
-    """The parameters as weights-only values: a ``knn`` object becomes ``'auto'``, a
-    callable ``sampling_strategy`` its resolved counts, paths and devices strings."""
-    params = dict(params)
-    if not isinstance(params["knn"], str):
-        params["knn"] = "auto"  # a user's object is not saved; 'auto' stands in on load
-    if callable(params["sampling_strategy"]):
-        params["sampling_strategy"] = dict(sampling_strategy)  # code is not saved
-    for name in ("device", "log_dir", "checkpoint_dir"):  # a torch.device or Path
-        if params.get(name) is not None:
-            params[name] = str(params[name])
-    if params["lam_range"] is not None:
-        params["lam_range"] = [float(v) for v in params["lam_range"]]
-    return params
-
-
 def model_state(fitted: FittedDeepSMOTE, params: Mapping[str, Any], arrays: bool = True) -> dict:
     """The fitted model's state; without the (N, ...) arrays when ``arrays`` is False."""
     synthesizer = fitted.synthesizer
     state = {
         "format_version": versions.MODEL,
-        "params": _plain_params(params, fitted.sampling_strategy),
+        "params": to_plain(params, fitted),
         "image_shape": list(fitted.image_shape),
         "image_format": synthesizer.image_format.to_dict(),
         "encoder": {k: v.cpu() for k, v in fitted.encoder.state_dict().items()},
@@ -108,7 +93,7 @@ def model_from_state(
             f"(found {version!r}). Refit and save it again."
         )
     state = {**state, **(arrays or {})}
-    params = dict(state["params"])
+    params = from_plain(state["params"])
     params.setdefault("residual", False)  # saved before the option: fitted as published
     _check_arrays(state, params, source)
     resolved = resolve_device(device)
@@ -146,7 +131,6 @@ def _check_arrays(state: dict, params: dict, source: str) -> None:
 
 def _synthesizer(state: dict, params: dict, decoder: Decoder) -> Synthesizer:
     interpolation = params.get("interpolation", "smote")
-    lam_range = params.get("lam_range")
     enemies = state.get("enemies")
     return Synthesizer(
         decoder,
@@ -157,9 +141,7 @@ def _synthesizer(state: dict, params: dict, decoder: Decoder) -> Synthesizer:
         n_neighbors={int(k): int(v) for k, v in state["n_neighbors"].items()},
         residuals=_residuals(state["residuals"]) if params["residual"] else None,
         interpolation=interpolation,
-        lam_range=default_lam_range(interpolation)
-        if lam_range is None
-        else tuple(float(v) for v in lam_range),
+        lam_range=params.get("lam_range") or default_lam_range(interpolation),
         enemies=None if enemies is None else torch.as_tensor(enemies).long(),
         n_enemies=state.get("n_enemies"),
         danger=torch.as_tensor(state["danger"]).bool()

@@ -22,9 +22,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from ._format import as_labels
-from ._validation import check_non_negative_int, check_positive_int, make_generator
-from .sampler import _check_sized, _draw, _resolve_replicas, _set_epoch
+from .._format import as_labels
+from .._seeding import epoch_generator
+from .._validation import check_non_negative_int, check_positive_int
+from ._common import check_sized, draw_in_turn, resolve_replicas, set_epoch, tell_dataset
 
 __all__ = ["ClassPriorSampler", "class_prior"]
 
@@ -125,7 +126,7 @@ class ClassPriorSampler(Sampler[int]):
         rank: int | None = None,
         seed: int = 0,
     ) -> None:
-        self.dataset = _check_sized(dataset)
+        self.dataset = check_sized(dataset)
         if not hasattr(dataset, "n_real") or not hasattr(dataset, "targets"):
             raise TypeError(
                 "`dataset` should be an OversampledDataset (with `n_real` and `targets`), but "
@@ -146,9 +147,10 @@ class ClassPriorSampler(Sampler[int]):
             "num_samples", dataset.n_real if num_samples is None else num_samples
         )
         self.start_epoch = check_non_negative_int("start_epoch", start_epoch)
-        self.num_replicas, self.rank = _resolve_replicas(num_replicas, rank)
+        self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
         self.seed = check_non_negative_int("seed", seed)
         self.epoch = 0
+        tell_dataset(dataset, None, self.seed)
 
     # ------------------------------------------------------------------ the epoch's plan
     def _pools(self) -> tuple[list[Tensor], list[Tensor], Tensor]:
@@ -193,12 +195,12 @@ class ClassPriorSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         real_pools, synthetic_pools, _ = self._pools()
         n_real, n_synthetic = self._counts()
-        generator = make_generator(self.seed + self.epoch)
+        generator = epoch_generator(self.seed, self.epoch)
         parts = []
         for c in range(len(real_pools)):
             for pool, k in ((real_pools[c], n_real[c]), (synthetic_pools[c], n_synthetic[c])):
                 if k > 0:
-                    parts.append(_draw(pool, (pool[:0], 0), int(k), generator)[0])
+                    parts.append(draw_in_turn(pool, (pool[:0], 0), int(k), generator)[0])
         draws = torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
         draws = draws[torch.randperm(len(draws), generator=generator)]
         return iter(draws[self.rank :: self.num_replicas].tolist())
@@ -212,7 +214,7 @@ class ClassPriorSampler(Sampler[int]):
         From ``start_epoch`` on, ``class_prior`` changes: tell the loss
         (``loss.set_prior(sampler.class_prior)``).
         """
-        _set_epoch(self, epoch)
+        set_epoch(self, epoch)
 
 
 def _check_share(share: Any) -> Share:
