@@ -1,6 +1,7 @@
 """The README and the documentation: what their commands install, and the docstrings the
 API reference renders (the built site itself is checked by ``.ci/check_site.py``)."""
 
+import ast
 import importlib.util
 import re
 import zlib
@@ -118,3 +119,44 @@ def test_the_site_check_finds_what_a_reader_would_trip_over(tmp_path):
     assert "a code line of 79 characters" in problems
     assert f"torch_deepsmote.{everything[0]} is not in the API reference" in problems
     assert "torch_deepsmote.quality.assess is not in the API reference" in problems
+
+
+def _docstrings(path: Path) -> list[tuple[int, str]]:
+    """(first line, text) of every docstring of the module at ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            text = ast.get_docstring(node, clean=False)
+            if text is not None:
+                found.append((node.body[0].lineno, text))
+    return found
+
+
+PACKAGE = sorted((ROOT / "torch_deepsmote").rglob("*.py"))
+
+
+def test_docstrings_use_markdown_cross_references_not_sphinx_roles():
+    # mkdocstrings renders Markdown: `:class:`X`` prints literally; [`X`][torch_deepsmote.x.X]
+    # links where the reference renders X, ``X`` elsewhere.
+    roles = re.compile(r":(?:py:)?(?:class|meth|func|mod|attr|data|exc|obj):`")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in PACKAGE
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if roles.search(line)
+    ]
+    assert not found, found
+
+
+def test_docstring_sections_are_ones_the_reference_renders():
+    # griffe's Google parser knows "Examples:" (rendered as code) and takes "Example:" for
+    # an admonition, where its doctest lines become nested quotes; "Note:" is a section (an
+    # admonition), "NOTE:" at a paragraph's start only plain text.
+    wrong = re.compile(r"^\s*(?:Example:\s*$|NOTE: )", re.M)
+    found = [
+        f"{path.relative_to(ROOT)}:{start}: {match.group().strip()}"
+        for path in PACKAGE
+        for start, text in _docstrings(path)
+        for match in wrong.finditer(text)
+    ]
+    assert not found, found

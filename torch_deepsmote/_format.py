@@ -1,13 +1,13 @@
 """The form of the user's images and labels, and the decoder's [-1, 1] scale.
 
 Images come in two ways: as one batch array ((N, C, H, W) or (N, H, W), numpy or torch)
-given to :meth:`DeepSMOTE.fit`, or as the items of a map-style dataset (PIL images, numpy
+given to ``DeepSMOTE.fit``, or as the items of a map-style dataset (PIL images, numpy
 (H, W) / (H, W, C) arrays, (C, H, W) / (H, W) tensors). Either way they are read into one
-(N, C, H, W) tensor of their own dtype, and :class:`ImageFormat` records what came in, so
+(N, C, H, W) tensor of their own dtype, and ``ImageFormat`` records what came in, so
 that synthetic images go back out in the same container, dtype, layout and value range,
 and map to and from the [-1, 1] range of the decoder (it ends in Tanh).
 
-Labels have one rule, :func:`as_labels`, used wherever labels enter the library.
+Labels have one rule, ``as_labels``, used wherever labels enter the library.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class ImageFormat:
 
     @classmethod
     def from_dict(cls, state: dict) -> ImageFormat:
-        """Inverse of :meth:`to_dict`; also reads the form saved before ``kind``/``layout``."""
+        """Inverse of ``to_dict``; also reads the form saved before ``kind``/``layout``."""
         if "container" in state:  # model format 1: arrays only
             layout = "chw" if state["channels_dim"] else "hw"
             return cls(state["container"], state["dtype"], layout, state["low"], state["high"])
@@ -126,7 +126,7 @@ class ImageFormat:
     @classmethod
     def of_items(cls, item: Any, images: Tensor) -> ImageFormat:
         """The format of a dataset whose first raw image is ``item`` and whose images,
-        read with :func:`image_to_tensor` and stacked, are ``images`` (N, C, H, W)."""
+        read with ``image_to_tensor`` and stacked, are ``images`` (N, C, H, W)."""
         if isinstance(item, Tensor):
             kind, layout, mode = "torch", "hw" if item.ndim == 2 else "chw", None
         elif isinstance(item, np.ndarray):
@@ -187,7 +187,7 @@ def as_images(images: Any, name: str = "X") -> tuple[Tensor, ImageFormat]:
 
     Returns:
         The images as a CPU tensor of their own dtype (N, C, H, W), and their
-        :class:`ImageFormat`.
+        ``ImageFormat``.
 
     Raises:
         TypeError: Not an array, or an unsupported dtype.
@@ -293,7 +293,7 @@ def as_labels(labels: Any, name: str = "y", n: int | None = None) -> Tensor:
         TypeError: Labels that are not whole numbers.
         ValueError: Not 1-D, or not ``n`` of them.
 
-    Example:
+    Examples:
         >>> as_labels([True, False, True]).tolist(), as_labels(np.array([2.0, 7.0])).tolist()
         ([1, 0, 1], [2, 7])
     """
@@ -343,7 +343,7 @@ class TargetFormat:
 
     A synthetic item of class ``c`` carries the very target the real items of class ``c``
     carry, in their form: a class name (``str``), an int, a bool, a tensor or a numpy value
-    of the same dtype. :class:`TargetReader` learns it while the items are read.
+    of the same dtype. ``TargetReader`` learns it while the items are read.
 
     Attributes:
         kind: ``"int"`` (a Python int), ``"bool"``, ``"str"`` (class names), ``"tensor"`` or
@@ -431,13 +431,13 @@ class TargetReader:
     their own labels, class names (strings) are numbered in sorted order, as scikit-learn's
     ``LabelEncoder`` numbers them. Given labels must map one-to-one onto the targets: each
     label one target, each target one label, for synthetic items carry the target of their
-    class's real items (:class:`TargetFormat`).
+    class's real items (``TargetFormat``).
 
     Args:
         given: (N,) int64 labels of every item, or ``None`` (read from the targets).
         source: What gave ``given``, for the error message (e.g. ``"`labels`"``).
 
-    Example:
+    Examples:
         >>> reader = TargetReader(None)
         >>> for i, name in enumerate(["cat", "dog", "cat"]):
         ...     reader.keep(i, name, reader.label(i, name))
@@ -507,7 +507,7 @@ class TargetReader:
         self.rows.append(label)
 
     def result(self) -> tuple[Tensor, TargetFormat]:
-        """(M,) int64 labels of the kept items, and the targets' :class:`TargetFormat`."""
+        """(M,) int64 labels of the kept items, and the targets' ``TargetFormat``."""
         if self.given is None and self.names:
             classes = sorted(set(self.rows))
             number = {name: k for k, name in enumerate(classes)}

@@ -1,11 +1,11 @@
-"""The :class:`DeepSMOTE` estimator: parameters, fit, sample, fit_resample, save and load.
+"""The ``DeepSMOTE`` estimator: parameters, fit, sample, fit_resample, save and load.
 
 Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and
 SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
 The estimator holds its parameters and the fitted value
-(:class:`~torch_deepsmote.fitting.FittedDeepSMOTE`) that :mod:`torch_deepsmote.fitting`
-returns; persistence (:mod:`torch_deepsmote.storage`) reads and writes that value.
+(``FittedDeepSMOTE``) that ``torch_deepsmote.fitting``
+returns; persistence (``torch_deepsmote.storage``) reads and writes that value.
 """
 
 from __future__ import annotations
@@ -97,18 +97,18 @@ class DeepSMOTE(EstimatorParams):
         distributed: Fit with the ranks of a ``torch.distributed`` group: ``'auto'``,
             ``True`` or ``False``.
 
-    Fitted attributes: ``fitted_`` (the :class:`~torch_deepsmote.fitting.FittedDeepSMOTE`),
-    its parts ``encoder_``, ``synthesizer_``, ``device_``, ``image_shape_``, ``classes_``,
-    ``sampling_strategy_``, ``history_``, ``data_fingerprint_``, and the synthesizer's
-    ``decoder_``, ``latents_`` (N, D), ``labels_`` (N,), ``neighbors_`` (N, k),
-    ``n_neighbors_``, ``residuals_`` and ``image_format_``.
+    Fitted attributes: ``fitted_`` (the
+    [`FittedDeepSMOTE`][torch_deepsmote.fitting.FittedDeepSMOTE]), its parts ``encoder_``,
+    ``synthesizer_``, ``device_``, ``image_shape_``, ``classes_``, ``sampling_strategy_``,
+    ``history_``, ``data_fingerprint_``, and the synthesizer's ``decoder_``, ``latents_`` (N, D),
+    ``labels_`` (N,), ``neighbors_`` (N, k), ``n_neighbors_``, ``residuals_`` and ``image_format_``.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0)
         >>> X = (rng.random((40, 1, 8, 8)) * 255).astype(np.uint8)
         >>> y = np.array([0] * 30 + [1] * 10)
-        >>> model = DeepSMOTE(latent_dim=4, hidden_channels=4, max_epochs=1, progress=False,
-        ...                   random_state=0)
+        >>> model = DeepSMOTE(latent_dim=4, hidden_channels=4, max_epochs=1,
+        ...                   progress=False, random_state=0)
         >>> X_res, y_res = model.fit_resample(X, y)
         >>> X_res.shape, X_res.dtype, np.bincount(y_res).tolist()
         ((60, 1, 8, 8), dtype('uint8'), [30, 30])
@@ -179,7 +179,7 @@ class DeepSMOTE(EstimatorParams):
         return self.training_config()
 
     def training_config(self) -> TrainingConfig:
-        """The :class:`TrainingConfig` these arguments make (checked)."""
+        """The ``TrainingConfig`` these arguments make (checked)."""
         return TrainingConfig(
             **{name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__}
         )
@@ -194,8 +194,9 @@ class DeepSMOTE(EstimatorParams):
     def index_fingerprint(self) -> str:
         """Fingerprint of the arguments that shape the neighbour tables.
 
-        NOTE: ``knn`` enters as the repr of its backend; a user's object whose repr holds a
-        memory address rebuilds the table in every run (cheap next to training).
+        Note:
+            ``knn`` enters as the repr of its backend; a user's object whose repr holds a
+            memory address rebuilds the table in every run (cheap next to training).
         """
         config = self._params_of("index")
         if config["lam_range"] is not None:
@@ -290,11 +291,12 @@ class DeepSMOTE(EstimatorParams):
         label_key: Any = None,
         num_workers: int = 0,
     ) -> DeepSMOTE:
-        """Like :meth:`fit` for a map-style dataset of (image, target) items (or dicts).
+        """Like ``fit`` for a map-style dataset of (image, target) items (or dicts).
 
         The dataset is read once, in order, with its transforms set aside, exactly as
-        :class:`~torch_deepsmote.OversampledDataset` reads it; new images come back in the
-        items' raw form (PIL images of the same mode, arrays or tensors of the same dtype).
+        [`OversampledDataset`][torch_deepsmote.dataset.OversampledDataset] reads it; new images come
+        back in the items' raw form (PIL images of the same mode, arrays or tensors of the same
+        dtype).
 
         Args:
             dataset: Items are (image, target) pairs, longer tuples or dicts.
@@ -348,7 +350,8 @@ class DeepSMOTE(EstimatorParams):
         """Raise unless ``images`` (N, C, H, W) and ``labels`` (N,) are the training data.
 
         Raises:
-            ValueError: Another shape, length, label or pixel than the data of :meth:`fit`.
+            ValueError: Another shape, length, label or pixel than the data of
+                [`fit`][torch_deepsmote.deepsmote.DeepSMOTE.fit].
         """
         self.fitted_.check_data(images, labels)
 
@@ -387,7 +390,7 @@ class DeepSMOTE(EstimatorParams):
             random_state: Seed for this draw; ``None`` continues the fitted generator.
 
         Returns:
-            A :class:`~torch_deepsmote.smote.SMOTEPlan`, grouped by class in sorted order.
+            A [`SMOTEPlan`][torch_deepsmote.smote.SMOTEPlan], grouped by class in sorted order.
         """
         fitted = self.fitted_
         n_new = fitted.sampling_strategy if n_new is None else n_new
@@ -436,7 +439,7 @@ class DeepSMOTE(EstimatorParams):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: Any = None) -> DeepSMOTE:
-        """Load a model written by :meth:`save` (``device``: where to encode and decode;
+        """Load a model written by ``save`` (``device``: where to encode and decode;
         ``None``: CUDA when available, else CPU).
 
         Raises:

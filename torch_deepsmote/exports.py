@@ -1,16 +1,16 @@
 """Writing images and balanced datasets for tools outside PyTorch: PNG files, grids, arrays.
 
 Every writer goes through the library's one atomic write
-(:func:`~torch_deepsmote.storage.atomic.atomic_write`): the output, a file or a folder, is
+(``atomic_write``): the output, a file or a folder, is
 written beside its path and renamed into place at the end, so an interrupted run leaves
 either the old output or the whole new one. The format writers (``_write_png``,
 ``_write_arrays``, ...) write only into the temporary path it gives; for a folder the
 folder's rename is the atomic step (every file in it is fsync'ed before), not one rename
 per file. An existing output is replaced only when asked
-(:func:`check_output`), and a folder only when torch-deepsmote wrote it (it holds the
+(``check_output``), and a folder only when torch-deepsmote wrote it (it holds the
 marker file the writer leaves).
 
-Provenance: every synthetic image gets a row (:data:`PROVENANCE_FIELDS`) naming its
+Provenance: every synthetic image gets a row (``PROVENANCE_FIELDS``) naming its
 class, the rows of its base and neighbour images among the originals (which come first, in
 order, in every balanced output), the anchor and the step ``lam`` of its code
 ``z_base + lam (z_neighbor - z_anchor)`` (the anchor is the base in SMOTE).
@@ -111,7 +111,7 @@ def check_output(path: Path, overwrite: bool, marker: str) -> None:
 def folder_name(name: str) -> str:
     """A class name as a folder name: path separators and control characters replaced.
 
-    Example:
+    Examples:
         >>> folder_name("T-shirt/top")
         'T-shirt_top'
     """
@@ -142,7 +142,7 @@ def grid_scale(images: Tensor, nrow: int, min_width: int = GRID_WIDTH) -> int:
     """The whole factor that makes the grid of ``images`` (N, C, H, W), ``nrow`` per row,
     at least ``min_width`` pixels wide (1 when it already is).
 
-    Example:
+    Examples:
         >>> grid_scale(torch.zeros(16, 1, 28, 28), nrow=4)  # 122 px -> 610 px
         5
     """
@@ -226,7 +226,7 @@ def provenance_rows(
         sources: (N,) the source file of every original image, or ``None``.
 
     Returns:
-        Dicts with the keys of :data:`PROVENANCE_FIELDS`.
+        Dicts with the keys of ``PROVENANCE_FIELDS``.
     """
     rows = []
     anchors = plan.anchors.tolist()
@@ -251,7 +251,7 @@ def provenance_rows(
 
 
 def _write_provenance(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write provenance rows as CSV with the header :data:`PROVENANCE_FIELDS`."""
+    """Write provenance rows as CSV with the header ``PROVENANCE_FIELDS``."""
     with open(path, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=PROVENANCE_FIELDS)
         writer.writeheader()

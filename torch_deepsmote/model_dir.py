@@ -5,7 +5,7 @@ work from it alone, wherever DATA has gone since. It holds three files:
 
 - ``deepsmote.h5``: the fitted model in the library's cache format (weights, codes,
   neighbour table, residuals, fingerprints of the data and settings; see
-  :mod:`torch_deepsmote.storage.model_cache`). Fitting again with the same data and training
+  ``torch_deepsmote.storage.model_cache``). Fitting again with the same data and training
   settings loads it and trains nothing; a changed ``k_neighbors``, ``residual`` or sampling
   setting is applied without training.
 - ``images.h5``: the training images (N, C, H, W) in their own dtype and their labels (and
@@ -15,8 +15,8 @@ work from it alone, wherever DATA has gone since. It holds three files:
 - ``deepsmote.json``: the folder's format version, the class names and counts, the data
   source, the estimator's parameters and the fingerprints, readable by a person.
 
-In Python, :func:`load_model_dir` gives the fitted :class:`~torch_deepsmote.DeepSMOTE` and
-the images back.
+In Python, [`load_model_dir`][torch_deepsmote.model_dir.load_model_dir] gives the fitted
+[`DeepSMOTE`][torch_deepsmote.deepsmote.DeepSMOTE] and the images back.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class ModelDir:
         model: The fitted estimator.
         data: The training images, labels, class names and source.
         info: The contents of ``deepsmote.json``.
-        reused: Whether :func:`fit_model_dir` found the model already fitted (no training).
+        reused: Whether [`fit_model_dir`][torch_deepsmote.model_dir.fit_model_dir] found the model
+            already fitted (no training).
         resumed: Whether it resumed an interrupted fit of the same data and options.
     """
 
@@ -76,14 +77,15 @@ def fit_model_dir(
     Args:
         path: The folder; created when missing.
         model: An unfitted estimator with the wanted settings.
-        data: From :func:`torch_deepsmote.sources.read_images`.
+        data: From ``torch_deepsmote.sources.read_images``.
         overwrite: Replace a model fitted on other data or with other training settings,
             write into a folder that holds other files, and start an interrupted fit over.
             Without it, a folder that holds only an interrupted fit (killed before its model
             was written) of this data and these settings resumes that fit.
 
     Returns:
-        The :class:`ModelDir`; ``reused`` tells whether training was skipped.
+        The [`ModelDir`][torch_deepsmote.model_dir.ModelDir]; ``reused`` tells whether training was
+        skipped.
 
     Raises:
         FileExistsError: ``path`` is a file, a non-empty folder that is no model folder, a
@@ -155,7 +157,7 @@ def _check_interrupted(path: Path, expected: dict) -> bool:
 def load_model_dir(
     path: str | os.PathLike, *, device: Any = None, progress: bool = False
 ) -> ModelDir:
-    """Load a model folder written by :func:`fit_model_dir`.
+    """Load a model folder written by [`fit_model_dir`][torch_deepsmote.model_dir.fit_model_dir].
 
     Args:
         path: The folder.

@@ -3,7 +3,7 @@
 Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and
 SMOTE for Imbalanced Data", IEEE TNNLS, 2022. The published recipe: Adam (lr 2e-4) for
 encoder and decoder, batches of 100 from the imbalanced set, and for every batch a penalty
-batch of up to 100 images of one class drawn uniformly at random (see :mod:`.losses`).
+batch of up to 100 images of one class drawn uniformly at random (see ``losses``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass
 class TrainingConfig:
-    """Options of :func:`fit_autoencoder` (the paper's values by default).
+    """Options of ``fit_autoencoder`` (the paper's values by default).
 
     Attributes:
         batch_size: Images per optimiser step, and the size of the penalty's class batch.
@@ -115,7 +115,7 @@ def fit_autoencoder(
         encoder: Maps (B, C, H, W) in [-1, 1] to (B, D).
         decoder: Maps (B, D) to (B, C, H, W) in [-1, 1].
         images: (N, C, H, W) training images in the user's dtype (uint8 stays uint8), or an
-            :class:`~torch_deepsmote.storage.image_store.H5Images` of them, read batch by batch.
+            ``H5Images`` of them, read batch by batch.
         labels: (N,) int64 class labels.
         to_unit: Maps a batch of ``images`` to float32 in [-1, 1].
         config: Options; the paper's by default.
@@ -173,7 +173,7 @@ def _epoch_batches(
     device: torch.device | str = "cpu",
 ) -> list[Tensor]:
     """One epoch's batches of row indices: a permutation drawn from ``generator``, this
-    rank's share of it (:func:`_shard`), cut into batches of ``batch_size``.
+    rank's share of it (``_shard``), cut into batches of ``batch_size``.
 
     A last batch of one row is left out: BatchNorm cannot train on it.
 
@@ -187,7 +187,7 @@ def _epoch_batches(
     Returns:
         A list of (B,) int64 tensors, B <= ``batch_size``.
 
-    Example:
+    Examples:
         >>> torch.randperm(5, generator=torch.Generator().manual_seed(0))
         tensor([4, 0, 1, 3, 2])
         >>> [r.tolist() for r in _epoch_batches(5, 2, torch.Generator().manual_seed(0))]
@@ -199,9 +199,9 @@ def _epoch_batches(
 
 
 def _steps_per_epoch(num_images: int, batch_size: int, ranks: Ranks | None = None) -> int:
-    """How many batches :func:`_epoch_batches` gives per epoch (without drawing them).
+    """How many batches ``_epoch_batches`` gives per epoch (without drawing them).
 
-    Example:
+    Examples:
         >>> [_steps_per_epoch(n, 2) for n in (4, 5, 6)]  # 5 rows: a last batch of 1 is left out
         [2, 2, 3]
         >>> _steps_per_epoch(5, 2) == len(_epoch_batches(5, 2, torch.Generator()))
@@ -258,7 +258,7 @@ class _PenaltyDraw:
         active: ``False`` turns the draw off (a penalty weight of 0); it is also off when
             no class has two images.
 
-    Example:
+    Examples:
         >>> draw = _PenaltyDraw(torch.tensor([0, 1, 1, 1, 2]), 2, torch.device("cpu"))
         >>> draw.class_rows  # classes 0 and 2 have one image each
         [tensor([1, 2, 3])]
@@ -493,7 +493,7 @@ class _PlateauStop:
     the reference loss (0: never stops early). The best weights are those of the lowest
     loss, however small the gain.
 
-    Example:
+    Examples:
         >>> stop = _PlateauStop(patience=2, min_delta=0.1)
         >>> for loss in (1.0, 0.95, 0.92):
         ...     stop.update(loss, nn.Linear(1, 1), nn.Linear(1, 1))

@@ -1,8 +1,8 @@
 """The verbs of ``torch-deepsmote``: each turns its arguments into library calls and prints.
 
-Reading (:mod:`torch_deepsmote.sources`), the model folder
-(:mod:`torch_deepsmote.model_dir`), writing (:mod:`torch_deepsmote.exports`) and the report
-(:mod:`torch_deepsmote.report`) live in the library; nothing here computes.
+Reading (``torch_deepsmote.sources``), the model folder
+(``torch_deepsmote.model_dir``), writing (``torch_deepsmote.exports``) and the report
+(``torch_deepsmote.report``) live in the library; nothing here computes.
 """
 
 from __future__ import annotations
