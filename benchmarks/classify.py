@@ -97,10 +97,14 @@ SETTINGS = {
     "batch_size": False,
     "lr": False,
     "augment": False,
+    "val_split": True,  # trains on the rest of the subset
 }
 # NOTE: a setting at the value it had before it joined the cache key is left out of the
 # key, so that autoencoders cached before keep their folder names.
-_KEY_DEFAULTS = {"ae_lr": 2e-4}
+_KEY_DEFAULTS = {"ae_lr": 2e-4, "val_split": 0.0}
+# Settings added after runs were committed, at the value those runs had: --resume reads a
+# results.json without them as made with these.
+_ADDED = {"val_split": 0.0}
 
 GPU = dict(
     count_scale=1.0,
@@ -120,7 +124,7 @@ GPU = dict(
 # Issue 12's protocol on the CPU: classifiers trained to convergence, every baseline and
 # DeepSMOTE row, 5 seeds. Run it once per data seed (--data-seed 0, 1, ...; each trains its
 # own autoencoder) into its own --out. The budgets come from the convergence pilot
-# (benchmarks/results/i12-converge, classification_notes.md): with the crop-flip
+# (benchmarks/results/plateau-budget, classification_notes.md): with the crop-flip
 # augmentation, `none` on cnn-fc scores 78.7 / 83.4 / 85.6 / 86.5 / 86.6 balanced-test ACSA
 # at 1k / 2k / 4k / 8k / 16k steps, so 16k only memorises (training CE 0.05 -> 0.009) and
 # 8k is the plateau; ResNet-18-w8 gives 78.3 / 83.2 / 85.1 / 86.2 to 8k, and its adjusted
@@ -202,6 +206,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=[],
         help="earlier results.json files whose tables follow this run's",
     )
+    p.add_argument(
+        "--val-split",
+        type=float,
+        default=0.0,
+        help="share of each class of the training subset held out (at least one image) as "
+        "a validation set, scored instead of the test sets: for choosing settings "
+        "without looking at the test set",
+    )
+    p.add_argument(
+        "--save-model",
+        action="store_true",
+        help="keep each trained classifier's state_dict beside results.json "
+        "(METHOD-dDATA_SEED-sSEED.pt; cnn-fc: 1.7 MB), for head refits on its features",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-figures", action="store_true")
     p.add_argument(
@@ -225,7 +243,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = set(args.methods) - set(cm.METHODS + cm.EXTRA_METHODS)
     for method in sorted(unknown):
-        if cm.cd.is_recipe(method):
+        if method.startswith(cm.TAU_PREFIX):
+            try:
+                cm.tau_of(method)
+            except ValueError as error:
+                p.error(str(error))
+            unknown.discard(method)
+        elif cm.cd.is_recipe(method):
             try:
                 cm.cd.parse(method)
             except ValueError as error:
@@ -233,9 +257,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             unknown.discard(method)
     if unknown:
         p.error(
-            f"unknown methods {sorted(unknown)}; choose from {cm.METHODS + cm.EXTRA_METHODS} "
-            "or a recipe dsp-... (classify_deepsmote.py)"
+            f"unknown methods {sorted(unknown)}; choose from {cm.METHODS + cm.EXTRA_METHODS}, "
+            f"{cm.TAU_PREFIX}<T> or a recipe dsp-... (classify_deepsmote.py)"
         )
+    if not 0.0 <= args.val_split < 1.0:
+        p.error(f"--val-split should be in [0, 1), but got {args.val_split}.")
     args.sweep_ratios = [float(r) for r in args.sweep_ratios.split(",") if r.strip()]
     here = Path(__file__).resolve().parent
     tag = preset if preset in ("quick", *I12) else args.dataset
@@ -244,10 +270,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def validation_split(labels, rows, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, validation rows) of the subset ``rows``: ``round(share * n_c)`` rows
+    of each class ``c`` (at least one, and one left to train on) held out, drawn with
+    ``seed``; both sorted."""
+    rng = np.random.default_rng([seed, 7])
+    rows = np.asarray(rows)
+    held = []
+    for c in np.unique(labels[rows]):
+        mine = rows[labels[rows] == c]
+        n = min(max(1, round(share * len(mine))), len(mine) - 1)
+        held.append(rng.permutation(mine)[:n])
+    held_out = np.sort(np.concatenate(held))
+    return np.setdiff1d(rows, held_out), held_out
+
+
+def model_file(method: str, data_seed: int, seed: int) -> str:
+    """The file name ``--save-model`` gives a run's classifier in ``--out``."""
+    return f"{method}-d{data_seed}-s{seed}.pt"
+
+
 def settings(args, train_counts) -> dict:
     """The values of :data:`SETTINGS` for a run on a subset with ``train_counts``."""
     values = {k: getattr(args, k) for k in SETTINGS if k != "train_counts"}
     return {**values, "train_counts": [int(n) for n in train_counts]}
+
+
+def changed_settings(old: dict, new: dict) -> list[str]:
+    """The :data:`SETTINGS` whose values differ between two runs' configs (a setting added
+    since ``old`` was made counts at the value it had then)."""
+    return [k for k in SETTINGS if old.get(k, _ADDED.get(k)) != new.get(k)]
 
 
 def autoencoder_key(values: dict) -> str:
@@ -318,8 +370,14 @@ class Experiment:
         self.n_classes = len(train_counts)
         self.train_counts = tuple(int(n) for n in train_counts)
         rows = data.take(y_full, self.train_counts, args.data_seed)
-        self.train = data.subset(train_full, rows)
         self._rest = (train_full, np.setdiff1d(np.arange(len(y_full)), rows))
+        self.validation = None
+        if args.val_split:
+            rows, held_out = validation_split(y_full, rows, args.val_split, args.data_seed)
+            self.validation = data.as_tensors(data.subset(train_full, held_out))
+            counts = np.bincount(y_full[rows], minlength=self.n_classes)
+            self.train_counts = tuple(int(n) for n in counts)
+        self.train = data.subset(train_full, rows)
         self._pool: tuple[torch.Tensor, torch.Tensor] | None = None
         self.x, self.y = data.as_tensors(self.train)
         key = autoencoder_key(settings(args, self.train_counts))
@@ -397,6 +455,11 @@ class Experiment:
             name: cm.evaluate(y.numpy(), cm.predict(model, x, args.device))
             for name, (x, y) in tests.items()
         }
+        saved = {}
+        if args.save_model:
+            path = args.out / model_file(method, args.data_seed, seed)
+            cm.save_classifier(model, path)
+            saved["model_file"] = path.name
         return {
             "method": method,
             "seed": seed,
@@ -406,6 +469,7 @@ class Experiment:
             "parameters": sum(p.numel() for p in model.parameters()),
             **recipe.info,
             **timing,
+            **saved,
             "seconds": time.perf_counter() - start,
         }
 
@@ -446,7 +510,7 @@ def main(argv=None) -> int:
     if args.resume and json_path.exists():
         # Runs can be split into shorter pieces: an interrupted run continues where it stopped.
         old = json.loads(json_path.read_text())
-        differ = [k for k in SETTINGS if old["config"].get(k) != config.get(k)]
+        differ = changed_settings(old["config"], config)
         if differ:
             log(f"--resume: {json_path} was made with other {differ}; starting again")
         else:
@@ -459,6 +523,10 @@ def main(argv=None) -> int:
         write_bytes(json_path, json.dumps(result, indent=1).encode())
 
     exp = Experiment(args, train_full, test_full, train_counts, f"{args.dataset}-table1")
+    if exp.validation is not None:
+        # Choosing on held-out training images: the test sets are not scored at all.
+        tests = {"validation": exp.validation}
+        config["validation_counts"] = torch.bincount(exp.validation[1]).tolist()
     if any(cm.uses_autoencoder(m) for m in args.methods):
         log(f"autoencoder: {len(exp.y)} images, hidden {args.hidden}, {args.ae_epochs} epochs")
         balanced = exp.oversampled(0)
@@ -546,7 +614,7 @@ def _sweep(args, train_full, test_full, train_counts, tests, result: dict, save)
 
 
 def _print_summary(result: dict) -> None:
-    for test in ("imbalanced", "balanced"):
+    for test in dict.fromkeys(t for r in result["records"] for t in r["scores"]):
         print(f"\n{test} test")
         for (t, meth), stats in report.summarise(result["records"]).items():
             if t == test:

@@ -63,12 +63,17 @@ class Recipe(NamedTuple):
         info: numbers worth keeping in the record (sizes, setup time).
         mix: None, or ``mix(x, y, step, augment) -> (x, y2, lam)`` applied after the
             augmentation (:class:`Mixup`, :class:`CMO`).
+        tau: the logit adjustment's temperature (``LogitAdjustedLoss(prior, tau)``).
+        sam_rho: radius of sharpness-aware minimisation's ascent step (Foret et al., ICLR
+            2021); 0 trains with the plain optimiser step.
     """
 
     batches: Iterator
     prior: torch.Tensor | Callable | None
     info: dict
     mix: Callable | None = None
+    tau: float = 1.0
+    sam_rho: float = 0.0
 
 
 def class_counts(labels, n_classes: int) -> torch.Tensor:
@@ -143,12 +148,14 @@ class CropFlip:
 
 def make_augment(kind: str, side: int, seed: int) -> CropFlip | None:
     """The augmentation ``kind`` (one of :data:`AUGMENTATIONS`) for ``side``-pixel images:
-    a 2-pixel pad for 28x28 images, 4 (the CIFAR recipe) from 32x32 on; None for 'none'."""
+    a 2-pixel pad for 28x28 images, 4 (the CIFAR recipe) from 32x32 on, 1 below 16x16 (8x8
+    digits); None for 'none'."""
     if kind not in AUGMENTATIONS:
         raise ValueError(f"`augment` should be one of {AUGMENTATIONS}, but got augment={kind!r}.")
     if kind == "none":
         return None
-    return CropFlip(pad=4 if side >= 32 else 2, flip=kind == "crop-flip", seed=seed)
+    pad = 4 if side >= 32 else 2 if side >= 16 else 1
+    return CropFlip(pad=pad, flip=kind == "crop-flip", seed=seed)
 
 
 def prior_weights(labels, extra, prior, share: float) -> torch.Tensor:

@@ -15,9 +15,9 @@
 # augmentation, the strongest baselines next to the DeepSMOTE recipe built on each (CMO,
 # input mixup and logit adjustment, each with real images only and with DeepSMOTE's), one
 # (method, seed) at a time, most important first. It resumes from the committed
-# benchmarks/results/i12-gpu/results.json, so seeds add up over sessions: after a run,
-# copy $OUT/i12-gpu/results.json over that file (and $OUT/i12-gpu-resnet18/results.json
-# over benchmarks/results/i12-gpu-resnet18/results.json: ResNet-18 at full width, the
+# benchmarks/results/plateau-gpu-cnn/results.json, so seeds add up over sessions: after a run,
+# copy $OUT/plateau-gpu-cnn/results.json over that file (and $OUT/plateau-gpu-resnet18/results.json
+# over benchmarks/results/plateau-gpu-resnet18/results.json: ResNet-18 at full width, the
 # paper's classifier), commit them, and print the paired tables (python -m
 # benchmarks.classify_report --protocol). The autoencoder (the CPU preset's: width 32,
 # 10 epochs) is retrained in every session (its weights are too large to carry).
@@ -51,7 +51,7 @@ step() {  # name, limit in seconds, command...
     >> "$OUT/env.txt" 2>&1
 # Resumed results: cnn-fc (the CPU pilot's classifier) and ResNet-18 at full width (the
 # paper's classifier, too slow for the CPU), each from its committed results.json.
-for name in i12-gpu i12-gpu-resnet18; do
+for name in plateau-gpu-cnn plateau-gpu-resnet18; do
     mkdir -p "$OUT/$name"
     [[ -f benchmarks/results/$name/results.json ]] &&
         cp "benchmarks/results/$name/results.json" "$OUT/$name/results.json"
@@ -65,8 +65,8 @@ classify() {  # limit, out folder, classifier, methods
 step pytest_gpu 60 "$PY" -m pytest -m gpu -q -p no:cacheprovider
 # One log for both classifiers (the 8-file limit); the ResNet gets its own share of time.
 step classify 320 bash -c "$(declare -f classify); PY=$PY OUT=$OUT
-    classify 200 i12-gpu cnn-fc cmo_la,dsp-cmo-s0.5,mixup_la,dsp-q1-s0.3-mixup,logit_adj,dsp-cmo-s0.5-bl,oracle_cmo_la,dsp-q1-s0.3,none
-    classify 135 i12-gpu-resnet18 resnet18 cmo_la,dsp-cmo-s0.5,logit_adj,oracle_cmo_la"
+    classify 200 plateau-gpu-cnn cnn-fc cmo_la,dsp-cmo-s0.5,mixup_la,dsp-q1-s0.3-mixup,logit_adj,dsp-cmo-s0.5-bl,oracle_cmo_la,dsp-q1-s0.3,none
+    classify 135 plateau-gpu-resnet18 resnet18 cmo_la,dsp-cmo-s0.5,logit_adj,oracle_cmo_la"
 # One log for the speed check and the serving cost (the 8-file limit): serving an epoch of
 # OversampledDataset against a classifier epoch, per batch and pooled, on the GPU.
 step speed 150 bash -c "$PY -m benchmarks.bench_speed --quick --sections train,serve,knn \

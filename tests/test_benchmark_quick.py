@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,6 +21,26 @@ def test_ratio_counts_span_the_requested_imbalance():
     counts = ratio_counts(4000, 400)
     assert counts[0] == 4000 and counts[-1] == 10
     assert list(counts) == sorted(counts, reverse=True)
+
+
+def test_digits_keep_the_papers_imbalance_ratio_in_a_fixed_split():
+    from benchmarks import classify_batches as cb
+    from benchmarks import imbalanced_data as data
+
+    train_counts, test_counts = data.PAPER_COUNTS["digits"]
+    assert train_counts[0] / train_counts[-1] == 100 == 4000 / 40  # Table I's ratio
+    train, test = data.digits(True), data.digits(False)
+    y_train, y_test = data.labels_of(train), data.labels_of(test)
+    assert len(train) + len(test) == 1797
+    # Every class can give the largest count, and the split is the same every time.
+    assert np.bincount(y_train).min() >= train_counts[0]
+    assert (data.labels_of(data.digits(False)) == y_test).all()
+    x, y = train[0]
+    assert x.shape == (1, 8, 8) and x.dtype == torch.float32 and 0 <= float(x.min())
+    assert float(x.max()) <= 1 and isinstance(y, int)
+    # A one-pixel crop for 8x8 images, no flip (a mirrored digit is another digit).
+    augment = cb.make_augment("crop", 8, seed=0)
+    assert augment.pad == 1 and not augment.flip
 
 
 def _fashion_mnist_or_skip(root=None):
@@ -54,9 +75,14 @@ def test_quick_mode_runs_every_method_and_writes_results(tmp_path):
         str(tmp_path / "work"),
         "--results-md",
         str(md),
+        "--save-model",
     ]
     assert classify.main(argv) == 0
     result = json.loads((tmp_path / "out" / "results.json").read_text())
+    # --save-model: each run's classifier beside results.json, named in its record.
+    for rec in result["records"]:
+        assert rec["model_file"] == classify.model_file(rec["method"], 0, 0)
+        assert (tmp_path / "out" / rec["model_file"]).is_file()
     methods = {r["method"] for r in result["records"]}
     assert methods == set(classify.cm.METHODS)
     for rec in result["records"]:
@@ -136,6 +162,25 @@ def test_cpu_classifiers_give_one_logit_per_class(kind):
                 assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
             optimizer.step()
         assert losses[-1] < losses[0]
+
+
+def test_a_saved_classifier_loads_back_with_the_same_outputs_and_stays_small(tmp_path):
+    from benchmarks import classify
+    from benchmarks import classify_methods as cm
+
+    torch.manual_seed(0)
+    model = cm.make_classifier("cnn-fc", 1, 10)
+    path = tmp_path / classify.model_file("cmo_la", 1, 3)
+    assert path.name == "cmo_la-d1-s3.pt"
+    cm.save_classifier(model, path)
+    loaded = cm.load_classifier(path, "cnn-fc", 1, 10)
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))
+    assert not loaded.training
+    assert path.stat().st_size < 2_000_000  # small enough to commit beside results.json
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        cm.load_classifier(path, "cnn-fc", 1, 5)  # another head: refused, not half-loaded
 
 
 def test_narrow_resnet18_keeps_resnet18_layout():

@@ -15,7 +15,7 @@ from filelock import FileLock
 from torch.utils.data import DataLoader, TensorDataset
 
 from torch_deepsmote import OversampledDataset
-from torch_deepsmote.storage.model_cache import CACHE_NAME, LOCK_SUFFIX
+from torch_deepsmote.persistence.model_cache import CACHE_NAME, LOCK_SUFFIX
 
 # Enough epochs that a second process starts while the first is still training.
 FIT = dict(TINY, max_epochs=3, random_state=0, knn="torch", progress=False)

@@ -253,7 +253,7 @@ def test_autoencoder_cache_keeps_the_folder_name_of_earlier_runs():
     args = classify.parse_args(["--device", "cpu", "--preset", "cpu"])
     counts = (4000, 2000, 1000, 750, 500, 350, 200, 100, 60, 40)
     key = classify.autoencoder_key(classify.settings(args, counts))
-    # The folder benchmarks/results/pilot-resnet8/results.json names for these settings.
+    # The folder benchmarks/results/short-budget-resnet8/results.json names for these settings.
     assert hashlib.sha256(key.encode()).hexdigest()[:10] == "2a1f1c930b"
     # Classifier settings do not retrain the autoencoder; autoencoder settings do.
     other = classify.parse_args(["--device", "cpu", "--steps", "9", "--classifier", "cnn-fc"])
@@ -388,3 +388,90 @@ def test_the_headroom_ratio_is_the_share_of_the_oracles_gain_per_paired_run():
     assert ratios == {"dsp-q1-s0.3": {(0, 0): 0.25, (0, 1): -0.5}}
     table = report._headroom_table(report.collect([result]))
     assert table[-1].startswith("| dsp-q1-s0.3 | 2 | -0.12 ± 0.53 (d0s0 +0.25, d0s1 -0.50)")
+
+
+# ---------------------------------------------------------------------- controls
+def test_a_setting_added_later_resumes_runs_made_before_it():
+    from benchmarks import classify
+
+    args = classify.parse_args(["--device", "cpu", "--preset", "i12-cnn"])
+    new = classify.settings(args, (4, 2))
+    old = {k: v for k, v in new.items() if k != "val_split"}  # a results.json made before
+    assert classify.changed_settings(old, new) == []
+    held_out = classify.parse_args(["--device", "cpu", "--preset", "i12-cnn", "--val-split", "0.2"])
+    assert classify.changed_settings(old, classify.settings(held_out, (4, 2))) == ["val_split"]
+
+
+def test_validation_split_holds_out_a_share_of_every_class_and_leaves_one_to_train():
+    from benchmarks import classify
+
+    labels = np.repeat(np.arange(3), [50, 10, 2])
+    rows = np.arange(0, 62)
+    train, held = classify.validation_split(labels, rows, 0.2, seed=0)
+    assert np.bincount(labels[held]).tolist() == [10, 2, 1]
+    assert np.bincount(labels[train]).tolist() == [40, 8, 1]
+    assert len(np.intersect1d(train, held)) == 0 and len(train) + len(held) == 62
+    again = classify.validation_split(labels, rows, 0.2, seed=0)
+    assert (again[1] == held).all()
+    assert not (classify.validation_split(labels, rows, 0.2, seed=1)[1] == held).all()
+
+
+def test_tau_methods_parse_and_bad_ones_are_refused():
+    from benchmarks import classify
+    from benchmarks import classify_methods as cm
+
+    assert cm.tau_of("logit_adj_tau1.5") == 1.5 and cm.tau_of("logit_adj") is None
+    with pytest.raises(ValueError, match="non-negative number"):
+        cm.tau_of("logit_adj_taux")
+    args = classify.parse_args(["--device", "cpu", "--methods", "logit_adj_tau2,cmo_la_sam"])
+    assert args.methods == ["logit_adj_tau2", "cmo_la_sam"]
+    with pytest.raises(SystemExit):
+        classify.parse_args(["--device", "cpu", "--methods", "logit_adj_tau-1"])
+    with pytest.raises(SystemExit):
+        classify.parse_args(["--device", "cpu", "--val-split", "1.0"])
+
+
+def test_sam_takes_the_gradient_at_the_ascended_weights_and_puts_the_weights_back():
+    from benchmarks import classify_methods as cm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    x, y = torch.randn(16, 4), torch.arange(16) % 3
+    before = [p.detach().clone() for p in model.parameters()]
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    g = [p.grad.clone() for p in model.parameters()]
+    cm._sam_ascent(model, x, y, y, 1.0, None, rho=0.5)
+    assert all(torch.equal(p, w) for p, w in zip(model.parameters(), before))
+    # The same gradient computed by hand at w + rho g / ||g||.
+    norm = torch.sqrt(sum((t**2).sum() for t in g))
+    ascended = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    with torch.no_grad():
+        for q, w, t in zip(ascended.parameters(), before, g):
+            q.copy_(w + 0.5 * t / norm)
+    torch.nn.functional.cross_entropy(ascended(x), y).backward()
+    for p, q in zip(model.parameters(), ascended.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-6)
+    # ... which is not the gradient at w.
+    assert not all(torch.allclose(p.grad, t) for p, t in zip(model.parameters(), g))
+
+
+def test_the_controls_change_training_and_stay_reproducible():
+    from benchmarks import classify_methods as cm
+
+    x = torch.rand(64, 1, 8, 8)
+    y = torch.tensor([0] * 40 + [1] * 16 + [2] * 8)
+    ctx = {"x": x, "y": y, "batch_size": 16, "n_classes": 3, "steps": 6}
+
+    def final_loss(method):
+        torch.manual_seed(0)
+        model = cm.make_classifier("mlp", 1, 3, 8)
+        recipe = cm.batches_for(method, ctx, seed=0)
+        return cm.train_classifier(model, recipe, steps=6, lr=1e-2, device="cpu")["final_loss"]
+
+    recipe = cm.batches_for("logit_adj_tau2", ctx, seed=0)
+    assert recipe.tau == 2.0 and recipe.sam_rho == 0.0
+    assert cm.batches_for("cmo_la_sam", ctx, seed=0).sam_rho == cm.SAM_RHO
+    assert final_loss("logit_adj_tau2") != final_loss("logit_adj")
+    assert final_loss("logit_adj_tau1") == final_loss("logit_adj")
+    assert final_loss("cmo_la_sam") != final_loss("cmo_la")
+    assert final_loss("cmo_la_sam") == final_loss("cmo_la_sam")

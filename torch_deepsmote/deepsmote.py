@@ -32,12 +32,12 @@ from ._validation import (
 from .knn import get_knn
 from .latents import encode_images
 from .parameters import PARAMETERS
+from .persistence.model_cache import fit_or_load
+from .persistence.model_file import load_model, save_model
 from .reading import read_dataset
 from .smote import SMOTEPlan
 from .storage.fingerprint import fingerprint_config
 from .storage.image_store import H5Images
-from .storage.model_cache import fit_or_load
-from .storage.model_file import load_model, save_model
 from .synthesis import Synthesizer
 from .training import TrainingConfig
 

@@ -15,7 +15,7 @@ fits the same data, the ranks fit one model together:
 - Borderline-SMOTE's rows in danger (``base_selection='borderline'``): rank 0 searches all
   the codes and the others receive its answer (``in_danger``);
 - the cache: rank 0 alone holds the lock, checks, writes and checkpoints; the others wait
-  at a barrier and then load what it wrote (``torch_deepsmote.storage.model_cache``).
+  at a barrier and then load what it wrote (``torch_deepsmote.persistence.model_cache``).
 
 Nothing communicates per epoch of a classifier's training: ``OversampledDataset`` and
 ``DeepSMOTESampler`` draw the same plan from ``seed + epoch`` on every rank.

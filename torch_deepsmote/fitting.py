@@ -8,7 +8,7 @@ encodes every training image, optionally keeps the reconstruction residuals, and
 each class's neighbour table. Nothing here holds or changes an estimator: the functions
 take the estimator's checked parameters (a plain mapping, see ``FitRequest``) and
 return values, which ``DeepSMOTE`` keeps and
-``torch_deepsmote.storage.model_file`` writes and reads.
+``torch_deepsmote.persistence.model_file`` writes and reads.
 """
 
 from __future__ import annotations

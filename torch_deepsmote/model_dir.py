@@ -5,7 +5,7 @@ work from it alone, wherever DATA has gone since. It holds three files:
 
 - ``deepsmote.h5``: the fitted model in the library's cache format (weights, codes,
   neighbour table, residuals, fingerprints of the data and settings; see
-  ``torch_deepsmote.storage.model_cache``). Fitting again with the same data and training
+  ``torch_deepsmote.persistence.model_cache``). Fitting again with the same data and training
   settings loads it and trains nothing; a changed ``k_neighbors``, ``residual`` or sampling
   setting is applied without training.
 - ``images.h5``: the training images (N, C, H, W) in their own dtype and their labels (and
@@ -33,13 +33,13 @@ from ._version import __version__
 from .deepsmote import DeepSMOTE
 from .exports import MODEL_INFO
 from .parameters import from_plain, to_plain
+from .persistence.model_cache import CACHE_NAME, LOCK_SUFFIX
 from .sources import LabelledImages
 from .storage import versions
 from .storage.atomic import write_bytes
 from .storage.checkpoint import CHECKPOINT_NAME, Checkpoint
 from .storage.fingerprint import fingerprint_arrays
 from .storage.hdf5 import CacheFile, write_cache
-from .storage.model_cache import CACHE_NAME, LOCK_SUFFIX
 
 __all__ = ["INFO_NAME", "ModelDir", "fit_model_dir", "load_model_dir"]
 

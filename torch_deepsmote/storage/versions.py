@@ -16,7 +16,7 @@ __all__ = [
 
 # The HDF5 container of the cache (storage.hdf5). 2: a user block holding the file's sha256.
 CACHE_CONTAINER = 2
-# A fitted model as a dict of tensors (storage.model_file): DeepSMOTE.save and the blob in the
+# A fitted model as a dict of tensors (persistence.model_file): DeepSMOTE.save and the blob in the
 # cache. 2: the image format names its kind and layout, and the state carries the training
 # data's fingerprint. Version 1 files still load.
 MODEL = 2

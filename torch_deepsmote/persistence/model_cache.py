@@ -35,16 +35,16 @@ from tqdm.auto import tqdm
 from .._format import ImageFormat
 from ..distributed import Ranks, agree, broadcast_object, check_same, current_ranks
 from ..fitting import FitRequest, FittedDeepSMOTE, align, fit
-from .checkpoint import Checkpoint
-from .fingerprint import fingerprint_arrays
-from .hdf5 import (
+from ..storage.checkpoint import Checkpoint
+from ..storage.fingerprint import fingerprint_arrays
+from ..storage.hdf5 import (
     CachedArray,
     CacheError,
     CacheFile,
     StaleCacheError,
     write_cache,
 )
-from .image_store import H5Images
+from ..storage.image_store import H5Images
 from .model_file import ARRAY_KEYS, model_arrays, model_from_state, model_state
 
 __all__ = ["CACHE_NAME", "LOCK_SUFFIX", "fit_or_load"]

@@ -20,9 +20,9 @@ from .._validation import resolve_device
 from ..fitting import FittedDeepSMOTE
 from ..models import Decoder, Encoder
 from ..parameters import from_plain, to_plain
+from ..storage import versions
+from ..storage.atomic import atomic_write
 from ..synthesis import Synthesizer, default_lam_range
-from . import versions
-from .atomic import atomic_write
 
 __all__ = ["ARRAY_KEYS", "load_model", "model_arrays", "model_from_state", "model_state"]
 __all__ += ["save_model"]
