@@ -161,7 +161,7 @@ def test_a_failed_folder_export_keeps_the_old_folder_and_no_temporary(tmp_path, 
     exports.write_balanced(tmp_path / "out", model, data, plan)
     before = _snapshot(tmp_path)
     assert len([name for name in before if name.endswith(".png")]) == 6
-    written, original = [], exports._write_png
+    written, original = [], exports._write_image
 
     def fails_on_the_third(path, image):
         written.append(path)
@@ -169,7 +169,7 @@ def test_a_failed_folder_export_keeps_the_old_folder_and_no_temporary(tmp_path, 
         if len(written) == 3:
             raise error
 
-    monkeypatch.setattr(exports, "_write_png", fails_on_the_third)
+    monkeypatch.setattr(exports, "_write_image", fails_on_the_third)
     with pytest.raises(type(error)):
         exports.write_balanced(tmp_path / "out", model, data, plan)
     assert len(written) == 3 and all(not path.exists() for path in written)

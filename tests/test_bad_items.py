@@ -53,7 +53,11 @@ class Items(Dataset):
     [
         ("raise", r"dataset item 5 could not be read: OSError: cannot identify image .*img_5"),
         ("size", r"dataset item 5 is \(1, 8, 8\) .* first good item is \(1, 16, 16\).*Resize"),
-        ("grey", r"dataset item 5 is \(3, 16, 16\)"),
+        (
+            "grey",
+            r"dataset item 5 is \(3, 16, 16\).* one number of channels .*"
+            r"Grayscale\(num_output_channels=3\)",
+        ),
         ("nan", r"dataset item 5 has NaN or infinite pixel values"),
         ("inf", r"dataset item 5 has NaN or infinite pixel values"),
         ("label", r"dataset item 5 has label 7, outside the dataset's 2 classes"),
@@ -114,3 +118,18 @@ def test_a_dataset_of_bad_items_only_is_refused():
 def test_on_bad_item_is_checked():
     with pytest.raises(ValueError, match="on_bad_item"):
         OversampledDataset(Items(), on_bad_item="ignore", **FIT)
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        # Channels-last tensors: say what came, and permute, not a parameter never passed.
+        (torch.zeros(4, 16, 16, 3), r"dataset item 0 .* got shape \(16, 16, 3\).*permute it"),
+        (torch.zeros(4, 1, 4, 4), r"dataset item 0 .* at least 8x8 .* got shape \(1, 4, 4\)"),
+    ],
+)
+def test_images_the_encoder_cannot_take_are_named_with_what_came_and_the_fix(images, message):
+    dataset = torch.utils.data.TensorDataset(images, torch.tensor([0, 0, 1, 1]))
+    with pytest.raises(ValueError, match=message + ".*fit_transform=") as info:
+        read_dataset(dataset)
+    assert "image_shape" not in str(info.value)

@@ -204,7 +204,13 @@ def test_a_class_of_one_image_gets_copies_of_its_code():
         (lambda X, y: (X[:, 0, 0], y), ValueError, r"\(N, C, H, W\)"),
         (lambda X, y: ("images", y), TypeError, "numpy array or a torch.Tensor"),
         (lambda X, y: (X, y.astype(str)), TypeError, "integer class labels"),
-        (lambda X, y: (X[:, :, :4, :4], y), ValueError, "image_shape"),
+        # What was received and the fix, not a parameter the user never passed.
+        (lambda X, y: (X[:, :, :4, :4], y), ValueError, r"shape \(92, 1, 4, 4\).*Resize"),
+        (
+            lambda X, y: (X.transpose(0, 2, 3, 1), y),
+            ValueError,
+            r"shape \(92, 16, 16, 1\).*permute to \(N, C, H, W\).*X.transpose\(0, 3, 1, 2\)",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error(shapes, make, exc, match):

@@ -3,9 +3,19 @@
 Images come in two ways: as one batch array ((N, C, H, W) or (N, H, W), numpy or torch)
 given to ``DeepSMOTE.fit``, or as the items of a map-style dataset (PIL images, numpy
 (H, W) / (H, W, C) arrays, (C, H, W) / (H, W) tensors). Either way they are read into one
-(N, C, H, W) tensor of their own dtype, and ``ImageFormat`` records what came in, so
-that synthetic images go back out in the same container, dtype, layout and value range,
-and map to and from the [-1, 1] range of the decoder (it ends in Tanh).
+(N, C, H, W) tensor of their own dtype (uint8 to uint32, int8 to int64, float16 to float64;
+16-bit PIL images give uint16, mode ``I`` int32, mode ``F`` float32), and
+``ImageFormat`` records what came in, so that synthetic images go back out in the same
+container, dtype, layout and value range, and map to and from the [-1, 1] range of the
+decoder (it ends in Tanh). torch computes little on uint16 and uint32 tensors: they are
+kept as they are and converted to float only where they are computed on.
+
+The value range (what maps to -1 and +1) is, in this order: the ``value_range=(low, high)``
+the user declared (pixels outside it are refused, naming the image); 0..255 for uint8;
+0..1 for floats that all lie in [0, 1]; otherwise the data's own minimum and maximum
+(12-bit data in uint16 then uses the whole [-1, 1], not a sixteenth of it). Because one
+image can stretch that last range for every synthetic image, an image whose pixels lie far
+outside the others' (``range_faults``) is refused, naming it.
 
 Labels have one rule, ``as_labels``, used wherever labels enter the library.
 """
@@ -20,19 +30,32 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._pixels import (
+    check_image_shape,
+    check_value_range,
+    find_value_range,
+    image_extremes,
+    range_faults,
+)
+
 __all__ = [
     "ImageFormat",
     "TargetFormat",
     "TargetReader",
     "as_images",
     "as_labels",
+    "file_pixels",
     "image_to_tensor",
+    "to_pil",
+    "writable",
 ]
 
 _SUPPORTED = (
     torch.uint8,
     torch.int8,
+    torch.uint16,
     torch.int16,
+    torch.uint32,
     torch.int32,
     torch.int64,
     torch.float16,
@@ -41,6 +64,9 @@ _SUPPORTED = (
     torch.float64,
 )
 _PIL_MODES = ("L", "RGB", "RGBA", "LA")
+# PIL's one-channel modes deeper than 8 bits, and the dtype each holds.
+PIL_DEEP_MODES = {"I;16": "uint16", "I;16B": "uint16", "I;16L": "uint16", "I": "int32"}
+PIL_DEEP_MODES["F"] = "float32"
 
 
 @dataclass(frozen=True)
@@ -76,7 +102,11 @@ class ImageFormat:
 
     def from_unit(self, images: Tensor) -> Tensor:
         """(B, C, H, W) float in [-1, 1] -> tensor of this format's dtype and range."""
-        out = (images.to(torch.float32).clamp(-1, 1) + 1.0) * ((self.high - self.low) / 2)
+        # float32 holds integers exactly up to 2**24 only: a 32-bit maximum would round up
+        # past the dtype and wrap when cast.
+        wide = self.torch_dtype.itemsize >= 4 and self.dtype != "float32"
+        compute = torch.float64 if wide else torch.float32
+        out = (images.to(compute).clamp(-1, 1) + 1.0) * ((self.high - self.low) / 2)
         out = out + self.low
         if not self.torch_dtype.is_floating_point:
             out = out.round_()
@@ -102,10 +132,7 @@ class ImageFormat:
     def items(self, images: Tensor) -> list:
         """(B, C, H, W) tensor of this format's dtype -> B images in the user's form."""
         if self.kind == "pil":
-            from torchvision.transforms.functional import to_pil_image
-
-            mode = self.mode if self.mode in _PIL_MODES else None
-            return [to_pil_image(image, mode=mode) for image in images.cpu()]
+            return [to_pil(image, self.mode) for image in images.cpu()]
         images = _to_layout(images, self.layout)
         if self.kind == "numpy":
             return list(np.ascontiguousarray(images.cpu().numpy()))
@@ -124,17 +151,39 @@ class ImageFormat:
         return cls(**state)
 
     @classmethod
-    def of_items(cls, item: Any, images: Tensor) -> ImageFormat:
-        """The format of a dataset whose first raw image is ``item`` and whose images,
-        read with ``image_to_tensor`` and stacked, are ``images`` (N, C, H, W)."""
+    def of_items(
+        cls, item: Any, dtype: torch.dtype, value_range: tuple[float, float]
+    ) -> ImageFormat:
+        """The format of a dataset whose first raw image is ``item``, whose images read
+        with ``image_to_tensor`` have ``dtype`` and span ``value_range``
+        (``find_value_range``)."""
         if isinstance(item, Tensor):
             kind, layout, mode = "torch", "hw" if item.ndim == 2 else "chw", None
         elif isinstance(item, np.ndarray):
             kind, layout, mode = "numpy", "hw" if item.ndim == 2 else "hwc", None
         else:
             kind, layout, mode = "pil", None, getattr(item, "mode", None)
-        low, high = _value_range(images)
-        return cls(kind, _dtype_name(images.dtype), layout, low, high, mode)
+        low, high = value_range
+        return cls(kind, _dtype_name(dtype), layout, low, high, mode)
+
+
+# torch has no index_put / index_copy for uint16 and uint32: rows are written by index
+# through a view of the same bits as the signed type of that width.
+_SAME_BITS = {torch.uint16: torch.int16, torch.uint32: torch.int32}
+
+
+def writable(images: Tensor) -> Tensor:
+    """``images``, or a view of its bits that rows can be written into by index (uint16
+    and uint32 seen as int16 and int32: the bits, not the values, are copied).
+
+    Examples:
+        >>> pool = torch.zeros(3, dtype=torch.uint16)
+        >>> writable(pool)[torch.tensor([2])] = writable(torch.tensor([60000], dtype=torch.uint16))
+        >>> pool.to(torch.int32).tolist()
+        [0, 0, 60000]
+    """
+    same = _SAME_BITS.get(images.dtype)
+    return images if same is None else images.view(same)
 
 
 def _to_layout(images: Tensor, layout: str | None) -> Tensor:
@@ -152,7 +201,8 @@ def _dtype_name(dtype: torch.dtype) -> str:
 def image_to_tensor(image: Any) -> Tensor:
     """One image (PIL, numpy (H, W[, C]) or tensor (C, H, W)/(H, W)) -> tensor (C, H, W).
 
-    The dtype is kept: PIL images and uint8 arrays give uint8, float tensors stay float.
+    The dtype is kept: 8-bit PIL images and uint8 arrays give uint8, 16-bit PIL images
+    (``I;16``) uint16, mode ``I`` int32, mode ``F`` float32; float tensors stay float.
 
     Raises:
         TypeError: Not an image of these kinds.
@@ -160,7 +210,7 @@ def image_to_tensor(image: Any) -> Tensor:
     if isinstance(image, Tensor):
         return image if image.ndim == 3 else image.unsqueeze(0)
     if isinstance(image, np.ndarray):
-        tensor = torch.from_numpy(np.ascontiguousarray(image))
+        tensor = torch.from_numpy(_native(image))
         # numpy images are (H, W) or (H, W, C), as PIL and OpenCV hand them out.
         return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
     try:
@@ -168,6 +218,8 @@ def image_to_tensor(image: Any) -> Tensor:
     except ImportError:  # pragma: no cover - torchvision depends on pillow
         Image = None
     if Image is not None and isinstance(image, Image.Image):
+        if image.mode in PIL_DEEP_MODES:  # I;16B is big-endian: torch reads native order only
+            return torch.from_numpy(_native(np.array(image))).unsqueeze(0)
         from torchvision.transforms.functional import pil_to_tensor
 
         return pil_to_tensor(image)
@@ -177,13 +229,69 @@ def image_to_tensor(image: Any) -> Tensor:
     )
 
 
-def as_images(images: Any, name: str = "X") -> tuple[Tensor, ImageFormat]:
+def file_pixels(image: Any) -> tuple[str, bool]:
+    """``(dtype, grey)`` that an opened PIL image file's pixels need, from its header.
+
+    ``"uint16"`` for 16-bit files, also those PIL would decode as 8 bits (16-bit colour or
+    grey-with-alpha PNG and TIFF: PIL's mode says ``RGB``, its raw mode ``RGB;16B``);
+    ``"int32"`` / ``"float32"`` for modes ``I`` / ``F``; else ``"uint8"``.
+    """
+    if image.mode in PIL_DEEP_MODES:
+        return PIL_DEEP_MODES[image.mode], True
+    rawmode = file_rawmode(image)
+    if image.format in ("PNG", "TIFF") and ";16" in rawmode:
+        return "uint16", rawmode.startswith(("L;", "LA;"))
+    return "uint8", image.mode in ("1", "L", "LA")
+
+
+def file_rawmode(image: Any) -> str:
+    """How an opened PIL image file stores its pixels (PIL's raw mode, ``"RGB;16B"``), or
+    ``""`` when PIL does not say."""
+    tile = getattr(image, "tile", None)
+    if not tile:
+        return ""
+    args = tile[0][3]
+    return args if isinstance(args, str) else str(args[0]) if args else ""
+
+
+def _native(array: np.ndarray) -> np.ndarray:
+    """``array`` C-ordered in the machine's byte order (torch reads no other)."""
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+
+
+def to_pil(image: Tensor, mode: str | None) -> Any:
+    """One (C, H, W) CPU tensor -> a PIL image of ``mode`` (the user's items' mode).
+
+    8-bit modes go through torchvision's ``to_pil_image``; one-channel uint16, int32 and
+    float32 images become modes ``I;16``, ``I`` and ``F`` (never 8 bits).
+    """
+    if image.shape[0] == 1 and _dtype_name(image.dtype) in PIL_DEEP_MODES.values():
+        from PIL import Image
+
+        return Image.fromarray(image[0].numpy())  # uint16 -> I;16, int32 -> I, float32 -> F
+    from torchvision.transforms.functional import to_pil_image
+
+    return to_pil_image(image, mode=mode if mode in _PIL_MODES else None)
+
+
+def as_images(
+    images: Any,
+    name: str = "X",
+    value_range: tuple[float, float] | None = None,
+    *,
+    judge_range: bool = False,
+) -> tuple[Tensor, ImageFormat]:
     """Check a batch of images and view it as a CPU tensor (N, C, H, W) with its format.
 
     Args:
         images: (N, C, H, W) or (N, H, W) numpy array or tensor; a list of same-shaped
             arrays is stacked.
         name: The argument's name, for error messages.
+        value_range: ``(low, high)`` the pixels lie in (maps to [-1, 1]), or ``None``: found
+            from the data (``find_value_range``).
+        judge_range: Refuse an image outside ``value_range`` or far outside the others'
+            (``range_faults``), as a fit does; images read
+            against a fitted model (whose range is its own) are not judged.
 
     Returns:
         The images as a CPU tensor of their own dtype (N, C, H, W), and their
@@ -191,7 +299,9 @@ def as_images(images: Any, name: str = "X") -> tuple[Tensor, ImageFormat]:
 
     Raises:
         TypeError: Not an array, or an unsupported dtype.
-        ValueError: Empty, wrong number of dimensions, mixed shapes, NaN or infinite values.
+        ValueError: Empty, wrong number of dimensions, channels last, images smaller than
+            the encoder takes, mixed shapes, NaN or infinite values, or (``judge_range``) an
+            image outside the declared range or far outside the others' (its index named).
     """
     kind = "torch" if isinstance(images, Tensor) else "numpy"
     if isinstance(images, (list, tuple)):
@@ -211,11 +321,9 @@ def as_images(images: Any, name: str = "X") -> tuple[Tensor, ImageFormat]:
                 "(usually images of different shapes). Resize them to a common shape first."
             )
         try:
-            tensor = torch.from_numpy(np.ascontiguousarray(images))
+            tensor = torch.from_numpy(_native(images))
         except TypeError as error:
-            raise TypeError(
-                f"`{name}` should have an integer or floating dtype, but got dtype={images.dtype}."
-            ) from error
+            raise TypeError(_dtype_message(name, images.dtype)) from error
     elif isinstance(images, Tensor):
         tensor = images.detach().cpu()
     else:
@@ -232,8 +340,26 @@ def as_images(images: Any, name: str = "X") -> tuple[Tensor, ImageFormat]:
     if layout == "hw":
         tensor = tensor.unsqueeze(1)
     check_pixels(tensor, name)
-    low, high = _value_range(tensor)
+    check_image_shape(tuple(tensor.shape[1:]), f"`{name}`", tuple(images.shape), kind)
+    declared = check_value_range("value_range", value_range)
+    lows = highs = None
+    if tensor.dtype != torch.uint8 or (declared is not None and judge_range):
+        lows, highs = image_extremes(tensor)
+    judged = judge_range and lows is not None  # uint8 without a declared range: nominal
+    faults = range_faults(tensor.dtype, lows, highs, declared) if judged else []
+    if faults:
+        i, reason = faults[0]
+        raise ValueError(f"`{name}` image {i} {reason}. Fix or drop it.")
+    low, high = find_value_range(tensor.dtype, lows, highs, declared)
     return tensor, ImageFormat(kind, _dtype_name(tensor.dtype), layout, low, high)
+
+
+def _dtype_message(name: str, dtype: Any) -> str:
+    names = ", ".join(_dtype_name(d) for d in _SUPPORTED)
+    return (
+        f"`{name}` should have one of the dtypes {names}, but got dtype={dtype}. Convert "
+        "it first (e.g. uint64 to int64 or float64, bool to uint8)."
+    )
 
 
 def check_pixels(images: Tensor, name: str) -> None:
@@ -243,10 +369,8 @@ def check_pixels(images: Tensor, name: str) -> None:
         TypeError: A dtype other than an integer or floating one.
         ValueError: No image, or an image with NaN or infinite values (its index named).
     """
-    if images.dtype == torch.bool or images.dtype not in _SUPPORTED:
-        raise TypeError(
-            f"`{name}` should have an integer or floating dtype, but got dtype={images.dtype}."
-        )
+    if images.dtype not in _SUPPORTED:
+        raise TypeError(_dtype_message(name, images.dtype))
     if images.shape[0] == 0:
         raise ValueError(
             f"`{name}` should hold at least one image, but got shape {tuple(images.shape)}."
@@ -259,21 +383,6 @@ def check_pixels(images: Tensor, name: str) -> None:
                 f"`{name}` should hold finite pixel values, but image {bad} has NaN or "
                 "infinite values. Clean or drop it first."
             )
-
-
-def _value_range(tensor: Tensor) -> tuple[float, float]:
-    if tensor.dtype == torch.uint8:
-        return 0.0, 255.0
-    low, high = float(tensor.min()), float(tensor.max())
-    if tensor.is_floating_point() and low >= 0 and high <= 1:
-        # The common case: floats in [0, 1] (ToTensor). Use the nominal range, not the data's,
-        # so that a set without pure white still maps 1.0 to +1.
-        return 0.0, 1.0
-    if low == high:
-        raise ValueError(
-            f"images should vary, but every pixel equals {low}. There is nothing to learn."
-        )
-    return low, high
 
 
 # ---------------------------------------------------------------------- labels

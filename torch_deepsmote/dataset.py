@@ -196,7 +196,8 @@ class OversampledDataset(Dataset):
                 fit_params=fit_params,
             )
         else:
-            read = read_dataset(*read_args)
+            # A declared pixel range is the model's and the read's: items outside it are bad.
+            read = read_dataset(*read_args, value_range=model.value_range)
             _check_model(model, read)
         self.model = model
         # Position p < n_real serves dataset item real_indices[p] (all unless skipped).
@@ -511,6 +512,7 @@ def _read_and_fit(
             num_workers,
             store,
             in_memory=in_memory,
+            value_range=model.value_range,
         )
         model.fit(
             read.images,

@@ -96,6 +96,10 @@ class DeepSMOTE(EstimatorParams):
         checkpoint_dir: Folder of a per-epoch checkpoint a killed fit resumes from.
         distributed: Fit with the ranks of a ``torch.distributed`` group: ``'auto'``,
             ``True`` or ``False``.
+        value_range: ``(low, high)`` of the pixels (what maps to the decoder's -1 and +1),
+            e.g. ``(0, 4095)`` for 12-bit data; an image with a pixel outside it is refused
+            (a bad item of a dataset). ``None``: 0..255 for uint8, 0..1 for floats within it,
+            else the data's own minimum and maximum, an image far outside the others refused.
 
     Fitted attributes: ``fitted_`` (the
     [`FittedDeepSMOTE`][torch_deepsmote.fitting.FittedDeepSMOTE]), its parts ``encoder_``,
@@ -142,6 +146,7 @@ class DeepSMOTE(EstimatorParams):
         log_dir: str | os.PathLike | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
         distributed: bool | str = "auto",
+        value_range: tuple[float, float] | None = None,
     ) -> None:
         self.sampling_strategy = sampling_strategy
         self.k_neighbors = k_neighbors
@@ -168,6 +173,7 @@ class DeepSMOTE(EstimatorParams):
         self.log_dir = log_dir
         self.checkpoint_dir = checkpoint_dir
         self.distributed = distributed
+        self.value_range = value_range
         self._check_params()  # fail now on a bad option, not after training
 
     # ------------------------------------------------------------------ parameters
@@ -189,7 +195,12 @@ class DeepSMOTE(EstimatorParams):
 
     def training_fingerprint(self) -> str:
         """Fingerprint of the arguments that change the trained weights or the codes."""
-        return fingerprint_config(self._params_of("weights"))
+        config = self._params_of("weights")
+        if config["value_range"] is None:  # the key of caches written before it existed
+            del config["value_range"]
+        else:
+            config["value_range"] = [float(v) for v in config["value_range"]]
+        return fingerprint_config(config)
 
     def index_fingerprint(self) -> str:
         """Fingerprint of the arguments that shape the neighbour tables.
@@ -256,9 +267,9 @@ class DeepSMOTE(EstimatorParams):
         """Train the autoencoder on ``X``, encode it and index each class's codes.
 
         Args:
-            X: (N, C, H, W) or (N, H, W) images, numpy or tensor, uint8 or float (any value
-                range; it is kept for the output), or an ``H5Images`` (with
-                ``image_format``), read a batch at a time.
+            X: (N, C, H, W) or (N, H, W) images, numpy or tensor, of any integer or float
+                dtype and value range (both kept for the output; see ``value_range``), or an
+                ``H5Images`` (with ``image_format``), read a batch at a time.
             y: (N,) class labels (integers, bools or whole floats).
             image_format: The form new images are given back in; ``None``: ``X``'s own.
             cache_dir: A folder whose HDF5 cache holds the model fitted on this data with
@@ -271,7 +282,7 @@ class DeepSMOTE(EstimatorParams):
             ``self``.
         """
         check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
-        images, labels, image_format = fitting.training_data(X, y, image_format)
+        images, labels, image_format = fitting.training_data(X, y, image_format, self.value_range)
         request = self._request()
         if cache_dir is None:
             fitted = fitting.fit(images, labels, image_format, request)
@@ -320,6 +331,7 @@ class DeepSMOTE(EstimatorParams):
             num_workers,
             image_key=image_key,
             label_key=label_key,
+            value_range=self.value_range,
         )
         return self.fit(read.images, read.labels, image_format=read.image_format)
 

@@ -3,12 +3,20 @@
 Every writer goes through the library's one atomic write
 (``atomic_write``): the output, a file or a folder, is
 written beside its path and renamed into place at the end, so an interrupted run leaves
-either the old output or the whole new one. The format writers (``_write_png``,
+either the old output or the whole new one. The format writers (``_write_image``,
 ``_write_arrays``, ...) write only into the temporary path it gives; for a folder the
 folder's rename is the atomic step (every file in it is fsync'ed before), not one rename
 per file. An existing output is replaced only when asked
 (``check_output``), and a folder only when torch-deepsmote wrote it (it holds the
 marker file the writer leaves).
+
+Image files keep the images' values: uint8 images become 8-bit PNG files, one-channel uint16
+images 16-bit PNG files (PIL mode ``I;16``), one-channel int32 and float32 images 32-bit TIFF
+files (modes ``I`` and ``F``; PIL cannot write those modes as PNG). Images no such file holds
+unchanged (colour beyond 8 bits, int16, uint32, float64, ...) are refused before anything is
+written, with the way out: an ``.npz`` / ``.h5`` file, which keeps every dtype. Only a grid
+(``write_samples`` to one ``.png``), a picture for the eye, is scaled to 8 bits over the
+value range.
 
 Provenance: every synthetic image gets a row (``PROVENANCE_FIELDS``) naming its
 class, the rows of its base and neighbour images among the originals (which come first, in
@@ -44,6 +52,7 @@ __all__ = [
     "check_output",
     "folder_name",
     "grid_scale",
+    "image_suffix",
     "provenance_rows",
     "provenance_path",
     "to_uint8",
@@ -121,18 +130,51 @@ def folder_name(name: str) -> str:
 
 # ---------------------------------------------------------------------- images
 def to_uint8(images: Tensor, image_format: ImageFormat) -> Tensor:
-    """(N, C, H, W) images in ``image_format`` -> uint8 (N, C, H, W) over their value range."""
+    """(N, C, H, W) images in ``image_format`` -> uint8 (N, C, H, W) over their value range
+    (for pictures to look at: grids; image files keep the images' own values)."""
     if image_format.dtype == "uint8" and (image_format.low, image_format.high) == (0.0, 255.0):
         return images
     unit = (image_format.to_unit(images) + 1) / 2
     return (unit * 255).round().clamp(0, 255).to(torch.uint8)
 
 
-def _write_png(path: Path, image: Tensor) -> None:
-    """Write one uint8 (C, H, W) image (1, 3 or 4 channels) as a PNG file."""
-    from torchvision.transforms.functional import to_pil_image
+# One-channel images deeper than 8 bits, and the file that holds them unchanged.
+_DEEP_FILES = {"uint16": ".png", "int32": ".tif", "float32": ".tif"}
 
-    to_pil_image(image).save(path, format="PNG")
+
+def image_suffix(dtype: str, channels: int, out: Path | None = None) -> str:
+    """The file type (``".png"`` or ``".tif"``) that holds images of ``dtype`` and
+    ``channels`` without changing a value.
+
+    Raises:
+        ValueError: No image file PIL writes holds them unchanged (the message names the
+            array file that does, ``out`` with ``.npz``).
+    """
+    if dtype == "uint8" and 1 <= channels <= 4:
+        return ".png"
+    if channels == 1 and dtype in _DEEP_FILES:
+        return _DEEP_FILES[dtype]
+    name = "balanced.npz" if out is None else f"{out.name}.npz"
+    raise ValueError(
+        f"the images are {channels}-channel {dtype}, which no PNG or TIFF file written here "
+        "holds without changing their values (8-bit PNG for uint8; 16-bit PNG for grey "
+        "uint16; 32-bit TIFF for grey int32 and float32). Write an array file instead, which "
+        f"keeps {dtype}: --out {name} (or .h5)."
+    )
+
+
+def _write_image(path: Path, image: Tensor) -> None:
+    """Write one (C, H, W) image as the file ``path`` names (see ``image_suffix``)."""
+    from PIL import Image
+
+    if image.dtype == torch.uint8:
+        from torchvision.transforms.functional import to_pil_image
+
+        to_pil_image(image).save(path, format="PNG")
+        return
+    # uint16 -> mode I;16 (a 16-bit PNG), int32 -> I, float32 -> F (32-bit TIFF).
+    file = Image.fromarray(image[0].numpy())
+    file.save(path, format="PNG" if path.suffix == ".png" else "TIFF")
 
 
 GRID_WIDTH = 512  # the least width of a grid scaled automatically (``scale=None``), in px
@@ -263,16 +305,15 @@ _CHUNK = 1024  # synthetic images decoded per call while writing
 
 
 def _synthetic_chunks(
-    model: DeepSMOTE, plan: SMOTEPlan, progress: bool, png: bool = True
+    model: DeepSMOTE, plan: SMOTEPlan, progress: bool
 ) -> Iterator[tuple[int, Tensor]]:
-    """(first position, (b, C, H, W) images) of the plan, chunk by chunk: uint8 for PNG
-    files with ``png``, else in the training images' dtype and range."""
+    """(first position, (b, C, H, W) images) of the plan, chunk by chunk, in the training
+    images' dtype and range."""
     from tqdm.auto import tqdm
 
     starts = range(0, len(plan), _CHUNK)
     for start in tqdm(starts, desc="synthetic images", unit="chunk", disable=not progress):
-        images = model.synthesizer_.images(plan[start : start + _CHUNK])
-        yield start, to_uint8(images, model.image_format_) if png else images
+        yield start, model.synthesizer_.images(plan[start : start + _CHUNK])
 
 
 def _class_folders(names: dict[int, str]) -> dict[int, str]:
@@ -298,7 +339,8 @@ def write_balanced(
             provenance in ``<stem>.provenance.csv`` beside it), any
             other path for an image folder (``<class>/real_000000.png``,
             ``<class>/synthetic_000123.png``, numbered by row of the balanced set, and
-            ``provenance.csv``).
+            ``provenance.csv``; ``.tif`` files for grey int32 and float32 images, see
+            ``image_suffix``).
         model: The model fitted on ``data``.
         data: The originals.
         plan: The synthetic images to add.
@@ -306,11 +348,15 @@ def write_balanced(
 
     Returns:
         ``{"images": total, "synthetic": m, "provenance": path of the CSV}``.
+
+    Raises:
+        ValueError: An image folder of images no image file holds unchanged
+            (``image_suffix``), before anything is written.
     """
     path = Path(path)
     n, m = len(data.labels), len(plan)
     if path.suffix.lower() in ARRAY_FORMATS:
-        synthetic = [chunk for _, chunk in _synthetic_chunks(model, plan, progress, png=False)]
+        synthetic = [chunk for _, chunk in _synthetic_chunks(model, plan, progress)]
         with atomic_write(path) as temporary:
             _write_arrays(
                 temporary,
@@ -325,20 +371,21 @@ def write_balanced(
         with atomic_write(provenance) as temporary:
             _write_provenance(temporary, rows)
         return {"images": n + m, "synthetic": m, "provenance": str(provenance)}
+    suffix = image_suffix(model.image_format_.dtype, data.images.shape[1], path)
     folders = _class_folders(data.names)
     digits = max(6, len(str(n + m)))
     with atomic_write(path) as temporary:
         for folder in folders.values():
             (temporary / folder).mkdir(parents=True)
-        real = to_uint8(data.images, model.image_format_)
         for i, label in enumerate(data.labels.tolist()):
-            _write_png(temporary / folders[label] / f"real_{i:0{digits}d}.png", real[i])
+            name = f"real_{i:0{digits}d}{suffix}"
+            _write_image(temporary / folders[label] / name, data.images[i])
         files = []
         for start, chunk in _synthetic_chunks(model, plan, progress):
             for j, image in enumerate(chunk):
                 label = int(plan.labels[start + j])
-                name = f"{folders[label]}/synthetic_{n + start + j:0{digits}d}.png"
-                _write_png(temporary / name, image)
+                name = f"{folders[label]}/synthetic_{n + start + j:0{digits}d}{suffix}"
+                _write_image(temporary / name, image)
                 files.append(name)
         rows = provenance_rows(plan, data.names, first_index=n, files=files, sources=data.files)
         _write_provenance(temporary / PROVENANCE_NAME, rows)
@@ -353,11 +400,12 @@ def write_samples(
     *,
     scale: int | None = 1,
 ) -> dict:
-    """Write the plan's synthetic images as one PNG grid (``path`` ends in ``.png``) or as
-    PNG files in the folder ``path``, with their provenance.
+    """Write the plan's synthetic images as one PNG grid (``path`` ends in ``.png``; 8 bits
+    over the value range, a picture) or as image files in the folder ``path`` (their own
+    values, ``image_suffix``), with their provenance.
 
     Args:
-        path: A ``.png`` file (one grid) or a folder (one PNG file per image).
+        path: A ``.png`` file (one grid) or a folder (one image file per image).
         model: The fitted model that decodes the plan.
         data: The training images (class names, source files for the provenance).
         plan: The synthetic images to make.
@@ -367,17 +415,25 @@ def write_samples(
 
     Returns:
         ``{"images": m, "provenance": path of the CSV}``.
+
+    Raises:
+        ValueError: A folder of images no image file holds unchanged, before anything is
+            written.
     """
     path = Path(path)
     if scale is not None:
         check_positive_int("scale", scale)
+    grid = path.suffix.lower() == ".png"
+    if not grid:
+        suffix = image_suffix(model.image_format_.dtype, data.images.shape[1], path)
     images = torch.cat([chunk for _, chunk in _synthetic_chunks(model, plan, False)])
     digits = max(5, len(str(len(plan))))
-    if path.suffix.lower() == ".png":
+    if grid:
         nrow = math.ceil(math.sqrt(len(images)))
         scale = grid_scale(images, nrow) if scale is None else scale
         with atomic_write(path) as temporary:
-            _write_grid(temporary, images, nrow=nrow, scale=scale)
+            picture = to_uint8(images, model.image_format_)
+            _write_grid(temporary, picture, nrow=nrow, scale=scale)
         provenance = provenance_path(path)
         with atomic_write(provenance) as temporary:
             _write_provenance(temporary, provenance_rows(plan, data.names, sources=data.files))
@@ -387,8 +443,8 @@ def write_samples(
         temporary.mkdir()
         files = []
         for j, image in enumerate(images):
-            name = f"{folders[int(plan.labels[j])]}_{j:0{digits}d}.png"
-            _write_png(temporary / name, image)
+            name = f"{folders[int(plan.labels[j])]}_{j:0{digits}d}{suffix}"
+            _write_image(temporary / name, image)
             files.append(name)
         rows = provenance_rows(plan, data.names, files=files, sources=data.files)
         _write_provenance(temporary / PROVENANCE_NAME, rows)

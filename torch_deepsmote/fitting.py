@@ -155,7 +155,10 @@ class FittedDeepSMOTE:
 
 # ---------------------------------------------------------------------- fitting
 def training_data(
-    X: Any, y: Any, image_format: ImageFormat | None = None
+    X: Any,
+    y: Any,
+    image_format: ImageFormat | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> tuple[Tensor | H5Images, Tensor, ImageFormat]:
     """``(images, labels, image_format)`` of a fit's input, checked.
 
@@ -164,10 +167,13 @@ def training_data(
             ``image_format``).
         y: (N,) class labels.
         image_format: The form new images are given back in; ``None``: ``X``'s own.
+        value_range: The declared ``(low, high)`` of ``X``'s pixels, or ``None``
+            (``as_images``).
 
     Raises:
-        ValueError: An ``H5Images`` without ``image_format``, or an ``image_format`` of
-            another dtype or value range than ``X``.
+        ValueError: An ``H5Images`` without ``image_format``, an ``image_format`` of
+            another dtype or value range than ``X``, or an image outside the declared range
+            or far outside the others'.
     """
     if isinstance(X, H5Images):  # read from disk batch by batch; its form is given
         if image_format is None:
@@ -177,7 +183,7 @@ def training_data(
             )
         images, found = X, image_format
     else:
-        images, found = as_images(X, "X")
+        images, found = as_images(X, "X", value_range, judge_range=True)
     labels = as_labels(y, "y", len(images))
     if image_format is not None and not image_format.same_values(found):
         raise ValueError(

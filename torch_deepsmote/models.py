@@ -32,12 +32,10 @@ import torch  # noqa: F401  (used by the doctests)
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._pixels import MAX_SIDE, MIN_SIDE
 from ._validation import check_positive_int
 
 __all__ = ["Encoder", "Decoder", "DownConv2d", "default_latent_dim", "encoder_sides"]
-
-MIN_SIDE = 8
-MAX_SIDE = 4096
 
 
 def check_image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ._params import Param
+from ._pixels import check_value_range
 from ._validation import (
     check_bool,
     check_bool_or_auto,
@@ -64,6 +65,7 @@ PARAMETERS: dict[str, Param] = {
     "log_dir": Param(check_folder, "process", None),
     "checkpoint_dir": Param(check_folder, "process", lambda folder: folder is not None),
     "distributed": Param(check_bool_or_auto, "process"),
+    "value_range": Param(check_value_range, "weights"),
 }
 
 
@@ -74,8 +76,8 @@ def to_plain(params: Mapping[str, Any], fitted: FittedDeepSMOTE | None = None) -
     Code and objects are not stored: a ``knn`` object becomes ``'auto'`` and a callable
     ``sampling_strategy`` the ``{class: total}`` it asked of ``fitted``. A dict
     ``sampling_strategy`` becomes ``[[class, count], ...]`` (JSON would turn integer keys
-    into strings), paths and devices strings, ``lam_range`` a list of two floats, numpy
-    scalars Python numbers.
+    into strings), paths and devices strings, ``lam_range`` and ``value_range`` lists of two
+    floats, numpy scalars Python numbers.
 
     Args:
         params: ``DeepSMOTE.get_params(deep=False)`` (names outside ``PARAMETERS`` are
@@ -101,8 +103,8 @@ def to_plain(params: Mapping[str, Any], fitted: FittedDeepSMOTE | None = None) -
                 value = [[_number(k), _number(v)] for k, v in value.items()]
         elif name == "knn" and not isinstance(value, str):
             value = "auto"  # a user's object is not stored; 'auto' stands in on load
-        elif name == "lam_range" and value is not None:
-            value = list(check_lam_range(name, value))
+        elif name in ("lam_range", "value_range") and value is not None:
+            value = list(_PAIRS[name](name, value))
         elif isinstance(value, os.PathLike) or name == "device" and value is not None:
             value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
         plain[name] = _number(value)
@@ -120,11 +122,16 @@ def from_plain(plain: Mapping[str, Any]) -> dict:
         params["sampling_strategy"] = {k: v for k, v in strategy}
     elif isinstance(strategy, Mapping):  # JSON of earlier versions: integer labels as keys
         params["sampling_strategy"] = {_int_key(k): v for k, v in strategy.items()}
-    if params.get("lam_range") is not None:
-        params["lam_range"] = check_lam_range("lam_range", params["lam_range"])
+    for name, check in _PAIRS.items():
+        if params.get(name) is not None:
+            params[name] = check(name, params[name])
     if "knn" in params and params["knn"] not in KNN_NAMES:
         params["knn"] = "auto"  # a knn object stored as its repr; 'auto' stands in
     return params
+
+
+# The parameters given as (low, high): stored as two floats, read back as a tuple.
+_PAIRS = {"lam_range": check_lam_range, "value_range": check_value_range}
 
 
 def _totals(fitted: FittedDeepSMOTE) -> dict:

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import get_worker_info
 
+from ._format import writable
 from ._seeding import make_generator, mixed_seed
 from ._validation import check_bool_or_auto, check_non_negative_int, check_positive_int
 from .reading import memory_allows
@@ -209,7 +210,7 @@ class SyntheticPool:
         step = self.decode_batch_size
         for first in range(0, len(rows), step):
             chunk = rows[first : first + step]
-            self._images[chunk] = self.synthesizer.images(plan[chunk], step)
+            writable(self._images)[chunk] = writable(self.synthesizer.images(plan[chunk], step))
         self._held_plan = plan
         self._held.copy_(torch.tensor([seed, epoch]))
 

@@ -13,6 +13,7 @@ import pickle
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import closing
+from functools import partial
 from typing import Any, Callable, NamedTuple
 
 import torch
@@ -26,9 +27,17 @@ from ._format import (
     TargetReader,
     as_labels,
     check_pixels,
+    file_pixels,
     image_to_tensor,
 )
 from ._items import ItemLayout, find_layout
+from ._pixels import (
+    check_image_shape,
+    check_value_range,
+    find_value_range,
+    image_extremes,
+    range_faults,
+)
 from ._validation import check_choice, check_non_negative_int
 from .adapters import DatasetAdapter
 from .storage.image_store import H5ImagesWriter
@@ -80,6 +89,7 @@ def read_dataset(
     image_key: Any = None,
     label_key: Any = None,
     extra_keys: str = "fill",
+    value_range: tuple[float, float] | None = None,
 ) -> DatasetImages:
     """Read every item of a map-style dataset, once, in order, its transforms set aside.
 
@@ -87,9 +97,11 @@ def read_dataset(
     the first good item's form; ``fit_transform`` is applied to each raw image (a
     deterministic ``Resize`` for images of different sizes). Labels come from ``labels``,
     the metadata, or the targets read in the same pass. A bad item (it raises, or differs
-    from the first good one in form, shape or dtype, holds NaN pixels, or has a label
-    outside ``classes``) stops the read with its index (``on_bad_item='raise'``) or is
-    left out with a warning (``'skip'``; ``indices`` then names the kept rows).
+    from the first good one in form, shape or dtype, holds NaN pixels, has a label
+    outside ``classes``, has pixels outside ``value_range`` or, without one, far outside
+    the other items' (``range_faults``)) stops the read with
+    its index (``on_bad_item='raise'``) or is left out with a warning (``'skip'``;
+    ``indices`` then names the kept rows).
 
     Args:
         dataset: A non-empty map-style dataset, or its ``DatasetAdapter`` (which
@@ -105,6 +117,8 @@ def read_dataset(
             would not fit in memory (``fits_in_memory``); otherwise ``store`` decides.
         image_key, label_key, extra_keys: Where items hold image and target, and what
             synthetic items do with other fields (see ``DatasetAdapter``).
+        value_range: The declared ``(low, high)`` of the pixels, or ``None``: found from
+            the images (``find_value_range``).
 
     Returns:
         ``DatasetImages``.
@@ -117,6 +131,7 @@ def read_dataset(
     """
     check_choice("on_bad_item", on_bad_item, ON_BAD_ITEM)
     check_non_negative_int("num_workers", num_workers)
+    declared = check_value_range("value_range", value_range)
     if isinstance(dataset, DatasetAdapter):
         adapter, dataset = dataset, dataset.dataset
     else:
@@ -125,6 +140,8 @@ def read_dataset(
     n = len(dataset)
     if n == 0:
         raise ValueError("`dataset` should hold at least one item, but got len(dataset)=0.")
+    for kind in adapter.kinds:
+        _check_loader(kind.dataset)
     with adapter.raw_items():
         found = adapter.labels() if labels is None else as_labels(labels, "labels", n)
         if found is not None and len(found) != n:
@@ -132,22 +149,30 @@ def read_dataset(
                 f"`labels` should have one label per item, but got {len(found)} for {n} items."
             )
         source = "`labels`" if labels is not None else "the dataset's label metadata"
-        rows = _Rows(n, store, in_memory, adapter.n_classes(), TargetReader(found, source))
+        targets = TargetReader(found, source)
+        rows = _Rows(n, store, in_memory, adapter.n_classes(), targets, declared)
         with closing(_read_items(dataset, fit_transform, num_workers, adapter)) as items:
             for i, item in tqdm(
                 enumerate(items), desc="reading dataset", total=n, disable=not progress
             ):
                 rows.add(i, item, on_bad_item)
-    return rows.result()
+    return rows.result(on_bad_item)
 
 
 class _Rows:
     """The read so far: the first good item, the kept rows and the skipped items."""
 
     def __init__(
-        self, n: int, store: Any, in_memory: bool | str, n_classes: int | None, targets: Any
+        self,
+        n: int,
+        store: Any,
+        in_memory: bool | str,
+        n_classes: int | None,
+        targets: Any,
+        declared: tuple[float, float] | None,
     ) -> None:
         self.n, self.store, self.in_memory, self.n_classes = n, store, in_memory, n_classes
+        self.declared = declared
         self.sink: Any = None
         self.first: tuple | None = None
         self.kept: list[int] = []
@@ -172,35 +197,62 @@ class _Rows:
             return
         if self.sink is None:
             self.first = (i, image, target, tensor, layout)
-            self.sink = self._sink(tensor)
+            self.sink = self._sink(i, tensor)
         self.sink.append(tensor)
         self.targets.keep(i, target, label)
         self.kept.append(i)
 
-    def _sink(self, row: Tensor) -> Any:
+    def _sink(self, i: int, row: Tensor) -> Any:
         check_pixels(row[None], "dataset images")
+        check_image_shape(tuple(row.shape), f"dataset item {i}", hint=_FIT_TRANSFORM_HINT)
         store = self.store
         if store is not None and self.in_memory == "auto":
             store = None if fits_in_memory(self.n, row) else store
-        return _TensorRows(self.n, row) if store is None else _StoreRows(store, self.n, row)
+        # uint8 has a nominal range: no image's extremes matter unless a range is declared.
+        measure = row.dtype != torch.uint8 or self.declared is not None
+        if store is None:
+            return _TensorRows(self.n, row, measure)
+        return _StoreRows(store, self.n, row, measure)
 
-    def result(self) -> DatasetImages:
-        n, skipped = self.n, self.skipped
+    def result(self, on_bad_item: str) -> DatasetImages:
+        n, skipped, declared = self.n, self.skipped, self.declared
         if self.sink is None:
             raise ValueError(
                 f"`dataset` should hold at least one good item, but all {n} are bad: "
                 + _summary(skipped)
             )
+        dtype = self.first[3].dtype
+        lows, highs = self.sink.extremes()
+        keep = None
+        faults = range_faults(dtype, lows, highs, declared) if lows is not None else []
+        if faults:
+            # Only now, with every image read, can an item's range be judged: bad items all
+            # the same.
+            if on_bad_item == "raise":
+                row, reason = faults[0]
+                raise ValueError(
+                    f"dataset item {self.kept[row]} {reason}. Fix or remove it, or pass "
+                    "on_bad_item='skip' to leave such items out."
+                )
+            keep = torch.ones(len(self.kept), dtype=torch.bool)
+            keep[[row for row, _ in faults]] = False
+            skipped.extend((self.kept[row], reason + ".") for row, reason in faults)
+            skipped.sort()
+            self.kept = [i for i, k in zip(self.kept, keep.tolist()) if k]
+            lows, highs = lows[keep], highs[keep]
         if skipped:
             _report_skipped(skipped, n)
-        images, extremes = self.sink.close()
+        value_range = find_value_range(dtype, lows, highs, declared)
+        images = self.sink.close(keep)
         _, image, _, _, layout = self.first
         index = None if len(self.kept) == n else torch.tensor(self.kept, dtype=torch.int64)
         labels, target_format = self.targets.result()
+        if keep is not None:
+            labels = labels[keep]
         return DatasetImages(
             images,
             labels,
-            ImageFormat.of_items(image, extremes),
+            ImageFormat.of_items(image, dtype, value_range),
             target_format,
             index,
             tuple(skipped),
@@ -243,37 +295,56 @@ def fits_in_memory(n: int, row: Tensor, share: float = 0.25) -> bool:
 class _TensorRows:
     """The read images in one (n, C, H, W) tensor (the default: small data)."""
 
-    def __init__(self, n: int, row: Tensor) -> None:
+    def __init__(self, n: int, row: Tensor, measure: bool) -> None:
         self.images, self.rows = torch.empty((n, *row.shape), dtype=row.dtype), 0
+        self.measure = measure
 
     def append(self, row: Tensor) -> None:
         self.images[self.rows] = row
         self.rows += 1
 
-    def close(self) -> tuple[Tensor, Tensor]:
+    def extremes(self) -> tuple[Tensor | None, Tensor | None]:
+        """(rows,) float64 minimum and maximum of every read image, or ``None``s."""
+        if not self.measure:
+            return None, None
+        return image_extremes(self.images[: self.rows])
+
+    def close(self, keep: Tensor | None = None) -> Tensor:
+        """The read images, only the rows of the bool mask ``keep`` where given."""
         images = self.images
         # Rows past self.rows (skipped items) were never written: leave them out. Every
         # kept row was checked as it was read (finite pixels; dtype with the first).
         images = images if self.rows == len(images) else images[: self.rows].clone()
-        return images, images
+        return images if keep is None else images[keep]
 
 
 class _StoreRows:
-    """The read images in an HDF5 file; keeps each pixel's running extremes (the value
-    range ``ImageFormat`` needs) instead of the images."""
+    """The read images in an HDF5 file, and each image's extremes (the value range
+    ``ImageFormat`` needs and the outlier check reads) kept as they pass."""
 
-    def __init__(self, path: str | os.PathLike, n: int, row: Tensor) -> None:
+    def __init__(self, path: str | os.PathLike, n: int, row: Tensor, measure: bool) -> None:
         self.writer = H5ImagesWriter(path, n, row)
-        self.low, self.high = row.clone(), row.clone()
+        self.measure = measure
+        self.lows: list[float] = []
+        self.highs: list[float] = []
 
     def append(self, row: Tensor) -> None:
         self.writer.append(row)
-        torch.minimum(self.low, row, out=self.low)
-        torch.maximum(self.high, row, out=self.high)
+        if self.measure:
+            low, high = image_extremes(row[None])
+            self.lows.append(float(low))
+            self.highs.append(float(high))
 
-    def close(self) -> tuple[Any, Tensor]:
-        # (2, C, H, W) extremes: the same dtype, minimum and maximum as the whole set.
-        return self.writer.close(), torch.stack([self.low, self.high])
+    def extremes(self) -> tuple[Tensor | None, Tensor | None]:
+        if not self.measure:
+            return None, None
+        as_tensor = partial(torch.tensor, dtype=torch.float64)
+        return as_tensor(self.lows), as_tensor(self.highs)
+
+    def close(self, keep: Tensor | None = None) -> Any:
+        if keep is not None:
+            self.writer.keep(keep.numpy())
+        return self.writer.close()
 
 
 class _Failed(NamedTuple):
@@ -326,6 +397,34 @@ def _read_items(
         # Shut the workers down when the reading stops (a bad item raised), not whenever the
         # traceback that holds this generator is collected.
         del batches
+
+
+def _check_loader(dataset: Any) -> None:
+    """Refuse torchvision's default loader on image files deeper than 8 bits: it converts
+    every image to 8-bit RGB, clipping each value above 255, before the library sees it
+    (judged from the first file's header)."""
+    from torchvision.datasets.folder import default_loader, pil_loader
+
+    samples = getattr(dataset, "samples", None)
+    if getattr(dataset, "loader", None) not in (default_loader, pil_loader) or not samples:
+        return
+    from PIL import Image, UnidentifiedImageError
+
+    path = samples[0][0]
+    try:
+        with Image.open(path) as image:
+            dtype, grey = file_pixels(image)
+    except (OSError, UnidentifiedImageError):
+        return  # an unreadable file is the read's bad item, named there
+    if dtype != "uint8":
+        loader = "PIL.Image.open" if grey else "torchvision.io.decode_image"
+        raise ValueError(
+            f"`dataset` reads {path!r}, a {dtype} image, through torchvision's default loader, "
+            "which converts every image to 8-bit RGB and clips each value above 255. Pass "
+            f"loader={loader} to {type(dataset).__name__} to keep the bit depth "
+            "(PIL.Image.open for grey 16-bit PNG and TIFF files, torchvision.io.decode_image "
+            "for 16-bit colour PNG files)."
+        )
 
 
 def _read_item(
@@ -386,11 +485,7 @@ def _check_item(
     ):
         raise _BadItem(
             f"is {tuple(tensor.shape)} {tensor.dtype} while the first good item is "
-            f"{tuple(reference.shape)} {reference.dtype}: dataset images should share one shape "
-            "and dtype. For images of different sizes start the dataset's Compose with a "
-            "Resize((H, W)) (its deterministic head is applied while fitting), or pass "
-            "fit_transform=torchvision.transforms.Resize((H, W)): it is applied to the raw "
-            "images while fitting, and synthetic images are made at that size."
+            f"{tuple(reference.shape)} {reference.dtype}: " + _mismatch_fix(tensor, reference)
         )
     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         raise _BadItem("has NaN or infinite pixel values.")
@@ -398,6 +493,39 @@ def _check_item(
         raise _BadItem(
             f"has label {label}, outside the dataset's {n_classes} classes [0, {n_classes})."
         )
+
+
+_FIT_TRANSFORM_HINT = (
+    " Put that transform at the head of the dataset's Compose (its deterministic head is "
+    "applied while fitting), or pass it as fit_transform= (applied to the raw images while "
+    "fitting; synthetic images are made in its output form)."
+)
+
+
+def _mismatch_fix(tensor: Tensor, reference: Tensor) -> str:
+    """What makes ``tensor`` (C, H, W) like ``reference``: channels, size or dtype."""
+    fixes = []
+    if tensor.shape[0] != reference.shape[0]:
+        fixes.append(
+            "dataset images should share one number of channels (grey images among colour "
+            "ones, or the reverse; not a size). Start the dataset's Compose with "
+            "Grayscale(num_output_channels=3) for colour or Grayscale() for grey (or "
+            "convert('RGB') in its loader), or pass fit_transform=torchvision.transforms."
+            "Grayscale(num_output_channels=3): it is applied to the raw images while fitting"
+        )
+    if tensor.shape[1:] != reference.shape[1:]:
+        fixes.append(
+            "dataset images should share one shape. For images of different sizes start the "
+            "dataset's Compose with a Resize((H, W)) (its deterministic head is applied while "
+            "fitting), or pass fit_transform=torchvision.transforms.Resize((H, W)): it is "
+            "applied to the raw images while fitting, and synthetic images are made at that size"
+        )
+    if tensor.dtype != reference.dtype:
+        fixes.append(
+            "dataset images should share one dtype (bit depth). Convert them to one in the "
+            "transform; the library never rescales one to fit the other"
+        )
+    return "; ".join(fixes) + "."
 
 
 def _summary(skipped: Sequence[tuple[int, str]], shown: int = 5) -> str:

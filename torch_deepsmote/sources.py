@@ -3,8 +3,12 @@
 Three kinds of source, told apart by what ``data`` names (``read_images``):
 
 - an image folder in torchvision's ``ImageFolder`` layout (one sub-folder per class, the
-  folder name is the class name); images of different sizes or modes are refused, naming
-  two files, unless ``image_size`` / ``grayscale`` make them alike;
+  folder name is the class name); images of different sizes are refused, naming two
+  files, unless ``image_size`` makes them alike; grey images among colour ones become
+  colour unless ``grayscale``. Bit depth is kept: 16-bit PNG and TIFF files (PIL mode
+  ``I;16``; 16-bit colour PNG through torchvision's decoder, as PIL reads those as 8 bits)
+  give uint16, 32-bit TIFF int32 (mode ``I``) or float32 (mode ``F``); files of two bit
+  depths are refused, naming two files, since either conversion would clip or rescale;
 - an ``.npz`` or ``.h5`` / ``.hdf5`` file holding an image array under ``images_key``
   ((N, H, W), (N, C, H, W) or (N, H, W, C)), labels under ``labels_key`` (integers or
   strings) and, optionally, class names under ``classes_key`` (``classes[i]`` names label
@@ -26,7 +30,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ._format import as_labels
+from ._format import PIL_DEEP_MODES, as_labels, file_pixels, file_rawmode, image_to_tensor
 from .adapters import find_classes
 from .reading import read_dataset
 
@@ -41,7 +45,7 @@ DATASETS = ("mnist", "fashion-mnist", "cifar10", "svhn")
 ARRAY_SUFFIXES = (".npz", ".h5", ".hdf5")
 LAYOUTS = ("nhw", "nchw", "nhwc")
 _CHANNELS = (1, 3, 4)
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+_GREY_MODES = ("1", "L", "LA", *PIL_DEEP_MODES)
 
 
 @dataclass
@@ -49,7 +53,8 @@ class LabelledImages:
     """Images and labels read from a source, with the names of their classes.
 
     Attributes:
-        images: (N, C, H, W) tensor in the source's dtype (uint8 for image files).
+        images: (N, C, H, W) tensor in the source's dtype (for image files: uint8, or
+            uint16 / int32 / float32 for 16-bit and 32-bit files).
         labels: (N,) int64 class labels.
         names: ``{label: class name}`` for every label, in label order.
         source: What was read and how (JSON-ready), e.g. ``{"kind": "folder", "path": ...}``.
@@ -238,16 +243,18 @@ def _open(path: str) -> Any:
 def _read_folder(
     root: Path, image_size: tuple[int, int] | None, grayscale: bool, progress: bool
 ) -> LabelledImages:
-    from torchvision.transforms.functional import pil_to_tensor
-
     classes, samples = _folder_files(root)
-    # First pass, headers only: fail on a bad file or a second size before decoding anything.
+    # First pass, headers only: fail on a bad file, a second size or a second bit depth
+    # before decoding anything.
     first: dict[tuple[int, int], str] = {}
+    depths: dict[str, str] = {}
     grey = True
     for path, _ in tqdm(samples, desc="checking images", disable=not progress, unit="file"):
         with _open(path) as image:
             first.setdefault(image.size, path)
-            grey = grey and image.mode in _GREY_MODES
+            dtype, is_grey = file_pixels(image)
+            depths.setdefault(dtype, path)
+            grey = grey and is_grey
         if image_size is None and len(first) > 1:
             (size_a, file_a), (size_b, file_b) = list(first.items())[:2]
             raise ValueError(
@@ -255,16 +262,25 @@ def _read_folder(
                 f"and {file_b!r} is {size_b[1]}x{size_b[0]} (height x width). Pass "
                 "--image-size H W (image_size=(H, W)) to resize them all."
             )
-    mode = "L" if grayscale or grey else "RGB"
+        if len(depths) > 1:
+            (dtype_a, file_a), (dtype_b, file_b) = list(depths.items())[:2]
+            raise ValueError(
+                f"images should share one bit depth, but {file_a!r} holds {dtype_a} pixels "
+                f"and {file_b!r} {dtype_b}: converting one to the other would clip or "
+                "rescale it. Convert the files to one bit depth first."
+            )
+    (dtype,) = depths
     (width, height), _ = next(iter(first.items()))
     size = image_size or (height, width)
-    images = torch.empty((len(samples), 1 if mode == "L" else 3, *size), dtype=torch.uint8)
+    channels = 1 if grayscale or grey else 3
+    read = _read_8bit if dtype == "uint8" else _read_deep
+    images = torch.empty((len(samples), channels, *size), dtype=getattr(torch, dtype))
     for i, (path, _) in enumerate(
         tqdm(samples, desc="reading images", disable=not progress, unit="file")
     ):
         with _open(path) as image:
             try:
-                images[i] = pil_to_tensor(_convert(image, mode, size))
+                images[i] = read(path, image, channels, size)
             except OSError as error:  # a truncated or damaged file fails when decoded
                 raise ValueError(
                     f"could not read the image {path!r} ({error}). Replace or remove the file."
@@ -275,9 +291,51 @@ def _read_folder(
         labels,
         dict(enumerate(classes)),
         _source("folder", path=str(root.resolve()), image_size=image_size, grayscale=grayscale),
-        layout="nhw" if mode == "L" else "nhwc",
+        layout="nhw" if channels == 1 else "nhwc",
         files=[os.path.relpath(path, root) for path, _ in samples],
     )
+
+
+def _read_8bit(path: str, image: Any, channels: int, size: tuple[int, int]) -> Tensor:
+    """An 8-bit image file as uint8 (channels, H, W), through PIL's conversions."""
+    from torchvision.transforms.functional import pil_to_tensor
+
+    return pil_to_tensor(_convert(image, "L" if channels == 1 else "RGB", size))
+
+
+def _read_deep(path: str, image: Any, channels: int, size: tuple[int, int]) -> Tensor:
+    """A 16- or 32-bit image file as (channels, H, W) of its own dtype: never through an
+    8-bit PIL mode. Grey becomes colour by repeating it; colour becomes grey through
+    libpng's weights; a new size is interpolated (bilinear, antialiased) and rounded."""
+    if image.mode in PIL_DEEP_MODES:
+        tensor = image_to_tensor(image)  # I;16 -> uint16, I -> int32, F -> float32
+    elif image.format == "PNG":
+        from torchvision.io import ImageReadMode, decode_png, read_file
+
+        mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+        tensor = decode_png(read_file(path), mode=mode)
+    else:
+        raise ValueError(
+            f"could not read {path!r} without losing bits: PIL reads {file_rawmode(image)} "
+            f"{image.format} files as 8 bits per channel. Convert it to a 16-bit PNG, or "
+            "write the images into an .npz file."
+        )
+    if tensor.shape[0] != channels:
+        tensor = tensor.expand(channels, -1, -1)  # grey among colour images
+    if tuple(tensor.shape[1:]) != tuple(size):
+        tensor = _resize(tensor, size)
+    return tensor
+
+
+def _resize(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """(C, H, W) of any dtype resized (bilinear, antialiased) to ``size``, same dtype."""
+    from torchvision.transforms.v2.functional import resize
+
+    out = resize(image[None].to(torch.float64), list(size), antialias=True)[0]
+    if image.dtype.is_floating_point:
+        return out.to(image.dtype)
+    info = torch.iinfo(image.dtype)
+    return out.round_().clamp_(info.min, info.max).to(image.dtype)
 
 
 def _source(kind: str, **options: Any) -> dict:

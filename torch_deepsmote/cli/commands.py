@@ -129,6 +129,7 @@ def _fit(args: argparse.Namespace, data: LabelledImages, out: Path, overwrite: b
             residual=getattr(args, "residual", True),
             interpolation=getattr(args, "interpolation", "smote"),
             log_dir=args.tensorboard,
+            value_range=tuple(args.value_range) if getattr(args, "value_range", None) else None,
         )
         resolve_sampling_strategy(model.sampling_strategy, data.labels)
     except (TypeError, ValueError) as error:
@@ -181,7 +182,7 @@ def sample(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.scale is not None and out.suffix.lower() != ".png":
         raise UsageError(
-            f"`--scale` enlarges a .png grid, but --out {args.out!r} is a folder of PNG files "
+            f"`--scale` enlarges a .png grid, but --out {args.out!r} is a folder of image files "
             "at the images' own size. Leave --scale out, or write a grid: --out NAME.png."
         )
     check_output(out, args.overwrite, PROVENANCE_NAME)

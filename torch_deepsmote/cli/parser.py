@@ -154,6 +154,15 @@ def _add_fit(sub: argparse._SubParsersAction) -> None:
     model.add_argument("-k", "--k-neighbors", type=_positive_int, default=5, help="SMOTE's k (5)")
     model.add_argument("--sampling-strategy", default="auto", help=_STRATEGY_HELP)
     model.add_argument(
+        "--value-range",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="the pixels' range, mapped to the decoder's -1..1 (e.g. 0 4095 for 12-bit "
+        "data); an image outside it is refused. Default: 0..255 for 8-bit images, 0..1 for "
+        "floats within it, else the data's own minimum and maximum",
+    )
+    model.add_argument(
         "--residual",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -180,7 +189,8 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "sample",
         "write N new images of one class",
         "PATH ending in .png gets one grid of the images, enlarged to at least 512 px wide\n"
-        "(--scale); any other PATH becomes a folder of PNG files at the images' own size.\n"
+        "(--scale); any other PATH becomes a folder of image files at the images' own size\n"
+        "(PNG, or TIFF for 32-bit images).\n"
         "Beside them, provenance.csv (PATH.provenance.csv for a grid) names the base and\n"
         "neighbour training images and the step lam of every new image.",
         "  torch-deepsmote sample model/ --class cat -n 64 --out cats.png",
@@ -210,8 +220,10 @@ def _add_resample(sub: argparse._SubParsersAction) -> None:
         "classes and synthetic (a mask), in the layout and dtype of the source, readable by\n"
         "`fit` again; any other PATH becomes an image folder of PNG files,\n"
         "PATH/<class>/real_000000.png ... synthetic_002249.png, that ImageFolder and tools\n"
-        "outside PyTorch read. provenance.csv (inside the folder, or PATH's stem +\n"
-        ".provenance.csv) has one row per new image: its index, file, class, the indices\n"
+        "outside PyTorch read (16-bit PNG for 16-bit grey images, 32-bit TIFF for grey\n"
+        "int32 or float images; images no such file holds, 16-bit colour say, need .npz).\n"
+        "provenance.csv (inside the folder, or PATH's stem + .provenance.csv) has one row\n"
+        "per new image: its index, file, class, the indices\n"
         "of its base and neighbour among the originals (which come first, in order), the\n"
         "anchor and lam.",
         "  torch-deepsmote resample model/ --out balanced/\n"

@@ -190,6 +190,22 @@ class H5ImagesWriter:
             self.rows += len(block)
             self._pending = []
 
+    def keep(self, rows: np.ndarray) -> None:
+        """Keep only the written rows where the bool mask ``rows`` (one per written row) is
+        True, moved to the front in order (items found bad once the set was read)."""
+        self._flush()
+        positions = np.flatnonzero(np.asarray(rows, dtype=bool))
+        if len(rows) != self.rows:
+            raise ValueError(
+                f"`rows` should mark each of the {self.rows} written rows, but got {len(rows)}."
+            )
+        # Row j moves to its rank among the kept rows, never later than itself: copied in
+        # order, a block never overwrites a row a later block still reads.
+        for start in range(0, len(positions), _WRITE_ROWS):
+            block = positions[start : start + _WRITE_ROWS]
+            self._data[start : start + len(block)] = self._data[block]
+        self.rows = len(positions)
+
     def close(self) -> H5Images:
         """Write what is pending, close the file and open it for reading."""
         self._flush()
