@@ -76,8 +76,9 @@ class ImageFormat:
     Attributes:
         kind: ``"numpy"``, ``"torch"`` or ``"pil"``.
         dtype: The dtype's name, e.g. ``"uint8"`` or ``"float32"`` (``"uint8"`` for PIL).
-        layout: Axes of one image: ``"chw"``, ``"hw"`` (no channel axis) or ``"hwc"``
-            (numpy items as PIL and OpenCV hand them out); ``None`` for PIL.
+        layout: Axes of one image: ``"chw"``, ``"hw"`` (no channel axis), ``"hwc"``
+            (numpy items as PIL and OpenCV hand them out) or ``"flat"`` (one row of C*H*W
+            values, the estimator's ``image_shape`` mode); ``None`` for PIL.
         low: The value that maps to -1.
         high: The value that maps to +1.
         mode: The PIL mode (``"L"``, ``"RGB"``, ...) of PIL images, else ``None``.
@@ -187,6 +188,8 @@ def writable(images: Tensor) -> Tensor:
 
 
 def _to_layout(images: Tensor, layout: str | None) -> Tensor:
+    if layout == "flat":
+        return images.reshape(len(images), -1)
     if layout == "hw":
         return images[:, 0]
     if layout == "hwc":

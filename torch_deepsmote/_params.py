@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["EstimatorParams", "NotFittedError", "Param", "rank_settings"]
+__all__ = ["EstimatorParams", "NotFittedError", "Param", "rank_settings", "sampler_tags"]
 
 
 class NotFittedError(RuntimeError, AttributeError):
@@ -33,6 +33,17 @@ class EstimatorParams:
 
     def _check_params(self) -> Any:  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
+
+    def __repr__(self) -> str:
+        """The class and the parameters that differ from their defaults, as scikit-learn
+        shows an estimator: ``DeepSMOTE(k_neighbors=3, random_state=0)``."""
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params(deep=False).items()
+            if repr(value) != repr(defaults[name].default)
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's arguments, as given.
@@ -56,7 +67,8 @@ class EstimatorParams:
     def set_params(self, **params: Any) -> EstimatorParams:
         """Set constructor arguments (``<name>__<parameter>`` reaches into an argument).
 
-        A fitted estimator keeps its fitted state until it is fitted again.
+        A fitted estimator keeps its fitted state until it is fitted again. A bad value
+        changes nothing: the arguments set here go back to what they were.
 
         Returns:
             ``self``.
@@ -65,6 +77,7 @@ class EstimatorParams:
             ValueError: An unknown parameter, or a bad value.
         """
         valid = self._param_names()
+        direct: dict[str, Any] = {}
         nested: dict[str, dict] = {}
         for key, value in params.items():
             name, _, sub = key.partition("__")
@@ -76,10 +89,18 @@ class EstimatorParams:
             if sub:
                 nested.setdefault(name, {})[sub] = value
             else:
+                direct[name] = value
+        before = {name: getattr(self, name) for name in direct}
+        for name, value in direct.items():
+            setattr(self, name, value)
+        try:
+            for name, sub_params in nested.items():
+                getattr(self, name).set_params(**sub_params)
+            self._check_params()
+        except Exception:
+            for name, value in before.items():
                 setattr(self, name, value)
-        for name, sub_params in nested.items():
-            getattr(self, name).set_params(**sub_params)
-        self._check_params()
+            raise
         return self
 
 
@@ -109,3 +130,31 @@ def rank_settings(table: dict[str, Param], params: dict[str, Any]) -> dict[str, 
         elif callable(param.ranks):
             settings[name] = param.ranks(params[name])
     return settings
+
+
+def sampler_tags() -> Any:
+    """The tags of a sampler that needs ``y`` (``__sklearn_tags__``), as imbalanced-learn's
+    ``BaseSampler`` gives them: imbalanced-learn's ``Tags`` (estimator type ``'sampler'``,
+    sampler tags) where it is installed, else scikit-learn's.
+
+    Note:
+        Imported here, when scikit-learn asks for the tags (so it is installed): the library
+        itself depends on neither. The input tags are the defaults: dense 2-D rows.
+    """
+    from sklearn.utils import InputTags, Tags, TargetTags
+
+    try:
+        from imblearn.utils._tags import InputTags, SamplerTags, Tags
+    except ImportError:  # scikit-learn's tags have no sampler part
+        SamplerTags = None
+    tags = Tags(
+        estimator_type="sampler",
+        target_tags=TargetTags(required=True),
+        transformer_tags=None,
+        regressor_tags=None,
+        classifier_tags=None,
+    )
+    if SamplerTags is not None:
+        tags.sampler_tags = SamplerTags()
+    tags.input_tags = InputTags()
+    return tags

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "check_folder",
     "check_lam_range",
     "check_random_state",
+    "seed_of",
     "optional",
     "resolve_device",
 ]
@@ -102,13 +104,41 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     return value
 
 
-def check_random_state(name: str, value: Any) -> int | None:
-    """``None`` (fresh entropy) or a non-negative integer seed."""
-    if value is None:
-        return None
-    if isinstance(value, torch.Generator):
-        _fail(name, "None or an integer seed", value, "Pass the seed itself.", exc=TypeError)
+def check_random_state(name: str, value: Any) -> Any:
+    """``None`` (fresh entropy), a non-negative integer seed or a numpy ``RandomState``
+    (scikit-learn's three forms), returned as given; see ``seed_of``."""
+    if value is None or isinstance(value, np.random.RandomState):
+        return value
+    if isinstance(value, (torch.Generator, np.random.Generator)):
+        _fail(
+            name,
+            "None, an integer seed or a numpy RandomState",
+            value,
+            "Pass the seed itself.",
+            exc=TypeError,
+        )
     return check_non_negative_int(name, value)
+
+
+def seed_of(name: str, random_state: Any) -> int | None:
+    """The seed a ``random_state`` stands for, drawn when it is used (scikit-learn's rule).
+
+    ``None`` stays ``None`` (fresh entropy), an integer is its own seed, and a numpy
+    ``RandomState`` gives a seed drawn from it, so that it moves on as it does in
+    scikit-learn: two fits with one ``RandomState`` object differ, and a ``RandomState``
+    made anew with the same seed repeats them.
+
+    Examples:
+        >>> seed_of("random_state", 7), seed_of("random_state", None)
+        (7, None)
+        >>> a = seed_of("random_state", np.random.RandomState(0))
+        >>> a == seed_of("random_state", np.random.RandomState(0))
+        True
+    """
+    random_state = check_random_state(name, random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    return random_state
 
 
 def resolve_device(device: Any) -> torch.device:

@@ -5,11 +5,12 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
 The estimator holds its parameters and the fitted value
 (``FittedDeepSMOTE``) that ``torch_deepsmote.fitting``
-returns; persistence (``torch_deepsmote.storage``) reads and writes that value.
+returns; persistence (``torch_deepsmote.persistence``) reads and writes that value.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 from typing import Any
@@ -20,15 +21,16 @@ from torch import Tensor
 
 from . import fitting
 from ._format import ImageFormat, as_images
-from ._params import EstimatorParams, NotFittedError, rank_settings
+from ._params import EstimatorParams, NotFittedError, rank_settings, sampler_tags
 from ._seeding import make_generator
 from ._validation import (
     check_bool,
     check_choice,
     check_lam_range,
     check_positive_int,
-    check_random_state,
+    seed_of,
 )
+from .inputs import Targets, check_image_array, join_images, read_rows
 from .knn import get_knn
 from .latents import encode_images
 from .parameters import PARAMETERS
@@ -67,6 +69,10 @@ class DeepSMOTE(EstimatorParams):
         sampling_strategy: Images to add per class, in imbalanced-learn's forms (``'auto'``,
             ``'minority'``, ``'not minority'``, ``'not majority'``, ``'all'``, a float, a
             dict ``{class: total}`` or a callable of the labels).
+        image_shape: ``(C, H, W)`` of the images when ``X`` comes as 2-D rows
+            ``(N, C*H*W)`` (each row one image flattened in C, H, W order), the form a
+            scikit-learn pipeline passes; new images then come back as rows too.
+            ``None``: ``X`` holds (N, C, H, W) or (N, H, W) images.
         k_neighbors: Same-class neighbours per code (5 in the paper).
         knn: ``'auto'`` (FAISS when installed, else torch), ``'faiss'``, ``'torch'``, or an
             object with ``kneighbors``.
@@ -82,7 +88,9 @@ class DeepSMOTE(EstimatorParams):
         precision: ``'auto'``, ``'fp32'``, ``'bf16'`` or ``'fp16'`` (``TrainingConfig``).
         channels_last: Train with the channels-last memory format.
         device: Where to train, encode and decode; ``None``: CUDA when available, else CPU.
-        random_state: Seed of the weights, training order and SMOTE draws.
+        random_state: Seed of the weights, training order and SMOTE draws: ``None``
+            (fresh entropy), an integer, or a numpy ``RandomState``, from which each fit
+            draws its seed (scikit-learn's rule: the ``RandomState`` moves on).
         progress: Show progress bars.
         residual: Add the parents' interpolated reconstruction residuals to new images.
         interpolation: ``'smote'`` (a same-class neighbour, the paper), ``'enemy'`` (towards
@@ -106,6 +114,9 @@ class DeepSMOTE(EstimatorParams):
     ``synthesizer_``, ``device_``, ``image_shape_``, ``classes_``, ``sampling_strategy_``,
     ``history_``, ``data_fingerprint_``, and the synthesizer's ``decoder_``, ``latents_`` (N, D),
     ``labels_`` (N,), ``neighbors_`` (N, k), ``n_neighbors_``, ``residuals_`` and ``image_format_``.
+    With string labels, ``classes_`` holds them (an array) and ``sampling_strategy_`` is keyed by
+    them, while ``labels_`` holds their positions in ``classes_``. After a fit on rows
+    (``image_shape``), ``n_features_in_`` is ``C*H*W``.
 
     Examples:
         >>> rng = np.random.default_rng(0)
@@ -122,6 +133,7 @@ class DeepSMOTE(EstimatorParams):
         self,
         *,
         sampling_strategy: Any = "auto",
+        image_shape: tuple[int, int, int] | None = None,
         k_neighbors: int = 5,
         knn: Any = "auto",
         latent_dim: int | None = None,
@@ -136,7 +148,7 @@ class DeepSMOTE(EstimatorParams):
         precision: str = "auto",
         channels_last: bool = False,
         device: Any = None,
-        random_state: int | None = None,
+        random_state: Any = None,
         progress: bool = True,
         residual: bool = True,
         interpolation: str = "smote",
@@ -149,6 +161,7 @@ class DeepSMOTE(EstimatorParams):
         value_range: tuple[float, float] | None = None,
     ) -> None:
         self.sampling_strategy = sampling_strategy
+        self.image_shape = image_shape
         self.k_neighbors = k_neighbors
         self.knn = knn
         self.latent_dim = latent_dim
@@ -190,12 +203,15 @@ class DeepSMOTE(EstimatorParams):
             **{name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__}
         )
 
-    def _params_of(self, role: str) -> dict:
-        return {name: getattr(self, name) for name, p in PARAMETERS.items() if p.role == role}
+    def _params_of(self, role: str, params: dict | None = None) -> dict:
+        params = self.get_params(deep=False) if params is None else params
+        return {name: params[name] for name, p in PARAMETERS.items() if p.role == role}
 
-    def training_fingerprint(self) -> str:
-        """Fingerprint of the arguments that change the trained weights or the codes."""
-        config = self._params_of("weights")
+    def training_fingerprint(self, params: dict | None = None) -> str:
+        """Fingerprint of the arguments that change the trained weights or the codes
+        (of ``params`` when given: the checked ones of a fit, a seed in place of a
+        ``RandomState``)."""
+        config = self._params_of("weights", params)
         if config["value_range"] is None:  # the key of caches written before it existed
             del config["value_range"]
         else:
@@ -217,21 +233,26 @@ class DeepSMOTE(EstimatorParams):
         return fingerprint_config({**config, "knn": repr(get_knn(self.knn))})
 
     def _request(self) -> fitting.FitRequest:
-        """The checked parameters and their fingerprints, as the fitting path takes them."""
+        """The checked parameters and their fingerprints, as the fitting path takes them:
+        ``lam_range`` as two floats, a ``RandomState`` as the seed drawn from it now."""
         self._check_params()
         params = self.get_params(deep=False)
-        if params["lam_range"] is not None:  # two floats from here on
+        if params["lam_range"] is not None:
             params["lam_range"] = check_lam_range("lam_range", params["lam_range"])
+        params["random_state"] = seed_of("random_state", params["random_state"])
         ranks = rank_settings(PARAMETERS, params)
         return fitting.FitRequest(
-            params, self.training_fingerprint(), self.index_fingerprint(), ranks
+            params, self.training_fingerprint(params), self.index_fingerprint(), ranks
         )
 
-    def __repr__(self) -> str:
-        return (
-            f"DeepSMOTE(k_neighbors={self.k_neighbors}, "
-            f"sampling_strategy={self.sampling_strategy!r}, random_state={self.random_state})"
-        )
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags (``sklearn.utils.get_tags``): a sampler of 2-D rows (the
+        ``image_shape`` mode) that needs ``y``."""
+        return sampler_tags()
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether the estimator is fitted (``sklearn.utils.validation.check_is_fitted``)."""
+        return self.__dict__.get("_fitted") is not None
 
     # ------------------------------------------------------------------ fitted state
     def __getattr__(self, name: str) -> Any:
@@ -239,7 +260,7 @@ class DeepSMOTE(EstimatorParams):
         # the views of its parts. NOTE: not properties: an AttributeError (NotFittedError is
         # one, so that hasattr() is False before fit) raised in a property would make Python
         # retry __getattr__ and lose the message.
-        if name != "fitted_" and name not in _FITTED:
+        if name not in ("fitted_", "n_features_in_") and name not in _FITTED:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         fitted = self.__dict__.get("_fitted")
         if fitted is None:
@@ -247,7 +268,21 @@ class DeepSMOTE(EstimatorParams):
                 "This DeepSMOTE instance is not fitted yet. Call `fit(X, y)`, `fit_dataset(ds)` "
                 "or `DeepSMOTE.load(path)` first."
             )
-        return fitted if name == "fitted_" else operator.attrgetter(_FITTED[name])(fitted)
+        if name == "fitted_":
+            return fitted
+        if name == "sampling_strategy_":  # keyed by the user's classes
+            return self._targets().from_labels(fitted.sampling_strategy)
+        if name == "classes_" and fitted.class_names is not None:
+            return np.asarray(fitted.class_names)
+        if name == "n_features_in_":  # scikit-learn's: the length of X's rows (2-D mode)
+            if fitted.synthesizer.image_format.layout != "flat":
+                raise AttributeError("`n_features_in_` is set by a fit on 2-D rows of X only.")
+            return math.prod(fitted.image_shape)
+        return operator.attrgetter(_FITTED[name])(fitted)
+
+    def _targets(self) -> Targets:
+        """The fitted classes' form: the user's class labels by the library's labels."""
+        return Targets(self.fitted_.class_names)
 
     def _set_fitted(self, fitted: fitting.FittedDeepSMOTE) -> DeepSMOTE:
         self._fitted = fitted
@@ -269,8 +304,11 @@ class DeepSMOTE(EstimatorParams):
         Args:
             X: (N, C, H, W) or (N, H, W) images, numpy or tensor, of any integer or float
                 dtype and value range (both kept for the output; see ``value_range``), or an
-                ``H5Images`` (with ``image_format``), read a batch at a time.
-            y: (N,) class labels (integers, bools or whole floats).
+                ``H5Images`` (with ``image_format``), read a batch at a time; with
+                ``image_shape``, (N, C*H*W) rows.
+            y: (N,) class labels: integers (bools, whole floats) or strings (kept: new
+                labels, ``classes_`` and ``sample(label=...)`` use them); an (N, 1)
+                column is used as 1-D (with a warning), one-hot rows as their classes.
             image_format: The form new images are given back in; ``None``: ``X``'s own.
             cache_dir: A folder whose HDF5 cache holds the model fitted on this data with
                 these settings: loaded instead of training, else fitted and stored there.
@@ -281,16 +319,40 @@ class DeepSMOTE(EstimatorParams):
         Returns:
             ``self``.
         """
+        self._fit(X, y, image_format, cache_dir, on_mismatch, lock_timeout)
+        return self
+
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        image_format: ImageFormat | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        on_mismatch: str = "refit",
+        lock_timeout: float | None = None,
+    ) -> Targets:
+        """``fit``; returns ``y``'s form (for ``y_res``)."""
         check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
-        images, labels, image_format = fitting.training_data(X, y, image_format, self.value_range)
+        images, labels, image_format, targets = fitting.training_data(
+            X, y, image_format, self.image_shape, self.value_range
+        )
         request = self._request()
+        if targets.classes is not None:  # a strategy that names the user's classes
+            strategy = targets.strategy(request.params["sampling_strategy"])
+            request = request.with_params(sampling_strategy=strategy)
         if cache_dir is None:
             fitted = fitting.fit(images, labels, image_format, request)
         else:
             fitted = fit_or_load(
                 images, labels, image_format, request, cache_dir, on_mismatch, lock_timeout
             )
-        return self._set_fitted(fitted)
+        synthesizer = fitted.synthesizer
+        if synthesizer.image_format != image_format:
+            # A cache fitted on the same pixels given in another form (a tensor, rows)
+            # gives new images in the form of this X.
+            fitted = fitted.replace(synthesizer=synthesizer.replace(image_format=image_format))
+        self._set_fitted(fitted.replace(class_names=targets.classes))
+        return targets
 
     def fit_dataset(
         self,
@@ -321,7 +383,16 @@ class DeepSMOTE(EstimatorParams):
 
         Returns:
             ``self``.
+
+        Raises:
+            ValueError: ``image_shape`` is set (it describes rows of ``X``; a dataset's
+                items are images).
         """
+        if self.image_shape is not None:
+            raise ValueError(
+                "`image_shape` should be None to fit a dataset (its items are images; "
+                f"image_shape describes 2-D rows of X), but got image_shape={self.image_shape!r}."
+            )
         read = read_dataset(
             dataset,
             labels,
@@ -355,7 +426,7 @@ class DeepSMOTE(EstimatorParams):
         """
         fitted = self.fitted_
         residual = check_bool("residual", self.residual)
-        images = X if X is None or isinstance(X, H5Images) else as_images(X, "X")[0]
+        images = X if X is None or isinstance(X, H5Images) else self._images(X)
         return self._set_fitted(fitting.refit_residuals(fitted, images, residual))
 
     def check_fitted_on(self, images: Tensor, labels: Tensor) -> None:
@@ -372,7 +443,7 @@ class DeepSMOTE(EstimatorParams):
         """(N, latent_dim) float32 CPU codes of (N, C, H, W) or (N, H, W) images given in
         the training images' format."""
         fitted = self.fitted_
-        images, _ = as_images(X, "X")
+        images = self._images(X)
         if tuple(images.shape[1:]) != fitted.image_shape:
             raise ValueError(
                 f"`X` should hold images of shape {fitted.image_shape} like the training set, "
@@ -382,6 +453,15 @@ class DeepSMOTE(EstimatorParams):
         return encode_images(
             fitted.encoder, images, to_unit, batch_size=batch_size, device=fitted.device
         )
+
+    def _images(self, X: Any) -> Tensor:
+        """(N, C, H, W) images of ``X`` given as the training images were (rows of a
+        model fitted on rows)."""
+        fitted = self.fitted_
+        if fitted.synthesizer.image_format.layout == "flat":
+            return read_rows(X, fitted.image_shape, "X")[0]
+        check_image_array(X, "X")
+        return as_images(X, "X")[0]
 
     def decode(self, codes: Tensor, batch_size: int = 512) -> Any:
         """Images of (M, latent_dim) codes in the training images' container, dtype,
@@ -398,27 +478,36 @@ class DeepSMOTE(EstimatorParams):
         """Draw base, neighbour and ``lam`` of each new image.
 
         Args:
-            n_new: ``{class: number of images}``; defaults to ``sampling_strategy_``.
-            random_state: Seed for this draw; ``None`` continues the fitted generator.
+            n_new: ``{class: number of images}`` (the user's classes); defaults to
+                ``sampling_strategy_``.
+            random_state: Seed for this draw (an integer or a numpy ``RandomState``);
+                ``None`` continues the fitted generator.
 
         Returns:
             A [`SMOTEPlan`][torch_deepsmote.smote.SMOTEPlan], grouped by class in sorted order.
         """
         fitted = self.fitted_
-        n_new = fitted.sampling_strategy if n_new is None else n_new
+        n_new = fitted.sampling_strategy if n_new is None else self._targets().to_labels(n_new)
+        return self._plan(n_new, random_state)
+
+    def _plan(self, n_new: dict, random_state: Any) -> SMOTEPlan:
+        """``plan`` of ``{library's label: number}``."""
+        fitted = self.fitted_
         generator = fitted.generator
         if random_state is not None:
-            generator = make_generator(check_random_state("random_state", random_state))
+            generator = make_generator(seed_of("random_state", random_state))
         return fitted.synthesizer.plan(n_new, generator)
 
     def plan_codes(self, plan: SMOTEPlan) -> Tensor:
         """(m, latent_dim) codes of a plan: ``z = z_base + lam * (z_neighbor - z_base)``."""
         return self.fitted_.synthesizer.codes(plan)
 
-    def sample(self, n: int, label: int, random_state: int | None = None) -> Any:
-        """``n`` new images of class ``label``, in the training images' format."""
+    def sample(self, n: int, label: Any, random_state: Any = None) -> Any:
+        """``n`` new images of class ``label`` (an integer, or a string of string labels),
+        in the training images' format."""
         check_positive_int("n", n)
-        return self.synthesize(self.plan({int(label): n}, random_state))
+        label = self._targets().to_label(label)
+        return self.synthesize(self._plan({int(label): n}, random_state))
 
     def synthesize(self, plan: SMOTEPlan, batch_size: int = 512) -> Any:
         """The (m, C, H, W) or (m, H, W) images of a plan, in the training images' format."""
@@ -427,20 +516,21 @@ class DeepSMOTE(EstimatorParams):
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         """Fit, then return the originals followed by the new images (imbalanced-learn's
-        order), in ``X``'s and ``y``'s containers, dtype, layout and value range."""
-        self.fit(X, y)
-        plan = self.plan()
+        order), in ``X``'s and ``y``'s containers, dtype, layout and value range.
+
+        Args:
+            X: As in [`fit`][torch_deepsmote.deepsmote.DeepSMOTE.fit] (rows with ``image_shape``).
+            y: As in [`fit`][torch_deepsmote.deepsmote.DeepSMOTE.fit].
+
+        Returns:
+            ``(X_res, y_res)``: ``X`` then ``m`` new images ((N + m, ...) like ``X``; a list
+            for a list), and ``y`` then their labels (the user's class labels, one-hot
+            rows for one-hot ``y``; 1-D for a column ``y``).
+        """
+        targets = self._fit(X, y)
+        plan = self._plan(self.fitted_.sampling_strategy, None)
         new_images = self.synthesize(plan)
-        if isinstance(X, Tensor):
-            X_res = torch.cat([X.detach().cpu(), new_images])
-        else:
-            X_res = np.concatenate([np.asarray(X), new_images])
-        if isinstance(y, Tensor):
-            y_res = torch.cat([y.detach().cpu(), plan.labels.to(y.dtype)])
-        else:
-            y_arr = np.asarray(y)
-            y_res = np.concatenate([y_arr, plan.labels.numpy().astype(y_arr.dtype)])
-        return X_res, y_res
+        return join_images(X, new_images), targets.join(y, plan.labels)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:

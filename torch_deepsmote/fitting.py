@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ._format import ImageFormat, as_images, as_labels
+from ._format import ImageFormat, as_images
 from ._seeding import fan_out, make_generator
-from ._validation import check_random_state, resolve_device
+from ._validation import resolve_device, seed_of
 from .distributed import (
     Ranks,
     broadcast_object,
@@ -34,6 +34,7 @@ from .distributed import (
 )
 from .distributed import class_neighbors as ranked_class_neighbors
 from .distributed import in_danger as ranked_in_danger
+from .inputs import Targets, check_image_array, read_rows, read_targets
 from .knn import class_enemies, get_knn
 from .latents import encode_images, reconstruction_residuals
 from .models import Decoder, Encoder
@@ -81,6 +82,8 @@ class FittedDeepSMOTE:
         data_fingerprint: sha256 of the training labels and images, or ``None``.
         generator: The SMOTE draws' generator (continued by unseeded draws).
         device: Where the model trained, encodes and decodes.
+        class_names: The user's class labels by label when they were strings (numbered in
+            sorted order), else ``None``.
     """
 
     encoder: Encoder
@@ -90,6 +93,7 @@ class FittedDeepSMOTE:
     data_fingerprint: str | None = None
     generator: torch.Generator = field(default_factory=torch.Generator)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    class_names: tuple | None = None
 
     # What an estimator shows of it (DeepSMOTE.encoder_, ...).
     PARTS = ("encoder", "synthesizer", "sampling_strategy", "history", "data_fingerprint")
@@ -158,23 +162,33 @@ def training_data(
     X: Any,
     y: Any,
     image_format: ImageFormat | None = None,
+    image_shape: tuple[int, int, int] | None = None,
     value_range: tuple[float, float] | None = None,
-) -> tuple[Tensor | H5Images, Tensor, ImageFormat]:
-    """``(images, labels, image_format)`` of a fit's input, checked.
+) -> tuple[Tensor | H5Images, Tensor, ImageFormat, Targets]:
+    """``(images, labels, image_format, targets)`` of a fit's input, checked (``y`` first:
+    its errors do not depend on ``X``).
 
     Args:
-        X: (N, C, H, W) or (N, H, W) images, numpy or tensor, or an ``H5Images`` (with
-            ``image_format``).
-        y: (N,) class labels.
+        X: (N, C, H, W) or (N, H, W) images, numpy or tensor; (N, C*H*W) rows with
+            ``image_shape``; or an ``H5Images`` (with ``image_format``).
+        y: (N,) class labels (integers or strings), an (N, 1) column or one-hot rows.
         image_format: The form new images are given back in; ``None``: ``X``'s own.
+        image_shape: (C, H, W) of the images when ``X`` holds them as rows.
         value_range: The declared ``(low, high)`` of ``X``'s pixels, or ``None``
-            (``as_images``).
+            (``torch_deepsmote._format.as_images``).
+
+    Returns:
+        (N, C, H, W) images, (N,) int64 labels, their format and ``y``'s
+        ``torch_deepsmote.inputs.Targets``.
 
     Raises:
         ValueError: An ``H5Images`` without ``image_format``, an ``image_format`` of
-            another dtype or value range than ``X``, or an image outside the declared range
-            or far outside the others'.
+            another dtype or value range than ``X``, an image outside the declared range
+            or far outside the others', rows of another length than ``image_shape``,
+            another number of labels than images, or a ``y`` that holds no classes
+            (continuous, multilabel).
     """
+    labels, targets = read_targets(y, "y")
     if isinstance(X, H5Images):  # read from disk batch by batch; its form is given
         if image_format is None:
             raise ValueError(
@@ -182,15 +196,28 @@ def training_data(
                 "H5Images, but got image_format=None."
             )
         images, found = X, image_format
+    elif image_shape is not None:
+        images, found = read_rows(X, image_shape, "X", value_range, judge_range=True)
     else:
+        check_image_array(X, "X")
         images, found = as_images(X, "X", value_range, judge_range=True)
-    labels = as_labels(y, "y", len(images))
+    if len(labels) != len(images):
+        raise ValueError(
+            f"`y` should have one label per image, but got {len(labels)} labels for "
+            f"{len(images)} images."
+        )
+    classes = torch.unique(labels)
+    if len(classes) == 1:
+        one = targets.classes[0] if targets.classes else int(classes[0])
+        raise ValueError(
+            f"`y` should hold at least two classes to over-sample, but got one class, {one!r}."
+        )
     if image_format is not None and not image_format.same_values(found):
         raise ValueError(
             f"`image_format` should describe X's dtype and value range, but got "
             f"{image_format} for X of {found}."
         )
-    return images, labels, image_format or found
+    return images, labels, image_format or found, targets
 
 
 def fit(
@@ -215,7 +242,7 @@ def fit(
     device = resolve_device(params["device"])
     ranks = current_ranks(params["distributed"])
     # One seed fans out into independent streams: weights, training draws, SMOTE draws.
-    seed = check_random_state("random_state", params["random_state"])
+    seed = seed_of("random_state", params["random_state"])
     seeds = fan_out(seed, 3)
     data_fingerprint = fingerprint_arrays(labels, images)  # a pass over every image: once
     if ranks is not None:

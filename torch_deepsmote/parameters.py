@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from ._params import Param
@@ -31,6 +32,7 @@ from ._validation import (
     resolve_device,
 )
 from .knn import get_knn
+from .models import check_image_shape as check_shape
 from .smote import check_sampling_strategy
 from .synthesis import INTERPOLATIONS
 from .training import TrainingConfig
@@ -43,9 +45,23 @@ __all__ = ["BASE_SELECTIONS", "KNN_NAMES", "PARAMETERS", "from_plain", "to_plain
 BASE_SELECTIONS = ("all", "borderline")
 KNN_NAMES = ("auto", "faiss", "torch")
 
+
+def check_image_shape(name: str, value: Any) -> tuple[int, int, int]:
+    """``(C, H, W)``: 1 to 4 channels, sides of at least 8 (the encoder's rule)."""
+    if not isinstance(value, (tuple, list)) or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
+    ):
+        raise TypeError(
+            f"`{name}` should be None or (C, H, W), three integers, but got {name}={value!r}."
+        )
+    return check_shape(value)
+
+
 # Every parameter of DeepSMOTE, in the order of its signature.
 PARAMETERS: dict[str, Param] = {
     "sampling_strategy": Param(check_sampling_strategy, "serving", None),
+    # How X's rows hold images: the pixels, and so the weights, are the same either way.
+    "image_shape": Param(optional(check_image_shape), "serving"),
     "k_neighbors": Param(check_positive_int, "index"),
     # 'auto' resolves per machine: the ranks agree on the backend it finds.
     "knn": Param(lambda name, value: get_knn(value), "index", lambda v: type(get_knn(v)).__name__),
@@ -77,7 +93,8 @@ def to_plain(params: Mapping[str, Any], fitted: FittedDeepSMOTE | None = None) -
     ``sampling_strategy`` the ``{class: total}`` it asked of ``fitted``. A dict
     ``sampling_strategy`` becomes ``[[class, count], ...]`` (JSON would turn integer keys
     into strings), paths and devices strings, ``lam_range`` and ``value_range`` lists of two
-    floats, numpy scalars Python numbers.
+    floats, numpy scalars Python numbers, a numpy ``RandomState`` ``None`` (the fitted
+    model's generator is stored with it).
 
     Args:
         params: ``DeepSMOTE.get_params(deep=False)`` (names outside ``PARAMETERS`` are
@@ -103,10 +120,14 @@ def to_plain(params: Mapping[str, Any], fitted: FittedDeepSMOTE | None = None) -
                 value = [[_number(k), _number(v)] for k, v in value.items()]
         elif name == "knn" and not isinstance(value, str):
             value = "auto"  # a user's object is not stored; 'auto' stands in on load
+        elif name == "random_state" and isinstance(value, np.random.RandomState):
+            value = None  # a stream, not a seed: the model's own generator is stored
         elif name in ("lam_range", "value_range") and value is not None:
             value = list(_PAIRS[name](name, value))
         elif isinstance(value, os.PathLike) or name == "device" and value is not None:
             value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+        elif isinstance(value, tuple):  # image_shape: JSON has lists only
+            value = [_number(v) for v in value]
         plain[name] = _number(value)
     return plain
 
@@ -122,6 +143,9 @@ def from_plain(plain: Mapping[str, Any]) -> dict:
         params["sampling_strategy"] = {k: v for k, v in strategy}
     elif isinstance(strategy, Mapping):  # JSON of earlier versions: integer labels as keys
         params["sampling_strategy"] = {_int_key(k): v for k, v in strategy.items()}
+    for name, value in params.items():
+        if name != "sampling_strategy" and isinstance(value, list):
+            params[name] = tuple(value)  # stored as a list: given as a tuple
     for name, check in _PAIRS.items():
         if params.get(name) is not None:
             params[name] = check(name, params[name])
@@ -143,7 +167,9 @@ def _totals(fitted: FittedDeepSMOTE) -> dict:
 
 
 def _number(value: Any) -> Any:
-    # numpy scalars (np.int64 labels, counts) as Python numbers.
+    # numpy scalars (np.int64 labels, counts, np.str_ class names) as Python values.
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Number):
         return value
     if isinstance(value, numbers.Integral):

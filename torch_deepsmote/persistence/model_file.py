@@ -60,6 +60,7 @@ def model_state(fitted: FittedDeepSMOTE, params: Mapping[str, Any], arrays: bool
         "history": list(fitted.history),
         "generator_state": fitted.generator.get_state(),
         "data_fingerprint": fitted.data_fingerprint,
+        "class_names": None if fitted.class_names is None else list(fitted.class_names),
     }
     if arrays:  # one file: arrays kept on disk (a streaming model's residuals) read whole
         state.update({k: _in_memory(v) for k, v in model_arrays(fitted).items()})
@@ -112,6 +113,7 @@ def model_from_state(
         data_fingerprint=state.get("data_fingerprint"),
         generator=generator,
         device=resolved,
+        class_names=None if state.get("class_names") is None else tuple(state["class_names"]),
     )
     return fitted, params
 
