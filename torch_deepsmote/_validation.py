@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import shlex
 from collections.abc import Iterable
 from typing import Any, Callable
 
@@ -25,11 +26,13 @@ __all__ = [
     "check_positive_float",
     "check_fraction",
     "check_folder",
+    "check_writable_folder",
     "check_lam_range",
     "check_random_state",
     "seed_of",
     "optional",
     "resolve_device",
+    "writable_folder",
 ]
 
 
@@ -173,6 +176,99 @@ def check_lam_range(name: str, lam_range: Any) -> tuple[float, float]:
     return low, high
 
 
-def check_folder(name: str, value: Any) -> None:
-    if value is not None and not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"`{name}` should be None or a folder path, but got {name}={value!r}.")
+def check_folder(name: str, value: Any, *, option: str | None = None) -> None:
+    """``value`` is ``None`` or a path that is a folder or can be made one.
+
+    Whether it can be written is not checked here: a complete cache is read from a
+    read-only folder (see :func:`writable_folder`).
+
+    Args:
+        name: The Python argument, named in messages.
+        value: The path.
+        option: The command-line spelling (``'--out'``, ``'DIR'``) to name instead of
+            ``name``; then ``None`` is refused too.
+
+    Raises:
+        TypeError: ``value`` is not a ``str`` or path.
+        ValueError: ``value`` is ``''``.
+        FileExistsError: ``value`` is a file.
+        NotADirectoryError: ``value`` lies under a file.
+    """
+    if value is None and option is None:
+        return
+    arg, got, verb = _folder_words(name, value, option)
+    if not isinstance(value, (str, os.PathLike)):
+        rule = "a folder path" if option else "None or a folder path"
+        raise TypeError(f"{arg} should be {rule}, but got {got}.")
+    path = os.fspath(value)
+    if path == "":
+        raise ValueError(
+            f"{arg} should be a folder path, but got {got}, the empty path. {verb} a folder "
+            f"such as {'runs/deepsmote' if option else repr('runs/deepsmote')} (made when "
+            "missing)."
+        )
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise FileExistsError(
+            f"{arg} should be a folder, but got {got}, which is a file. {verb} a folder, or "
+            "a path where one can be made."
+        )
+    blocker = _file_above(path)
+    if blocker is not None:
+        raise NotADirectoryError(
+            f"{arg} should be a folder path, but got {got}, which lies under the file "
+            f"{blocker!r}: no folder can be made there. {verb} a path outside that file."
+        )
+
+
+def writable_folder(path: str | os.PathLike) -> bool:
+    """Whether this process may create files in the folder ``path`` (or, when it does
+    not exist yet, make it in the nearest folder above that does).
+
+    ``False`` on a read-only mount, and for a folder whose permissions keep this user out
+    (root passes those unless its capability to override them is dropped).
+    """
+    folder = os.path.abspath(os.fspath(path))
+    while not os.path.exists(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+    return os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_writable_folder(name: str, value: Any, *, option: str | None = None) -> None:
+    """:func:`check_folder`, and ``value`` can be written (made when missing).
+
+    Raises:
+        PermissionError: The folder (or the nearest existing one above it) is read-only
+            for this process.
+    """
+    check_folder(name, value, option=option)
+    if not writable_folder(value):
+        arg, got, verb = _folder_words(name, value, option)
+        raise PermissionError(
+            f"{arg} should be a folder this process can write to, but got {got}, which is "
+            f"not writable here (its permissions, or a read-only file system). {verb} a "
+            "writable folder."
+        )
+
+
+def _folder_words(name: str, value: Any, option: str | None) -> tuple[str, str, str]:
+    """(the argument, what was given, the fix's verb) in Python's words or, with
+    ``option``, a shell's."""
+    path = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if option is None:
+        return f"`{name}`", f"{name}={value if path is None else path!r}", "Pass"
+    return f"`{option}`", f"{option} {value if path is None else shlex.quote(path)}", "Choose"
+
+
+def _file_above(path: str) -> str | None:
+    """The file among the folders above ``path``, if one is in the way."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while True:
+        if os.path.exists(folder):
+            return None if os.path.isdir(folder) else folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent

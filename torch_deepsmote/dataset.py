@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence, Sized
 from typing import Any, Callable
@@ -37,8 +38,10 @@ from ._validation import (
     check_bool,
     check_bool_or_auto,
     check_choice,
+    check_folder,
     check_non_negative_int,
     check_positive_float,
+    writable_folder,
 )
 from .adapters import DatasetAdapter
 from .deepsmote import DeepSMOTE
@@ -448,6 +451,7 @@ def _check_args(
 ) -> None:
     """Refuse what cannot work before reading a single item."""
     check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
+    check_folder("cache_dir", cache_dir)
     if lock_timeout is not None:
         check_positive_float("lock_timeout", lock_timeout, allow_zero=True)
     check_bool_or_auto("in_memory", in_memory)
@@ -499,9 +503,11 @@ def _read_and_fit(
     model = DeepSMOTE(**{"progress": progress, **fit_params})  # checks the options first
     store = None
     if in_memory is False or (in_memory == "auto" and cache_dir is not None):
-        os.makedirs(cache_dir, exist_ok=True)
         # Per process: two processes may read the same dataset before one takes the lock.
-        store = new_store(cache_dir)
+        # A read-only cache folder (a complete shared cache) gets none: the temp folder.
+        scratch = cache_dir if writable_folder(cache_dir) else tempfile.gettempdir()
+        os.makedirs(scratch, exist_ok=True)
+        store = new_store(scratch)
     try:
         read = read_dataset(
             adapter,

@@ -26,6 +26,7 @@ from ._seeding import make_generator
 from ._validation import (
     check_bool,
     check_choice,
+    check_folder,
     check_lam_range,
     check_positive_int,
     seed_of,
@@ -333,6 +334,7 @@ class DeepSMOTE(EstimatorParams):
     ) -> Targets:
         """``fit``; returns ``y``'s form (for ``y_res``)."""
         check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
+        check_folder("cache_dir", cache_dir)
         images, labels, image_format, targets = fitting.training_data(
             X, y, image_format, self.image_shape, self.value_range
         )

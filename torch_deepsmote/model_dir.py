@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._validation import check_writable_folder
 from ._version import __version__
 from .deepsmote import DeepSMOTE
 from .exports import MODEL_INFO
 from .parameters import from_plain, to_plain
-from .persistence.model_cache import CACHE_NAME, LOCK_SUFFIX
+from .persistence.model_cache import CACHE_NAME, LOCK_SUFFIX, locked
 from .sources import LabelledImages
 from .storage import versions
 from .storage.atomic import write_bytes
@@ -45,6 +46,7 @@ __all__ = ["INFO_NAME", "ModelDir", "fit_model_dir", "load_model_dir"]
 
 INFO_NAME = MODEL_INFO
 IMAGES_NAME = "images.h5"
+LOCK_NAME = CACHE_NAME + LOCK_SUFFIX  # the folder's lock is its cache's
 
 
 @dataclass
@@ -83,6 +85,10 @@ def fit_model_dir(
             Without it, a folder that holds only an interrupted fit (killed before its model
             was written) of this data and these settings resumes that fit.
 
+    Another process fitting the same folder holds its lock (``deepsmote.h5.lock``) from
+    the first look at the folder to the last file written: this one waits (and says so),
+    then finds the folder complete and reuses it when the data and options are the same.
+
     Returns:
         The [`ModelDir`][torch_deepsmote.model_dir.ModelDir]; ``reused`` tells whether training was
         skipped.
@@ -91,18 +97,30 @@ def fit_model_dir(
         FileExistsError: ``path`` is a file, a non-empty folder that is no model folder, a
             model folder of other data or settings, or an interrupted fit of those, and
             ``overwrite`` is False.
+        NotADirectoryError: ``path`` lies under a file.
+        PermissionError: ``path`` is not writable here.
         RuntimeError: ``path`` is a model folder of another format version.
     """
+    check_writable_folder("path", path, option="--out")
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(
-            f"`out` should be a folder for the model, but {str(path)!r} is a file. Choose "
-            "another path."
-        )
     expected = {
         "data_fingerprint": fingerprint_arrays(data.labels, data.images),
         "training_fingerprint": model.training_fingerprint(),
     }
+    path.mkdir(parents=True, exist_ok=True)
+    waiting = (
+        f"another process is fitting the model folder {path} now. This fit goes on when "
+        "that one is done, and reuses its model if the data and options are the same "
+        "(Ctrl-C to stop)"
+    )
+    with locked(str(path / LOCK_NAME), None, progress=True, waiting=waiting):
+        return _fit_locked(path, model, data, expected, overwrite)
+
+
+def _fit_locked(
+    path: Path, model: DeepSMOTE, data: LabelledImages, expected: dict, overwrite: bool
+) -> ModelDir:
+    """:func:`fit_model_dir` in its folder, with the folder's lock held."""
     reused = resumed = False
     if (path / INFO_NAME).exists():
         info = read_info(path)
@@ -113,7 +131,8 @@ def fit_model_dir(
                 "--overwrite (overwrite=True) to replace it, or choose another folder."
             )
         reused = not differs and (path / CACHE_NAME).exists()
-    elif path.exists() and any(path.iterdir()) and not overwrite:
+    elif any(p.name != LOCK_NAME for p in path.iterdir()) and not overwrite:
+        # No other process holds the lock now: a checkpoint here is an interrupted fit's.
         resumed = _check_interrupted(path, expected)
     if overwrite and not reused:
         # Overwrite means starting over: an interrupted fit's checkpoint is not resumed.
@@ -137,7 +156,7 @@ def _check_interrupted(path: Path, expected: dict) -> bool:
     """``True`` when ``path`` holds only an interrupted fit (its epoch checkpoint, the cache
     lock, temporary files) of this data and these training settings, which the fit then
     resumes; raise when it holds anything else."""
-    in_progress = {CHECKPOINT_NAME, CACHE_NAME + LOCK_SUFFIX}
+    in_progress = {CHECKPOINT_NAME, LOCK_NAME}
     others = [p.name for p in path.iterdir() if p.name not in in_progress and ".tmp-" not in p.name]
     if others:
         raise FileExistsError(

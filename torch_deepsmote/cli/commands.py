@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .._validation import check_writable_folder
 from ..exports import PROVENANCE_NAME, check_output, write_balanced, write_samples
 from ..model_dir import ModelDir, fit_model_dir, load_model_dir
 from ..report import REPORT_NAME, format_table, write_report
@@ -162,6 +163,7 @@ def _load(args: argparse.Namespace) -> ModelDir:
 # ---------------------------------------------------------------------- verbs
 def fit(args: argparse.Namespace) -> int:
     _check_device(args.device)
+    check_writable_folder("out", args.out, option="--out")  # before reading the data
     _check_tensorboard(args.tensorboard)
     data = _read(args)
     _fit(args, data, Path(args.out), args.overwrite)

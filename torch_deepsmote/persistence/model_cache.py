@@ -15,6 +15,12 @@ One process at a time checks, fits or rewrites a cache: the others wait on a fil
 (``deepsmote.h5.lock``, ``filelock``) and then load what the first one stored. The lock
 is an ``flock`` on that file, which the kernel releases when its holder dies, so a lock
 file left by a killed run never blocks the next one.
+
+A folder this process cannot write (a read-only mount, a shared cache of another user)
+cannot hold a lock file, and needs none to be read: the cache is written atomically, so a
+reader sees the whole old file or the whole new one. Its cache is read and verified
+without the lock; only when it would have to be fitted or rebuilt does that fail, with a
+``PermissionError`` that says so.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .._format import ImageFormat
+from .._validation import writable_folder
 from ..distributed import Ranks, agree, broadcast_object, check_same, current_ranks
 from ..fitting import FitRequest, FittedDeepSMOTE, align, fit
 from ..storage.checkpoint import Checkpoint
@@ -47,7 +54,7 @@ from ..storage.hdf5 import (
 from ..storage.image_store import H5Images
 from .model_file import ARRAY_KEYS, model_arrays, model_from_state, model_state
 
-__all__ = ["CACHE_NAME", "LOCK_SUFFIX", "fit_or_load"]
+__all__ = ["CACHE_NAME", "LOCK_SUFFIX", "cache_lock", "fit_or_load", "locked"]
 
 CACHE_NAME = "deepsmote.h5"
 LOCK_SUFFIX = ".lock"
@@ -75,7 +82,8 @@ def fit_or_load(
         labels: (N,) int64 classes.
         image_format: The form of the images.
         request: The estimator's parameters and fingerprints.
-        cache_dir: Folder of the cache file (created when missing).
+        cache_dir: Folder of the cache file (created when missing). A folder this process
+            cannot write is read without the lock, and must hold a valid cache.
         on_mismatch: ``'refit'`` rebuilds a stale or damaged cache with a warning, ``'raise'``
             raises its ``CacheError``.
         lock_timeout: Seconds to wait for another process that holds the cache's lock
@@ -83,15 +91,23 @@ def fit_or_load(
 
     Raises:
         TimeoutError: The lock was not free within ``lock_timeout`` seconds.
+        PermissionError: ``cache_dir`` is not writable here and holds no valid cache for
+            these images and settings.
     """
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
     path = str(Path(cache_dir) / CACHE_NAME)
     job = _Job(images, labels, image_format, request, path, on_mismatch)
     ranks = current_ranks(request.params["distributed"])
+    read_only = not _can_lock(path + LOCK_SUFFIX)
     if ranks is not None:
+        read_only = broadcast_object(read_only)  # rank 0's word: it alone would write
+    if read_only:
+        fitted = _load_read_only(job, cache_dir, ranks)
+    elif ranks is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
         fitted = _fit_or_load_ranks(ranks, job, lock_timeout)
     else:
-        with _locked(path + LOCK_SUFFIX, lock_timeout, request.params["progress"]):
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        with locked(path + LOCK_SUFFIX, lock_timeout, request.params["progress"]):
             fitted = job.load_valid()
             if fitted is None:
                 fitted = job.fit_and_store()
@@ -215,7 +231,7 @@ def _fit_or_load_ranks(ranks: Ranks, job: _Job, lock_timeout: float | None) -> F
         loaded, error = None, None
         if ranks.is_main:
             try:
-                held.enter_context(_locked(lock_path, lock_timeout, progress))
+                held.enter_context(locked(lock_path, lock_timeout, progress))
                 loaded = job.load_valid()
             except BaseException as caught:  # a lock timeout, a mismatch with 'raise'
                 error = caught
@@ -228,7 +244,7 @@ def _fit_or_load_ranks(ranks: Ranks, job: _Job, lock_timeout: float | None) -> F
         agree(error)  # the barrier: the others read the file once rank 0 has written it
     if ranks.is_main:
         return loaded
-    with _locked(lock_path, lock_timeout, progress=False):
+    with locked(lock_path, lock_timeout, progress=False):
         try:
             # Read-only: rank 0 alone writes, and it stored this run's settings.
             return job.load(rewrite=False)
@@ -240,14 +256,72 @@ def _fit_or_load_ranks(ranks: Ranks, job: _Job, lock_timeout: float | None) -> F
             ) from error
 
 
+def _can_lock(lock_path: str) -> bool:
+    """Whether this process can take the lock (create or open its file for writing)."""
+    if not writable_folder(os.path.dirname(lock_path)):
+        return False
+    return not os.path.exists(lock_path) or os.access(lock_path, os.W_OK)
+
+
+def _load_read_only(job: _Job, cache_dir: Any, ranks: Ranks | None) -> FittedDeepSMOTE:
+    """The valid cache of a folder this process cannot write, read without the lock (on
+    every rank of a group alike); a ``PermissionError`` when it would have to be written."""
+    error = None
+    try:
+        fitted = _read_only(job, cache_dir)
+    except BaseException as caught:
+        if ranks is None:
+            raise
+        error = caught
+    if ranks is not None:
+        agree(error)  # a rank that failed alone would leave the others waiting
+    return fitted
+
+
+def _read_only(job: _Job, cache_dir: Any) -> FittedDeepSMOTE:
+    if not os.path.exists(job.path):
+        problem = f"holds no DeepSMOTE cache ({CACHE_NAME})"
+    else:
+        try:
+            # Verified in full before use, and not rewritten: changed neighbour or residual
+            # settings are rebuilt in memory only.
+            return job.load(rewrite=False)
+        except CacheError as error:
+            if job.on_mismatch == "raise":
+                raise
+            kind = "stale" if isinstance(error, StaleCacheError) else "damaged"
+            problem = f"holds a {kind} cache that would have to be fitted again ({error})"
+    raise PermissionError(
+        f"`cache_dir` should be a folder this process can write to when its model must be "
+        f"fitted, but cache_dir={os.fspath(cache_dir)!r} is not writable here (its "
+        f"permissions, or a read-only file system) and {problem}. Pass a writable "
+        "cache_dir, or fit once where the folder is writable: the same data and settings "
+        "then load its cache read-only."
+    )
+
+
+def cache_lock(lock_path: str) -> FileLock:
+    """The lock of one cache: a single instance per file in a process, so that a holder
+    who asks again (a model folder's fit around its cache's) re-enters it instead of
+    waiting on itself."""
+    return FileLock(lock_path, is_singleton=True)
+
+
 @contextlib.contextmanager
-def _locked(lock_path: str, timeout: float | None, progress: bool) -> Iterator[None]:
-    lock = FileLock(lock_path)
+def locked(
+    lock_path: str,
+    timeout: float | None,
+    progress: bool,
+    waiting: str = "another process is fitting this cache",
+) -> Iterator[None]:
+    """Hold :func:`cache_lock`, saying ``waiting`` (with ``progress``) when another
+    process holds it."""
+    lock = cache_lock(lock_path)
     try:
         lock.acquire(timeout=0)
     except Timeout:
         if progress:
-            tqdm.write(f"waiting for {lock_path}: another process is fitting this cache")
+            tqdm.write(f"waiting for {lock_path}: {waiting}")
         try:
             lock.acquire(timeout=-1 if timeout is None else timeout)
         except Timeout:
