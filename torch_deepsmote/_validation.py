@@ -180,7 +180,7 @@ def check_folder(name: str, value: Any, *, option: str | None = None) -> None:
     """``value`` is ``None`` or a path that is a folder or can be made one.
 
     Whether it can be written is not checked here: a complete cache is read from a
-    read-only folder (see :func:`writable_folder`).
+    read-only folder (see ``writable_folder``).
 
     Args:
         name: The Python argument, named in messages.
@@ -237,7 +237,7 @@ def writable_folder(path: str | os.PathLike) -> bool:
 
 
 def check_writable_folder(name: str, value: Any, *, option: str | None = None) -> None:
-    """:func:`check_folder`, and ``value`` can be written (made when missing).
+    """``check_folder``, and ``value`` can be written (made when missing).
 
     Raises:
         PermissionError: The folder (or the nearest existing one above it) is read-only

@@ -120,7 +120,7 @@ def fit_model_dir(
 def _fit_locked(
     path: Path, model: DeepSMOTE, data: LabelledImages, expected: dict, overwrite: bool
 ) -> ModelDir:
-    """:func:`fit_model_dir` in its folder, with the folder's lock held."""
+    """``fit_model_dir`` in its folder, with the folder's lock held."""
     reused = resumed = False
     if (path / INFO_NAME).exists():
         info = read_info(path)

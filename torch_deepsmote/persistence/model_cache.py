@@ -314,7 +314,7 @@ def locked(
     progress: bool,
     waiting: str = "another process is fitting this cache",
 ) -> Iterator[None]:
-    """Hold :func:`cache_lock`, saying ``waiting`` (with ``progress``) when another
+    """Hold ``cache_lock``, saying ``waiting`` (with ``progress``) when another
     process holds it."""
     lock = cache_lock(lock_path)
     try:
