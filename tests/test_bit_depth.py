@@ -17,8 +17,8 @@ from torchvision.datasets import ImageFolder
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote._format import ImageFormat
+from torch_deepsmote.app.sources import read_images
 from torch_deepsmote.cli import main
-from torch_deepsmote.sources import read_images
 
 FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 CLI_TINY = ["--epochs", "1", "--hidden", "4", "--latent", "8", "--batch-size", "16", "--quiet"]
