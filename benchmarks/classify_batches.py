@@ -85,12 +85,26 @@ def class_counts(labels, n_classes: int) -> torch.Tensor:
 
 
 def endless(loader: DataLoader, on_epoch=None) -> Iterator:
-    """The loader's batches for ever (``on_epoch(epoch)`` before each pass)."""
+    """The loader's batches for ever (``on_epoch(epoch)`` before each pass).
+
+    Raises:
+        ValueError: A pass yields no batch (fewer items than one batch with
+            ``drop_last``), which would otherwise loop for ever.
+    """
     epoch = 0
     while True:
         if on_epoch is not None:
             on_epoch(epoch)
-        yield from loader
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError(
+                f"the training loader yields no batch: {len(loader.dataset)} items, "
+                f"batch_size={loader.batch_size}, drop_last={loader.drop_last}; use a "
+                "smaller --batch-size or more training images."
+            )
         epoch += 1
 
 

@@ -484,7 +484,8 @@ def test_a_validation_run_scores_held_out_training_images_only(tmp_path):
 
     from benchmarks import classify
 
-    argv = ["--dataset", "digits", "--quick", "--steps", "3", "--seeds", "1"]
+    # About 20 training images: batches of 8 (the quick preset's 64 would be none).
+    argv = ["--dataset", "digits", "--quick", "--steps", "3", "--seeds", "1", "--batch-size", "8"]
     argv += ["--methods", "logit_adj_tau2", "--val-split", "0.3", "--sweep-ratios", ""]
     argv += ["--no-figures", "--out", str(tmp_path / "out"), "--work", str(tmp_path)]
     assert classify.main(argv) == 0
@@ -496,3 +497,13 @@ def test_a_validation_run_scores_held_out_training_images_only(tmp_path):
     # The held-out images are part of the drawn subset: the training set is the rest.
     train_counts = classify.data.scale(classify.data.PAPER_COUNTS["digits"][0], 0.1)
     assert sum(counts) < sum(train_counts)
+
+
+def test_an_endless_loader_that_yields_no_batch_is_refused_not_looped():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    data = TensorDataset(torch.zeros(5, 1, 4, 4), torch.zeros(5, dtype=torch.long))
+    batches = cb.shuffled(data, bs=8, seed=0)
+    with pytest.raises(ValueError, match="5 items, batch_size=8, drop_last=True"):
+        next(batches)
+    assert len(list(zip(range(5), cb.endless(DataLoader(data, 4, drop_last=True))))) == 5
