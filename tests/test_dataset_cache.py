@@ -6,14 +6,12 @@ import pickle
 
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from torch.utils.data import DataLoader, TensorDataset
 
 import torch_deepsmote.fitting as fitting_module
 from torch_deepsmote import OversampledDataset
 from torch_deepsmote.storage.hdf5 import StaleCacheError
-
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 
 
 @pytest.fixture()

@@ -4,7 +4,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import TINY, make_shapes
 
 from torch_deepsmote import DeepSMOTE, SMOTEPlan
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import TINY, make_shapes
+from helpers import TINY, make_shapes
 from torch.utils.data import DistributedSampler, TensorDataset
 
 from torch_deepsmote import DeepSMOTE, DeepSMOTESampler, OversampledDataset
