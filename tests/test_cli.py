@@ -85,7 +85,7 @@ def test_fit_reads_an_npz_with_its_own_keys_and_string_labels(tmp_path, capsys):
     path = tmp_path / "data.npz"
     np.savez(path, x=images.transpose(0, 2, 3, 1), y=np.array(["cat", "dog"])[labels])
     code, _, err = run_cli(capsys, "fit", path, "--out", tmp_path / "m", *CLI_TINY)
-    assert code == 1 and "'images_key'" in err.replace("`", "'") and "x, y" in err
+    assert code == 1 and "--images-key should name" in err and "x, y" in err
     args = ["--images-key", "x", "--labels-key", "y"]
     code, out, _ = run_cli(capsys, "fit", path, "--out", tmp_path / "m", *args, *CLI_TINY)
     assert code == 0 and "per class: cat 10, dog 4" in out
@@ -131,8 +131,9 @@ def test_fit_says_how_to_install_tensorboard_when_it_is_missing(model_dir, tmp_p
 # ---------------------------------------------------------------------- sample, resample
 def test_sample_writes_one_grid_or_a_folder_of_pngs_with_provenance(model_dir, tmp_path, capsys):
     code, out, _ = run_cli(
-        capsys, "sample", model_dir, "--class", "bars", "-n", 9, "--out", tmp_path / "g.png"
-    )
+        capsys, "sample", model_dir, "--class", "bars", "-n", 9, "--out", tmp_path / "g.png",
+        "--scale", 1,
+    )  # fmt: skip
     assert code == 0 and "wrote 9 new images of class 'bars'" in out
     with Image.open(tmp_path / "g.png") as grid:  # 3 x 3 images of 12 px, padding 2
         assert grid.size == (3 * 14 + 2, 3 * 14 + 2)
@@ -146,6 +147,51 @@ def test_sample_writes_one_grid_or_a_folder_of_pngs_with_provenance(model_dir, t
         assert image.size == (12, 12) and image.mode == "L"
     rows = read_provenance(tmp_path / "f" / "provenance.csv")
     assert [r["file"] for r in rows] == pngs and {r["class"] for r in rows} == {"bars"}
+
+
+def test_sample_grid_is_enlarged_to_a_judgeable_size_with_crisp_pixels(model_dir, tmp_path, capsys):
+    grid = ["sample", model_dir, "--class", "bars", "-n", 16, "--quiet", "--out"]
+    assert run_cli(capsys, *grid, tmp_path / "native.png", "--scale", 1)[0] == 0
+    assert run_cli(capsys, *grid, tmp_path / "big.png")[0] == 0
+    with Image.open(tmp_path / "native.png") as native, Image.open(tmp_path / "big.png") as big:
+        assert native.size == (4 * 14 + 2,) * 2  # 58 px: 4 x 4 images of 12 px, padding 2
+        assert big.size == (9 * 58,) * 2  # the least whole factor to >= 512 px: 9
+        small = np.asarray(native)
+        # nearest neighbour: every pixel of the native grid becomes a 9 x 9 block of itself
+        assert (np.asarray(big) == small.repeat(9, axis=0).repeat(9, axis=1)).all()
+    assert run_cli(capsys, *grid, tmp_path / "x3.png", "--scale", 3)[0] == 0
+    with Image.open(tmp_path / "x3.png") as three:
+        assert three.size == (3 * 58,) * 2
+    code, _, err = run_cli(capsys, *grid, tmp_path / "folder", "--scale", 3)
+    assert code == 2 and "--scale" in err and "NAME.png" in err
+
+
+def test_sampling_strategy_giving_a_class_twice_is_refused_naming_it(model_dir, tmp_path, capsys):
+    for strategy in ("square=4,square=9", "square=4,1=9"):  # by name twice; a name and its label
+        code, _, err = run_cli(
+            capsys, "resample", model_dir, "--out", tmp_path / "b.npz", "--quiet",
+            "--sampling-strategy", strategy,
+        )  # fmt: skip
+        assert code == 2 and "'square' twice" in err and strategy in err, err
+        assert not (tmp_path / "b.npz").exists()
+
+
+def test_errors_name_the_flags_the_user_typed_not_python_arguments(model_dir, tmp_path, capsys):
+    out = tmp_path / "b.npz"
+    out.write_bytes(b"mine")
+    code, _, err = run_cli(capsys, "resample", model_dir, "--out", out, "--quiet")
+    assert code == 2 and f"--out {str(out)!r} exists. Pass --overwrite to replace" in err, err
+    assert "`out`" not in err and "overwrite=True" not in err
+    data = model_dir.parent / "images"
+    code, _, err = run_cli(capsys, "fit", data, "--out", tmp_path / "m", *CLI_TINY, "--lr", "-1")
+    assert code == 2 and "--lr should be a positive number, but got --lr -1.0" in err, err
+    code, _, err = run_cli(capsys, "sample", model_dir, "--class", "cats", "-n", 2, "--out", out)
+    assert code == 2 and "--class should be a class name or label" in err, err
+    (tmp_path / "notes.txt").write_text("not images")
+    code, _, err = run_cli(
+        capsys, "fit", tmp_path / "notes.txt", "--out", tmp_path / "m", *CLI_TINY
+    )
+    assert code == 1 and err.startswith("torch-deepsmote fit: error: DATA should be"), err
 
 
 def test_sample_of_an_unknown_class_lists_the_classes(model_dir, tmp_path, capsys):

@@ -60,7 +60,7 @@ def test_training_does_not_touch_the_global_rng(shapes):
     assert torch.equal(torch.rand(3), expected)
 
 
-def run(images, labels, **config):
+def run(images, labels, progress=False, **config):
     torch.manual_seed(0)
     enc, dec = Encoder((1, 16, 16), 8, hidden=4), Decoder((1, 16, 16), 8, hidden=4)
     history = fit_autoencoder(
@@ -72,9 +72,27 @@ def run(images, labels, **config):
         config=TrainingConfig(batch_size=16, **config),
         generator=torch.Generator().manual_seed(0),
         device=torch.device("cpu"),
-        progress=False,
+        progress=progress,
     )
     return enc, dec, history
+
+
+def test_the_progress_bar_ticks_per_batch_with_the_running_loss(shapes, capsys):
+    X, y = shapes  # 92 images in batches of 16: 6 steps per epoch (the last one of 12 rows)
+    run(torch.from_numpy(X), torch.from_numpy(y), progress=True, max_epochs=2, patience=0)
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert "12/12" in bar and "batch" in bar and "epoch=2/2" in bar and "loss=" in bar, bar
+
+
+def test_the_progress_bar_leaves_the_weights_bit_for_bit_the_same(shapes, capsys):
+    X, y = shapes
+    images, labels = torch.from_numpy(X), torch.from_numpy(y)
+    quiet = run(images, labels, progress=False, max_epochs=2, patience=0)
+    shown = run(images, labels, progress=True, max_epochs=2, patience=0)
+    assert "DeepSMOTE fit" in capsys.readouterr().err
+    assert state_equal(quiet[0].state_dict(), shown[0].state_dict())
+    assert state_equal(quiet[1].state_dict(), shown[1].state_dict())
+    assert quiet[2][-1]["loss"] == shown[2][-1]["loss"]
 
 
 def test_plateau_stops_before_max_epochs(shapes):

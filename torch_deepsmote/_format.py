@@ -1,11 +1,11 @@
 """The form of the user's images and labels, and the decoder's [-1, 1] scale.
 
 Images come in two ways: as one batch array ((N, C, H, W) or (N, H, W), numpy or torch)
-given to :meth:`DeepSMOTE.fit`, or as the items of a map-style dataset (PIL images, numpy
+given to ``DeepSMOTE.fit``, or as the items of a map-style dataset (PIL images, numpy
 (H, W) / (H, W, C) arrays, (C, H, W) / (H, W) tensors). Either way they are read into one
 (N, C, H, W) tensor of their own dtype (uint8 to uint32, int8 to int64, float16 to float64;
 16-bit PIL images give uint16, mode ``I`` int32, mode ``F`` float32), and
-:class:`ImageFormat` records what came in, so that synthetic images go back out in the same
+``ImageFormat`` records what came in, so that synthetic images go back out in the same
 container, dtype, layout and value range, and map to and from the [-1, 1] range of the
 decoder (it ends in Tanh). torch computes little on uint16 and uint32 tensors: they are
 kept as they are and converted to float only where they are computed on.
@@ -15,9 +15,9 @@ the user declared (pixels outside it are refused, naming the image); 0..255 for 
 0..1 for floats that all lie in [0, 1]; otherwise the data's own minimum and maximum
 (12-bit data in uint16 then uses the whole [-1, 1], not a sixteenth of it). Because one
 image can stretch that last range for every synthetic image, an image whose pixels lie far
-outside the others' (:func:`~torch_deepsmote._pixels.range_faults`) is refused, naming it.
+outside the others' (``range_faults``) is refused, naming it.
 
-Labels have one rule, :func:`as_labels`, used wherever labels enter the library.
+Labels have one rule, ``as_labels``, used wherever labels enter the library.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ class ImageFormat:
 
     @classmethod
     def from_dict(cls, state: dict) -> ImageFormat:
-        """Inverse of :meth:`to_dict`; also reads the form saved before ``kind``/``layout``."""
+        """Inverse of ``to_dict``; also reads the form saved before ``kind``/``layout``."""
         if "container" in state:  # model format 1: arrays only
             layout = "chw" if state["channels_dim"] else "hw"
             return cls(state["container"], state["dtype"], layout, state["low"], state["high"])
@@ -156,8 +156,8 @@ class ImageFormat:
         cls, item: Any, dtype: torch.dtype, value_range: tuple[float, float]
     ) -> ImageFormat:
         """The format of a dataset whose first raw image is ``item``, whose images read
-        with :func:`image_to_tensor` have ``dtype`` and span ``value_range``
-        (:func:`~torch_deepsmote._pixels.find_value_range`)."""
+        with ``image_to_tensor`` have ``dtype`` and span ``value_range``
+        (``find_value_range``)."""
         if isinstance(item, Tensor):
             kind, layout, mode = "torch", "hw" if item.ndim == 2 else "chw", None
         elif isinstance(item, np.ndarray):
@@ -177,7 +177,7 @@ def writable(images: Tensor) -> Tensor:
     """``images``, or a view of its bits that rows can be written into by index (uint16
     and uint32 seen as int16 and int32: the bits, not the values, are copied).
 
-    Example:
+    Examples:
         >>> pool = torch.zeros(3, dtype=torch.uint16)
         >>> writable(pool)[torch.tensor([2])] = writable(torch.tensor([60000], dtype=torch.uint16))
         >>> pool.to(torch.int32).tolist()
@@ -291,14 +291,14 @@ def as_images(
             arrays is stacked.
         name: The argument's name, for error messages.
         value_range: ``(low, high)`` the pixels lie in (maps to [-1, 1]), or ``None``: found
-            from the data (:func:`~torch_deepsmote._pixels.find_value_range`).
+            from the data (``find_value_range``).
         judge_range: Refuse an image outside ``value_range`` or far outside the others'
-            (:func:`~torch_deepsmote._pixels.range_faults`), as a fit does; images read
+            (``range_faults``), as a fit does; images read
             against a fitted model (whose range is its own) are not judged.
 
     Returns:
         The images as a CPU tensor of their own dtype (N, C, H, W), and their
-        :class:`ImageFormat`.
+        ``ImageFormat``.
 
     Raises:
         TypeError: Not an array, or an unsupported dtype.
@@ -405,7 +405,7 @@ def as_labels(labels: Any, name: str = "y", n: int | None = None) -> Tensor:
         TypeError: Labels that are not whole numbers.
         ValueError: Not 1-D, or not ``n`` of them.
 
-    Example:
+    Examples:
         >>> as_labels([True, False, True]).tolist(), as_labels(np.array([2.0, 7.0])).tolist()
         ([1, 0, 1], [2, 7])
     """
@@ -455,7 +455,7 @@ class TargetFormat:
 
     A synthetic item of class ``c`` carries the very target the real items of class ``c``
     carry, in their form: a class name (``str``), an int, a bool, a tensor or a numpy value
-    of the same dtype. :class:`TargetReader` learns it while the items are read.
+    of the same dtype. ``TargetReader`` learns it while the items are read.
 
     Attributes:
         kind: ``"int"`` (a Python int), ``"bool"``, ``"str"`` (class names), ``"tensor"`` or
@@ -543,13 +543,13 @@ class TargetReader:
     their own labels, class names (strings) are numbered in sorted order, as scikit-learn's
     ``LabelEncoder`` numbers them. Given labels must map one-to-one onto the targets: each
     label one target, each target one label, for synthetic items carry the target of their
-    class's real items (:class:`TargetFormat`).
+    class's real items (``TargetFormat``).
 
     Args:
         given: (N,) int64 labels of every item, or ``None`` (read from the targets).
         source: What gave ``given``, for the error message (e.g. ``"`labels`"``).
 
-    Example:
+    Examples:
         >>> reader = TargetReader(None)
         >>> for i, name in enumerate(["cat", "dog", "cat"]):
         ...     reader.keep(i, name, reader.label(i, name))
@@ -619,7 +619,7 @@ class TargetReader:
         self.rows.append(label)
 
     def result(self) -> tuple[Tensor, TargetFormat]:
-        """(M,) int64 labels of the kept items, and the targets' :class:`TargetFormat`."""
+        """(M,) int64 labels of the kept items, and the targets' ``TargetFormat``."""
         if self.given is None and self.names:
             classes = sorted(set(self.rows))
             number = {name: k for k, name in enumerate(classes)}

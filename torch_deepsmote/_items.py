@@ -2,8 +2,8 @@
 
 torchvision datasets return ``(image, target)``; others return longer tuples
 (``(image, target, path)``) or dicts: Hugging Face ``datasets`` rows
-(``{"image": PIL, "label": int, ...}``) and MONAI's dict items. :func:`find_layout` reads
-that form off one raw item, and the :class:`ItemLayout` it returns is the one owner of it:
+(``{"image": PIL, "label": int, ...}``) and MONAI's dict items. ``find_layout`` reads
+that form off one raw item, and the ``ItemLayout`` it returns is the one owner of it:
 it splits every raw item into (image, target) while fitting, and builds synthetic raw items
 of the same form, so that they pass through the dataset's transforms and collate like the
 real ones.
@@ -188,8 +188,8 @@ def find_layout(
 ) -> ItemLayout:
     """The layout of raw dataset item ``index``.
 
-    Dict items: the image under ``image_key``, else the one key of :data:`IMAGE_KEYS` it
-    has; the target under ``label_key``, else the one of :data:`LABEL_KEYS`. Tuple items:
+    Dict items: the image under ``image_key``, else the one key of ``IMAGE_KEYS`` it
+    has; the target under ``label_key``, else the one of ``LABEL_KEYS``. Tuple items:
     the image at position ``image_key`` (default 0), the target at ``label_key``
     (default 1).
 

@@ -137,8 +137,9 @@ def sampler_tags() -> Any:
     ``BaseSampler`` gives them: imbalanced-learn's ``Tags`` (estimator type ``'sampler'``,
     sampler tags) where it is installed, else scikit-learn's.
 
-    NOTE: imported here, when scikit-learn asks for the tags (so it is installed): the
-    library itself depends on neither. The input tags are the defaults: dense 2-D rows.
+    Note:
+        Imported here, when scikit-learn asks for the tags (so it is installed): the library
+        itself depends on neither. The input tags are the defaults: dense 2-D rows.
     """
     from sklearn.utils import InputTags, Tags, TargetTags
 

@@ -3,10 +3,10 @@
 The decoder ends in Tanh, so every image maps to [-1, 1] from a value range ``(low,
 high)``: the one the user declared (``value_range=``; an image with a pixel outside it is
 refused), 0..255 for uint8, 0..1 for floats within it, else the data's own minimum and
-maximum (:func:`find_value_range`). That last range can be set by one odd image for every
-synthetic image, so a fit refuses an image far outside the others' (:func:`range_faults`).
+maximum (``find_value_range``). That last range can be set by one odd image for every
+synthetic image, so a fit refuses an image far outside the others' (``range_faults``).
 The encoder halves each side three times: images are (C, H, W) with 1 to 4 channels and
-sides of 8 to 4096 (:func:`check_image_shape`).
+sides of 8 to 4096 (``check_image_shape``).
 """
 
 from __future__ import annotations
@@ -133,9 +133,9 @@ def range_faults(
     """The images whose pixels cannot share one value range with the others, and why.
 
     With ``declared`` ``(low, high)``: every image with a pixel outside it. Otherwise an
-    image is an outlier when its pixels reach more than :data:`OUTLIER_FACTOR` (10) times
+    image is an outlier when its pixels reach more than ``OUTLIER_FACTOR`` (10) times
     the others' span beyond the others' extremes, "the others" being the images left when
-    the :data:`OUTLIER_SHARE` (1 %, at least one) with the highest maxima (and, for the
+    the ``OUTLIER_SHARE`` (1 %, at least one) with the highest maxima (and, for the
     low side, the lowest minima) are set aside. A long tail (CT numbers up to 3071 where
     most images stop at 1500, microscopy saturating at 65535 where most stay below 30000)
     stays well inside that; one 0..255 image among 0..1 floats, or one pixel of 1e30, does
@@ -143,14 +143,14 @@ def range_faults(
 
     Args:
         dtype: The images' dtype.
-        lows, highs: (N,) every image's minimum and maximum pixel (:func:`image_extremes`).
+        lows, highs: (N,) every image's minimum and maximum pixel (``image_extremes``).
         declared: The user's ``value_range``, or ``None``.
 
     Returns:
         ``(row, reason)`` per refused image, in row order; the reason completes
         "image 3 ...".
 
-    Example:
+    Examples:
         >>> lows, highs = torch.zeros(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64)
         >>> highs[3] = 255
         >>> range_faults(torch.float32, lows, highs)[0][0]

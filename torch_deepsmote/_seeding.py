@@ -3,14 +3,14 @@
 
 Four rules, each where torch or the paper's setting asks for it:
 
-- :func:`make_generator`: a CPU generator of one seed (fresh entropy for ``None``);
-- :func:`epoch_generator`: a sampler's generator of an epoch, seeded with ``seed + epoch``
+- ``make_generator``: a CPU generator of one seed (fresh entropy for ``None``);
+- ``epoch_generator``: a sampler's generator of an epoch, seeded with ``seed + epoch``
   as ``torch.utils.data.DistributedSampler`` seeds its own (``DeepSMOTESampler`` is one, so
   every sampler follows its rule);
-- :func:`mixed_seed`: the seed of a synthetic set's draws for ``(seed, epoch)``, hashed so
+- ``mixed_seed``: the seed of a synthetic set's draws for ``(seed, epoch)``, hashed so
   that (0, 1) and (1, 0) give unrelated sets, with a ``purpose`` that keeps the draws of
   different things (the plan, the items a partial refresh draws anew) apart;
-- :func:`fan_out`: one seed into several independent ones (a fit's weights, training
+- ``fan_out``: one seed into several independent ones (a fit's weights, training
   draws and SMOTE draws; one stream per rank).
 """
 
@@ -42,7 +42,7 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """A sampler's generator of ``epoch``: seeded with ``seed + epoch``, as
     ``DistributedSampler`` seeds its own.
 
-    Example:
+    Examples:
         >>> a, b = epoch_generator(3, 1), epoch_generator(4, 0)
         >>> torch.equal(torch.randperm(5, generator=a), torch.randperm(5, generator=b))
         True
@@ -54,7 +54,7 @@ def mixed_seed(seed: int, epoch: int, purpose: str = "plan") -> int:
     """A 56-bit seed of ``(seed, epoch)`` for the draws of ``purpose``, mixed by sha256 so
     that (0, 1) and (1, 0) give unrelated draws.
 
-    Example:
+    Examples:
         >>> mixed_seed(0, 1) != mixed_seed(1, 0), mixed_seed(0, 1) != mixed_seed(0, 1, "refresh")
         (True, True)
     """
@@ -65,7 +65,7 @@ def mixed_seed(seed: int, epoch: int, purpose: str = "plan") -> int:
 def fan_out(seed: int | None, n: int) -> list[int]:
     """``n`` independent seeds drawn from one (fresh entropy for ``None``).
 
-    Example:
+    Examples:
         >>> fan_out(0, 3) == fan_out(0, 3), len(set(fan_out(0, 3)))
         (True, 3)
     """

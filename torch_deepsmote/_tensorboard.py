@@ -1,7 +1,7 @@
 """TensorBoard logs of a fit: the loss terms per epoch and real-versus-synthetic image grids.
 
-:class:`EpochLogger` is the per-epoch callback that :meth:`DeepSMOTE.fit` hands to
-:func:`~torch_deepsmote.training.fit_autoencoder` when ``log_dir`` is set. It writes through
+``EpochLogger`` is the per-epoch callback that ``DeepSMOTE.fit`` hands to
+``fit_autoencoder`` when ``log_dir`` is set. It writes through
 ``torch.utils.tensorboard`` (the ``[tensorboard]`` extra installs TensorBoard).
 """
 

@@ -109,7 +109,7 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
 
 def check_random_state(name: str, value: Any) -> Any:
     """``None`` (fresh entropy), a non-negative integer seed or a numpy ``RandomState``
-    (scikit-learn's three forms), returned as given; see :func:`seed_of`."""
+    (scikit-learn's three forms), returned as given; see ``seed_of``."""
     if value is None or isinstance(value, np.random.RandomState):
         return value
     if isinstance(value, (torch.Generator, np.random.Generator)):
@@ -131,7 +131,7 @@ def seed_of(name: str, random_state: Any) -> int | None:
     scikit-learn: two fits with one ``RandomState`` object differ, and a ``RandomState``
     made anew with the same seed repeats them.
 
-    Example:
+    Examples:
         >>> seed_of("random_state", 7), seed_of("random_state", None)
         (7, None)
         >>> a = seed_of("random_state", np.random.RandomState(0))
@@ -180,7 +180,7 @@ def check_folder(name: str, value: Any, *, option: str | None = None) -> None:
     """``value`` is ``None`` or a path that is a folder or can be made one.
 
     Whether it can be written is not checked here: a complete cache is read from a
-    read-only folder (see :func:`writable_folder`).
+    read-only folder (see ``writable_folder``).
 
     Args:
         name: The Python argument, named in messages.
@@ -237,7 +237,7 @@ def writable_folder(path: str | os.PathLike) -> bool:
 
 
 def check_writable_folder(name: str, value: Any, *, option: str | None = None) -> None:
-    """:func:`check_folder`, and ``value`` can be written (made when missing).
+    """``check_folder``, and ``value`` can be written (made when missing).
 
     Raises:
         PermissionError: The folder (or the nearest existing one above it) is read-only

@@ -4,19 +4,20 @@ A map-style dataset says what it is in one of a few ways. torchvision's conventi
 any dataset with such attributes) keeps labels in ``.targets`` / ``.labels``, names in
 ``.classes`` and applies ``transform`` / ``target_transform`` (or a joint ``transforms``)
 in ``__getitem__``. Other kinds (Hugging Face ``datasets``, MONAI) follow their own
-rules: each is a :class:`Kind`, and the integrations register theirs
-(:func:`register_kind`), so the core never imports them. ``Subset`` and ``ConcatDataset``
+rules: each is a ``Kind``, and the integrations register theirs
+(``register_kind``), so the core never imports them. ``Subset`` and ``ConcatDataset``
 are routed through like they route indices.
 
-:class:`DatasetAdapter` asks the question once, for the whole dataset: it finds labels
+``DatasetAdapter`` asks the question once, for the whole dataset: it finds labels
 and class names without reading an image where the metadata has them, sets the
 transforms aside while the library reads raw images (random augmentation stays out of
-the autoencoder's data), and, once the raw items' form is known (:meth:`~DatasetAdapter.
-items`), makes synthetic items in that form and passes them through the dataset's own
-transforms and the wrapper's, in one place (:class:`ItemMaker`).
+the autoencoder's data), and, once the raw items' form is known
+(``DatasetAdapter.items``), makes synthetic items in that form and passes them through the
+dataset's own transforms and the wrapper's, in one place (``ItemMaker``).
 
-NOTE: setting transforms aside mutates the user's dataset for the duration of the read; it
-is not safe while another thread reads the same dataset object.
+Note:
+    Setting transforms aside mutates the user's dataset for the duration of the read; it is
+    not safe while another thread reads the same dataset object.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ _TRANSFORM_ATTRS = ("transform", "target_transform", "transforms")
 class Kind:
     """How one dataset (not a ``Subset`` or ``ConcatDataset``) keeps its labels, class names
     and transforms: torchvision's convention. Subclasses registered with
-    :func:`register_kind` handle other kinds.
+    ``register_kind`` handle other kinds.
 
     Args:
         dataset: The dataset.
@@ -86,7 +87,7 @@ class Kind:
     def set_aside(self) -> Callable[[], None]:
         """Set the transforms aside (raw items, as torchvision's v2 dataset wrapper reads
         them); returns the function that restores them. A ``Compose`` keeps its
-        deterministic head (:func:`split_compose`): the images are read in its output form."""
+        deterministic head (``split_compose``): the images are read in its output form."""
         owner = self.dataset
         saved = {name: getattr(owner, name) for name in _TRANSFORM_ATTRS if hasattr(owner, name)}
         head, _ = split_compose(saved.get("transform")) if self.keep_head else (None, None)
@@ -145,7 +146,7 @@ def split_compose(transform: Any) -> tuple[Any, Any]:
     the head its leading deterministic transforms, the tail the rest (``None`` when empty).
     ``(None, transform)`` for anything else, or a ``Compose`` that starts randomly.
 
-    Example:
+    Examples:
         >>> from torchvision.transforms import Compose, RandomHorizontalFlip, Resize, ToTensor
         >>> head, tail = split_compose(Compose([Resize(8), RandomHorizontalFlip(), ToTensor()]))
         >>> [type(t).__name__ for t in head.transforms], [type(t).__name__ for t in tail.transforms]
@@ -168,7 +169,7 @@ _KINDS: list[type[Kind]] = []
 
 
 def register_kind(kind: type[Kind]) -> type[Kind]:
-    """Register a :class:`Kind` (as a class decorator); later registrations are asked
+    """Register a ``Kind`` (as a class decorator); later registrations are asked
     first, the base kind last."""
     if kind not in _KINDS:
         _KINDS.insert(0, kind)
@@ -209,9 +210,9 @@ class DatasetAdapter:
             finds it (the kind's description, or the item's keys when read).
         label_key: Likewise for the target.
         extra_keys: ``'fill'`` or ``'drop'``: what synthetic items do with the other fields
-            (:mod:`torch_deepsmote._items`).
+            (``torch_deepsmote._items``).
         keep_head: Keep a torchvision ``Compose``'s deterministic head while fitting
-            (:func:`split_compose`); ``False`` sets the whole transform aside (a
+            (``split_compose``); ``False`` sets the whole transform aside (a
             ``fit_transform`` stands in for it).
     """
 

@@ -8,7 +8,7 @@ and over-sample a class from its borderline samples only. A row is *in danger* w
 (``m' = m`` is noise, left out; ``m' < m / 2`` is safe). This is the rule of
 imbalanced-learn's ``BorderlineSMOTE(kind='borderline-1', m_neighbors=10)``; here it runs
 on the autoencoder's codes, with the estimator's ``knn`` backend. The random draws stay in
-the planner (:func:`~torch_deepsmote.smote.plan_synthetic`, ``bases=``).
+the planner (``plan_synthetic``, ``bases=``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def in_danger(
         latents: Codes, shape (N, d).
         labels: Integer class labels, shape (N,).
         m_neighbors: ``m``, the neighbourhood that decides (imbalanced-learn's default 10).
-        knn: Backend or backend name, see :func:`~torch_deepsmote.knn.get_knn`; searched
+        knn: Backend or backend name, see ``get_knn``; searched
             once over all N codes.
 
     Returns:
@@ -50,7 +50,7 @@ def in_danger(
         ValueError: Shapes disagree, or the backend returns a bad table.
         TypeError: ``m_neighbors`` is not an integer.
 
-    Example:
+    Examples:
         >>> latents = torch.tensor([0.0, 1.0, 2.0, 3.0, 3.5, 4.2, 5.0, 6.0, 7.0])[:, None]
         >>> labels = torch.tensor([0, 0, 0, 0, 1, 0, 1, 1, 1])
         >>> in_danger(latents, labels, m_neighbors=2, knn="torch").tolist()  # 3.5, 4.2: noise

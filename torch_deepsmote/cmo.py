@@ -5,14 +5,14 @@ Minority: Context-rich Minority Oversampling for Long-tailed Classification", CV
 
 Two streams feed training. The background stream is the data as it comes (a shuffled
 ``DataLoader``). The foreground stream draws item ``i`` with weight ``n_{y_i} ** -power``
-(:class:`~torch_deepsmote.MinoritySampler`; ``power=1``: every class equally often) from
+(``MinoritySampler``; ``power=1``: every class equally often) from
 the dataset of your choice: the real images, or an ``OversampledDataset`` (real and
 DeepSMOTE images).
-:class:`~torch_deepsmote.ClassPriorSampler` over an ``OversampledDataset``, with
+``ClassPriorSampler`` over an ``OversampledDataset``, with
 ``class_power=1 - power``, draws the same class rates with a chosen ``synthetic_share`` of
 DeepSMOTE images (1.0: DeepSMOTE images alone wherever a class has them).
 
-With probability ``prob`` per batch, :class:`CMO` pastes a box of a foreground batch onto
+With probability ``prob`` per batch, ``CMO`` pastes a box of a foreground batch onto
 the background batch with CutMix (Yun et al., ICCV 2019): one box per batch,
 ``lam ~ Beta(1, 1)``, sides ``sqrt(1 - lam)`` of the image's, a uniform centre, clipped at
 the border. The targets are mixed by the area actually pasted:
@@ -20,18 +20,18 @@ the border. The targets are mixed by the area actually pasted:
     loss = lam_a * L(y_background) + (1 - lam_a) * L(y_pasted),  lam_a = 1 - box area / (H W)
 
 The prior: the images of a batch are the background stream's, and so is the class prior
-to tell a logit-adjusted loss, :meth:`CMO.class_prior` of the background's labels
+to tell a logit-adjusted loss, ``CMO.class_prior`` of the background's labels
 (``LogitAdjustedLoss(CMO.class_prior(train_labels))``), although the mixed targets put
 some of their mass (``prob`` times a mean pasted area of about 0.3: 15 % at
 ``prob=0.5``) on the foreground's prior
-(:attr:`~torch_deepsmote.MinoritySampler.class_prior`). The paper pairs CMO with Balanced
+(``class_prior``). The paper pairs CMO with Balanced
 Softmax on the natural counts in the same way, and ``benchmarks/RESULTS.md`` measured this
 pairing as the strongest simple recipe.
 
-The draws (coin, ``lam``, centre) are made in :meth:`CMO.draw` from a seeded
-``torch.Generator``, never the global RNG; :func:`box` and :func:`paste` are pure.
+The draws (coin, ``lam``, centre) are made in ``CMO.draw`` from a seeded
+``torch.Generator``, never the global RNG; ``box`` and ``paste`` are pure.
 
-Example:
+Examples:
     >>> from torch.utils.data import DataLoader, TensorDataset
     >>> from torch_deepsmote import MinoritySampler
     >>> from torch_deepsmote.losses import LogitAdjustedLoss
@@ -80,7 +80,7 @@ def box(height: int, width: int, lam: float, cy: int, cx: int) -> tuple[int, int
     Returns:
         ``(top, bottom, left, right)``, the box ``[top:bottom, left:right]``.
 
-    Example:
+    Examples:
         >>> box(8, 8, 0.75, 4, 4), box(8, 8, 0.75, 0, 7)
         ((2, 6, 2, 6), (0, 2, 5, 8))
     """
@@ -97,12 +97,12 @@ def paste(background: Tensor, foreground: Tensor, where: tuple[int, int, int, in
     Args:
         background: (B, C, H, W) images.
         foreground: (B, C, H, W) images (same device and dtype).
-        where: ``(top, bottom, left, right)``, as :func:`box` gives.
+        where: ``(top, bottom, left, right)``, as ``box`` gives.
 
     Returns:
         (B, C, H, W), a new tensor; the inputs are left as they are.
 
-    Example:
+    Examples:
         >>> paste(torch.zeros(1, 1, 3, 3), torch.ones(1, 1, 3, 3), (0, 2, 1, 3))[0, 0]
         tensor([[0., 1., 1.],
                 [0., 1., 1.],
@@ -135,8 +135,8 @@ class CMOBatch(NamedTuple):
 
         Args:
             criterion: A loss of ``(logits (B, C), targets (B,))``, e.g.
-                :class:`~torch_deepsmote.LogitAdjustedLoss`.
-            logits: (B, C) the model's output on :attr:`images`.
+                ``LogitAdjustedLoss``.
+            logits: (B, C) the model's output on ``images``.
         """
         value = criterion(logits, self.targets)
         if self.lam < 1.0:
@@ -145,10 +145,10 @@ class CMOBatch(NamedTuple):
 
     def soft_targets(self, num_classes: int) -> Tensor:
         """(B, num_classes) float32 ``lam * onehot(targets) + (1 - lam) * onehot(pasted)``,
-        for a loss that takes class probabilities (the same value as :meth:`loss` for a
+        for a loss that takes class probabilities (the same value as ``loss`` for a
         cross-entropy).
 
-        Example:
+        Examples:
             >>> targets, pasted = torch.tensor([0]), torch.tensor([2])
             >>> CMOBatch(torch.zeros(1, 1, 2, 2), targets, pasted, 0.75).soft_targets(3)
             tensor([[0.7500, 0.0000, 0.2500]])
@@ -185,7 +185,7 @@ class CMO:
             wrong type.
         ValueError: ``prob`` outside [0, 1] or a negative ``seed``.
 
-    Example:
+    Examples:
         >>> natural = (torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long))
         >>> minority = [(torch.ones(4, 1, 8, 8), torch.full((4,), 2))]
         >>> batch = CMO(minority, prob=1.0, seed=0)(*natural)
@@ -222,13 +222,14 @@ class CMO:
     @staticmethod
     def class_prior(labels: Any) -> Tensor:
         """(C,) float64 class frequencies of the background stream's ``labels`` (N,): the
-        prior of CMO's batches, to give :class:`~torch_deepsmote.LogitAdjustedLoss`.
+        prior of CMO's batches, to give
+        [`LogitAdjustedLoss`][torch_deepsmote.losses.LogitAdjustedLoss].
 
         A background stream drawn by a sampler with a prior of its own
-        (:class:`~torch_deepsmote.ClassPriorSampler`) carries that one instead
-        (``sampler.class_prior``).
+        ([`ClassPriorSampler`][torch_deepsmote.samplers.prior.ClassPriorSampler]) carries that one
+        instead (``sampler.class_prior``).
 
-        Example:
+        Examples:
             >>> CMO.class_prior([0, 0, 0, 1]).tolist()
             [0.75, 0.25]
         """
@@ -264,7 +265,7 @@ class CMO:
 
     def __call__(self, images: Tensor, targets: Tensor) -> CMOBatch:
         """Paste onto one natural batch: (B, C, H, W) images, (B,) targets -> a
-        :class:`CMOBatch` (the images unchanged and ``lam=1.0`` when the coin says no)."""
+        ``CMOBatch`` (the images unchanged and ``lam=1.0`` when the coin says no)."""
         height, width = images.shape[-2:]
         where = self.draw(height, width)
         if where is None:

@@ -5,13 +5,13 @@ SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
 Indices ``[0, n_real)`` route to the wrapped dataset unchanged; indices ``[n_real, len)``
 are synthetic images of a SMOTE plan drawn from ``(seed, epoch)``. One synthetic image goes
-dataset -> synthesizer (:class:`~torch_deepsmote.synthesis.Synthesizer`: the plan's codes,
+dataset -> synthesizer (``Synthesizer``: the plan's codes,
 decoded, in the raw images' dtype and range) -> the dataset's
-:class:`~torch_deepsmote.adapters.ItemMaker` (the raw item's form, the dataset's transforms
-and the wrapper's). DataLoader calls :meth:`OversampledDataset.__getitems__` with a whole
+``ItemMaker`` (the raw item's form, the dataset's transforms
+and the wrapper's). DataLoader calls ``OversampledDataset.__getitems__`` with a whole
 batch of indices: one synthesizer call per batch.
 
-The synthetic part is a :class:`~torch_deepsmote.pool.SyntheticPool`: what to decode (the
+The synthetic part is a ``SyntheticPool``: what to decode (the
 plan of ``(seed, epoch)``), when to refresh it (``refresh``: all of it, a share, or none at
 each ``set_epoch``), on which device, and whether the decoded set is kept in shared memory
 (``pool``; ``'auto'`` when it fits). A pool moves decoding off the workers' CPUs on a GPU
@@ -68,7 +68,8 @@ class OversampledDataset(Dataset):
         dataset: A map-style dataset of (image, target) items, longer tuples or dicts
             (torchvision, ``Subset``, ``ConcatDataset``, ``TensorDataset``, Hugging Face,
             MONAI, your own), raw images of one shape (see ``fit_transform``).
-        model: A :class:`DeepSMOTE` fitted on this dataset (checked); ``None`` fits one.
+        model: A [`DeepSMOTE`][torch_deepsmote.deepsmote.DeepSMOTE] fitted on this dataset
+            (checked); ``None`` fits one.
         labels: (N,) class of every item; ``None``: the metadata, or the targets read once
             (class names numbered in sorted order, like ``LabelEncoder``). They must map
             one-to-one onto the items' own targets: a synthetic item carries the target
@@ -92,10 +93,12 @@ class OversampledDataset(Dataset):
             ``Resize((64, 64))`` for images of mixed sizes; synthetic images are made in
             its output form.
         seed: Seed of the synthetic draws; epoch ``e`` draws from ``(seed, e)``. ``None``
-            (the default): follow the seed of the sampler that calls :meth:`set_epoch`
-            (:class:`~torch_deepsmote.DeepSMOTESampler` and the library's other samplers
-            pass theirs), else 0; so one sampler seed per run picks both the order and the
-            synthetic set. An integer fixes the draws whatever the sampler's seed.
+            (the default): follow the seed of the sampler that calls
+            [`set_epoch`][torch_deepsmote.dataset.OversampledDataset.set_epoch]
+            ([`DeepSMOTESampler`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler] and the
+            library's other samplers pass theirs), else 0; so one sampler seed per run picks
+            both the order and the synthetic set. An integer fixes the draws whatever the
+            sampler's seed.
         device: Where the main process decodes; ``None``: the model's device. DataLoader
             workers decode on the CPU.
         decode_batch_size: Codes per decoder call.
@@ -103,11 +106,12 @@ class OversampledDataset(Dataset):
             device, into shared memory the workers read (``set_epoch`` decodes the items
             that changed); ``False`` decodes per batch (on the CPU in DataLoader workers);
             ``'auto'`` pools when the set takes at most a quarter of the available memory
-            (the rule of ``in_memory='auto'``). See :class:`~torch_deepsmote.pool.SyntheticPool`.
-        refresh: The share of the synthetic set drawn anew at each :meth:`set_epoch`, the
-            rest kept: 1 (the default) a fresh set per epoch, 0 one set throughout, 0.25 a
-            quarter anew (a quarter of the decoding, with ``pool``). Which items, and their
-            draws, follow from ``(seed, epoch)``: the same on every rank.
+            (the rule of ``in_memory='auto'``). See ``SyntheticPool``.
+        refresh: The share of the synthetic set drawn anew at each
+            [`set_epoch`][torch_deepsmote.dataset.OversampledDataset.set_epoch], the rest kept: 1
+            (the default) a fresh set per epoch, 0 one set throughout, 0.25 a quarter anew (a
+            quarter of the decoding, with ``pool``). Which items, and their draws, follow from
+            ``(seed, epoch)``: the same on every rank.
         in_memory: ``False`` streams the images through an HDF5 file in ``cache_dir``
             while fitting; ``'auto'`` does so when they would take over a quarter of the
             memory.
@@ -117,21 +121,23 @@ class OversampledDataset(Dataset):
         label_key: Likewise for the target.
         extra_keys: ``'fill'`` (synthetic items carry the other fields with a marker such
             as -1, NaN or ``""``) or ``'drop'`` (both kinds of item lose them).
-        **fit_params: :class:`DeepSMOTE` arguments for the fit.
+        **fit_params: [`DeepSMOTE`][torch_deepsmote.deepsmote.DeepSMOTE] arguments for the fit.
 
-    NOTE: which seed changes what. ``random_state`` (a fit parameter) changes the trained
-    weights and is part of the cache key. The draws of the synthetic set (which codes are
-    interpolated, and how far) come from ``(seed, epoch)``: the dataset's ``seed`` when given,
-    else the sampler's, else 0; a new seed draws new synthetic sets from the cached model
-    without training. The sampler's ``seed`` also orders the items.
+    Note:
+        Which seed changes what. ``random_state`` (a fit parameter) changes the trained
+        weights and is part of the cache key. The draws of the synthetic set (which codes
+        are interpolated, and how far) come from ``(seed, epoch)``: the dataset's ``seed``
+        when given, else the sampler's, else 0; a new seed draws new synthetic sets from the
+        cached model without training. The sampler's ``seed`` also orders the items.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch.utils.data import TensorDataset
         >>> X = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8)
         >>> y = torch.tensor([0] * 30 + [1] * 10)
-        >>> ds = OversampledDataset(TensorDataset(X, y), latent_dim=4, hidden_channels=4,
-        ...                         max_epochs=1, progress=False, random_state=0)
+        >>> ds = OversampledDataset(TensorDataset(X, y), latent_dim=4,
+        ...                         hidden_channels=4, max_epochs=1,
+        ...                         progress=False, random_state=0)
         >>> len(ds), ds.n_real, ds.is_synthetic(45)
         (60, 40, True)
         >>> image, target = ds[45]
@@ -276,7 +282,7 @@ class OversampledDataset(Dataset):
 
     @property
     def class_to_idx(self) -> dict:
-        """``{class name: label}``, as :attr:`classes` names them."""
+        """``{class name: label}``, as ``classes`` names them."""
         if self._names is not None:
             return {name: label for label, name in self._names.items()}
         return self._adapter.class_to_idx(self._labels)
@@ -333,7 +339,7 @@ class OversampledDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
         """Items for a batch of integer indices (a DataLoader's batch, as for
-        :meth:`__getitem__`); all synthetic ones from one synthesizer call."""
+        ``__getitem__``); all synthetic ones from one synthesizer call."""
         index = self._check_indices(indices)
         out: list[Any] = [None] * len(index)
         slots = []  # of the synthetic items

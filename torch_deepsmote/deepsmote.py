@@ -1,11 +1,11 @@
-"""The :class:`DeepSMOTE` estimator: parameters, fit, sample, fit_resample, save and load.
+"""The ``DeepSMOTE`` estimator: parameters, fit, sample, fit_resample, save and load.
 
 Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and
 SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
 The estimator holds its parameters and the fitted value
-(:class:`~torch_deepsmote.fitting.FittedDeepSMOTE`) that :mod:`torch_deepsmote.fitting`
-returns; persistence (:mod:`torch_deepsmote.storage`) reads and writes that value.
+(``FittedDeepSMOTE``) that ``torch_deepsmote.fitting``
+returns; persistence (``torch_deepsmote.persistence``) reads and writes that value.
 """
 
 from __future__ import annotations
@@ -110,21 +110,21 @@ class DeepSMOTE(EstimatorParams):
             (a bad item of a dataset). ``None``: 0..255 for uint8, 0..1 for floats within it,
             else the data's own minimum and maximum, an image far outside the others refused.
 
-    Fitted attributes: ``fitted_`` (the :class:`~torch_deepsmote.fitting.FittedDeepSMOTE`),
-    its parts ``encoder_``, ``synthesizer_``, ``device_``, ``image_shape_``, ``classes_``,
-    ``sampling_strategy_``, ``history_``, ``data_fingerprint_``, and the synthesizer's
-    ``decoder_``, ``latents_`` (N, D), ``labels_`` (N,), ``neighbors_`` (N, k),
-    ``n_neighbors_``, ``residuals_`` and ``image_format_``. With string labels,
-    ``classes_`` holds them (an array) and ``sampling_strategy_`` is keyed by them, while
-    ``labels_`` holds their positions in ``classes_``. After a fit on rows (``image_shape``),
-    ``n_features_in_`` is ``C*H*W``.
+    Fitted attributes: ``fitted_`` (the
+    [`FittedDeepSMOTE`][torch_deepsmote.fitting.FittedDeepSMOTE]), its parts ``encoder_``,
+    ``synthesizer_``, ``device_``, ``image_shape_``, ``classes_``, ``sampling_strategy_``,
+    ``history_``, ``data_fingerprint_``, and the synthesizer's ``decoder_``, ``latents_`` (N, D),
+    ``labels_`` (N,), ``neighbors_`` (N, k), ``n_neighbors_``, ``residuals_`` and ``image_format_``.
+    With string labels, ``classes_`` holds them (an array) and ``sampling_strategy_`` is keyed by
+    them, while ``labels_`` holds their positions in ``classes_``. After a fit on rows
+    (``image_shape``), ``n_features_in_`` is ``C*H*W``.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0)
         >>> X = (rng.random((40, 1, 8, 8)) * 255).astype(np.uint8)
         >>> y = np.array([0] * 30 + [1] * 10)
-        >>> model = DeepSMOTE(latent_dim=4, hidden_channels=4, max_epochs=1, progress=False,
-        ...                   random_state=0)
+        >>> model = DeepSMOTE(latent_dim=4, hidden_channels=4, max_epochs=1,
+        ...                   progress=False, random_state=0)
         >>> X_res, y_res = model.fit_resample(X, y)
         >>> X_res.shape, X_res.dtype, np.bincount(y_res).tolist()
         ((60, 1, 8, 8), dtype('uint8'), [30, 30])
@@ -199,7 +199,7 @@ class DeepSMOTE(EstimatorParams):
         return self.training_config()
 
     def training_config(self) -> TrainingConfig:
-        """The :class:`TrainingConfig` these arguments make (checked)."""
+        """The ``TrainingConfig`` these arguments make (checked)."""
         return TrainingConfig(
             **{name: getattr(self, name) for name in TrainingConfig.__dataclass_fields__}
         )
@@ -222,8 +222,9 @@ class DeepSMOTE(EstimatorParams):
     def index_fingerprint(self) -> str:
         """Fingerprint of the arguments that shape the neighbour tables.
 
-        NOTE: ``knn`` enters as the repr of its backend; a user's object whose repr holds a
-        memory address rebuilds the table in every run (cheap next to training).
+        Note:
+            ``knn`` enters as the repr of its backend; a user's object whose repr holds a
+            memory address rebuilds the table in every run (cheap next to training).
         """
         config = self._params_of("index")
         if config["lam_range"] is not None:
@@ -331,7 +332,7 @@ class DeepSMOTE(EstimatorParams):
         on_mismatch: str = "refit",
         lock_timeout: float | None = None,
     ) -> Targets:
-        """:meth:`fit`; returns ``y``'s form (for ``y_res``)."""
+        """``fit``; returns ``y``'s form (for ``y_res``)."""
         check_choice("on_mismatch", on_mismatch, ("refit", "raise"))
         check_folder("cache_dir", cache_dir)
         images, labels, image_format, targets = fitting.training_data(
@@ -365,11 +366,12 @@ class DeepSMOTE(EstimatorParams):
         label_key: Any = None,
         num_workers: int = 0,
     ) -> DeepSMOTE:
-        """Like :meth:`fit` for a map-style dataset of (image, target) items (or dicts).
+        """Like ``fit`` for a map-style dataset of (image, target) items (or dicts).
 
         The dataset is read once, in order, with its transforms set aside, exactly as
-        :class:`~torch_deepsmote.OversampledDataset` reads it; new images come back in the
-        items' raw form (PIL images of the same mode, arrays or tensors of the same dtype).
+        [`OversampledDataset`][torch_deepsmote.dataset.OversampledDataset] reads it; new images come
+        back in the items' raw form (PIL images of the same mode, arrays or tensors of the same
+        dtype).
 
         Args:
             dataset: Items are (image, target) pairs, longer tuples or dicts.
@@ -433,7 +435,8 @@ class DeepSMOTE(EstimatorParams):
         """Raise unless ``images`` (N, C, H, W) and ``labels`` (N,) are the training data.
 
         Raises:
-            ValueError: Another shape, length, label or pixel than the data of :meth:`fit`.
+            ValueError: Another shape, length, label or pixel than the data of
+                [`fit`][torch_deepsmote.deepsmote.DeepSMOTE.fit].
         """
         self.fitted_.check_data(images, labels)
 
@@ -483,14 +486,14 @@ class DeepSMOTE(EstimatorParams):
                 ``None`` continues the fitted generator.
 
         Returns:
-            A :class:`~torch_deepsmote.smote.SMOTEPlan`, grouped by class in sorted order.
+            A [`SMOTEPlan`][torch_deepsmote.smote.SMOTEPlan], grouped by class in sorted order.
         """
         fitted = self.fitted_
         n_new = fitted.sampling_strategy if n_new is None else self._targets().to_labels(n_new)
         return self._plan(n_new, random_state)
 
     def _plan(self, n_new: dict, random_state: Any) -> SMOTEPlan:
-        """:meth:`plan` of ``{library's label: number}``."""
+        """``plan`` of ``{library's label: number}``."""
         fitted = self.fitted_
         generator = fitted.generator
         if random_state is not None:
@@ -518,8 +521,8 @@ class DeepSMOTE(EstimatorParams):
         order), in ``X``'s and ``y``'s containers, dtype, layout and value range.
 
         Args:
-            X: As in :meth:`fit` (rows with ``image_shape``).
-            y: As in :meth:`fit`.
+            X: As in [`fit`][torch_deepsmote.deepsmote.DeepSMOTE.fit] (rows with ``image_shape``).
+            y: As in [`fit`][torch_deepsmote.deepsmote.DeepSMOTE.fit].
 
         Returns:
             ``(X_res, y_res)``: ``X`` then ``m`` new images ((N + m, ...) like ``X``; a list
@@ -540,7 +543,7 @@ class DeepSMOTE(EstimatorParams):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: Any = None) -> DeepSMOTE:
-        """Load a model written by :meth:`save` (``device``: where to encode and decode;
+        """Load a model written by ``save`` (``device``: where to encode and decode;
         ``None``: CUDA when available, else CPU).
 
         Raises:

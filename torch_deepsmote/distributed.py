@@ -7,18 +7,18 @@ fits the same data, the ranks fit one model together:
 - training: every rank draws the same permutation of the rows each epoch and keeps its
   share (``DistributedSampler``'s rule), draws the penalty's class batches from a generator
   of its own, and ``DistributedDataParallel`` averages the gradients
-  (:func:`~torch_deepsmote.training.fit_autoencoder`);
+  (``fit_autoencoder``);
 - encoding and residuals: each rank computes a contiguous block of rows, and the blocks
-  are gathered (:func:`map_row_blocks`);
+  are gathered (``map_row_blocks``);
 - the neighbour table: the classes are split across ranks, each rank searches its own, and
-  the tables are joined (:func:`class_neighbors`);
+  the tables are joined (``class_neighbors``);
 - Borderline-SMOTE's rows in danger (``base_selection='borderline'``): rank 0 searches all
-  the codes and the others receive its answer (:func:`in_danger`);
+  the codes and the others receive its answer (``in_danger``);
 - the cache: rank 0 alone holds the lock, checks, writes and checkpoints; the others wait
-  at a barrier and then load what it wrote (:mod:`torch_deepsmote.persistence.model_cache`).
+  at a barrier and then load what it wrote (``torch_deepsmote.persistence.model_cache``).
 
-Nothing communicates per epoch of a classifier's training: :class:`OversampledDataset` and
-:class:`DeepSMOTESampler` draw the same plan from ``seed + epoch`` on every rank.
+Nothing communicates per epoch of a classifier's training: ``OversampledDataset`` and
+``DeepSMOTESampler`` draw the same plan from ``seed + epoch`` on every rank.
 
 Collectives run on the CPU with gloo and on the rank's current CUDA device with NCCL
 (call ``torch.cuda.set_device(local_rank)`` first, as usual under torchrun).
@@ -188,7 +188,7 @@ def rows_of(images: Any, rows: slice) -> Any:
 
 
 def map_row_blocks(fn: Callable[[slice], Tensor], n: int, ranks: Ranks | None) -> Tensor:
-    """``fn`` over the rows ``0..n-1``, each rank computing its :func:`block`; the blocks
+    """``fn`` over the rows ``0..n-1``, each rank computing its ``block``; the blocks
     joined in row order on every rank.
 
     Args:
@@ -221,7 +221,7 @@ def split_classes(labels: Tensor, world_size: int) -> list[list[int]]:
     An exact search over a class of ``n_c`` codes costs about ``n_c ** 2``: the classes go,
     largest first, to the rank with the least cost so far (the same on every rank).
 
-    Example:
+    Examples:
         >>> split_classes(torch.tensor([0] * 5 + [1] * 3 + [2] * 3), 2)
         [[0], [1, 2]]
     """
@@ -238,13 +238,13 @@ def split_classes(labels: Tensor, world_size: int) -> list[list[int]]:
 def class_neighbors(
     latents: Tensor, labels: Tensor, k_neighbors: int, knn: Any, ranks: Ranks | None
 ) -> tuple[Tensor, dict[int, int]]:
-    """:func:`torch_deepsmote.knn.class_neighbors`, each rank searching its share of the
-    classes (:func:`split_classes`); the same table on every rank as in one process.
+    """``torch_deepsmote.knn.class_neighbors``, each rank searching its share of the
+    classes (``split_classes``); the same table on every rank as in one process.
 
     Args:
         latents: (N, d) codes, the same on every rank.
         labels: (N,) their classes.
-        k_neighbors, knn: As in :func:`torch_deepsmote.knn.class_neighbors`.
+        k_neighbors, knn: As in ``torch_deepsmote.knn.class_neighbors``.
         ranks: The group, or ``None`` to search every class here.
 
     Returns:
@@ -273,7 +273,7 @@ def class_neighbors(
 def in_danger(
     latents: Tensor, labels: Tensor, m_neighbors: int, knn: Any, ranks: Ranks | None
 ) -> Tensor:
-    """:func:`torch_deepsmote.borderline.in_danger`, searched on rank 0 and sent to the
+    """``torch_deepsmote.borderline.in_danger``, searched on rank 0 and sent to the
     others, so that every rank plans from the same rows.
 
     Returns:

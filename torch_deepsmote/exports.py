@@ -1,13 +1,13 @@
 """Writing images and balanced datasets for tools outside PyTorch: PNG files, grids, arrays.
 
 Every writer goes through the library's one atomic write
-(:func:`~torch_deepsmote.storage.atomic.atomic_write`): the output, a file or a folder, is
+(``atomic_write``): the output, a file or a folder, is
 written beside its path and renamed into place at the end, so an interrupted run leaves
 either the old output or the whole new one. The format writers (``_write_image``,
 ``_write_arrays``, ...) write only into the temporary path it gives; for a folder the
 folder's rename is the atomic step (every file in it is fsync'ed before), not one rename
 per file. An existing output is replaced only when asked
-(:func:`check_output`), and a folder only when torch-deepsmote wrote it (it holds the
+(``check_output``), and a folder only when torch-deepsmote wrote it (it holds the
 marker file the writer leaves).
 
 Image files keep the images' values: uint8 images become 8-bit PNG files, one-channel uint16
@@ -18,7 +18,7 @@ written, with the way out: an ``.npz`` / ``.h5`` file, which keeps every dtype. 
 (``write_samples`` to one ``.png``), a picture for the eye, is scaled to 8 bits over the
 value range.
 
-Provenance: every synthetic image gets a row (:data:`PROVENANCE_FIELDS`) naming its
+Provenance: every synthetic image gets a row (``PROVENANCE_FIELDS``) naming its
 class, the rows of its base and neighbour images among the originals (which come first, in
 order, in every balanced output), the anchor and the step ``lam`` of its code
 ``z_base + lam (z_neighbor - z_anchor)`` (the anchor is the base in SMOTE).
@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ._format import ImageFormat
+from ._validation import check_positive_int
 from .deepsmote import DeepSMOTE
 from .smote import SMOTEPlan
 from .sources import LabelledImages
@@ -50,6 +51,7 @@ __all__ = [
     "PROVENANCE_NAME",
     "check_output",
     "folder_name",
+    "grid_scale",
     "image_suffix",
     "provenance_rows",
     "provenance_path",
@@ -118,7 +120,7 @@ def check_output(path: Path, overwrite: bool, marker: str) -> None:
 def folder_name(name: str) -> str:
     """A class name as a folder name: path separators and control characters replaced.
 
-    Example:
+    Examples:
         >>> folder_name("T-shirt/top")
         'T-shirt_top'
     """
@@ -162,7 +164,7 @@ def image_suffix(dtype: str, channels: int, out: Path | None = None) -> str:
 
 
 def _write_image(path: Path, image: Tensor) -> None:
-    """Write one (C, H, W) image as the file ``path`` names (see :func:`image_suffix`)."""
+    """Write one (C, H, W) image as the file ``path`` names (see ``image_suffix``)."""
     from PIL import Image
 
     if image.dtype == torch.uint8:
@@ -175,11 +177,29 @@ def _write_image(path: Path, image: Tensor) -> None:
     file.save(path, format="PNG" if path.suffix == ".png" else "TIFF")
 
 
-def _write_grid(path: Path, images: Tensor, nrow: int) -> None:
-    """Write uint8 (N, C, H, W) images as one PNG grid (torchvision's ``save_image``)."""
-    from torchvision.utils import save_image
+GRID_WIDTH = 512  # the least width of a grid scaled automatically (``scale=None``), in px
 
-    save_image(images.float() / 255, path, nrow=nrow, padding=2, pad_value=1.0, format="png")
+
+def grid_scale(images: Tensor, nrow: int, min_width: int = GRID_WIDTH) -> int:
+    """The whole factor that makes the grid of ``images`` (N, C, H, W), ``nrow`` per row,
+    at least ``min_width`` pixels wide (1 when it already is).
+
+    Examples:
+        >>> grid_scale(torch.zeros(16, 1, 28, 28), nrow=4)  # 122 px -> 610 px
+        5
+    """
+    width = nrow * (images.shape[-1] + 2) + 2  # make_grid's padding of 2 around every cell
+    return max(1, math.ceil(min_width / width))
+
+
+def _write_grid(path: Path, images: Tensor, nrow: int, scale: int = 1) -> None:
+    """Write uint8 (N, C, H, W) images as one PNG grid (torchvision's ``make_grid``), every
+    pixel repeated ``scale`` times in each direction (nearest neighbour: pixels stay crisp)."""
+    from torchvision.utils import make_grid, save_image
+
+    grid = make_grid(images.float() / 255, nrow=nrow, padding=2, pad_value=1.0)
+    grid = grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    save_image(grid, path, format="png")
 
 
 # ---------------------------------------------------------------------- arrays
@@ -248,7 +268,7 @@ def provenance_rows(
         sources: (N,) the source file of every original image, or ``None``.
 
     Returns:
-        Dicts with the keys of :data:`PROVENANCE_FIELDS`.
+        Dicts with the keys of ``PROVENANCE_FIELDS``.
     """
     rows = []
     anchors = plan.anchors.tolist()
@@ -273,7 +293,7 @@ def provenance_rows(
 
 
 def _write_provenance(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write provenance rows as CSV with the header :data:`PROVENANCE_FIELDS`."""
+    """Write provenance rows as CSV with the header ``PROVENANCE_FIELDS``."""
     with open(path, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=PROVENANCE_FIELDS)
         writer.writeheader()
@@ -320,7 +340,7 @@ def write_balanced(
             other path for an image folder (``<class>/real_000000.png``,
             ``<class>/synthetic_000123.png``, numbered by row of the balanced set, and
             ``provenance.csv``; ``.tif`` files for grey int32 and float32 images, see
-            :func:`image_suffix`).
+            ``image_suffix``).
         model: The model fitted on ``data``.
         data: The originals.
         plan: The synthetic images to add.
@@ -331,7 +351,7 @@ def write_balanced(
 
     Raises:
         ValueError: An image folder of images no image file holds unchanged
-            (:func:`image_suffix`), before anything is written.
+            (``image_suffix``), before anything is written.
     """
     path = Path(path)
     n, m = len(data.labels), len(plan)
@@ -373,11 +393,25 @@ def write_balanced(
 
 
 def write_samples(
-    path: str | os.PathLike, model: DeepSMOTE, data: LabelledImages, plan: SMOTEPlan
+    path: str | os.PathLike,
+    model: DeepSMOTE,
+    data: LabelledImages,
+    plan: SMOTEPlan,
+    *,
+    scale: int | None = 1,
 ) -> dict:
     """Write the plan's synthetic images as one PNG grid (``path`` ends in ``.png``; 8 bits
     over the value range, a picture) or as image files in the folder ``path`` (their own
-    values, :func:`image_suffix`), with their provenance.
+    values, ``image_suffix``), with their provenance.
+
+    Args:
+        path: A ``.png`` file (one grid) or a folder (one image file per image).
+        model: The fitted model that decodes the plan.
+        data: The training images (class names, source files for the provenance).
+        plan: The synthetic images to make.
+        scale: The grid's enlargement, a whole factor (nearest neighbour); ``None``: enough
+            for a grid at least ``GRID_WIDTH`` (512) pixels wide. Files in a folder keep
+            the images' own size.
 
     Returns:
         ``{"images": m, "provenance": path of the CSV}``.
@@ -387,15 +421,19 @@ def write_samples(
             written.
     """
     path = Path(path)
+    if scale is not None:
+        check_positive_int("scale", scale)
     grid = path.suffix.lower() == ".png"
     if not grid:
         suffix = image_suffix(model.image_format_.dtype, data.images.shape[1], path)
     images = torch.cat([chunk for _, chunk in _synthetic_chunks(model, plan, False)])
     digits = max(5, len(str(len(plan))))
     if grid:
+        nrow = math.ceil(math.sqrt(len(images)))
+        scale = grid_scale(images, nrow) if scale is None else scale
         with atomic_write(path) as temporary:
             picture = to_uint8(images, model.image_format_)
-            _write_grid(temporary, picture, nrow=math.ceil(math.sqrt(len(images))))
+            _write_grid(temporary, picture, nrow=nrow, scale=scale)
         provenance = provenance_path(path)
         with atomic_write(provenance) as temporary:
             _write_provenance(temporary, provenance_rows(plan, data.names, sources=data.files))

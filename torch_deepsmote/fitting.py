@@ -1,14 +1,14 @@
-"""Fitting DeepSMOTE: images and labels in, a :class:`FittedDeepSMOTE` value out.
+"""Fitting DeepSMOTE: images and labels in, a ``FittedDeepSMOTE`` value out.
 
 Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and
 SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
-A fit trains the encoder/decoder (:func:`~torch_deepsmote.training.fit_autoencoder`),
+A fit trains the encoder/decoder (``fit_autoencoder``),
 encodes every training image, optionally keeps the reconstruction residuals, and builds
 each class's neighbour table. Nothing here holds or changes an estimator: the functions
-take the estimator's checked parameters (a plain mapping, see :class:`FitRequest`) and
-return values, which :class:`~torch_deepsmote.DeepSMOTE` keeps and
-:mod:`torch_deepsmote.persistence.model_file` writes and reads.
+take the estimator's checked parameters (a plain mapping, see ``FitRequest``) and
+return values, which ``DeepSMOTE`` keeps and
+``torch_deepsmote.persistence.model_file`` writes and reads.
 """
 
 from __future__ import annotations
@@ -71,11 +71,11 @@ class FitRequest(NamedTuple):
 
 @dataclass
 class FittedDeepSMOTE:
-    """A fitted model: what :func:`fit` returns and what persistence writes.
+    """A fitted model: what ``fit`` returns and what persistence writes.
 
     Attributes:
         encoder: The trained encoder (eval mode), (B, C, H, W) in [-1, 1] -> (B, D).
-        synthesizer: The :class:`~torch_deepsmote.synthesis.Synthesizer` that makes every
+        synthesizer: The [`Synthesizer`][torch_deepsmote.synthesis.Synthesizer] that makes every
             synthetic image (decoder, codes, labels, neighbour tables, residuals, format).
         sampling_strategy: ``{class: number of images to add}``.
         history: One dict per training epoch (loss terms and seconds).
@@ -227,7 +227,7 @@ def fit(
 
     Under an initialised process group (``distributed``), every rank calls this with the
     same data and settings; each trains on its share, encodes its block of rows and
-    searches its share of the classes (:mod:`torch_deepsmote.distributed`).
+    searches its share of the classes (``torch_deepsmote.distributed``).
 
     Args:
         images: (N, C, H, W) training images in ``image_format``, or an ``H5Images``.
@@ -236,7 +236,7 @@ def fit(
         request: The estimator's parameters and fingerprints.
 
     Returns:
-        The :class:`FittedDeepSMOTE`.
+        The ``FittedDeepSMOTE``.
     """
     params = request.params
     device = resolve_device(params["device"])

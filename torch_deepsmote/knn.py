@@ -2,11 +2,11 @@
 
 A backend is any object with ``kneighbors(x, k) -> LongTensor (n, k)`` that returns, for
 every row of ``x``, the indices of its ``k`` nearest *other* rows (squared L2), nearest
-first. Two backends ship here: :class:`TorchKNN` (pure torch, any device, chunked) and
-:class:`FaissKNN` (``faiss.IndexFlatL2``, optional dependency; opt-in approximate search
-with ``nlist`` for classes of hundreds of thousands of codes). :func:`get_knn` turns the
+first. Two backends ship here: ``TorchKNN`` (pure torch, any device, chunked) and
+``FaissKNN`` (``faiss.IndexFlatL2``, optional dependency; opt-in approximate search
+with ``nlist`` for classes of hundreds of thousands of codes). ``get_knn`` turns the
 user's ``knn`` argument (a name or an object, as imbalanced-learn's ``k_neighbors``) into a
-backend, and :func:`class_neighbors` builds the per-class neighbour table that SMOTE draws
+backend, and ``class_neighbors`` builds the per-class neighbour table that SMOTE draws
 from.
 """
 
@@ -46,7 +46,7 @@ _FAISS_TRAIN_PER_CELL = 64
 
 @runtime_checkable
 class KNNBackend(Protocol):
-    """What :func:`class_neighbors` needs from a neighbour-search backend."""
+    """What ``class_neighbors`` needs from a neighbour-search backend."""
 
     def kneighbors(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """Indices (n, k) int64 of each row's ``k`` nearest other rows, nearest first."""
@@ -108,7 +108,7 @@ class TorchKNN:
     Args:
         chunk_size: Query rows per chunk.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
         >>> TorchKNN().kneighbors(x, k=2)
         tensor([[1, 2],
@@ -229,14 +229,15 @@ class FaissKNN:
         TypeError: ``use_gpu`` is not None or a bool, or ``nlist`` / ``nprobe`` not integers.
         ValueError: ``nlist`` or ``nprobe`` is not positive.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
         >>> FaissKNN().kneighbors(x, k=2)  # doctest: +SKIP
         tensor([[1, 2],
                 [0, 2],
                 [1, 0],
                 [2, 1]])
-        >>> FaissKNN(nlist=1024, nprobe=8)  # approximate, for classes of 40,000 codes and up
+        >>> # approximate, for classes of 40,000 codes and up
+        >>> FaissKNN(nlist=1024, nprobe=8)
         FaissKNN(use_gpu=None, nlist=1024, nprobe=8)
     """
 
@@ -256,7 +257,7 @@ class FaissKNN:
         return f"FaissKNN(use_gpu={self.use_gpu}, nlist={self.nlist}, nprobe={self.nprobe})"
 
     def kneighbors(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """Find each row's ``k`` nearest other rows (same contract as :class:`TorchKNN`).
+        """Find each row's ``k`` nearest other rows (same contract as ``TorchKNN``).
 
         Args:
             x: Points, shape (n, d); searched in float32, as FAISS requires.
@@ -317,7 +318,7 @@ class SklearnKNN:
 
     The estimator is cloned (when scikit-learn is installed), fitted on ``x`` and queried for
     ``k + 1`` neighbours of ``x`` itself; the query's own index is then dropped as in
-    :class:`FaissKNN`.
+    ``FaissKNN``.
 
     Args:
         estimator: An object with ``fit(X)`` and ``kneighbors(X, n_neighbors, return_distance)``.
@@ -330,7 +331,7 @@ class SklearnKNN:
         return f"SklearnKNN({self.estimator!r})"
 
     def kneighbors(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """Find each row's ``k`` nearest other rows (same contract as :class:`TorchKNN`).
+        """Find each row's ``k`` nearest other rows (same contract as ``TorchKNN``).
 
         Args:
             x: Points, shape (n, d); passed to the estimator as a numpy array.
@@ -366,7 +367,7 @@ def get_knn(knn: str | Any = "auto") -> Any:
         knn: ``"auto"`` (FAISS when ``faiss`` imports, else torch), ``"faiss"``, ``"torch"``,
             an object with ``kneighbors(x, k)`` (used as it is), or a scikit-learn style
             estimator with ``fit`` and ``kneighbors(X, n_neighbors=...)`` (wrapped in
-            :class:`SklearnKNN`).
+            ``SklearnKNN``).
 
     Returns:
         The backend.
@@ -376,7 +377,7 @@ def get_knn(knn: str | Any = "auto") -> Any:
         TypeError: Neither a name nor an object with ``kneighbors``.
         ImportError: ``"faiss"`` without ``faiss`` installed.
 
-    Example:
+    Examples:
         >>> get_knn("torch")
         TorchKNN(chunk_size=2048)
     """
@@ -424,7 +425,7 @@ def class_neighbors(
         latents: Codes, shape (N, d).
         labels: Integer class labels, shape (N,).
         k_neighbors: Neighbours per code, as in SMOTE (the paper uses 5).
-        knn: Backend or backend name, see :func:`get_knn`.
+        knn: Backend or backend name, see ``get_knn``.
 
     Returns:
         ``(neighbors, n_neighbors)``: ``neighbors`` is a LongTensor (N, k_neighbors) on the
@@ -437,7 +438,7 @@ def class_neighbors(
         ValueError: Shapes disagree, labels are not integers, or a backend returns a bad table.
         TypeError: ``k_neighbors`` is not an integer, or ``knn`` is not a valid backend.
 
-    Example:
+    Examples:
         >>> latents = torch.tensor([[0.0], [1.0], [3.0], [10.0], [12.0], [20.0]])
         >>> labels = torch.tensor([0, 0, 0, 1, 1, 1])
         >>> neighbors, n_neighbors = class_neighbors(latents, labels, 2, knn="torch")
@@ -506,7 +507,7 @@ def class_enemies(
     boundary (as in EOS, Dablain, Bellinger, Krawczyk and Chawla, "Efficient Augmentation
     for Imbalanced Deep Learning", ICDE 2023), where a classifier errs, instead of inside
     the class. Exact, in pure torch on the codes' device (squared L2, chunked like
-    :class:`TorchKNN`).
+    ``TorchKNN``).
 
     Args:
         latents: Codes, shape (N, d).
@@ -520,7 +521,7 @@ def class_enemies(
     Raises:
         ValueError: A single class (no enemies), or shapes that disagree.
 
-    Example:
+    Examples:
         >>> latents = torch.tensor([[0.0], [1.0], [5.0], [7.0]])
         >>> enemies, n = class_enemies(latents, torch.tensor([0, 0, 1, 1]), 1)
         >>> enemies.flatten().tolist(), n

@@ -31,7 +31,7 @@ def encode_images(
     Args:
         encoder: Maps (B, C, H, W) in [-1, 1] to (B, D); put in eval mode here.
         images: (N, C, H, W) images in the user's dtype, on any device, or an
-            :class:`~torch_deepsmote.storage.image_store.H5Images` (read a batch at a time).
+            ``H5Images`` (read a batch at a time).
         to_unit: Maps a batch of ``images`` to float32 in [-1, 1].
         batch_size: Images per encoder call.
         device: Where the encoder runs.
@@ -99,7 +99,7 @@ def reconstruction_residuals(
     Args:
         decoder: Maps (B, D) to (B, C, H, W) in [-1, 1].
         images: (N, C, H, W) images in the user's dtype, or an
-            :class:`~torch_deepsmote.storage.image_store.H5Images`.
+            ``H5Images``.
         latents: (N, D) their codes.
         to_unit: Maps a batch of ``images`` to float32 in [-1, 1].
         batch_size: Images per decoder call.
@@ -108,10 +108,12 @@ def reconstruction_residuals(
             or replaced).
 
     Returns:
-        (N, C, H, W) float16 residuals on the CPU, or an
-        :class:`~torch_deepsmote.storage.image_store.H5Images` of them in ``store``. NOTE: float16
-        halves the memory of a kept copy the size of the image set; its rounding (about
-        1e-3 at |r| <= 2) is far below one step of an 8-bit image (2/255 on this scale).
+        (N, C, H, W) float16 residuals on the CPU, or an ``H5Images`` of them in ``store``.
+
+    Note:
+        float16 halves the memory of a kept copy the size of the image set; its rounding
+        (about 1e-3 at |r| <= 2) is far below one step of an 8-bit image (2/255 on this
+        scale).
     """
     row = torch.empty(images.shape[1:], dtype=torch.float16)
     writer = None if store is None else H5ImagesWriter(store, len(images), row)

@@ -1,8 +1,8 @@
 """Losses: the DeepSMOTE training loss, and a logit-adjusted loss for the classifier.
 
-:class:`DeepSMOTELoss` trains the autoencoder: reconstruction plus the paper's penalty term
+``DeepSMOTELoss`` trains the autoencoder: reconstruction plus the paper's penalty term
 (D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and SMOTE for
-Imbalanced Data", IEEE TNNLS, 2022). :class:`LogitAdjustedLoss` trains a classifier on
+Imbalanced Data", IEEE TNNLS, 2022). ``LogitAdjustedLoss`` trains a classifier on
 batches of a known class prior (A. K. Menon, S. Jayasumana, A. S. Rawat, H. Jain, A. Veit
 and S. Kumar, "Long-tail learning via logit adjustment", ICLR 2021).
 
@@ -12,7 +12,7 @@ permuted the same way. Codes and targets are permuted alike, so the permutation 
 mean squared error (and BatchNorm's batch statistics do not depend on order): the term is a
 reconstruction loss on a single-class batch drawn with uniform class probability, which
 up-weights minority classes for the decoder. The published code detaches the codes, so only
-the decoder learns from it. :func:`penalty_loss` computes exactly that, without the
+the decoder learns from it. ``penalty_loss`` computes exactly that, without the
 permutation and without building a graph through an encoder pass whose gradient is dropped.
 """
 
@@ -81,9 +81,10 @@ class DeepSMOTELoss(nn.Module):
         penalty_encoder_grad: Whether the encoder learns from the penalty term too;
             ``False`` as published.
 
-    Example:
+    Examples:
         >>> from torch_deepsmote.models import Encoder, Decoder
-        >>> enc, dec = Encoder((1, 8, 8), 4, hidden=2), Decoder((1, 8, 8), 4, hidden=2)
+        >>> enc = Encoder((1, 8, 8), 4, hidden=2)
+        >>> dec = Decoder((1, 8, 8), 4, hidden=2)
         >>> x = torch.rand(6, 1, 8, 8) * 2 - 1
         >>> terms = DeepSMOTELoss()(enc, dec, x, x[:3])
         >>> bool(terms.total > 0)
@@ -113,7 +114,7 @@ class DeepSMOTELoss(nn.Module):
             class_images: (B', C, H, W) a batch of one class for the penalty, or ``None``.
 
         Returns:
-            :class:`LossTerms` of scalar tensors.
+            ``LossTerms`` of scalar tensors.
         """
         reconstruction = reconstruction_loss(encoder, decoder, images)
         if class_images is None or self.penalty_weight == 0:
@@ -127,7 +128,8 @@ class LogitAdjustedLoss(nn.Module):
     """Cross-entropy on ``logits + tau * log(prior)``: a classifier for the balanced error.
 
     For a batch drawn with class prior ``pi`` (the training set's frequencies, or what a
-    sampler such as :class:`~torch_deepsmote.ClassPriorSampler` produces),
+    sampler such as [`ClassPriorSampler`][torch_deepsmote.samplers.prior.ClassPriorSampler]
+    produces),
 
         loss(x, y) = -log softmax(f(x) + tau * log(pi))_y
 
@@ -146,7 +148,7 @@ class LogitAdjustedLoss(nn.Module):
         logits (B, C); targets (B,) class indices or (B, C) class probabilities (mixup and
         CutMix targets); output a scalar, or (B,) with ``reduction='none'``.
 
-    Example:
+    Examples:
         >>> loss = LogitAdjustedLoss(torch.tensor([900.0, 100.0]))
         >>> logits, targets = torch.zeros(2, 2), torch.tensor([0, 1])
         >>> round(float(loss(logits, targets)), 4)  # (-log 0.9 - log 0.1) / 2

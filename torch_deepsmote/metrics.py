@@ -1,7 +1,7 @@
 """Exact nearest neighbours, precision / recall / density / coverage, and a PCA view of codes.
 
 Distances are exact Euclidean ones (``torch.cdist`` in chunks, bounded memory), on the
-inputs' device: these measure the synthetic images (:mod:`torch_deepsmote.quality`), where an
+inputs' device: these measure the synthetic images (``torch_deepsmote.quality``), where an
 approximate search would blur the very differences measured.
 """
 
@@ -36,7 +36,7 @@ def nearest(
     Returns:
         ``(distances (m,) float32, indices (m,) int64)``.
 
-    Example:
+    Examples:
         >>> points = torch.tensor([[0.0], [1.0], [3.5]])
         >>> nearest(torch.tensor([[0.0], [4.0]]), points)
         (tensor([0.0000, 0.5000]), tensor([0, 2]))
@@ -99,7 +99,7 @@ def prdc(
         ``{"precision", "recall", "density", "coverage"}`` as floats, or ``None`` when
         either set has ``k`` rows or fewer.
 
-    Example:
+    Examples:
         >>> real = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
         >>> prdc(real, real.clone(), k=5)["coverage"], prdc(real, real + 100)["precision"]
         (1.0, 0.0)

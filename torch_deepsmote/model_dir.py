@@ -5,7 +5,7 @@ work from it alone, wherever DATA has gone since. It holds three files:
 
 - ``deepsmote.h5``: the fitted model in the library's cache format (weights, codes,
   neighbour table, residuals, fingerprints of the data and settings; see
-  :mod:`torch_deepsmote.persistence.model_cache`). Fitting again with the same data and training
+  ``torch_deepsmote.persistence.model_cache``). Fitting again with the same data and training
   settings loads it and trains nothing; a changed ``k_neighbors``, ``residual`` or sampling
   setting is applied without training.
 - ``images.h5``: the training images (N, C, H, W) in their own dtype and their labels (and
@@ -15,8 +15,8 @@ work from it alone, wherever DATA has gone since. It holds three files:
 - ``deepsmote.json``: the folder's format version, the class names and counts, the data
   source, the estimator's parameters and the fingerprints, readable by a person.
 
-In Python, :func:`load_model_dir` gives the fitted :class:`~torch_deepsmote.DeepSMOTE` and
-the images back.
+In Python, [`load_model_dir`][torch_deepsmote.model_dir.load_model_dir] gives the fitted
+[`DeepSMOTE`][torch_deepsmote.deepsmote.DeepSMOTE] and the images back.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class ModelDir:
         model: The fitted estimator.
         data: The training images, labels, class names and source.
         info: The contents of ``deepsmote.json``.
-        reused: Whether :func:`fit_model_dir` found the model already fitted (no training).
+        reused: Whether [`fit_model_dir`][torch_deepsmote.model_dir.fit_model_dir] found the model
+            already fitted (no training).
         resumed: Whether it resumed an interrupted fit of the same data and options.
     """
 
@@ -78,7 +79,7 @@ def fit_model_dir(
     Args:
         path: The folder; created when missing.
         model: An unfitted estimator with the wanted settings.
-        data: From :func:`torch_deepsmote.sources.read_images`.
+        data: From ``torch_deepsmote.sources.read_images``.
         overwrite: Replace a model fitted on other data or with other training settings,
             write into a folder that holds other files, and start an interrupted fit over.
             Without it, a folder that holds only an interrupted fit (killed before its model
@@ -89,7 +90,8 @@ def fit_model_dir(
     then finds the folder complete and reuses it when the data and options are the same.
 
     Returns:
-        The :class:`ModelDir`; ``reused`` tells whether training was skipped.
+        The [`ModelDir`][torch_deepsmote.model_dir.ModelDir]; ``reused`` tells whether training was
+        skipped.
 
     Raises:
         FileExistsError: ``path`` is a file, a non-empty folder that is no model folder, a
@@ -118,7 +120,7 @@ def fit_model_dir(
 def _fit_locked(
     path: Path, model: DeepSMOTE, data: LabelledImages, expected: dict, overwrite: bool
 ) -> ModelDir:
-    """:func:`fit_model_dir` in its folder, with the folder's lock held."""
+    """``fit_model_dir`` in its folder, with the folder's lock held."""
     reused = resumed = False
     if (path / INFO_NAME).exists():
         info = read_info(path)
@@ -174,7 +176,7 @@ def _check_interrupted(path: Path, expected: dict) -> bool:
 def load_model_dir(
     path: str | os.PathLike, *, device: Any = None, progress: bool = False
 ) -> ModelDir:
-    """Load a model folder written by :func:`fit_model_dir`.
+    """Load a model folder written by [`fit_model_dir`][torch_deepsmote.model_dir.fit_model_dir].
 
     Args:
         path: The folder.

@@ -73,7 +73,7 @@ def default_latent_dim(image_shape: Sequence[int]) -> int:
 def encoder_sides(height: int, width: int) -> list[tuple[int, int]]:
     """Spatial sizes after each encoder convolution.
 
-    Example:
+    Examples:
         >>> encoder_sides(28, 28)
         [(14, 14), (7, 7), (3, 3), (1, 1)]
         >>> encoder_sides(32, 32)
@@ -103,10 +103,11 @@ class DownConv2d(nn.Conv2d):
     On a 2x2 or 3x3 input the 4x4 window, padded by 1, covers the whole input once, so the
     convolution is ``F.linear`` with the kernel's taps ``[1 : 1 + H, 1 : 1 + W]``.
 
-    NOTE: measured on 2 CPU cores (torch 2.14, oneDNN 3.12), the 1x28x28 encoder's last layer
-    (256 -> 512 on 3x3, batch 100) took 225 ms forward + backward through oneDNN and 22 ms as
-    a matrix product: oneDNN's kernels for a 1x1 output are far from peak, and that one layer
-    cost 15% of a training step.
+    Note:
+        Measured on 2 CPU cores (torch 2.14, oneDNN 3.12), the 1x28x28 encoder's last layer
+        (256 -> 512 on 3x3, batch 100) took 225 ms forward + backward through oneDNN and 22
+        ms as a matrix product: oneDNN's kernels for a 1x1 output are far from peak, and
+        that one layer cost 15% of a training step.
     """
 
     def forward(self, x: Tensor) -> Tensor:
@@ -132,13 +133,13 @@ class Encoder(nn.Module):
 
     Args:
         image_shape: (C, H, W) of the images.
-        latent_dim: Size of the code. Defaults to :func:`default_latent_dim`.
+        latent_dim: Size of the code. Defaults to ``default_latent_dim``.
         hidden: Width of the first convolution (64 in the paper).
 
     Shape:
         input (N, C, H, W) in [-1, 1]; output (N, latent_dim).
 
-    Example:
+    Examples:
         >>> enc = Encoder((1, 28, 28))
         >>> sum(p.numel() for p in enc.parameters())
         2909228
@@ -182,13 +183,13 @@ class Decoder(nn.Module):
 
     Args:
         image_shape: (C, H, W) of the images to produce.
-        latent_dim: Size of the code. Defaults to :func:`default_latent_dim`.
+        latent_dim: Size of the code. Defaults to ``default_latent_dim``.
         hidden: Width of the last hidden layer (64 in the paper).
 
     Shape:
         input (N, latent_dim); output (N, C, H, W).
 
-    Example:
+    Examples:
         >>> dec = Decoder((1, 28, 28))
         >>> sum(p.numel() for p in dec.parameters())
         10176129

@@ -102,7 +102,7 @@ def to_plain(params: Mapping[str, Any], fitted: FittedDeepSMOTE | None = None) -
         fitted: The model fitted with these parameters; a callable ``sampling_strategy``
             is stored as the class totals it resolved to there.
 
-    Example:
+    Examples:
         >>> plain = to_plain({"sampling_strategy": {0: 5}, "lam_range": (0, 1)})
         >>> plain
         {'sampling_strategy': [[0, 5]], 'lam_range': [0.0, 1.0]}

@@ -1,23 +1,26 @@
 """Pictures of a fitted DeepSMOTE, for notebooks and for ``torch-deepsmote report``.
 
-- :func:`real_vs_synthetic`: per class a row of real images, then synthetic ones (the
-  paper's Fig. 4), as an image tensor from torchvision's ``make_grid``; :func:`save_grid`
-  writes it with the class names beside the rows. Needs no matplotlib.
-- :func:`plot_counts`, :func:`plot_history`, :func:`plot_latent_space` (the paper's
+- [`real_vs_synthetic`][torch_deepsmote.plots.real_vs_synthetic]: per class a row of real images,
+  then synthetic ones (the paper's Fig. 4), as an image tensor from torchvision's ``make_grid``;
+  [`save_grid`][torch_deepsmote.plots.save_grid] writes it with the class names beside the rows.
+  Needs no matplotlib.
+- ``plot_counts``, ``plot_history``, ``plot_latent_space`` (the paper's
   Fig. 2: real and synthetic codes per class on the first two principal axes) and
-  :func:`plot_quality` return matplotlib figures. matplotlib is an optional extra
+  ``plot_quality`` return matplotlib figures. matplotlib is an optional extra
   (``pip install 'torch-deepsmote[plots]'``), imported only when one of them is called.
 
 The figures are made with ``matplotlib.figure.Figure``, not pyplot: no global state and no
 backend needed to save them; a notebook shows the returned figure.
 
-Example:
+Examples:
     >>> from torch_deepsmote import DeepSMOTE
     >>> rng = np.random.default_rng(0)
     >>> X = (rng.random((20, 8, 8)) * 255).astype(np.uint8)
-    >>> model = DeepSMOTE(latent_dim=4, hidden_channels=4, max_epochs=1, progress=False,
-    ...                   random_state=0).fit(X, [0] * 14 + [1] * 6)
-    >>> real_vs_synthetic(model, X, n=4, scale=1).shape  # 2 rows of 4 real + 4 synthetic
+    >>> model = DeepSMOTE(latent_dim=4, hidden_channels=4, max_epochs=1,
+    ...                   progress=False, random_state=0)
+    >>> model = model.fit(X, [0] * 14 + [1] * 6)
+    >>> # 2 rows of 4 real + 4 synthetic images
+    >>> real_vs_synthetic(model, X, n=4, scale=1).shape
     torch.Size([3, 22, 82])
 """
 
@@ -74,7 +77,7 @@ def real_vs_synthetic(
     """Per class of the model, ``n`` real images then ``n`` synthetic ones in a grid.
 
     Args:
-        model: A fitted :class:`~torch_deepsmote.DeepSMOTE`.
+        model: A fitted [`DeepSMOTE`][torch_deepsmote.deepsmote.DeepSMOTE].
         images: (N, C, H, W) or (N, H, W) the images it was fitted on (same order).
         n: Images of each kind per row (a class with fewer real images shows them all).
         random_state: Seed of the real images shown and of the synthetic draw.
@@ -108,7 +111,7 @@ def real_vs_synthetic(
 def save_grid(
     grid: Tensor, path: str | os.PathLike, row_names: Sequence[str] | None = None
 ) -> None:
-    """Write a grid from :func:`real_vs_synthetic` as PNG, class names left of the rows.
+    """Write a grid from ``real_vs_synthetic`` as PNG, class names left of the rows.
 
     Args:
         grid: (3, H', W') float in [0, 1].
@@ -192,7 +195,7 @@ def plot_latent_space(
     """Real codes (dots) and synthetic codes (crosses) per class on two principal axes.
 
     Args:
-        assessment: From :func:`torch_deepsmote.quality.assess` (the codes it holds).
+        assessment: From ``torch_deepsmote.quality.assess`` (the codes it holds).
         names: ``{label: class name}`` for the legend.
         max_points: At most this many points of each kind per class, drawn at random.
         random_state: Seed of that draw.
@@ -244,7 +247,7 @@ def plot_quality(table: Sequence[Mapping[str, Any]], names: Mapping[int, str] | 
     """Three panels per class: reconstruction error, nearest-real distances, label fidelity.
 
     Args:
-        table: ``Assessment.table`` from :func:`torch_deepsmote.quality.assess`.
+        table: ``Assessment.table`` from ``torch_deepsmote.quality.assess``.
         names: ``{label: class name}`` for the axis.
 
     Returns:

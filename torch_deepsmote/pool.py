@@ -1,8 +1,8 @@
-"""The synthetic items an ``OversampledDataset`` serves: :class:`SyntheticPool`.
+"""The synthetic items an ``OversampledDataset`` serves: ``SyntheticPool``.
 
 One object holds the four rules of the synthetic part of a served epoch:
 
-- what to decode: the SMOTE plan of ``(seed, epoch)`` (:meth:`SyntheticPool.plan`), the
+- what to decode: the SMOTE plan of ``(seed, epoch)`` (``SyntheticPool.plan``), the
   same on every process; the seed is the dataset's own, else the calling sampler's, else 0;
 - when to refresh: at each epoch a share ``refresh`` of the synthetic set is drawn anew and
   the rest kept (1: a fresh set per epoch, 0: one set throughout). Which items are drawn
@@ -11,7 +11,7 @@ One object holds the four rules of the synthetic part of a served epoch:
 - on which device: the synthesizer's, in the process that made the pool; DataLoader
   workers decode on the CPU;
 - its memory rule: ``pool='auto'`` keeps the decoded set in shared memory when it takes at
-  most a quarter of the available memory (:func:`~torch_deepsmote.reading.memory_allows`,
+  most a quarter of the available memory (``memory_allows``,
   the rule of ``in_memory='auto'`` too).
 
 A pooled set is decoded in the main process (on the model's device) into shared memory
@@ -67,18 +67,18 @@ class SyntheticPool:
         synthesizer: Turns plans into images (on its device in this process).
         n_new: ``{class: count}`` of synthetic items, grouped by class in sorted order.
         image_shape: ``(C, H, W)`` of one image.
-        seed: Seed of the draws; ``None``: the seed :meth:`set_epoch` is given, else 0.
+        seed: Seed of the draws; ``None``: the seed ``set_epoch`` is given, else 0.
         pool: Keep the decoded set in shared memory (True), decode per batch (False), or
             pool when the set takes at most a quarter of the available memory (``'auto'``).
         refresh: The share of the set drawn anew at each epoch, in [0, 1].
         decode_batch_size: Codes per decoder call.
 
-    Example:
+    Examples:
         >>> from torch_deepsmote import DeepSMOTE
         >>> X = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8)
         >>> y = torch.tensor([0] * 30 + [1] * 10)
-        >>> model = DeepSMOTE(latent_dim=4, hidden_channels=4, max_epochs=1, progress=False,
-        ...                   random_state=0).fit(X, y)
+        >>> model = DeepSMOTE(latent_dim=4, hidden_channels=4, max_epochs=1,
+        ...                   progress=False, random_state=0).fit(X, y)
         >>> pool = SyntheticPool(model.synthesizer_, {1: 20}, (1, 8, 8), refresh=0.25)
         >>> first = pool.plan()
         >>> pool.set_epoch(1)

@@ -1,14 +1,14 @@
 """Per-class numbers that tell whether a fitted DeepSMOTE's synthetic images are any good,
 and a verdict on them that can fail.
 
-For every class (:func:`assess`), first what the model makes:
+For every class ([`assess`][torch_deepsmote.quality.assess]), first what the model makes:
 
 - reconstruction error of its real images: the RMS pixel difference between an image and
   ``decode(encode(image))``, and that error over the images' spread around the class's
   mean image (the error of a model that knows only the class average); high means the
   autoencoder has not learnt the class, and its synthetic images are blurred guesses (with
   ``residual=True`` the residuals put the detail back, see
-  :class:`~torch_deepsmote.DeepSMOTE`);
+  [`DeepSMOTE`][torch_deepsmote.deepsmote.DeepSMOTE]);
 - distance from each synthetic image to its nearest real image of the class (RMS pixel
   difference), beside the real images' own distances to their nearest other real image of
   the class. A synthetic image far nearer than real images are to each other is a *near
@@ -17,32 +17,33 @@ For every class (:func:`assess`), first what the model makes:
 Then the split test, which judges synthetic images against real images they were not made
 from. Measured against the codes they were interpolated from, synthetic codes look right
 almost whatever the model (precision and coverage near 100 % even for an untrained one),
-so (:mod:`torch_deepsmote.split_test`) each class's real images are split at random:
-:data:`HOLD_OUT` of them held out, synthetic images made from the rest alone (the
+so (``torch_deepsmote.split_test``) each class's real images are split at random:
+``HOLD_OUT`` of them held out, synthetic images made from the rest alone (the
 *parents*; the model's own SMOTE rule, with every neighbour table built among the parents
-only: :func:`split_synthesizer`), three times over, and the numbers averaged:
+only: ``split_synthesizer``), three times over, and the numbers averaged:
 
 - label fidelity: the share of the synthetic codes whose nearest held-out code (held-out
   images of every class compete) is of their own class, beside the same share for the
   parents' codes. A low value means new images land among another class's;
 - precision, recall, density and coverage of the synthetic codes against the class's
   held-out codes (Naeem et al., "Reliable Fidelity and Diversity Metrics for Generative
-  Models", ICML 2020; :func:`prdc`), beside the same four for as many of the parents' codes:
+  Models", ICML 2020; ``prdc``), beside the same four for as many of the parents' codes:
   synthetic images should reach the held-out images about as well as real images of the
   class do. The same in a ``features`` space when one is given (a classifier's
   penultimate layer, say): a space the autoencoder did not shape.
 
-:func:`torch_deepsmote.verdicts.verdict` reads these numbers (its docstring states the
-rule and its thresholds): "too few images to judge", "not faithful" (not reconstructed, or
-labels not kept), or :func:`variety`'s reading ("off the data", "right but easy",
-"narrow", "spread thin", "faithful and varied").
+[`torch_deepsmote.verdicts.verdict`][torch_deepsmote.verdicts.verdict] reads these numbers (its
+docstring states the rule and its thresholds): "too few images to judge", "not faithful" (not
+reconstructed, or labels not kept), or [`variety`][torch_deepsmote.verdicts.variety]'s reading ("off
+the data", "right but easy", "narrow", "spread thin", "faithful and varied").
 
-NOTE: the autoencoder was trained on every real image, the held-out ones included: its
-codes of them are as good as its codes of the parents. The split test shows whether
-interpolating among some real images reaches the others as well as those real images do;
-it does not show how the synthetic images would compare with images the autoencoder has
-never seen (hold images out of the fit itself for that, or pass a ``features`` function
-trained elsewhere).
+Note:
+    The autoencoder was trained on every real image, the held-out ones included: its codes
+    of them are as good as its codes of the parents. The split test shows whether
+    interpolating among some real images reaches the others as well as those real images do;
+    it does not show how the synthetic images would compare with images the autoencoder has
+    never seen (hold images out of the fit itself for that, or pass a ``features`` function
+    trained elsewhere).
 
 Distances are on the [0, 1] pixel scale (the images' value range mapped to [0, 1]), so
 0.1 means a typical pixel differs by a tenth of the range. Neighbours are searched exactly
@@ -83,13 +84,13 @@ __all__ = [
 
 @dataclass
 class Assessment:
-    """What :func:`assess` measured.
+    """What ``assess`` measured.
 
     Attributes:
-        table: One JSON-ready dict per class (see :func:`assess`).
+        table: One JSON-ready dict per class (see ``assess``).
         near_copy_threshold: RMS pixel distance at or below which a synthetic image counts
             as a near copy.
-        plan: The :class:`SMOTEPlan` of the synthetic images measured.
+        plan: The ``SMOTEPlan`` of the synthetic images measured.
         synthetic_codes: (m, d) the encoder's codes of those images.
         real_codes: (N, d) the codes of the real images; ``real_labels`` (N,) their classes.
     """
@@ -161,7 +162,7 @@ def assess(
     from the other half alone, measured against the held-out half beside that half itself.
 
     Args:
-        model: A fitted :class:`~torch_deepsmote.DeepSMOTE`.
+        model: A fitted [`DeepSMOTE`][torch_deepsmote.deepsmote.DeepSMOTE].
         images: (N, C, H, W) or (N, H, W) the images it was fitted on, in the same order.
         n_new: ``{class: synthetic images}`` to measure; ``None``: the model's
             ``sampling_strategy_`` (the images that balancing adds). At most
@@ -178,10 +179,10 @@ def assess(
             range, at most 256 per call) to (B, F) features, e.g. a trained classifier's
             penultimate layer: the split test's variety numbers are also computed there
             (``features_*`` keys) and judged. ``None``: the autoencoder's code space only.
-        k: Neighbours of the balls of :func:`prdc`.
+        k: Neighbours of the balls of ``prdc``.
 
     Returns:
-        An :class:`Assessment` whose ``table`` has, per class: ``label``, ``real`` and
+        An ``Assessment`` whose ``table`` has, per class: ``label``, ``real`` and
         ``synthetic`` (counts; ``synthetic`` as in ``n_new``), ``measured_real``,
         ``measured_synthetic``, ``reconstruction_rms`` (mean), ``mean_image_rms`` (the real
         images' mean RMS distance to the class's mean image), ``reconstruction_ratio``
@@ -193,14 +194,15 @@ def assess(
         ``label_fidelity`` (share of the split's synthetic codes whose nearest held-out
         code, of any class, is of their class), ``other_class_share`` (1 - that),
         ``parents_label_fidelity`` (the same for the parents' codes), ``precision``,
-        ``recall``, ``density`` and ``coverage`` (:func:`prdc` of the split's synthetic
+        ``recall``, ``density`` and ``coverage`` (``prdc`` of the split's synthetic
         codes against the class's held-out codes) and ``parents_precision``, ... (the
-        parents' codes against the same), ``variety`` (:func:`variety`'s reading of the
-        two), with ``features`` the same as ``features_precision``, ...,
-        ``features_parents_precision``, ..., ``features_variety``; and ``verdict`` and
-        ``reading`` (:func:`~torch_deepsmote.verdicts.verdict`: a key and its words).
-        Numbers that cannot be measured are ``None``; classes without synthetic images
-        have no split numbers and no verdict.
+        parents' codes against the same), ``variety``
+        ([`variety`][torch_deepsmote.verdicts.variety]'s reading of the two), with ``features`` the
+        same as ``features_precision``, ..., ``features_parents_precision``, ...,
+        ``features_variety``; and ``verdict`` and ``reading``
+        ([`verdict`][torch_deepsmote.verdicts.verdict]: a key and its words). Numbers that cannot be
+        measured are ``None``; classes without synthetic images have no split numbers and no
+        verdict.
 
     Raises:
         ValueError: ``images`` are not the images the model was fitted on, or

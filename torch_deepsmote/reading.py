@@ -1,8 +1,8 @@
 """Reading a dataset's raw images once, in order: the one way the library reads a dataset.
 
-:meth:`DeepSMOTE.fit_dataset` and :class:`~torch_deepsmote.OversampledDataset` read
-through :func:`read_dataset`: every item, with the dataset's transforms set aside (its
-:class:`~torch_deepsmote.adapters.DatasetAdapter` knows how), bad items raised or skipped,
+``DeepSMOTE.fit_dataset`` and ``OversampledDataset`` read
+through ``read_dataset``: every item, with the dataset's transforms set aside (its
+``DatasetAdapter`` knows how), bad items raised or skipped,
 the images gathered into one tensor or streamed into an HDF5 file.
 """
 
@@ -93,18 +93,18 @@ def read_dataset(
 ) -> DatasetImages:
     """Read every item of a map-style dataset, once, in order, its transforms set aside.
 
-    Items are (image, target) pairs, longer tuples or dicts (:func:`find_layout`), all of
+    Items are (image, target) pairs, longer tuples or dicts (``find_layout``), all of
     the first good item's form; ``fit_transform`` is applied to each raw image (a
     deterministic ``Resize`` for images of different sizes). Labels come from ``labels``,
     the metadata, or the targets read in the same pass. A bad item (it raises, or differs
     from the first good one in form, shape or dtype, holds NaN pixels, has a label
     outside ``classes``, has pixels outside ``value_range`` or, without one, far outside
-    the other items' (:func:`~torch_deepsmote._pixels.range_faults`)) stops the read with
+    the other items' (``range_faults``)) stops the read with
     its index (``on_bad_item='raise'``) or is left out with a warning (``'skip'``;
     ``indices`` then names the kept rows).
 
     Args:
-        dataset: A non-empty map-style dataset, or its :class:`DatasetAdapter` (which
+        dataset: A non-empty map-style dataset, or its ``DatasetAdapter`` (which
             holds the keys then).
         labels: (N,) class of every item, or ``None``.
         fit_transform: Applied to each raw image before it is read, or ``None``.
@@ -114,14 +114,14 @@ def read_dataset(
         store: An HDF5 file to stream the images into instead of one (N, C, H, W) tensor:
             ``images`` is then an ``H5Images`` and memory does not grow with N.
         in_memory: ``'auto'``: use ``store`` only where the images and their residuals
-            would not fit in memory (:func:`fits_in_memory`); otherwise ``store`` decides.
+            would not fit in memory (``fits_in_memory``); otherwise ``store`` decides.
         image_key, label_key, extra_keys: Where items hold image and target, and what
-            synthetic items do with other fields (see :class:`DatasetAdapter`).
+            synthetic items do with other fields (see ``DatasetAdapter``).
         value_range: The declared ``(low, high)`` of the pixels, or ``None``: found from
-            the images (:func:`~torch_deepsmote._pixels.find_value_range`).
+            the images (``find_value_range``).
 
     Returns:
-        :class:`DatasetImages`.
+        ``DatasetImages``.
 
     Raises:
         ValueError: An empty dataset, a bad item (``'raise'``), no good item, or labels of
@@ -288,7 +288,7 @@ def memory_allows(needed: int, share: float = 0.25) -> bool:
 def fits_in_memory(n: int, row: Tensor, share: float = 0.25) -> bool:
     """Whether ``n`` images like ``row``, plus their float16 residuals, take at most
     ``share`` of the available memory (the rule of ``in_memory='auto'``,
-    :func:`memory_allows`)."""
+    ``memory_allows``)."""
     return memory_allows(n * row.numel() * (row.element_size() + 2), share)
 
 
@@ -320,7 +320,7 @@ class _TensorRows:
 
 class _StoreRows:
     """The read images in an HDF5 file, and each image's extremes (the value range
-    :class:`ImageFormat` needs and the outlier check reads) kept as they pass."""
+    ``ImageFormat`` needs and the outlier check reads) kept as they pass."""
 
     def __init__(self, path: str | os.PathLike, n: int, row: Tensor, measure: bool) -> None:
         self.writer = H5ImagesWriter(path, n, row)
@@ -355,7 +355,7 @@ class _Failed(NamedTuple):
 
 
 class _ItemReader:
-    """``(image, target, tensor, layout)`` of item ``i``, or :class:`_Failed` (picklable:
+    """``(image, target, tensor, layout)`` of item ``i``, or ``_Failed`` (picklable:
     runs in DataLoader workers, where an exception must come back as a value to keep its
     index)."""
 
@@ -383,7 +383,7 @@ class _ItemReader:
 def _read_items(
     dataset: Any, fit_transform: Callable | None, num_workers: int, adapter: DatasetAdapter
 ) -> Iterator:
-    """Every item's :meth:`_ItemReader.__getitem__`, in index order."""
+    """Every item's ``_ItemReader.__getitem__``, in index order."""
     reader = _ItemReader(dataset, fit_transform, adapter)
     if num_workers == 0:
         yield from (reader[i] for i in range(len(reader)))
@@ -471,7 +471,7 @@ def _check_item(
     layout: ItemLayout,
     n_classes: int | None,
 ) -> None:
-    """Raise :class:`_BadItem` unless item ``i`` matches ``first`` (the first good item)
+    """Raise ``_BadItem`` unless item ``i`` matches ``first`` (the first good item)
     in its keys and its image's shape and dtype, has finite pixels and a label among
     ``n_classes``."""
     if first is not None and not layout.same_form(first[4]):

@@ -1,17 +1,17 @@
 """The report on a fitted DeepSMOTE that a person reads: pictures and a JSON of every number.
 
-:func:`write_report` writes into a folder:
+[`write_report`][torch_deepsmote.report.write_report] writes into a folder:
 
 - ``report.json``: class names, counts before and after balancing, the training history,
-  the per-class quality table (:func:`torch_deepsmote.quality.assess`) and its near-copy
-  threshold, and which figures were written;
+  the per-class quality table ([`torch_deepsmote.quality.assess`][torch_deepsmote.quality.assess])
+  and its near-copy threshold, and which figures were written;
 - ``real_vs_synthetic.png``: per class a row of real images, then synthetic ones (the
   paper's Fig. 4; torchvision only);
 - with matplotlib (``pip install 'torch-deepsmote[plots]'``): ``counts.png``, ``loss.png``,
   ``latent_space.png`` (the paper's Fig. 2) and ``quality.png``. Without it these are
   skipped, and ``report.json`` says so and how to install it.
 
-:func:`format_table` prints the quality table for a terminal.
+``format_table`` prints the quality table for a terminal.
 """
 
 from __future__ import annotations
@@ -52,13 +52,13 @@ def write_report(
 
     Args:
         out: The folder (created when missing; files of the same names are replaced).
-        model: A fitted :class:`~torch_deepsmote.DeepSMOTE`.
+        model: A fitted [`DeepSMOTE`][torch_deepsmote.deepsmote.DeepSMOTE].
         images: (N, C, H, W) or (N, H, W) the images it was fitted on, in order.
         names: ``{label: class name}``; ``None``: the labels.
         source: What the images were read from, copied into the JSON.
         n_show: Real and synthetic images per class in the grid.
         max_per_class, near_copy, features, k: As in
-            :func:`~torch_deepsmote.quality.assess`: ``features`` (a classifier's feature
+            [`assess`][torch_deepsmote.quality.assess]: ``features`` (a classifier's feature
             function) adds precision, recall, density and coverage in its feature space to
             those in the autoencoder's code space.
         random_state: Seed of every draw (images shown, images measured).
@@ -131,7 +131,7 @@ def _cell(value: Any, percent: bool = False) -> str:
 
 def format_table(report: Mapping[str, Any]) -> str:
     """The per-class quality table of a report, as aligned text, then each judged class's
-    verdict in words (:func:`torch_deepsmote.verdicts.verdict`) and the variety readings
+    verdict in words (``torch_deepsmote.verdicts.verdict``) and the variety readings
     it does not already quote (in code space, and in the feature space when the report
     has one)."""
     names = {c["label"]: c["name"] for c in report["classes"]}

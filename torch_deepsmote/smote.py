@@ -6,12 +6,12 @@ SMOTE (Chawla, Bowyer, Hall and Kegelmeyer, "SMOTE: Synthetic Minority Over-samp
 Technique", Journal of Artificial Intelligence Research 16, 2002) to an autoencoder's codes:
 pick a base code of the class uniformly, one of its k nearest same-class codes uniformly,
 and ``lam ~ U(0, 1)``; the synthetic code is ``z = base + lam * (neighbour - base)``.
-Borderline-SMOTE (:mod:`torch_deepsmote.borderline`) draws the bases among the class's
+Borderline-SMOTE (``torch_deepsmote.borderline``) draws the bases among the class's
 codes near the boundary only (``bases=``).
 
-Randomness and arithmetic are kept apart, as in imbalanced-learn: :func:`plan_synthetic`
-draws every random choice from a ``torch.Generator`` into a :class:`SMOTEPlan`, which can
-be stored, tested with exact numbers and replayed; :func:`interpolate` is a pure function.
+Randomness and arithmetic are kept apart, as in imbalanced-learn: ``plan_synthetic``
+draws every random choice from a ``torch.Generator`` into a ``SMOTEPlan``, which can
+be stored, tested with exact numbers and replayed; ``interpolate`` is a pure function.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _STRATEGY_NAMES = ("auto", "minority", "not minority", "not majority", "all")
 
 def check_sampling_strategy(name: str, value: Any) -> None:
     """Refuse an unknown strategy name early (the rest is checked against the labels by
-    :func:`resolve_sampling_strategy`)."""
+    ``resolve_sampling_strategy``)."""
     if isinstance(value, str) and value not in _STRATEGY_NAMES:
         raise ValueError(
             f"`{name}` should be one of "
@@ -83,7 +83,7 @@ def resolve_sampling_strategy(
         TypeError: ``sampling_strategy`` is of none of these types, or a dict value is not an
             integer.
 
-    Example:
+    Examples:
         >>> resolve_sampling_strategy("auto", [0, 0, 0, 0, 1, 1, 2])
         {0: 0, 1: 2, 2: 3}
         >>> resolve_sampling_strategy({2: 2}, [0, 0, 0, 0, 1, 1, 2])
@@ -185,7 +185,7 @@ class SMOTEPlan:
 
     Sample ``i`` has the code ``z[base] + lam * (z[neighbor] - z[anchor])``: SMOTE's
     interpolation when ``anchor`` is the base (``anchor=None``), a step along another pair's
-    difference otherwise (:func:`plan_transfer`).
+    difference otherwise (``plan_transfer``).
 
     Attributes:
         labels: LongTensor (m,), class of each synthetic sample.
@@ -276,31 +276,33 @@ def plan_synthetic(
     column uniformly in ``[0, n_neighbors[c])``, then ``lam ~ U(lam_range)`` (``U(0, 1)`` in
     SMOTE). Every draw comes from ``generator`` in this fixed order, so a seed gives the same
     plan bit for bit. The table may hold same-class neighbours (SMOTE) or the nearest codes
-    of other classes (:func:`~torch_deepsmote.knn.class_enemies`: steps towards the
+    of other classes (``class_enemies``: steps towards the
     boundary, which keep the base's label while ``lam`` stays below one half).
 
     Args:
-        n_new: ``{class: number of new samples}``, e.g. from :func:`resolve_sampling_strategy`.
+        n_new: ``{class: number of new samples}``, e.g. from
+            [`resolve_sampling_strategy`][torch_deepsmote.smote.resolve_sampling_strategy].
         labels: Integer class labels of the codes, shape (N,).
         neighbors: Same-class neighbour table, LongTensor (N, k), global row indices, as from
-            :func:`~torch_deepsmote.knn.class_neighbors`.
+            ``class_neighbors``.
         n_neighbors: ``{class: number of valid columns of neighbors}``.
         generator: A CPU ``torch.Generator``, the only source of randomness.
         lam_range: ``(low, high)`` of the uniform step; ``high > 1`` or ``low < 0``
             extrapolates beyond the pair.
         bases: BoolTensor (N,), the rows that may be bases (e.g. from
-            :func:`~torch_deepsmote.borderline.in_danger`); a class with none allowed
+            ``in_danger``); a class with none allowed
             draws from all its rows. ``None``: every row, with the same draws as ever.
 
     Returns:
-        The :class:`SMOTEPlan` (CPU tensors) of ``sum(n_new.values())`` samples.
+        The [`SMOTEPlan`][torch_deepsmote.smote.SMOTEPlan] (CPU tensors) of ``sum(n_new.values())``
+        samples.
 
     Raises:
         TypeError: ``generator`` is not a CPU ``torch.Generator``.
         ValueError: Shapes disagree, a class to over-sample has no rows, ``n_neighbors``
             does not match ``neighbors``, or ``bases`` is not a (N,) bool tensor.
 
-    Example:
+    Examples:
         >>> labels = torch.tensor([0, 0, 0, 1, 1])
         >>> neighbors = torch.tensor([[1], [0], [1], [4], [3]])
         >>> plan = plan_synthetic({0: 0, 1: 3}, labels, neighbors, {0: 1, 1: 1},
@@ -366,7 +368,7 @@ def plan_transfer(
     """Draw steps that lend a minority code the within-class variation of larger classes.
 
     For each class ``c`` in sorted order with ``n_new[c] > 0``: ``n_new[c]`` base rows
-    uniformly among the rows of ``c`` (those ``bases`` allows, as in :func:`plan_synthetic`);
+    uniformly among the rows of ``c`` (those ``bases`` allows, as in ``plan_synthetic``);
     for each, a donor class among the classes larger than ``c`` with probability
     proportional to its size (every other class when ``c`` is the largest); an anchor row
     ``b`` uniformly among the donor's rows and one of its same-class neighbours ``a`` (a
@@ -378,13 +380,13 @@ def plan_transfer(
 
     Args:
         n_new, labels, neighbors, n_neighbors, generator, lam_range, bases: As in
-            :func:`plan_synthetic` (``neighbors`` the same-class table; ``bases`` restricts
+            ``plan_synthetic`` (``neighbors`` the same-class table; ``bases`` restricts
             the bases only, not the donors' anchors).
 
     Returns:
-        A :class:`SMOTEPlan` whose ``neighbor`` and ``anchor`` rows belong to donor classes.
+        A ``SMOTEPlan`` whose ``neighbor`` and ``anchor`` rows belong to donor classes.
 
-    Example:
+    Examples:
         >>> labels = torch.tensor([0, 0, 0, 1, 1])
         >>> neighbors = torch.tensor([[1], [0], [1], [4], [3]])
         >>> plan = plan_transfer({0: 0, 1: 2}, labels, neighbors, {0: 1, 1: 1},
@@ -460,9 +462,10 @@ def interpolate(
         ValueError: ``latents`` has fewer than 2 dimensions, or ``base``, ``neighbor``,
             ``lam`` (and ``anchor``) are not 1-D of one length.
 
-    Example:
+    Examples:
         >>> latents = torch.tensor([[0.0, 0.0], [2.0, 4.0]])
-        >>> interpolate(latents, torch.tensor([0]), torch.tensor([1]), torch.tensor([0.25]))
+        >>> base, neighbor = torch.tensor([0]), torch.tensor([1])
+        >>> interpolate(latents, base, neighbor, torch.tensor([0.25]))
         tensor([[0.5000, 1.0000]])
     """
     if latents.ndim < 2:

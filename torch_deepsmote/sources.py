@@ -1,6 +1,6 @@
 """A user's labelled images, from wherever they are, as one (N, C, H, W) tensor with labels.
 
-Three kinds of source, told apart by what ``data`` names (:func:`read_images`):
+Three kinds of source, told apart by what ``data`` names (``read_images``):
 
 - an image folder in torchvision's ``ImageFolder`` layout (one sub-folder per class, the
   folder name is the class name); images of different sizes are refused, naming two
@@ -13,9 +13,9 @@ Three kinds of source, told apart by what ``data`` names (:func:`read_images`):
   ((N, H, W), (N, C, H, W) or (N, H, W, C)), labels under ``labels_key`` (integers or
   strings) and, optionally, class names under ``classes_key`` (``classes[i]`` names label
   ``i``, torchvision's convention);
-- a torchvision dataset name (:data:`DATASETS`) read from ``root``; Fashion-MNIST also
+- a torchvision dataset name (``DATASETS``) read from ``root``; Fashion-MNIST also
   from the IDX files of ``apt-get install dataset-fashion-mnist``
-  (:func:`torch_deepsmote.data.fashion_mnist`).
+  (``torch_deepsmote.data.fashion_mnist``).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def read_images(
 
     Args:
         data: A folder of class sub-folders, an ``.npz`` / ``.h5`` / ``.hdf5`` file, or one
-            of :data:`DATASETS`.
+            of ``DATASETS``.
         image_size: ``(H, W)`` to resize every image to (folders and datasets; the aspect
             ratio is not kept), or ``None`` to require one size.
         grayscale: Convert every image to one grey channel (folders and datasets).
@@ -130,7 +130,7 @@ def read_images(
         progress: Show a progress bar while reading.
 
     Returns:
-        :class:`LabelledImages`.
+        ``LabelledImages``.
 
     Raises:
         FileNotFoundError: ``data`` is no file, folder or known dataset name (the known
@@ -139,7 +139,7 @@ def read_images(
             images of different sizes without ``image_size`` (two files named), or arrays
             of the wrong shape or keys.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = os.path.join(tempfile.mkdtemp(), "toy.npz")
         >>> np.savez(path, images=np.zeros((5, 8, 8), np.uint8), labels=[0, 0, 0, 1, 1])

@@ -1,11 +1,11 @@
 """The split test: synthetic images judged against real images they were not made from.
 
-Each class's real images are split at random: :data:`HOLD_OUT` of them held out, synthetic
+Each class's real images are split at random: ``HOLD_OUT`` of them held out, synthetic
 images made from the rest alone (the *parents*: the model's own SMOTE rule, every neighbour
-table built among the parents only, :func:`split_synthesizer`), then measured against the
-held-out images beside the parents themselves, :data:`SPLITS` times with the numbers
-averaged. :func:`torch_deepsmote.quality.assess` runs it and
-:func:`torch_deepsmote.verdicts.verdict` reads it.
+table built among the parents only, ``split_synthesizer``), then measured against the
+held-out images beside the parents themselves, ``SPLITS`` times with the numbers
+averaged. ``torch_deepsmote.quality.assess`` runs it and
+``torch_deepsmote.verdicts.verdict`` reads it.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def hold_out(labels: Tensor, generator: torch.Generator) -> Tensor:
         labels: (N,) int64 classes.
         generator: A CPU ``torch.Generator``, the only randomness.
 
-    Example:
+    Examples:
         >>> held = hold_out(torch.tensor([0] * 5 + [1] * 2 + [2]), torch.Generator().manual_seed(0))
         >>> held.view(-1).long().tolist().count(1), bool(held[7])
         (3, False)
@@ -80,7 +80,7 @@ def split_synthesizer(model: DeepSMOTE, parents: Tensor) -> Synthesizer:
     ``interpolation``, ...). Its plans index the ``parents`` rows, in their order.
 
     Args:
-        model: A fitted :class:`~torch_deepsmote.DeepSMOTE`.
+        model: A fitted ``DeepSMOTE``.
         parents: (P,) int64 rows of the training images, sorted.
     """
     synthesizer = model.fitted_.synthesizer
@@ -205,7 +205,7 @@ def _split_scores(
 def draw_splits(
     model: DeepSMOTE, judged: Mapping[int, int], max_per_class: int, random_state: int
 ) -> list[_Split]:
-    """:data:`SPLITS` seeded splits, each with the synthetic images of the classes in
+    """``SPLITS`` seeded splits, each with the synthetic images of the classes in
     ``judged`` (``{class: images it gets}``) made from its parents alone."""
     seeds = torch.randint(
         0, 2**62, (SPLITS, 2), generator=torch.Generator().manual_seed(random_state)
@@ -227,15 +227,15 @@ def split_scores(
     ``parents``, ``split_synthetic`` (counts), ``label_fidelity``, ``other_class_share``,
     ``parents_label_fidelity``, and ``precision``, ``recall``, ``density``, ``coverage``
     with their ``parents_`` and (``features``) ``features_`` forms, as in
-    :func:`torch_deepsmote.quality.assess`.
+    ``torch_deepsmote.quality.assess``.
 
     Args:
         model: The fitted model.
         images: (N, C, H, W) its training images.
-        splits: From :func:`draw_splits`.
+        splits: From ``draw_splits``.
         label: The class.
         features: A function of a batch of images to (B, F) features, or ``None``.
-        k: Neighbours of the balls of :func:`~torch_deepsmote.metrics.prdc`.
+        k: Neighbours of the balls of ``prdc``.
         max_per_class: At most this many held-out images (and parents) measured.
         generator: The draw of the images measured.
     """

@@ -1,20 +1,20 @@
-"""The one object that makes DeepSMOTE's synthetic images: :class:`Synthesizer`.
+"""The one object that makes DeepSMOTE's synthetic images: ``Synthesizer``.
 
 Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and
 SMOTE for Imbalanced Data", IEEE TNNLS, 2022.
 
-A synthetic image follows one path: a :class:`~torch_deepsmote.smote.SMOTEPlan` row
+A synthetic image follows one path: a ``SMOTEPlan`` row
 (class, base, neighbour, ``lam``) -> the code ``z = z_base + lam (z_neighbor - z_base)`` ->
 the decoder -> plus the parents' interpolated reconstruction residuals
 ``(1 - lam) r_base + lam r_neighbor`` when the model keeps them -> the training images'
-dtype and value range (:class:`~torch_deepsmote._format.ImageFormat`). The synthesizer
-holds everything on that path, and :class:`~torch_deepsmote.DeepSMOTE` (``sample``,
-``fit_resample``) and :class:`~torch_deepsmote.OversampledDataset` both call it.
+dtype and value range (``ImageFormat``). The synthesizer
+holds everything on that path, and ``DeepSMOTE`` (``sample``,
+``fit_resample``) and ``OversampledDataset`` both call it.
 
 Processes. It decodes on ``device`` in the process that made it, and on the CPU inside
 DataLoader workers: a forked worker must not touch CUDA, so a CPU copy of a CUDA decoder
 is kept from the start. Pickling (spawned workers, ``copy.deepcopy``) sends that CPU copy
-and the arrays; with :meth:`Synthesizer.use_cache` the codes and residuals stay in the
+and the arrays; with ``Synthesizer.use_cache`` the codes and residuals stay in the
 HDF5 cache and each process reads the rows a batch needs, after checking that the file
 is still the one the synthesizer was built from.
 """
@@ -90,22 +90,24 @@ class Synthesizer:
         device: Where this process decodes; ``None``: the decoder's device.
         interpolation: ``'smote'`` (the paper), ``'enemy'`` (towards the nearest codes of
             other classes: needs ``enemies``) or ``'transfer'`` (along a larger class's
-            neighbour differences), see :mod:`torch_deepsmote.smote`.
-        lam_range: ``(low, high)`` of the uniform step; ``None``: :func:`default_lam_range`.
+            neighbour differences), see ``torch_deepsmote.smote``.
+        lam_range: ``(low, high)`` of the uniform step; ``None``: ``default_lam_range``.
         enemies: (N, k) int64 nearest rows of other classes, and ``n_enemies`` their valid
-            columns per class (from :func:`~torch_deepsmote.knn.class_enemies`).
+            columns per class (from ``class_enemies``).
         danger: (N,) bool, the rows in danger (Borderline-SMOTE, from
-            :func:`~torch_deepsmote.borderline.in_danger`): the only bases of their class; a
+            ``in_danger``): the only bases of their class; a
             class without any draws from all its rows (with a warning, once per class).
             ``None``: every row is a base.
 
-    Example:
+    Examples:
         >>> from torch_deepsmote.models import Decoder
         >>> from torch_deepsmote._format import ImageFormat
         >>> synth = Synthesizer(Decoder((1, 8, 8), 4, hidden=2),
         ...                     ImageFormat("torch", "uint8", "chw", 0.0, 255.0),
-        ...                     latents=torch.randn(6, 4), labels=torch.tensor([0] * 4 + [1] * 2),
-        ...                     neighbors=torch.tensor([[1], [0], [1], [2], [5], [4]]),
+        ...                     latents=torch.randn(6, 4),
+        ...                     labels=torch.tensor([0] * 4 + [1] * 2),
+        ...                     neighbors=torch.tensor([[1], [0], [1], [2], [5],
+        ...                                             [4]]),
         ...                     n_neighbors={0: 1, 1: 1})
         >>> plan = synth.plan({1: 3}, torch.Generator().manual_seed(0))
         >>> synth.images(plan).shape, synth.images(plan).dtype
@@ -213,8 +215,8 @@ class Synthesizer:
         """Read codes and residuals from this HDF5 cache in pickled copies.
 
         The cache must hold these very arrays (as written by the cache of
-        :class:`~torch_deepsmote.OversampledDataset`); their checksums are noted, and a
-        process that later finds other arrays in the file refuses to decode from it.
+        [`OversampledDataset`][torch_deepsmote.dataset.OversampledDataset]); their checksums are
+        noted, and a process that later finds other arrays in the file refuses to decode from it.
 
         Args:
             cache: The file.

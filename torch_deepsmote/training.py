@@ -3,7 +3,7 @@
 Reference: D. Dablain, B. Krawczyk and N. V. Chawla, "DeepSMOTE: Fusing Deep Learning and
 SMOTE for Imbalanced Data", IEEE TNNLS, 2022. The published recipe: Adam (lr 2e-4) for
 encoder and decoder, batches of 100 from the imbalanced set, and for every batch a penalty
-batch of up to 100 images of one class drawn uniformly at random (see :mod:`.losses`).
+batch of up to 100 images of one class drawn uniformly at random (see ``losses``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass
 class TrainingConfig:
-    """Options of :func:`fit_autoencoder` (the paper's values by default).
+    """Options of ``fit_autoencoder`` (the paper's values by default).
 
     Attributes:
         batch_size: Images per optimiser step, and the size of the penalty's class batch.
@@ -115,13 +115,13 @@ def fit_autoencoder(
         encoder: Maps (B, C, H, W) in [-1, 1] to (B, D).
         decoder: Maps (B, D) to (B, C, H, W) in [-1, 1].
         images: (N, C, H, W) training images in the user's dtype (uint8 stays uint8), or an
-            :class:`~torch_deepsmote.storage.image_store.H5Images` of them, read batch by batch.
+            ``H5Images`` of them, read batch by batch.
         labels: (N,) int64 class labels.
         to_unit: Maps a batch of ``images`` to float32 in [-1, 1].
         config: Options; the paper's by default.
         generator: CPU generator of every random draw (batch order, penalty batches).
         device: Where to train.
-        progress: Show a tqdm progress bar over epochs.
+        progress: Show a tqdm progress bar: a tick per batch, the running loss beside it.
         callback: Called with each epoch's dict before the plateau check (untimed); it may
             switch the models to eval mode.
         checkpoint: Where to store the state after every epoch and resume from; ``None``
@@ -143,13 +143,17 @@ def fit_autoencoder(
     plateau = _PlateauStop(config.patience, config.min_delta)
     saver = _FitCheckpoint(checkpoint, generator, penalty_generator, ranks)
     history = saver.resume(trainer, plateau)
-    with _epoch_bar(len(history), config.max_epochs, plateau.done, progress, ranks) as bar:
-        for epoch in bar:
+    steps = _steps_per_epoch(len(images), size, ranks)
+    show = progress and (ranks is None or ranks.is_main)
+    with _FitBar(len(history), config.max_epochs, steps, show) as bar:
+        # The epochs still to run: none when a resumed fit had stopped.
+        for epoch in range(len(history), len(history) if plateau.done else config.max_epochs):
             start = time.perf_counter()
             rows = _epoch_batches(len(images), size, generator, ranks, device)
-            terms = trainer.epoch(batches, rows, penalty, penalty_generator)
+            bar.start_epoch(epoch)
+            terms = trainer.epoch(batches, rows, penalty, penalty_generator, on_step=bar.step)
             history.append(_epoch_record(epoch, terms, time.perf_counter() - start))
-            bar.set_postfix(loss=f"{terms[0]:.4f}", rec=f"{terms[1]:.4f}")
+            bar.end_epoch(terms)
             if callback is not None:
                 callback(history[-1])
                 trainer.train()  # the callback may have switched to eval mode
@@ -169,7 +173,7 @@ def _epoch_batches(
     device: torch.device | str = "cpu",
 ) -> list[Tensor]:
     """One epoch's batches of row indices: a permutation drawn from ``generator``, this
-    rank's share of it (:func:`_shard`), cut into batches of ``batch_size``.
+    rank's share of it (``_shard``), cut into batches of ``batch_size``.
 
     A last batch of one row is left out: BatchNorm cannot train on it.
 
@@ -183,7 +187,7 @@ def _epoch_batches(
     Returns:
         A list of (B,) int64 tensors, B <= ``batch_size``.
 
-    Example:
+    Examples:
         >>> torch.randperm(5, generator=torch.Generator().manual_seed(0))
         tensor([4, 0, 1, 3, 2])
         >>> [r.tolist() for r in _epoch_batches(5, 2, torch.Generator().manual_seed(0))]
@@ -192,6 +196,19 @@ def _epoch_batches(
     order = _shard(torch.randperm(num_images, generator=generator), ranks).to(device)
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [rows for rows in batches if len(rows) >= 2]
+
+
+def _steps_per_epoch(num_images: int, batch_size: int, ranks: Ranks | None = None) -> int:
+    """How many batches ``_epoch_batches`` gives per epoch (without drawing them).
+
+    Examples:
+        >>> [_steps_per_epoch(n, 2) for n in (4, 5, 6)]  # 5 rows: a last batch of 1 is left out
+        [2, 2, 3]
+        >>> _steps_per_epoch(5, 2) == len(_epoch_batches(5, 2, torch.Generator()))
+        True
+    """
+    rows = num_images if ranks is None else -(-num_images // ranks.world_size)
+    return rows // batch_size + (rows % batch_size >= 2)
 
 
 def _shard(order: Tensor, ranks: Ranks | None) -> Tensor:
@@ -241,7 +258,7 @@ class _PenaltyDraw:
         active: ``False`` turns the draw off (a penalty weight of 0); it is also off when
             no class has two images.
 
-    Example:
+    Examples:
         >>> draw = _PenaltyDraw(torch.tensor([0, 1, 1, 1, 2]), 2, torch.device("cpu"))
         >>> draw.class_rows  # classes 0 and 2 have one image each
         [tensor([1, 2, 3])]
@@ -342,15 +359,25 @@ class _Trainer:
         rows: list[Tensor],
         penalty: _PenaltyDraw,
         penalty_generator: torch.Generator,
+        on_step: Callable[[Tensor, int], None] | None = None,
     ) -> tuple[float, float, float]:
         """One optimiser step per batch of ``rows``, each with its penalty draw.
+
+        Args:
+            batches: Reads a batch of rows as images on the device.
+            rows: The epoch's batches of row indices.
+            penalty: Draws the penalty's class batch of every step.
+            penalty_generator: The generator of those draws.
+            on_step: Called after every step with the running (3,) sums of (loss,
+                reconstruction, penalty) on the device and the steps taken; it must not
+                change them.
 
         Returns:
             The epoch's mean (loss, reconstruction, penalty): under ranks, the mean over
             every rank's steps.
         """
         totals = torch.zeros(3, device=self.device)
-        for batch_rows in rows:
+        for step, batch_rows in enumerate(rows):
             class_rows = penalty(penalty_generator)
             class_images = None if class_rows is None else batches(class_rows)
             self.optimizer.zero_grad(set_to_none=True)
@@ -359,8 +386,11 @@ class _Trainer:
             self.scaler.scale(terms.total).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            # Accumulate on the device; one sync per epoch, not per step.
+            # Accumulate on the device; one sync per epoch, not per step (a progress bar
+            # reads the running sums at most twice a second).
             totals += torch.stack([t.detach().float() for t in terms])
+            if on_step is not None:
+                on_step(totals, step + 1)
         steps = len(rows)
         if self.ranks is not None:
             # Every rank takes the same epoch loss, hence the same plateau decisions. Each
@@ -385,19 +415,58 @@ class _Trainer:
             module.to(memory_format=torch.contiguous_format).eval()
 
 
-def _epoch_bar(start: int, max_epochs: int, done: bool, progress: bool, ranks: Ranks | None):
-    """The epochs still to run (none when a resumed fit had stopped), as a tqdm bar shown
-    by the main rank only."""
-    show = progress and (ranks is None or ranks.is_main)
-    epochs = range(start, start if done else max_epochs)
-    return tqdm(
-        epochs,
-        desc="DeepSMOTE fit",
-        unit="epoch",
-        disable=not show,
-        initial=start,
-        total=max_epochs,
-    )
+class _FitBar:
+    """The fit's tqdm bar: one tick per batch over all epochs, with the epoch and the
+    running mean loss of this process's steps beside it.
+
+    Args:
+        start: Epochs already done (a resumed fit).
+        max_epochs: The most epochs the fit runs.
+        steps: Batches per epoch.
+        show: Draw the bar (the main rank only); otherwise every call does nothing.
+    """
+
+    REFRESH_S = 0.5  # the least time between two reads of the running loss (a device sync)
+
+    def __init__(self, start: int, max_epochs: int, steps: int, show: bool) -> None:
+        self.bar = tqdm(
+            desc="DeepSMOTE fit",
+            unit="batch",
+            total=max_epochs * steps,
+            initial=start * steps,
+            disable=not show,
+        )
+        self.max_epochs, self.epoch, self.read_at = max_epochs, start, -math.inf
+
+    def __enter__(self) -> _FitBar:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.close()
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def step(self, totals: Tensor, steps: int) -> None:
+        """One batch done; ``totals`` (3,) are the epoch's running sums of the loss terms."""
+        if self.bar.disable:
+            return
+        now = time.monotonic()
+        if now - self.read_at >= self.REFRESH_S:
+            self.read_at = now
+            loss = float(totals[0]) / steps
+            self.bar.set_postfix(
+                epoch=f"{self.epoch + 1}/{self.max_epochs}", loss=f"{loss:.4f}", refresh=False
+            )
+        self.bar.update()  # draws the bar with the postfix just set
+
+    def end_epoch(self, terms: tuple[float, float, float]) -> None:
+        """Show the epoch's mean loss and reconstruction error."""
+        self.bar.set_postfix(
+            epoch=f"{self.epoch + 1}/{self.max_epochs}",
+            loss=f"{terms[0]:.4f}",
+            rec=f"{terms[1]:.4f}",
+        )
 
 
 def _epoch_record(epoch: int, terms: tuple[float, float, float], seconds: float) -> dict:
@@ -424,7 +493,7 @@ class _PlateauStop:
     the reference loss (0: never stops early). The best weights are those of the lowest
     loss, however small the gain.
 
-    Example:
+    Examples:
         >>> stop = _PlateauStop(patience=2, min_delta=0.1)
         >>> for loss in (1.0, 0.95, 0.92):
         ...     stop.update(loss, nn.Linear(1, 1), nn.Linear(1, 1))

@@ -1,34 +1,35 @@
 """The verdict on a class's synthetic images, in words, from the numbers of the split test.
 
-:func:`torch_deepsmote.quality.assess` holds out half of each class's real images (seeded,
-three times over, numbers averaged), makes synthetic images from the other half alone (the
-*parents*: the model's own SMOTE rule, its neighbour search run among the parents only),
+[`torch_deepsmote.quality.assess`][torch_deepsmote.quality.assess] holds out half of each class's
+real images (seeded, three times over, numbers averaged), makes synthetic images from the other half
+alone (the *parents*: the model's own SMOTE rule, its neighbour search run among the parents only),
 and compares them with the held-out images, beside the parents themselves compared with
 the same held-out images: synthetic images should reach images they were not made from
-about as well as real images of the class do. :func:`verdict` reads those numbers, in this
-order; the first that applies is the verdict:
+about as well as real images of the class do. [`verdict`][torch_deepsmote.verdicts.verdict] reads
+those numbers, in this order; the first that applies is the verdict:
 
-1. **too few images to judge**: fewer than :data:`MIN_REAL` = 20 real images (or than
+1. **too few images to judge**: fewer than ``MIN_REAL`` = 20 real images (or than
    ``2 (k + 1)`` for a larger ``k``).
 2. **not faithful: not reconstructed**: the autoencoder's RMS reconstruction error of the
-   class's real images above :data:`RECONSTRUCTION_RATIO_MAX` = 0.8 times their RMS
+   class's real images above ``RECONSTRUCTION_RATIO_MAX`` = 0.8 times their RMS
    distance to the class's mean image (the error of a model that knows only the class
    average; 0.8 in RMS means less than a third of the pixel variance around the mean
    explained). Its synthetic images are guesses, or with ``residual=True`` mostly pixel
    blends of their two parents, however their codes sit.
-3. **not faithful: labels not kept**: fewer than :data:`LABEL_FIDELITY_MIN` = 70 % of the
+3. **not faithful: labels not kept**: fewer than ``LABEL_FIDELITY_MIN`` = 70 % of the
    synthetic codes have a code of their own class as their nearest held-out code, with as
    many held-out codes of every other class competing (1 / number of classes by chance).
    The reading quotes the same share for the real parents: when both are low, the
    autoencoder's codes do not keep the class apart, and nothing shows the synthetic images
    are of it.
-4. the variety reading (:func:`variety`) of precision, density and coverage of the
-   synthetic codes against the held-out ones, beside the parents' (:data:`READINGS`):
-   "off the data" (precision below :data:`PRECISION_RATIO_MIN` = 0.5 times the parents'),
-   "right but easy" / "narrow" (coverage below :data:`COVERAGE_RATIO_MIN` = 0.7 times the
+4. the variety reading ([`variety`][torch_deepsmote.verdicts.variety]) of precision, density and
+coverage of the
+   synthetic codes against the held-out ones, beside the parents' (``READINGS``):
+   "off the data" (precision below ``PRECISION_RATIO_MIN`` = 0.5 times the parents'),
+   "right but easy" / "narrow" (coverage below ``COVERAGE_RATIO_MIN`` = 0.7 times the
    parents', with / without density at least the parents'), "right but easy" (density
-   above :data:`DENSITY_RATIO_MAX` = 1.3 times the parents': crowding where the real
-   images are dense), "spread thin" (density below :data:`DENSITY_RATIO_MIN` = 0.5 times
+   above ``DENSITY_RATIO_MAX`` = 1.3 times the parents': crowding where the real
+   images are dense), "spread thin" (density below ``DENSITY_RATIO_MIN`` = 0.5 times
    the parents'), else "as varied as real images", and the verdict is "faithful and
    varied". With a ``features`` space the reading there is also taken, and the first one
    that is not "as varied as real images" decides.
@@ -118,7 +119,7 @@ def _percent(value: float) -> str:
 def variety_key(
     scores: Mapping[str, float] | None, reference: Mapping[str, float] | None = None
 ) -> str | None:
-    """The key in :data:`READINGS` of :func:`variety`'s reading, or ``None``."""
+    """The key in ``READINGS`` of ``variety``'s reading, or ``None``."""
     if scores is None:
         return None
     reference = _IDEAL if reference is None else reference
@@ -135,7 +136,7 @@ def variety_key(
 def variety(
     scores: Mapping[str, float] | None, reference: Mapping[str, float] | None = None
 ) -> str | None:
-    """The reading in words of :func:`~torch_deepsmote.quality.prdc`'s numbers.
+    """The reading in words of ``prdc``'s numbers.
 
     Args:
         scores: ``{"precision", "recall", "density", "coverage"}`` of synthetic images
@@ -146,19 +147,23 @@ def variety(
             1), the reading of the numbers alone.
 
     Returns:
-        One of :data:`READINGS`' texts followed by the numbers it rests on, or ``None``
-        without ``scores``. In order: precision below :data:`PRECISION_RATIO_MIN` times the
-        reference's reads "off the data"; coverage below :data:`COVERAGE_RATIO_MIN` times
+        One of ``READINGS``' texts followed by the numbers it rests on, or ``None``
+        without ``scores``. In order: precision below ``PRECISION_RATIO_MIN`` times the
+        reference's reads "off the data"; coverage below ``COVERAGE_RATIO_MIN`` times
         the reference's reads "right but easy" with density at least the reference's,
-        else "narrow"; density below :data:`DENSITY_RATIO_MIN` times the reference's reads
+        else "narrow"; density below ``DENSITY_RATIO_MIN`` times the reference's reads
         "spread thin"; anything else "as varied as real images" (which
-        :func:`verdict` calls "faithful and varied" once reconstruction and labels pass).
+        [`verdict`][torch_deepsmote.verdicts.verdict] calls "faithful and varied" once
+        reconstruction and labels pass).
 
-    Example:
-        >>> variety({"precision": 1.0, "recall": 0.1, "density": 1.8, "coverage": 0.2})[:14]
+    Examples:
+        >>> variety({"precision": 1.0, "recall": 0.1, "density": 1.8,
+        ...          "coverage": 0.2})[:14]
         'right but easy'
-        >>> variety({"precision": 0.9, "recall": 0.6, "density": 1.0, "coverage": 0.6},
-        ...         {"precision": 0.9, "recall": 0.7, "density": 0.9, "coverage": 0.7})[:24]
+        >>> variety({"precision": 0.9, "recall": 0.6, "density": 1.0,
+        ...          "coverage": 0.6},
+        ...         {"precision": 0.9, "recall": 0.7, "density": 0.9,
+        ...          "coverage": 0.7})[:24]
         'as varied as real images'
     """
     key = variety_key(scores, reference)
@@ -177,14 +182,14 @@ def variety(
 
 
 def min_real(k: int) -> int:
-    """Real images a class needs to be judged: :data:`MIN_REAL`, or ``2 (k + 1)`` when
-    that is more (half held out, and :func:`~torch_deepsmote.quality.prdc` needs more
+    """Real images a class needs to be judged: ``MIN_REAL``, or ``2 (k + 1)`` when
+    that is more (half held out, and ``prdc`` needs more
     than ``k`` images on each side)."""
     return max(MIN_REAL, 2 * (k + 1))
 
 
 def verdict(row: Mapping[str, Any], k: int = 5) -> tuple[str, str] | None:
-    """The verdict on one class of :func:`~torch_deepsmote.quality.assess`'s table.
+    """The verdict on one class of [`assess`][torch_deepsmote.quality.assess]'s table.
 
     Args:
         row: A class's row: ``synthetic``, ``real``, ``reconstruction_ratio``,
@@ -195,10 +200,10 @@ def verdict(row: Mapping[str, Any], k: int = 5) -> tuple[str, str] | None:
 
     Returns:
         ``(key, words)``: the key is ``"too few"``, ``"not reconstructed"``, ``"labels not
-        kept"`` or a key of :data:`READINGS` (``"good"`` alone calls the class faithful and
+        kept"`` or a key of ``READINGS`` (``"good"`` alone calls the class faithful and
         varied); ``None`` for a class without synthetic images.
 
-    Example:
+    Examples:
         >>> verdict({"synthetic": 30, "real": 8})[0]
         'too few'
     """

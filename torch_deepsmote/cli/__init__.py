@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .parser import build_parser
 
@@ -28,8 +28,11 @@ _USAGE = (FileNotFoundError, FileExistsError)
 _FAILURE = (ValueError, TypeError, RuntimeError, OSError, ImportError)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"torch-deepsmote: warning: {message}", file=sys.stderr)
+def _warning_printer(to_shell: Callable[[str], str]) -> Callable[..., None]:
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"torch-deepsmote: warning: {to_shell(str(message))}", file=sys.stderr)
+
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(stop.code or 0)
     prog = f"torch-deepsmote {args.command}"
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.showwarning = _warning_printer(args.to_shell)
         try:
             return args.func(args)
         except KeyboardInterrupt:
@@ -57,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if os.environ.get("TORCH_DEEPSMOTE_TRACEBACK"):
                 raise
             usage = isinstance(error, (UsageError, *_USAGE))
-            print(f"{prog}: error: {_message(error)}", file=sys.stderr)
+            # The library names its Python arguments; the shell user typed flags.
+            print(f"{prog}: error: {args.to_shell(_message(error))}", file=sys.stderr)
             return 2 if usage else 1
 
 

@@ -1,8 +1,8 @@
 """The verbs of ``torch-deepsmote``: each turns its arguments into library calls and prints.
 
-Reading (:mod:`torch_deepsmote.sources`), the model folder
-(:mod:`torch_deepsmote.model_dir`), writing (:mod:`torch_deepsmote.exports`) and the report
-(:mod:`torch_deepsmote.report`) live in the library; nothing here computes.
+Reading (``torch_deepsmote.sources``), the model folder
+(``torch_deepsmote.model_dir``), writing (``torch_deepsmote.exports``) and the report
+(``torch_deepsmote.report``) live in the library; nothing here computes.
 """
 
 from __future__ import annotations
@@ -62,17 +62,25 @@ def _strategy(text: str | None, data: LabelledImages) -> Any:
         return float(text)
     except ValueError:
         pass
-    totals = {}
+    totals, given = {}, {}
     for part in text.split(","):
         name, equals, count = part.rpartition("=")
         try:
-            totals[data.label_of(name.strip())] = int(count)
+            label = data.label_of(name.strip())
+            totals[label] = int(count)
         except ValueError as error:
             reason = error if equals else "no NAME=COUNT"
             raise UsageError(
                 f"`--sampling-strategy` should be one of {', '.join(_STRATEGY_NAMES)}, a ratio "
                 f"or NAME=COUNT,..., but got {text!r} ({reason})."
             ) from None
+        if label in given:  # "a=5,a=9" (or a name and its label): which count was meant?
+            raise UsageError(
+                f"`--sampling-strategy` should give each class one count, but got class "
+                f"{data.names[label]!r} twice in {text!r} ({given[label]}, then {part}). "
+                "Keep one NAME=COUNT per class."
+            )
+        given[label] = part
     return totals
 
 
@@ -174,9 +182,14 @@ def sample(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     out = Path(args.out)
+    if args.scale is not None and out.suffix.lower() != ".png":
+        raise UsageError(
+            f"`--scale` enlarges a .png grid, but --out {args.out!r} is a folder of image files "
+            "at the images' own size. Leave --scale out, or write a grid: --out NAME.png."
+        )
     check_output(out, args.overwrite, PROVENANCE_NAME)
     plan = folder.model.plan({label: args.n}, random_state=args.seed)
-    written = write_samples(out, folder.model, folder.data, plan)
+    written = write_samples(out, folder.model, folder.data, plan, scale=args.scale)
     print(
         f"wrote {written['images']} new images of class {folder.data.names[label]!r} to "
         f"{out} (provenance: {written['provenance']})"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from ..sources import DATASETS
 
-__all__ = ["EXIT_STATUS", "build_parser"]
+__all__ = ["EXIT_STATUS", "build_parser", "to_shell"]
 
 EXIT_STATUS = """\
 exit status: 0 success; 1 failure (unreadable or unsuitable data, a damaged model folder or
@@ -187,9 +188,11 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         sub,
         "sample",
         "write N new images of one class",
-        "PATH ending in .png gets one grid of the images; any other PATH becomes a folder of\n"
-        "PNG files. Beside them, provenance.csv (PATH.provenance.csv for a grid) names the\n"
-        "base and neighbour training images and the step lam of every new image.",
+        "PATH ending in .png gets one grid of the images, enlarged to at least 512 px wide\n"
+        "(--scale); any other PATH becomes a folder of image files at the images' own size\n"
+        "(PNG, or TIFF for 32-bit images).\n"
+        "Beside them, provenance.csv (PATH.provenance.csv for a grid) names the base and\n"
+        "neighbour training images and the step lam of every new image.",
         "  torch-deepsmote sample model/ --class cat -n 64 --out cats.png",
     )
     sample.add_argument(
@@ -197,6 +200,14 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     )
     sample.add_argument("-n", type=_positive_int, required=True, help="number of images")
     sample.add_argument("--out", required=True, metavar="PATH", help="grid .png or a folder")
+    sample.add_argument(
+        "--scale",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="enlarge the .png grid N times, pixels kept crisp (default: enough for a grid "
+        "at least 512 px wide; 1: the images' own size)",
+    )
     _common(sample, "seed of the SMOTE draw (0)")
 
 
@@ -279,6 +290,55 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     _common(demo, "seed (0)", overwrite=False)
 
 
+# The library's argument names that the command line spells otherwise (library -> dest).
+_ALIASES = {
+    "max_epochs": "epochs",
+    "latent_dim": "latent",
+    "hidden_channels": "hidden",
+    "random_state": "seed",
+    "log_dir": "tensorboard",
+    "class": "class_name",
+}
+# A value as the library's messages print it: a repr, a list or tuple, a number or a word.
+_VALUE = r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\[[^\]]*\]|\([^)]*\)|-?[\w.+-]*\w"""
+
+
+def _shell_names(verb: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The verb's options and arguments by the library argument name they stand for."""
+    actions = {action.dest: action for action in verb._actions if action.dest != "help"}
+    actions.update({name: actions[dest] for name, dest in _ALIASES.items() if dest in actions})
+    return actions
+
+
+def _spell(action: argparse.Action, value: str | None = None) -> str:
+    """``--flag``, ``--flag VALUE``, ``--no-flag`` or a positional's metavar (``DIR``)."""
+    if not action.option_strings:
+        return action.metavar or action.dest.upper()
+    flag = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
+    if value is None:
+        return flag
+    if action.nargs == 0:  # a switch: True is the flag itself
+        if value == "True":
+            return flag
+        negative = [o for o in action.option_strings if o.startswith("--no-")]
+        return negative[0] if negative and value == "False" else f"no {flag}"
+    return f"{flag} {value}"
+
+
+def to_shell(text: str, verb: argparse.ArgumentParser) -> str:
+    """A library message in the command line's words: ``out`` in backticks -> ``--out``,
+    ``overwrite=True`` -> ``--overwrite``, ``k_neighbors=0`` -> ``--k-neighbors 0``.
+
+    Only the names of ``verb``'s own options change; a phrase such as ``--overwrite
+    (overwrite=True)`` that already names the flag keeps it once.
+    """
+    names = _shell_names(verb)
+    pattern = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+    text = re.sub(rf"`({pattern})`", lambda m: _spell(names[m[1]]), text)
+    text = re.sub(rf"(?<![\w.`-])({pattern})=({_VALUE})", lambda m: _spell(names[m[1]], m[2]), text)
+    return re.sub(r"(--[\w-]+(?: [^\s()]+)?) \(\1\)", r"\1", text)
+
+
 def _commands():
     from . import commands
 
@@ -302,5 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_demo, _add_fit, _add_sample, _add_resample, _add_report):
         add(sub)
     for name, verb in sub.choices.items():
-        verb.set_defaults(func=lambda args, name=name: getattr(_commands(), name)(args))
+        verb.set_defaults(
+            func=lambda args, name=name: getattr(_commands(), name)(args),
+            # errors and warnings speak of this verb's options, not of Python arguments
+            to_shell=lambda text, verb=verb: to_shell(text, verb),
+        )
     return parser

@@ -5,10 +5,10 @@ Zalando SE) with the class counts of the DeepSMOTE paper's imbalanced test set (
 [1000, 500, 250, 187, 125, 87, 50, 25, 15, 10] for classes 0..9. Written by
 ``benchmarks/make_demo_data.py``.
 
-:func:`fashion_mnist` is the one reader of the full Fashion-MNIST set (torchvision's
+``fashion_mnist`` is the one reader of the full Fashion-MNIST set (torchvision's
 ``FashionMNIST``, filled from the IDX files of ``apt-get install dataset-fashion-mnist``
-where they exist), and :func:`imbalanced_subset` cuts any labelled dataset to given class
-counts (the paper's Table I: :data:`TABLE_I_TRAIN`, :data:`TABLE_I_TEST`).
+where they exist), and ``imbalanced_subset`` cuts any labelled dataset to given class
+counts (the paper's Table I: ``TABLE_I_TRAIN``, ``TABLE_I_TEST``).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def load_fashion_mnist_imbalanced() -> tuple[np.ndarray, np.ndarray]:
         images: (2249, 28, 28) uint8.
         labels: (2249,) int64 in 0..9.
 
-    Example:
+    Examples:
         >>> images, labels = load_fashion_mnist_imbalanced()
         >>> images.shape, np.bincount(labels).tolist()
         ((2249, 28, 28), [1000, 500, 250, 187, 125, 87, 50, 25, 15, 10])
@@ -167,7 +167,7 @@ def imbalanced_subset(dataset: Any, counts: Sequence[int], seed: int = 0) -> Any
     Raises:
         ValueError: The dataset has no label metadata, or a class has fewer items than asked.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from torch.utils.data import TensorDataset
         >>> ds = TensorDataset(torch.zeros(10, 1, 2, 2), torch.tensor([0] * 6 + [1] * 4))

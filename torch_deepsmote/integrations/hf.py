@@ -11,7 +11,8 @@
   images as PIL; arrays, when there is no ``Image`` column, as torch (C, H, W) tensors as
   stored) and restored afterwards. Synthetic rows are built in that raw form and formatted
   by the dataset's own formatter, so they come out as real rows do.
-- :func:`to_hf_dataset` exports the balanced set as a ``datasets.Dataset``.
+- [`to_hf_dataset`][torch_deepsmote.integrations.hf.to_hf_dataset] exports the balanced set as a
+  ``datasets.Dataset``.
 
 This module imports ``datasets`` only where a dataset of it is in hand (``pip install
 "torch-deepsmote[hf]"``).
@@ -227,8 +228,8 @@ def to_hf_dataset(dataset: Any, epoch: int | None = None, batch_size: int = 1024
     The export has the plain format: set a transform on it as on the source.
 
     Args:
-        dataset: An :class:`~torch_deepsmote.OversampledDataset` whose ``dataset`` is a
-            ``datasets.Dataset``.
+        dataset: An [`OversampledDataset`][torch_deepsmote.dataset.OversampledDataset] whose
+            ``dataset`` is a ``datasets.Dataset``.
         epoch: Whose synthetic set; ``None`` is the dataset's current epoch.
         batch_size: Synthetic images decoded (and encoded as rows) at a time.
 
@@ -239,7 +240,7 @@ def to_hf_dataset(dataset: Any, epoch: int | None = None, batch_size: int = 1024
         TypeError: ``dataset`` is not an ``OversampledDataset`` over a ``datasets.Dataset``.
         ValueError: The source already has one of the added columns.
 
-    Example:
+    Examples:
         >>> balanced = OversampledDataset(hf_train, cache_dir="runs/hf")  # doctest: +SKIP
         >>> to_hf_dataset(balanced).filter(lambda s: s, input_columns="synthetic")  # doctest: +SKIP
     """

@@ -1,14 +1,14 @@
 """``DeepSMOTEDataModule``: a ``LightningDataModule`` that serves balanced training batches.
 
-The training set is wrapped in an :class:`~torch_deepsmote.OversampledDataset` once per
-process, in :meth:`~DeepSMOTEDataModule.setup`, which Lightning calls on every rank: under
-its process group the ranks fit one model together (``DeepSMOTE(distributed='auto')``) and
-rank 0 alone checks and writes ``cache_dir``, which the others then load
-(:mod:`torch_deepsmote.distributed`); a second run finds the cache and trains nothing.
+The training set is wrapped in an [`OversampledDataset`][torch_deepsmote.dataset.OversampledDataset]
+once per process, in [`setup`][torch_deepsmote.integrations.lightning.DeepSMOTEDataModule.setup],
+which Lightning calls on every rank: under its process group the ranks fit one model together
+(``DeepSMOTE(distributed='auto')``) and rank 0 alone checks and writes ``cache_dir``, which the
+others then load (``torch_deepsmote.distributed``); a second run finds the cache and trains nothing.
 Fitting is collective, so it cannot live in ``prepare_data``, which Lightning runs on one
-rank only. Training batches come through a :class:`~torch_deepsmote.DeepSMOTESampler`
-split across the trainer's ranks, whose ``set_epoch`` the trainer calls at every epoch:
-fresh synthetic images per epoch.
+rank only. Training batches come through a
+[`DeepSMOTESampler`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler] split across the trainer's
+ranks, whose ``set_epoch`` the trainer calls at every epoch: fresh synthetic images per epoch.
 
 Importing this module imports Lightning (``pip install "torch-deepsmote[lightning]"``):
 ``lightning.pytorch``, else the older ``pytorch_lightning``.
@@ -54,11 +54,12 @@ class DeepSMOTEDataModule(LightningDataModule):
         num_workers: DataLoader workers of every loader.
         cache_dir: The ``OversampledDataset`` cache (a folder every rank sees): fitted once,
             then loaded by later runs.
-        sampler: ``None`` for a :class:`~torch_deepsmote.DeepSMOTESampler` (every item of
-            the balanced set once per epoch, shuffled), or a callable
-            ``sampler(dataset, num_replicas=, rank=, seed=)`` returning a sampler that splits
-            itself across ranks, e.g. ``functools.partial(ClassPriorSampler,
-            synthetic_share=0.3)``. Its ``set_epoch`` is called by the trainer.
+        sampler: ``None`` for a
+            [`DeepSMOTESampler`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler] (every item of
+            the balanced set once per epoch, shuffled), or a callable ``sampler(dataset,
+            num_replicas=, rank=, seed=)`` returning a sampler that splits itself across ranks, e.g.
+            ``functools.partial(ClassPriorSampler, synthetic_share=0.3)``. Its ``set_epoch`` is
+            called by the trainer.
         seed: The training sampler's seed: the order, and the synthetic draws unless
             ``oversample_params`` gives ``OversampledDataset`` a ``seed`` of its own.
         drop_last: Passed to the training sampler.
@@ -75,10 +76,10 @@ class DeepSMOTEDataModule(LightningDataModule):
         ``DeepSMOTESampler`` is a ``DistributedSampler``, so Lightning leaves it in place
         whatever ``use_distributed_sampler`` says. A ``sampler`` that is not one (such as
         ``ClassPriorSampler``) splits itself across ranks and needs
-        ``Trainer(use_distributed_sampler=False)``; :meth:`train_dataloader` refuses the
+        ``Trainer(use_distributed_sampler=False)``; ``train_dataloader`` refuses the
         default then.
 
-    Example:
+    Examples:
         >>> dm = DeepSMOTEDataModule(train, cache_dir="runs/dm", batch_size=64,  # doctest: +SKIP
         ...                          oversample_params={"random_state": 0})
         >>> Trainer(max_epochs=10).fit(model, datamodule=dm)  # doctest: +SKIP

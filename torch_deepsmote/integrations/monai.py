@@ -94,9 +94,11 @@ class MonaiKind(Kind):
         """Keep only the transform's deterministic head; returns the function that
         restores it.
 
-        NOTE: the head replaces the transform rather than ``None``: ``monai.data.Dataset``
-        calls its transform unconditionally, and ``CacheDataset`` serves its cached head
-        output and then runs the transform from its first random part, which the head lacks.
+        Note:
+            The head replaces the transform rather than ``None``: ``monai.data.Dataset``
+            calls its transform unconditionally, and ``CacheDataset`` serves its cached head
+            output and then runs the transform from its first random part, which the head
+            lacks.
         """
         dataset = self.dataset
         saved = dataset.transform

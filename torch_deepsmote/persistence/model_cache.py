@@ -6,13 +6,13 @@ settings that change the weights or codes, one of the settings of the neighbour 
 file whose data or training fingerprint differs is stale; one that fails its checksums is
 damaged. Neither is ever read as good. A changed neighbour setting (``k_neighbors``,
 ``knn``, ``interpolation``, ``base_selection``, ...) or ``residual`` trains nothing: that
-part is rebuilt (:func:`~torch_deepsmote.fitting.refit_neighbors`,
-:func:`~torch_deepsmote.fitting.refit_residuals`) and the file is written again. It works
-on values (:class:`~torch_deepsmote.fitting.FitRequest` in,
-:class:`~torch_deepsmote.fitting.FittedDeepSMOTE` out) and never on an estimator.
+part is rebuilt (``refit_neighbors``,
+``refit_residuals``) and the file is written again. It works
+on values (``FitRequest`` in,
+``FittedDeepSMOTE`` out) and never on an estimator.
 
 One process at a time checks, fits or rewrites a cache: the others wait on a file lock
-(``deepsmote.h5.lock``, :mod:`filelock`) and then load what the first one stored. The lock
+(``deepsmote.h5.lock``, ``filelock``) and then load what the first one stored. The lock
 is an ``flock`` on that file, which the kernel releases when its holder dies, so a lock
 file left by a killed run never blocks the next one.
 
@@ -85,7 +85,7 @@ def fit_or_load(
         cache_dir: Folder of the cache file (created when missing). A folder this process
             cannot write is read without the lock, and must hold a valid cache.
         on_mismatch: ``'refit'`` rebuilds a stale or damaged cache with a warning, ``'raise'``
-            raises its :class:`~torch_deepsmote.storage.hdf5.CacheError`.
+            raises its ``CacheError``.
         lock_timeout: Seconds to wait for another process that holds the cache's lock
             (fitting or rewriting it); ``None`` waits as long as it takes.
 
@@ -219,7 +219,7 @@ class _Job:
 
 
 def _fit_or_load_ranks(ranks: Ranks, job: _Job, lock_timeout: float | None) -> FittedDeepSMOTE:
-    """:func:`fit_or_load` on every rank of a process group: rank 0 holds the lock and
+    """``fit_or_load`` on every rank of a process group: rank 0 holds the lock and
     decides; when the cache must be (re)built, all ranks fit together and rank 0 writes it;
     the others then load what it wrote."""
     lock_path = job.path + LOCK_SUFFIX
@@ -314,7 +314,7 @@ def locked(
     progress: bool,
     waiting: str = "another process is fitting this cache",
 ) -> Iterator[None]:
-    """Hold :func:`cache_lock`, saying ``waiting`` (with ``progress``) when another
+    """Hold ``cache_lock``, saying ``waiting`` (with ``progress``) when another
     process holds it."""
     lock = cache_lock(lock_path)
     try:

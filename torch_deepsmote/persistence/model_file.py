@@ -1,8 +1,8 @@
 """A fitted model as a dict of tensors and plain values, and the one-file model format.
 
-One format serves :meth:`DeepSMOTE.save` (a single ``torch.save`` file) and the HDF5 cache
+One format serves ``DeepSMOTE.save`` (a single ``torch.save`` file) and the HDF5 cache
 (large arrays as HDF5 datasets, the rest as a blob). It works on the fitted value
-(:class:`~torch_deepsmote.fitting.FittedDeepSMOTE`) and the estimator's parameters, never
+(``FittedDeepSMOTE``) and the estimator's parameters, never
 on the estimator. Everything in it loads with ``torch.load(weights_only=True)``: no
 pickled code.
 """
@@ -77,7 +77,7 @@ def model_from_state(
     arrays: dict | None = None,
     source: str = "state",
 ) -> tuple[FittedDeepSMOTE, dict]:
-    """Rebuild a fitted model from :func:`model_state` (``arrays`` overrides stored arrays).
+    """Rebuild a fitted model from ``model_state`` (``arrays`` overrides stored arrays).
 
     Returns:
         ``(fitted, params)``: the value and the parameters it was fitted with.
@@ -165,7 +165,7 @@ def save_model(path: str | os.PathLike, fitted: FittedDeepSMOTE, params: Mapping
 
 
 def load_model(path: str | os.PathLike, device: Any = None) -> tuple[FittedDeepSMOTE, dict]:
-    """Read a file of :func:`save_model`: ``(fitted, params)``.
+    """Read a file of ``save_model``: ``(fitted, params)``.
 
     Raises:
         FileNotFoundError: No such file.

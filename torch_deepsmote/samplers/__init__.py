@@ -1,11 +1,11 @@
 """The samplers over an over-sampled dataset, each splitting itself across distributed ranks:
 
-- :class:`DeepSMOTESampler` (``shuffled.py``): every item once per epoch, shuffled (a
+- ``DeepSMOTESampler`` (``shuffled.py``): every item once per epoch, shuffled (a
   ``DistributedSampler``);
-- :class:`ClassBalancedBatchSampler` (``balanced.py``): batches with equal class counts;
-- :class:`ClassPriorSampler` and :func:`class_prior` (``prior.py``): a chosen class prior
+- ``ClassBalancedBatchSampler`` (``balanced.py``): batches with equal class counts;
+- ``ClassPriorSampler`` and ``class_prior`` (``prior.py``): a chosen class prior
   and synthetic share per class;
-- :class:`MinoritySampler` (``minority.py``): CMO's minority-favouring stream.
+- ``MinoritySampler`` (``minority.py``): CMO's minority-favouring stream.
 
 What they share lives in ``_common.py``; their seeding rules in ``torch_deepsmote._seeding``.
 """

@@ -2,7 +2,7 @@
 draw of a class's items in shuffled order without repeats.
 
 Every sampler of the package follows ``torch.utils.data.DistributedSampler``: a local
-generator of ``seed + epoch`` (:func:`~torch_deepsmote._seeding.epoch_generator`), the same
+generator of ``seed + epoch`` (``epoch_generator``), the same
 draws on every rank, each rank keeping its share; ``num_replicas`` and ``rank`` default to 1
 and 0 without an initialized process group.
 """
@@ -49,7 +49,7 @@ def resolve_replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
 
 
 def set_epoch(sampler: Any, epoch: Any) -> None:
-    """Set ``sampler.epoch`` and pass it on to the sampler's dataset (:func:`tell_dataset`)."""
+    """Set ``sampler.epoch`` and pass it on to the sampler's dataset (``tell_dataset``)."""
     sampler.epoch = check_non_negative_int("epoch", epoch)
     tell_dataset(sampler.dataset, sampler.epoch, sampler.seed)
 

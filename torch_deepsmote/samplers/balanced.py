@@ -29,17 +29,20 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
     One epoch draws ``ceil(len(dataset) / batch_size)`` batches (``floor`` with
     ``drop_last``), rounded up (down) to a multiple of ``num_replicas``; rank ``r`` takes
     batches ``r, r + num_replicas, ...``. Every batch is full: batches are drawn, not cut
-    from a list, so ``drop_last`` only chooses the rounding. Call :meth:`set_epoch` before
-    each epoch's iterator, as for :class:`DeepSMOTESampler`.
+    from a list, so ``drop_last`` only chooses the rounding. Call
+    [`set_epoch`][torch_deepsmote.samplers.balanced.ClassBalancedBatchSampler.set_epoch] before each
+    epoch's iterator, as for
+    [`DeepSMOTESampler`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler].
 
     Args:
         dataset: Object with ``__len__`` and ``targets`` (sequence or 1-D tensor of shape
             ``(len(dataset),)``, the class of every index); ``set_epoch`` is called when
             present. ``targets`` is read when each epoch's iterator is created.
         batch_size: Positive number of indices per batch.
-        num_replicas: As in :class:`DeepSMOTESampler`.
-        rank: As in :class:`DeepSMOTESampler`.
-        seed: As in :class:`DeepSMOTESampler`.
+        num_replicas: As in
+            [`DeepSMOTESampler`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler].
+        rank: As in [`DeepSMOTESampler`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler].
+        seed: As in [`DeepSMOTESampler`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler].
         drop_last: Round the number of batches down (True) or up (False), see above.
 
     Raises:
@@ -119,5 +122,5 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         return math.ceil(math.ceil(n / self.batch_size) / self.num_replicas)
 
     def set_epoch(self, epoch: int) -> None:
-        """As :meth:`DeepSMOTESampler.set_epoch`."""
+        """As ``DeepSMOTESampler.set_epoch``."""
         set_epoch(self, epoch)

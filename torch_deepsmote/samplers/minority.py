@@ -27,27 +27,30 @@ class MinoritySampler(Sampler[int]):
     """Draws item ``i`` with weight ``n_{y_i} ** -power``, with replacement: CMO's stream.
 
     Class ``c`` is then drawn at the rate ``n_c ** (1 - power) / sum_k n_k ** (1 - power)``
-    (:attr:`class_prior`): ``power=1`` draws every class equally often (the paper's), 0
+    (``class_prior``): ``power=1`` draws every class equally often (the paper's), 0
     draws the data's own frequencies. ``n_c`` counts the items of ``dataset``, so over a
     balanced ``OversampledDataset`` every class is drawn equally often whatever ``power``.
 
     Each iterator draws ``num_samples`` indices in all from a local generator and gives
     rank ``r`` the draws ``r, r + num_replicas, ...``; every rank draws the same, with no
     communication. The generator is seeded with ``seed + epoch`` at the first iterator and
-    at every :meth:`set_epoch`.
+    at every [`set_epoch`][torch_deepsmote.samplers.minority.MinoritySampler.set_epoch].
 
-    NOTE: unlike ``DistributedSampler``, iterators between two ``set_epoch`` calls continue
-    one stream instead of repeating the same draws: :class:`CMO` takes a minority batch only
-    on the batches it pastes onto and starts the minority loader again whenever it runs
-    out, mid-epoch.
+    Note:
+        Unlike ``DistributedSampler``, iterators between two ``set_epoch`` calls continue
+        one stream instead of repeating the same draws: [`CMO`][torch_deepsmote.cmo.CMO]
+        takes a minority batch only on the batches it pastes onto and starts the minority
+        loader again whenever it runs out, mid-epoch.
 
     Args:
         dataset: A dataset with ``targets`` (the (N,) class of every item; e.g. an
             ``OversampledDataset``, whose ``set_epoch`` is then called from
-            :meth:`set_epoch` so that it draws fresh synthetic items), or the (N,) labels.
+            [`set_epoch`][torch_deepsmote.samplers.minority.MinoritySampler.set_epoch] so that it
+            draws fresh synthetic items), or the (N,) labels.
         power: How strongly small classes are favoured, a number >= 0.
         num_samples: Draws per iterator over all ranks; ``None``: N.
-        num_replicas, rank: As in :class:`~torch_deepsmote.DeepSMOTESampler`.
+        num_replicas, rank: As in
+            [`DeepSMOTESampler`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler].
         seed: Non-negative seed, the same on every rank.
 
     Attributes:
@@ -58,7 +61,7 @@ class MinoritySampler(Sampler[int]):
         TypeError: Labels that are not whole numbers, or an argument of the wrong type.
         ValueError: A bad value, named in the message.
 
-    Example:
+    Examples:
         >>> sampler = MinoritySampler([0, 0, 0, 1], power=1.0, num_samples=8, seed=0)
         >>> sampler.class_prior.tolist(), len(sampler), len(list(sampler))
         ([0.5, 0.5], 8, 8)

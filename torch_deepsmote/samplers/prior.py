@@ -5,7 +5,7 @@ Class-balanced sampling is one point of a family: draw class ``c`` with probabil
 0: balanced; Mahajan et al. 2018, Kang et al., "Decoupling Representation and Classifier
 for Long-Tailed Recognition", ICLR 2020), and within each class take a share of the draws
 from synthetic items. Used with a loss that knows the prior it produces
-(:class:`~torch_deepsmote.losses.LogitAdjustedLoss`), synthetic images become an
+(``LogitAdjustedLoss``), synthetic images become an
 augmentation that need not change the class distribution; with ``start_epoch`` they (and
 the move towards ``class_power``) enter late, as deferred re-sampling does (Cao et al.,
 "Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss", NeurIPS 2019).
@@ -42,7 +42,7 @@ def class_prior(counts: Tensor, class_power: float) -> Tensor:
     Returns:
         (C,) float64 probabilities summing to 1.
 
-    Example:
+    Examples:
         >>> class_prior(torch.tensor([400, 100, 0]), 0.5).tolist()
         [0.6666666666666666, 0.3333333333333333, 0.0]
     """
@@ -75,15 +75,16 @@ class ClassPriorSampler(Sampler[int]):
     a shuffled order without repeats until they run out, then from a fresh shuffle; the
     epoch's draws are then shuffled together. Every rank draws the same epoch from a local
     generator seeded with ``seed + epoch`` and keeps ``draws[rank::num_replicas]``: no
-    communication, disjoint and equally long shares. :meth:`set_epoch` also draws the
+    communication, disjoint and equally long shares.
+    [`set_epoch`][torch_deepsmote.samplers.prior.ClassPriorSampler.set_epoch] also draws the
     dataset's fresh synthetic set (``OversampledDataset.set_epoch``).
 
     Before ``start_epoch`` an epoch is the real items alone at their own frequencies
     (``class_power=1``, no synthetic items): deferred re-sampling.
 
     Args:
-        dataset: An :class:`~torch_deepsmote.OversampledDataset` (or any dataset with
-            ``n_real`` and ``targets``: indices from ``n_real`` on are synthetic).
+        dataset: An [`OversampledDataset`][torch_deepsmote.dataset.OversampledDataset] (or any
+            dataset with ``n_real`` and ``targets``: indices from ``n_real`` on are synthetic).
         class_power: The exponent ``q`` of ``p_c ∝ n_c ** q``: 1 natural, 0.5 square root,
             0 balanced.
         synthetic_share: The share of each class's draws taken from its synthetic items: a
@@ -93,9 +94,10 @@ class ClassPriorSampler(Sampler[int]):
             draws only real ones.
         num_samples: Draws per epoch over all ranks; ``None``: ``dataset.n_real``.
         start_epoch: First epoch with ``class_power`` and ``synthetic_share``.
-        num_replicas: As in :class:`~torch_deepsmote.DeepSMOTESampler`.
-        rank: As in :class:`~torch_deepsmote.DeepSMOTESampler`.
-        seed: As in :class:`~torch_deepsmote.DeepSMOTESampler`.
+        num_replicas: As in
+            [`DeepSMOTESampler`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler].
+        rank: As in [`DeepSMOTESampler`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler].
+        seed: As in [`DeepSMOTESampler`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler].
 
     Attributes:
         class_prior: (n_labels,) float32, the share of this epoch's draws per label
@@ -103,9 +105,10 @@ class ClassPriorSampler(Sampler[int]):
         synthetic_fraction: (n_labels,) float32, the share of each label's draws that are
             synthetic this epoch.
 
-    Example:
+    Examples:
         >>> class Toy(torch.utils.data.Dataset):
-        ...     n_real, targets = 8, [0] * 6 + [1] * 2 + [1] * 4   # 4 synthetic items of class 1
+        ...     # 8 real items; 4 synthetic items of class 1
+        ...     n_real, targets = 8, [0] * 6 + [1] * 2 + [1] * 4
         ...     def __len__(self):
         ...         return 12
         >>> sampler = ClassPriorSampler(Toy(), class_power=0.0, synthetic_share=0.5)

@@ -42,8 +42,9 @@ class DeepSMOTESampler(DistributedSampler):
         shuffle: Permute the indices (True) or keep them in order (False).
         seed: Non-negative seed of the order; must be the same on every rank. An
             ``OversampledDataset`` given no ``seed`` of its own draws its synthetic set from
-            it too (at construction and at every :meth:`set_epoch`), so this one seed picks
-            both the order and the synthetic images of a run.
+            it too (at construction and at every
+            [`set_epoch`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler.set_epoch]), so this
+            one seed picks both the order and the synthetic images of a run.
         drop_last: Drop the tail so the length divides evenly (True), or pad by repeating
             indices from the start (False).
 
@@ -52,13 +53,14 @@ class DeepSMOTESampler(DistributedSampler):
         ValueError: ``num_replicas < 1``, ``rank`` not in ``[0, num_replicas)``, ``seed < 0``.
 
     Note:
-        As with ``DistributedSampler``, call :meth:`set_epoch` before creating each epoch's
-        ``DataLoader`` iterator; otherwise every epoch has the same order and, for an
-        ``OversampledDataset``, the same synthetic items. ``OversampledDataset`` keeps its
-        epoch in shared memory, so persistent workers see the new epoch too; a dataset of
-        your own with ``set_epoch`` needs non-persistent workers (the default) for that.
+        As with ``DistributedSampler``, call
+        [`set_epoch`][torch_deepsmote.samplers.shuffled.DeepSMOTESampler.set_epoch] before creating
+        each epoch's ``DataLoader`` iterator; otherwise every epoch has the same order and, for an
+        ``OversampledDataset``, the same synthetic items. ``OversampledDataset`` keeps its epoch in
+        shared memory, so persistent workers see the new epoch too; a dataset of your own with
+        ``set_epoch`` needs non-persistent workers (the default) for that.
 
-    Example:
+    Examples:
         >>> sampler = DeepSMOTESampler(range(10), num_replicas=3, rank=2, seed=0)
         >>> sampler.set_epoch(1)
         >>> len(sampler), len(list(sampler))

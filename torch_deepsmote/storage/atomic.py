@@ -1,4 +1,4 @@
-"""The one atomic write of the library: every file it writes goes through :func:`atomic_write`.
+"""The one atomic write of the library: every file it writes goes through ``atomic_write``.
 
 A reader sees the old file or the whole new one, never half of one: the content is written
 to a temporary file in the target's folder (so that the rename stays within one file
@@ -10,7 +10,7 @@ through it. An export may be a whole folder (an image folder): it is written and
 the same way, and an earlier folder at the target is removed just before the rename (a
 folder cannot be renamed over a non-empty one).
 
-Example:
+Examples:
     >>> import os, tempfile
     >>> target = os.path.join(tempfile.mkdtemp(), "notes.txt")
     >>> with atomic_write(target) as temporary:
@@ -93,6 +93,6 @@ def _remove(path: Path) -> None:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    """Write ``data`` to ``path`` atomically (see ``atomic_write``)."""
     with atomic_write(path) as temporary, open(temporary, "wb") as handle:
         handle.write(data)

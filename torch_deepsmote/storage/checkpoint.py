@@ -1,12 +1,12 @@
 """Epoch checkpoints of a fit, written atomically, so that a killed fit resumes.
 
-After every epoch :func:`~torch_deepsmote.training.fit_autoencoder` stores everything the
+After every epoch ``fit_autoencoder`` stores everything the
 next epoch depends on: weights (BatchNorm statistics included), the optimiser's and the
 loss scaler's states, the random generator's state, the history and the early-stopping
 bookkeeping. A fit started again with the same key resumes after the last complete epoch
 and, on the CPU, ends with the same weights bit for bit as a fit that was never stopped.
 
-A checkpoint is written through the one atomic write (:mod:`.atomic`), so a kill at any
+A checkpoint is written through the one atomic write (``atomic``), so a kill at any
 moment leaves the previous checkpoint or the new one, never a half-written file. One whose
 key differs (other data or settings) or that cannot be read is ignored, with a warning for
 the second.

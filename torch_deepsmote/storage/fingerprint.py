@@ -3,10 +3,10 @@
 The estimator keys its cache, checkpoint and model folder to the training data's
 fingerprint and the settings' fingerprint; the cache also stores one digest per entry.
 An array stored on disk (an object with ``numpy_dtype``, ``shape`` and ``blocks()``, such
-as :class:`~torch_deepsmote.storage.image_store.H5Images`) is hashed block by block and
+as ``H5Images``) is hashed block by block and
 gives the digest of the same array in memory.
 
-Example:
+Examples:
     >>> import torch
     >>> fingerprint_arrays(torch.arange(3)) == fingerprint_arrays(torch.arange(3).numpy())
     True
@@ -32,8 +32,9 @@ ArrayLike = Union[torch.Tensor, np.ndarray]
 def fingerprint_config(config: Mapping[str, Any]) -> str:
     """sha256 hex digest of ``config`` as canonical JSON (sorted keys; other values by repr).
 
-    NOTE: a value whose repr holds a memory address (a function, most objects) fingerprints
-    differently in every run; pass names or numbers instead.
+    Note:
+        A value whose repr holds a memory address (a function, most objects) fingerprints
+        differently in every run; pass names or numbers instead.
     """
     if not isinstance(config, Mapping):
         raise TypeError(f"`config` should be a dict, but got config={config!r}.")

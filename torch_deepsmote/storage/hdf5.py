@@ -7,14 +7,15 @@ per entry (``sha256/arrays/<name>``, ``sha256/blobs/<name>``) and ``complete``, 
 What the entries mean is the caller's business.
 
 The file's first 512 bytes are an HDF5 user block holding the sha256 of the rest of the file.
-:meth:`CacheFile.verify` checks it before HDF5 parses a byte: the HDF5 library can crash the
+``CacheFile.verify`` checks it before HDF5 parses a byte: the HDF5 library can crash the
 process (a segmentation fault) on some damaged metadata, so no damaged file may reach it.
 
-Example:
+Examples:
     >>> import os, tempfile, torch
     >>> path = os.path.join(tempfile.mkdtemp(), "cache.h5")
     >>> latents = torch.arange(8.0).reshape(4, 2)
-    >>> write_cache(path, arrays={"latents": latents}, blobs={"model": b"."}, attrs={"seed": 0})
+    >>> write_cache(path, arrays={"latents": latents}, blobs={"model": b"."},
+    ...             attrs={"seed": 0})
     >>> with CacheFile(path) as cache:
     ...     cache.check({"seed": 0})
     ...     cache.rows("latents", [3, 0, 3])
@@ -98,7 +99,7 @@ def write_cache(
 ) -> None:
     """Write one cache file atomically: a reader sees the old file or the whole new one.
 
-    Written through :func:`~torch_deepsmote.storage.atomic.atomic_write`: on any error
+    Written through ``atomic_write``: on any error
     ``path`` is left as it was and no temporary file stays.
 
     Args:
@@ -137,7 +138,7 @@ def write_cache(
 
 def _write_array(file: h5py.File, name: str, value: Any) -> str:
     """Store ``value`` as ``arrays/name``; returns its digest. An array stored on disk (with
-    ``blocks()``, see :mod:`.fingerprint`) is copied a block at a time."""
+    ``blocks()``, see ``fingerprint``) is copied a block at a time."""
     if not hasattr(value, "blocks"):
         array = to_numpy(f"arrays[{name!r}]", value)
         file.create_dataset(f"arrays/{name}", data=array, track_times=False)
@@ -177,12 +178,12 @@ def _seal(path: str) -> None:
 class CacheFile:
     """A cache file, read-only, opened lazily and separately in every process.
 
-    Constructing one opens nothing; :meth:`open` or first use opens the file and checks its
+    Constructing one opens nothing; ``open`` or first use opens the file and checks its
     format version, ``complete`` flag and entries. Pickling drops the handle and a forked child
     reopens the file on first use, so DataLoader workers never share an HDF5 handle.
 
     Args:
-        path: the file written by :func:`write_cache`.
+        path: the file written by ``write_cache``.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -271,7 +272,7 @@ class CacheFile:
 
     @property
     def attrs(self) -> dict[str, Any]:
-        """The attributes given to :func:`write_cache`, plus ``format_version``, as Python types."""
+        """The attributes given to ``write_cache``, plus ``format_version``, as Python types."""
         return dict(self.open()._attrs)
 
     def checksum(self, name: str) -> str:
@@ -284,7 +285,7 @@ class CacheFile:
         return self._checksums[f"arrays/{name}"]
 
     def check(self, expected: Mapping[str, Any]) -> None:
-        """Raise :class:`StaleCacheError` listing every key of ``expected`` stored otherwise."""
+        """Raise ``StaleCacheError`` listing every key of ``expected`` stored otherwise."""
         stored = self.attrs
         differ = [
             f"{key}: stored {repr(stored[key]) if key in stored else 'nothing'}, expected {value!r}"
@@ -407,7 +408,7 @@ class CacheFile:
 
 class CachedArray:
     """Array ``name`` of a cache file, read by rows where it is used, like
-    :class:`~torch_deepsmote.storage.image_store.H5Images`: what a model that streams keeps instead
+    ``H5Images``: what a model that streams keeps instead
     of an array the size of its images (the residuals).
 
     Indexing by integer rows (a tensor, array or list of any shape S) gives a (*S, *rest)

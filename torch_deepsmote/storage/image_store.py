@@ -1,15 +1,15 @@
 """Training images in an HDF5 file, read by rows like a tensor: memory that does not grow with N.
 
-:func:`~torch_deepsmote.reading.read_dataset` writes the images it reads into an
-:class:`H5ImagesWriter` batch by batch (``OversampledDataset(in_memory=False)``); the
-:class:`H5Images` it returns stands in for the (N, C, H, W) tensor wherever the library reads
+``read_dataset`` writes the images it reads into an
+``H5ImagesWriter`` batch by batch (``OversampledDataset(in_memory=False)``); the
+``H5Images`` it returns stands in for the (N, C, H, W) tensor wherever the library reads
 training images: the training batches and penalty draws of
-:func:`~torch_deepsmote.training.fit_autoencoder`, :func:`~torch_deepsmote.latents.encode_images`,
-:func:`~torch_deepsmote.latents.reconstruction_residuals` and the data fingerprint. Each
+``fit_autoencoder``, ``encode_images``,
+``reconstruction_residuals`` and the data fingerprint. Each
 index reads only the rows it names (sorted for HDF5's point selection, then put back in the
 order asked for), so the process holds a batch of images, never the set.
 
-Example:
+Examples:
     >>> import os, tempfile, torch
     >>> path = os.path.join(tempfile.mkdtemp(), "images.h5")
     >>> writer = H5ImagesWriter(path, n=3, row=torch.zeros(1, 2, 2, dtype=torch.uint8))
@@ -42,7 +42,7 @@ _BLOCK_BYTES = 16 << 20  # bytes per block when the whole set is streamed (finge
 
 
 class H5Images:
-    """(N, C, H, W) images in an HDF5 file written by :class:`H5ImagesWriter`, read-only.
+    """(N, C, H, W) images in an HDF5 file written by ``H5ImagesWriter``, read-only.
 
     Indexing follows a tensor's first dimension: an int, a slice, or integer rows (a
     tensor, array or list of any shape S) give a CPU tensor of the stored dtype. Pickling
@@ -137,16 +137,16 @@ class H5ImagesWriter:
     """Writes up to ``n`` images into a new HDF5 file, row by row, a few thousand at a time.
 
     The dataset is contiguous and uncompressed (a scattered row is then one small read; see
-    the layout notes in :mod:`torch_deepsmote.storage.hdf5`); rows beyond those written are never
+    the layout notes in ``torch_deepsmote.storage.hdf5``); rows beyond those written are never
     read (the file records how many were).
 
-    NOTE: the one file the library does not write through
-    :func:`~torch_deepsmote.storage.atomic.atomic_write`: a scratch file, written row by row
-    while a dataset is read, named for its process (:func:`new_store`), read by that fit
-    alone and removed after it. Nothing reads it as a finished file, so a rename buys
-    nothing, and the fsync before it would cost a flush of the whole image set to disk; a
-    store left by a killed process keeps its own name, which :func:`new_store` finds and
-    removes (a temporary name would escape it).
+    Note:
+        The one file the library does not write through ``atomic_write``: a scratch file,
+        written row by row while a dataset is read, named for its process (``new_store``),
+        read by that fit alone and removed after it. Nothing reads it as a finished file, so
+        a rename buys nothing, and the fsync before it would cost a flush of the whole image
+        set to disk; a store left by a killed process keeps its own name, which
+        ``new_store`` finds and removes (a temporary name would escape it).
 
     Args:
         path: The file to create (replaced if it exists).
