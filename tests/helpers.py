@@ -20,7 +20,7 @@ TINY = dict(latent_dim=8, hidden_channels=4, batch_size=16, max_epochs=2, progre
 # A module that needs other values derives them: ``dict(FIT, max_epochs=3)``.
 FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 
-# TINY on the command line: ``torch-deepsmote fit DATA --out DIR *CLI_TINY``.
+# The command line's tiny fit, one epoch of TINY's autoencoder: ``fit DATA --out DIR *CLI_TINY``.
 CLI_TINY = ["--epochs", "1", "--hidden", "4", "--latent", "8", "--batch-size", "16", "--quiet"]
 
 # The classes of make_folder's ImageFolder; the last has one image, so its synthetic
