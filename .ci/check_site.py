@@ -158,7 +158,7 @@ def check(site: Path) -> list[str]:
     }
     for name, where in {**named, **public}.items():
         # A name the pages write in code: itself, or the module it is an attribute of
-        # (``torch_deepsmote.plots``, ``model.fitted_``), must be in the reference.
+        # (``torch_deepsmote.app.plots``, ``model.fitted_``), must be in the reference.
         if name in inventory or (name not in public and name.rsplit(".", 1)[0] in inventory):
             continue
         problems.append(f"{where}: {name} is not in the API reference")

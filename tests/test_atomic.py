@@ -11,11 +11,11 @@ import torchvision.utils
 from PIL import Image
 
 import torch_deepsmote
-from torch_deepsmote import exports, model_dir
 from torch_deepsmote._format import ImageFormat
-from torch_deepsmote.plots import save_grid
+from torch_deepsmote.app import exports, model_dir
+from torch_deepsmote.app.plots import save_grid
+from torch_deepsmote.app.sources import LabelledImages
 from torch_deepsmote.smote import SMOTEPlan
-from torch_deepsmote.sources import LabelledImages
 from torch_deepsmote.storage import atomic, hdf5
 from torch_deepsmote.storage.atomic import atomic_write, write_bytes
 

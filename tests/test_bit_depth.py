@@ -17,7 +17,7 @@ from torchvision.datasets import ImageFolder
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote._format import ImageFormat
-from torch_deepsmote.sources import read_images
+from torch_deepsmote.app.sources import read_images
 
 NAMES = ("bars", "stripes")  # sorted, as ImageFolder numbers classes
 COUNTS = (12, 5)

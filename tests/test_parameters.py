@@ -14,9 +14,9 @@ from helpers import TINY
 
 from torch_deepsmote import DeepSMOTE
 from torch_deepsmote._validation import check_bool_or_auto, check_lam_range
-from torch_deepsmote.model_dir import fit_model_dir, load_model_dir
+from torch_deepsmote.app.model_dir import fit_model_dir, load_model_dir
+from torch_deepsmote.app.sources import LabelledImages
 from torch_deepsmote.parameters import PARAMETERS, from_plain, to_plain
-from torch_deepsmote.sources import LabelledImages
 
 
 def test_the_parameter_table_is_the_signature_of_init():

@@ -1,4 +1,4 @@
-"""The pictures of torch_deepsmote.plots and the report that writes them."""
+"""The pictures of torch_deepsmote.app.plots and the report that writes them."""
 
 import json
 import sys
@@ -8,9 +8,10 @@ import torch
 from helpers import FIT, make_shapes
 from PIL import Image
 
-from torch_deepsmote import DeepSMOTE, plots
+from torch_deepsmote import DeepSMOTE
+from torch_deepsmote.app import plots
+from torch_deepsmote.app.report import format_table, write_report
 from torch_deepsmote.quality import assess
-from torch_deepsmote.report import format_table, write_report
 
 
 @pytest.fixture(scope="module")

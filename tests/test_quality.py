@@ -8,8 +8,8 @@ import torch
 from helpers import TINY, make_shapes
 
 from torch_deepsmote import DeepSMOTE
+from torch_deepsmote.app.report import format_table
 from torch_deepsmote.quality import assess, latent_pca, nearest, prdc, variety
-from torch_deepsmote.report import format_table
 
 
 def test_nearest_matches_a_brute_force_search_and_leaves_one_out():
@@ -213,7 +213,7 @@ def test_features_are_computed_in_bounded_batches_and_checked(fitted, shapes, mo
 
 
 def test_the_report_carries_the_four_numbers_per_class_in_both_spaces(fitted, shapes, tmp_path):
-    from torch_deepsmote.report import write_report
+    from torch_deepsmote.app.report import write_report
 
     X, _ = shapes
 

@@ -7,7 +7,7 @@ import torch
 from helpers import make_shapes
 from PIL import Image
 
-from torch_deepsmote.sources import read_images
+from torch_deepsmote.app.sources import read_images
 
 
 def _folder(root, modes=("L", "L"), sizes=((8, 8), (8, 8))):

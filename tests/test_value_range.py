@@ -129,7 +129,7 @@ def test_value_range_is_a_checked_parameter_that_changes_the_training_key():
 
 
 def test_a_declared_range_admits_an_odd_image_everywhere_the_model_reads_it():
-    from torch_deepsmote.plots import real_vs_synthetic
+    from torch_deepsmote.app.plots import real_vs_synthetic
 
     X, y = one_image_on_the_0_255_scale()
     model = DeepSMOTE(value_range=(0, 255), **FIT).fit(X, y)  # the user says: it is real
@@ -138,8 +138,8 @@ def test_a_declared_range_admits_an_odd_image_everywhere_the_model_reads_it():
 
 
 def test_the_command_line_names_an_odd_image_and_takes_value_range(tmp_path, capsys):
+    from torch_deepsmote.app.model_dir import load_model_dir
     from torch_deepsmote.cli import main
-    from torch_deepsmote.model_dir import load_model_dir
 
     X, y = one_pixel_of_1e30()
     np.savez(tmp_path / "odd.npz", images=X, labels=y)

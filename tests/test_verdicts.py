@@ -10,9 +10,9 @@ import torch
 from helpers import make_shapes
 
 from torch_deepsmote import DeepSMOTE
+from torch_deepsmote.app.report import format_table, write_report
 from torch_deepsmote.knn import class_neighbors
 from torch_deepsmote.quality import assess, hold_out, split_synthesizer
-from torch_deepsmote.report import format_table, write_report
 from torch_deepsmote.verdicts import (
     LABEL_FIDELITY_MIN,
     MIN_REAL,

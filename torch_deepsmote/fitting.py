@@ -37,7 +37,7 @@ from .distributed import in_danger as ranked_in_danger
 from .inputs import Targets, check_image_array, read_rows, read_targets
 from .knn import class_enemies, get_knn
 from .latents import encode_images, reconstruction_residuals
-from .models import Decoder, Encoder
+from .models import Decoder, Encoder, build_autoencoder
 from .smote import resolve_sampling_strategy
 from .storage.checkpoint import Checkpoint
 from .storage.fingerprint import fingerprint_arrays
@@ -298,8 +298,7 @@ def _train(
     shape = tuple(images.shape[1:])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeds[0])
-        encoder = Encoder(shape, params["latent_dim"], params["hidden_channels"])
-        decoder = Decoder(shape, params["latent_dim"], params["hidden_channels"])
+        encoder, decoder = build_autoencoder(shape, params["latent_dim"], params["hidden_channels"])
     logger = None
     if params["log_dir"] is not None and (ranks is None or ranks.is_main):
         from ._tensorboard import EpochLogger  # imports tensorboard: only when asked for

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ._pixels import MAX_SIDE, MIN_SIDE
 from ._validation import check_positive_int
 
-__all__ = ["Encoder", "Decoder", "DownConv2d", "default_latent_dim", "encoder_sides"]
+__all__ = ["Encoder", "Decoder", "DownConv2d", "build_autoencoder", "default_latent_dim", "encoder_sides"]
 
 
 def check_image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -234,3 +234,22 @@ class Decoder(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.deconv(self.fc(z).view(-1, *self._start))
+
+
+def build_autoencoder(
+    image_shape: Sequence[int], latent_dim: int | None = None, hidden: int = 64
+) -> tuple[Encoder, Decoder]:
+    """The encoder and decoder of one DeepSMOTE model, the one place both are built.
+
+    Fitting builds them before training and loading builds them before reading the saved
+    weights: both must make the same modules from the same parameters.
+
+    Args:
+        image_shape: (C, H, W) of the images.
+        latent_dim: Size of the code. Defaults to ``default_latent_dim``.
+        hidden: Width of the encoder's first and the decoder's last hidden layer.
+
+    Returns:
+        ``(encoder, decoder)``: (N, C, H, W) -> (N, latent_dim) and back.
+    """
+    return Encoder(image_shape, latent_dim, hidden), Decoder(image_shape, latent_dim, hidden)

@@ -1,8 +1,8 @@
 """The verbs of ``torch-deepsmote``: each turns its arguments into library calls and prints.
 
-Reading (``torch_deepsmote.sources``), the model folder
-(``torch_deepsmote.model_dir``), writing (``torch_deepsmote.exports``) and the report
-(``torch_deepsmote.report``) live in the library; nothing here computes.
+Reading (``torch_deepsmote.app.sources``), the model folder
+(``torch_deepsmote.app.model_dir``), writing (``torch_deepsmote.app.exports``) and the report
+(``torch_deepsmote.app.report``) live in the library; nothing here computes.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 import torch
 
 from .._validation import check_writable_folder
-from ..exports import PROVENANCE_NAME, check_output, write_balanced, write_samples
-from ..model_dir import ModelDir, fit_model_dir, load_model_dir
-from ..report import REPORT_NAME, format_table, write_report
+from ..app.exports import PROVENANCE_NAME, check_output, write_balanced, write_samples
+from ..app.model_dir import ModelDir, fit_model_dir, load_model_dir
+from ..app.report import REPORT_NAME, format_table, write_report
+from ..app.sources import LabelledImages, read_images
 from ..smote import resolve_sampling_strategy
-from ..sources import LabelledImages, read_images
 from ..storage.atomic import atomic_write
 
 __all__ = ["UsageError", "demo", "fit", "report", "resample", "sample"]

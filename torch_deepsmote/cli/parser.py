@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from ..sources import DATASETS
+from ..app.sources import DATASETS
 
 __all__ = ["EXIT_STATUS", "build_parser", "to_shell"]
 
@@ -108,7 +108,7 @@ def _add_fit(sub: argparse._SubParsersAction) -> None:
         "resample and report work from DIR alone. Fitting again into DIR with the same data\n"
         "and training options loads the model instead of training; other data or options\n"
         "need --overwrite. The model loads in Python with\n"
-        "torch_deepsmote.model_dir.load_model_dir(DIR).",
+        "torch_deepsmote.app.model_dir.load_model_dir(DIR).",
         "  torch-deepsmote fit photos/ --out model/ --image-size 64 64 --epochs 30\n"
         "  torch-deepsmote fit fashion-mnist --out fmnist/ \\\n"
         "      --class-counts 4000,2000,1000,750,500,350,200,100,60,40",

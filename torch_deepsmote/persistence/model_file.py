@@ -18,7 +18,7 @@ import torch
 from .._format import ImageFormat
 from .._validation import resolve_device
 from ..fitting import FittedDeepSMOTE
-from ..models import Decoder, Encoder
+from ..models import Decoder, build_autoencoder
 from ..parameters import from_plain, to_plain
 from ..storage import versions
 from ..storage.atomic import atomic_write
@@ -99,8 +99,7 @@ def model_from_state(
     _check_arrays(state, params, source)
     resolved = resolve_device(device)
     shape = tuple(state["image_shape"])
-    encoder = Encoder(shape, params["latent_dim"], params["hidden_channels"])
-    decoder = Decoder(shape, params["latent_dim"], params["hidden_channels"])
+    encoder, decoder = build_autoencoder(shape, params["latent_dim"], params["hidden_channels"])
     encoder.load_state_dict(state["encoder"])
     decoder.load_state_dict(state["decoder"])
     generator = torch.Generator()

@@ -1,6 +1,6 @@
 """The report on a fitted DeepSMOTE that a person reads: pictures and a JSON of every number.
 
-[`write_report`][torch_deepsmote.report.write_report] writes into a folder:
+[`write_report`][torch_deepsmote.app.report.write_report] writes into a folder:
 
 - ``report.json``: class names, counts before and after balancing, the training history,
   the per-class quality table ([`torch_deepsmote.quality.assess`][torch_deepsmote.quality.assess])
@@ -22,10 +22,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..deepsmote import DeepSMOTE
+from ..quality import assess
+from ..storage.atomic import atomic_write, write_bytes
 from . import plots
-from .deepsmote import DeepSMOTE
-from .quality import assess
-from .storage.atomic import atomic_write, write_bytes
 
 __all__ = ["FIGURES", "REPORT_NAME", "format_table", "write_report"]
 

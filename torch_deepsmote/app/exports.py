@@ -38,12 +38,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._format import ImageFormat
-from ._validation import check_positive_int
-from .deepsmote import DeepSMOTE
-from .smote import SMOTEPlan
+from .._format import ImageFormat
+from .._validation import check_positive_int
+from ..deepsmote import DeepSMOTE
+from ..smote import SMOTEPlan
+from ..storage.atomic import atomic_write
 from .sources import LabelledImages
-from .storage.atomic import atomic_write
 
 __all__ = [
     "ARRAY_FORMATS",
@@ -62,7 +62,7 @@ __all__ = [
 
 ARRAY_FORMATS = (".npz", ".h5", ".hdf5")
 PROVENANCE_NAME = "provenance.csv"
-MODEL_INFO = "deepsmote.json"  # what marks a model folder (torch_deepsmote.model_dir)
+MODEL_INFO = "deepsmote.json"  # what marks a model folder (torch_deepsmote.app.model_dir)
 PROVENANCE_FIELDS = (
     "index",
     "file",

@@ -30,9 +30,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ._format import PIL_DEEP_MODES, as_labels, file_pixels, file_rawmode, image_to_tensor
-from .adapters import find_classes
-from .reading import read_dataset
+from .._format import PIL_DEEP_MODES, as_labels, file_pixels, file_rawmode, image_to_tensor
+from ..adapters import find_classes
+from ..reading import read_dataset
 
 __all__ = [
     "ARRAY_SUFFIXES",
@@ -431,7 +431,7 @@ def _torchvision(name: str, root: Path, train: bool, download: bool) -> Any:
     from torchvision import datasets
 
     if name == "fashion-mnist":
-        from .data import fashion_mnist
+        from ..data import fashion_mnist
 
         return fashion_mnist(root, train=train, download=download)
     if name == "svhn":
@@ -451,7 +451,7 @@ def _read_torchvision(
     seed: int,
     progress: bool,
 ) -> LabelledImages:
-    from .data import default_root, imbalanced_subset
+    from ..data import default_root, imbalanced_subset
 
     if split not in ("train", "test"):
         raise ValueError(f"`split` should be 'train' or 'test', but got split={split!r}.")

@@ -1,9 +1,9 @@
 """Pictures of a fitted DeepSMOTE, for notebooks and for ``torch-deepsmote report``.
 
-- [`real_vs_synthetic`][torch_deepsmote.plots.real_vs_synthetic]: per class a row of real images,
-  then synthetic ones (the paper's Fig. 4), as an image tensor from torchvision's ``make_grid``;
-  [`save_grid`][torch_deepsmote.plots.save_grid] writes it with the class names beside the rows.
-  Needs no matplotlib.
+- [`real_vs_synthetic`][torch_deepsmote.app.plots.real_vs_synthetic]: per class a row of
+  real images, then synthetic ones (the paper's Fig. 4), as an image tensor from
+  torchvision's ``make_grid``; [`save_grid`][torch_deepsmote.app.plots.save_grid] writes it
+  with the class names beside the rows. Needs no matplotlib.
 - ``plot_counts``, ``plot_history``, ``plot_latent_space`` (the paper's
   Fig. 2: real and synthetic codes per class on the first two principal axes) and
   ``plot_quality`` return matplotlib figures. matplotlib is an optional extra
@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._format import as_images
-from .deepsmote import DeepSMOTE
-from .quality import Assessment, latent_pca
-from .storage.atomic import atomic_write
+from .._format import as_images
+from ..deepsmote import DeepSMOTE
+from ..quality import Assessment, latent_pca
+from ..storage.atomic import atomic_write
 
 __all__ = [
     "INSTALL_HINT",

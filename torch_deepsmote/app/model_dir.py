@@ -15,7 +15,7 @@ work from it alone, wherever DATA has gone since. It holds three files:
 - ``deepsmote.json``: the folder's format version, the class names and counts, the data
   source, the estimator's parameters and the fingerprints, readable by a person.
 
-In Python, [`load_model_dir`][torch_deepsmote.model_dir.load_model_dir] gives the fitted
+In Python, [`load_model_dir`][torch_deepsmote.app.model_dir.load_model_dir] gives the fitted
 [`DeepSMOTE`][torch_deepsmote.deepsmote.DeepSMOTE] and the images back.
 """
 
@@ -29,18 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._validation import check_writable_folder
-from ._version import __version__
-from .deepsmote import DeepSMOTE
+from .._validation import check_writable_folder
+from .._version import __version__
+from ..deepsmote import DeepSMOTE
+from ..parameters import from_plain, to_plain
+from ..persistence.model_cache import CACHE_NAME, LOCK_SUFFIX, locked
+from ..storage import versions
+from ..storage.atomic import write_bytes
+from ..storage.checkpoint import CHECKPOINT_NAME, Checkpoint
+from ..storage.fingerprint import fingerprint_arrays
+from ..storage.hdf5 import CacheFile, write_cache
 from .exports import MODEL_INFO
-from .parameters import from_plain, to_plain
-from .persistence.model_cache import CACHE_NAME, LOCK_SUFFIX, locked
 from .sources import LabelledImages
-from .storage import versions
-from .storage.atomic import write_bytes
-from .storage.checkpoint import CHECKPOINT_NAME, Checkpoint
-from .storage.fingerprint import fingerprint_arrays
-from .storage.hdf5 import CacheFile, write_cache
 
 __all__ = ["INFO_NAME", "ModelDir", "fit_model_dir", "load_model_dir"]
 
@@ -58,8 +58,8 @@ class ModelDir:
         model: The fitted estimator.
         data: The training images, labels, class names and source.
         info: The contents of ``deepsmote.json``.
-        reused: Whether [`fit_model_dir`][torch_deepsmote.model_dir.fit_model_dir] found the model
-            already fitted (no training).
+        reused: Whether [`fit_model_dir`][torch_deepsmote.app.model_dir.fit_model_dir] found
+            the model already fitted (no training).
         resumed: Whether it resumed an interrupted fit of the same data and options.
     """
 
@@ -79,7 +79,7 @@ def fit_model_dir(
     Args:
         path: The folder; created when missing.
         model: An unfitted estimator with the wanted settings.
-        data: From ``torch_deepsmote.sources.read_images``.
+        data: From ``torch_deepsmote.app.sources.read_images``.
         overwrite: Replace a model fitted on other data or with other training settings,
             write into a folder that holds other files, and start an interrupted fit over.
             Without it, a folder that holds only an interrupted fit (killed before its model
@@ -90,8 +90,8 @@ def fit_model_dir(
     then finds the folder complete and reuses it when the data and options are the same.
 
     Returns:
-        The [`ModelDir`][torch_deepsmote.model_dir.ModelDir]; ``reused`` tells whether training was
-        skipped.
+        The [`ModelDir`][torch_deepsmote.app.model_dir.ModelDir]; ``reused`` tells whether
+        training was skipped.
 
     Raises:
         FileExistsError: ``path`` is a file, a non-empty folder that is no model folder, a
@@ -176,7 +176,8 @@ def _check_interrupted(path: Path, expected: dict) -> bool:
 def load_model_dir(
     path: str | os.PathLike, *, device: Any = None, progress: bool = False
 ) -> ModelDir:
-    """Load a model folder written by [`fit_model_dir`][torch_deepsmote.model_dir.fit_model_dir].
+    """Load a model folder written by
+    [`fit_model_dir`][torch_deepsmote.app.model_dir.fit_model_dir].
 
     Args:
         path: The folder.
