@@ -12,7 +12,8 @@ from PIL import Image
 from torch.utils.data import Dataset, TensorDataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
-from torch_deepsmote._format import ImageFormat, as_images, as_labels
+from torch_deepsmote._format import ImageFormat, as_images
+from torch_deepsmote._labels import as_labels
 from torch_deepsmote.knn import class_neighbors
 from torch_deepsmote.smote import resolve_sampling_strategy
 
