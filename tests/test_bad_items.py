@@ -5,13 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from torch.utils.data import Dataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote.reading import read_dataset
-
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch", progress=False)
 
 
 class Items(Dataset):

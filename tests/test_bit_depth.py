@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import CLI_TINY, FIT, make_shapes, run_cli
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
@@ -18,10 +18,7 @@ from torchvision.datasets import ImageFolder
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote._format import ImageFormat
 from torch_deepsmote.app.sources import read_images
-from torch_deepsmote.cli import main
 
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
-CLI_TINY = ["--epochs", "1", "--hidden", "4", "--latent", "8", "--batch-size", "16", "--quiet"]
 NAMES = ("bars", "stripes")  # sorted, as ImageFolder numbers classes
 COUNTS = (12, 5)
 
@@ -59,12 +56,6 @@ def write_png16_colour(path: Path, image: np.ndarray) -> None:
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ---------------------------------------------------------------------- arrays
@@ -147,11 +138,11 @@ def test_a_folder_of_16_bit_pngs_is_fitted_and_resampled_in_16_bits(tmp_path, ca
     X, y = deep_images("uint16")
     data = write_folder(tmp_path / "images", X, y)
     model = tmp_path / "model"
-    code, out, err = run(capsys, "fit", data, "--out", model, *CLI_TINY)
+    code, out, err = run_cli(capsys, "fit", data, "--out", model, *CLI_TINY)
     assert code == 0, err
     assert "(1x12x12 uint16)" in out
     out_dir = tmp_path / "balanced"
-    code, _, err = run(capsys, "resample", model, "--out", out_dir, "--quiet")
+    code, _, err = run_cli(capsys, "resample", model, "--out", out_dir, "--quiet")
     assert code == 0, err
     files = sorted(out_dir.glob("*/*.png"))
     assert len(files) == 24
@@ -176,8 +167,8 @@ def test_a_folder_of_tiff_files_keeps_its_values(tmp_path, capsys, dtype, mode):
     assert read.images.dtype == getattr(torch, dtype)
     assert torch.equal(read.images, torch.from_numpy(X))
     model = tmp_path / "model"
-    assert run(capsys, "fit", data, "--out", model, *CLI_TINY)[0] == 0
-    code, _, err = run(capsys, "resample", model, "--out", tmp_path / "out", "--quiet")
+    assert run_cli(capsys, "fit", data, "--out", model, *CLI_TINY)[0] == 0
+    code, _, err = run_cli(capsys, "resample", model, "--out", tmp_path / "out", "--quiet")
     assert code == 0, err
     suffix = ".png" if dtype == "uint16" else ".tif"  # PIL writes modes I and F as TIFF only
     files = sorted((tmp_path / "out").glob(f"*/*{suffix}"))
@@ -196,12 +187,12 @@ def test_16_bit_colour_pngs_are_read_in_16_bits_and_written_as_arrays(tmp_path, 
     read = read_images(tmp_path / "images")
     assert read.images.dtype == torch.uint16 and torch.equal(read.images, torch.from_numpy(X))
     model = tmp_path / "model"
-    assert run(capsys, "fit", tmp_path / "images", "--out", model, *CLI_TINY)[0] == 0
+    assert run_cli(capsys, "fit", tmp_path / "images", "--out", model, *CLI_TINY)[0] == 0
     # No image file PIL writes holds 16-bit colour: refused before writing, naming .npz.
-    code, _, err = run(capsys, "resample", model, "--out", tmp_path / "out", "--quiet")
+    code, _, err = run_cli(capsys, "resample", model, "--out", tmp_path / "out", "--quiet")
     assert code == 1 and "3-channel uint16" in err and "--out out.npz" in err
     assert not (tmp_path / "out").exists()
-    code, _, err = run(capsys, "resample", model, "--out", tmp_path / "out.npz", "--quiet")
+    code, _, err = run_cli(capsys, "resample", model, "--out", tmp_path / "out.npz", "--quiet")
     assert code == 0, err
     with np.load(tmp_path / "out.npz") as balanced:
         assert balanced["images"].dtype == np.uint16 and balanced["images"].max() > 255
@@ -227,10 +218,10 @@ def test_uint16_array_files_through_the_cli(tmp_path, capsys, suffix):
         with h5py.File(path, "w") as file:
             file["images"], file["labels"] = X[:, 0], y
     model = tmp_path / "model"
-    code, out, err = run(capsys, "fit", path, "--out", model, *CLI_TINY)
+    code, out, err = run_cli(capsys, "fit", path, "--out", model, *CLI_TINY)
     assert code == 0, err
     assert "uint16" in out
-    code, _, err = run(capsys, "resample", model, "--out", tmp_path / "b.npz", "--quiet")
+    code, _, err = run_cli(capsys, "resample", model, "--out", tmp_path / "b.npz", "--quiet")
     assert code == 0, err
     with np.load(tmp_path / "b.npz") as balanced:
         images = balanced["images"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import TINY, make_shapes
+from helpers import TINY, make_shapes
 from torch.utils.data import TensorDataset
 
 import torch_deepsmote.fitting as fitting_module

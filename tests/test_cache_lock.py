@@ -10,15 +10,15 @@ import time
 
 import pytest
 import torch
-from conftest import TINY, make_shapes
 from filelock import FileLock
+from helpers import FIT, make_shapes
 from torch.utils.data import DataLoader, TensorDataset
 
 from torch_deepsmote import OversampledDataset
 from torch_deepsmote.persistence.model_cache import CACHE_NAME, LOCK_SUFFIX
 
 # Enough epochs that a second process starts while the first is still training.
-FIT = dict(TINY, max_epochs=3, random_state=0, knn="torch", progress=False)
+FIT = dict(FIT, max_epochs=3)
 
 
 def _base() -> TensorDataset:

@@ -9,13 +9,13 @@ import time
 
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from torch.utils.data import TensorDataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote.storage.checkpoint import CHECKPOINT_NAME, Checkpoint
 
-FIT = dict(TINY, max_epochs=6, patience=0, random_state=0, knn="torch")
+FIT = dict(FIT, max_epochs=6, patience=0)
 
 
 def _data(seed=0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import TINY, make_shapes
 from torch.utils.data import TensorDataset
 
 from benchmarks import classify_deepsmote as cd

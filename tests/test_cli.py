@@ -10,35 +10,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import make_shapes
+from helpers import CLI_TINY, make_folder, make_shapes, run_cli
 from PIL import Image
 
 from torch_deepsmote.cli import build_parser, main
 from torch_deepsmote.data import SYSTEM_FASHION_MNIST
-
-TINY = ["--epochs", "1", "--hidden", "4", "--latent", "8", "--batch-size", "16", "--quiet"]
-NAMES = ("stripes", "bars", "square")
-COUNTS = (12, 6, 1)  # the last class has one image: its synthetic images are copies of it
-
-
-def make_folder(root: Path, counts=COUNTS, sizes=None) -> Path:
-    """An ImageFolder of grey PNGs, one sub-folder per class of NAMES."""
-    images, labels = make_shapes(counts, size=12, seed=1)
-    for i, (image, label) in enumerate(zip(images, labels)):
-        folder = root / NAMES[label]
-        folder.mkdir(parents=True, exist_ok=True)
-        picture = Image.fromarray(image[0])
-        if sizes is not None:
-            picture = picture.resize(sizes[i % len(sizes)])
-        picture.save(folder / f"img{i:02d}.png")
-    return root
-
-
-def run(capsys, *argv):
-    """(exit status, stdout, stderr) of ``torch-deepsmote argv``."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def read_provenance(path: Path) -> list[dict]:
@@ -52,7 +28,7 @@ def model_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     data = make_folder(root / "images")
     out = root / "model"
-    assert main(["fit", str(data), "--out", str(out), *TINY, "-k", "3"]) == 0
+    assert main(["fit", str(data), "--out", str(out), *CLI_TINY, "-k", "3"]) == 0
     return out
 
 
@@ -72,17 +48,17 @@ def test_fit_writes_a_model_folder_with_class_names_and_counts(model_dir):
 
 def test_fit_again_with_the_same_data_and_options_reuses_the_model(model_dir, capsys):
     data = model_dir.parent / "images"
-    code, out, _ = run(capsys, "fit", data, "--out", model_dir, *TINY, "-k", "3")
+    code, out, _ = run_cli(capsys, "fit", data, "--out", model_dir, *CLI_TINY, "-k", "3")
     assert code == 0 and "reused the model" in out and "trained nothing" in out
 
 
 def test_fit_into_a_model_folder_of_other_data_needs_overwrite(tmp_path, capsys):
     out = tmp_path / "model"
-    assert run(capsys, "fit", make_folder(tmp_path / "a"), "--out", out, *TINY)[0] == 0
+    assert run_cli(capsys, "fit", make_folder(tmp_path / "a"), "--out", out, *CLI_TINY)[0] == 0
     other = make_folder(tmp_path / "b", counts=(5, 5, 2))
-    code, _, err = run(capsys, "fit", other, "--out", out, *TINY)
+    code, _, err = run_cli(capsys, "fit", other, "--out", out, *CLI_TINY)
     assert code == 2 and "fitted on other data" in err and "--overwrite" in err
-    assert run(capsys, "fit", other, "--out", out, *TINY, "--overwrite")[0] == 0
+    assert run_cli(capsys, "fit", other, "--out", out, *CLI_TINY, "--overwrite")[0] == 0
     info = json.loads((out / "deepsmote.json").read_text())
     assert [c["count"] for c in info["classes"]] == [5, 2, 5]
 
@@ -91,12 +67,11 @@ def test_fit_resizes_an_image_folder_of_mixed_sizes_and_modes(tmp_path, capsys):
     data = make_folder(tmp_path / "images", sizes=[(12, 12), (20, 16)])
     Image.new("RGB", (9, 9), (200, 10, 10)).save(data / "bars" / "colour.png")
     out = tmp_path / "model"
-    code, _, _ = run(capsys, "fit", data, "--out", out, "--image-size", 10, 14, *TINY)
+    code, _, _ = run_cli(capsys, "fit", data, "--out", out, "--image-size", 10, 14, *CLI_TINY)
     info = json.loads((out / "deepsmote.json").read_text())
     assert code == 0 and info["image_shape"] == [3, 10, 14] and info["layout"] == "nhwc"
-    code, _, _ = run(
-        capsys, "fit", data, "--out", tmp_path / "grey", "--image-size", 8, 8, "--grayscale", *TINY
-    )
+    grey = ["--image-size", 8, 8, "--grayscale", *CLI_TINY]
+    code, _, _ = run_cli(capsys, "fit", data, "--out", tmp_path / "grey", *grey)
     assert code == 0
     assert json.loads((tmp_path / "grey" / "deepsmote.json").read_text())["image_shape"] == [
         1,
@@ -109,10 +84,10 @@ def test_fit_reads_an_npz_with_its_own_keys_and_string_labels(tmp_path, capsys):
     images, labels = make_shapes((10, 4), size=8)
     path = tmp_path / "data.npz"
     np.savez(path, x=images.transpose(0, 2, 3, 1), y=np.array(["cat", "dog"])[labels])
-    code, _, err = run(capsys, "fit", path, "--out", tmp_path / "m", *TINY)
+    code, _, err = run_cli(capsys, "fit", path, "--out", tmp_path / "m", *CLI_TINY)
     assert code == 1 and "--images-key should name" in err and "x, y" in err
     args = ["--images-key", "x", "--labels-key", "y"]
-    code, out, _ = run(capsys, "fit", path, "--out", tmp_path / "m", *args, *TINY)
+    code, out, _ = run_cli(capsys, "fit", path, "--out", tmp_path / "m", *args, *CLI_TINY)
     assert code == 0 and "per class: cat 10, dog 4" in out
     info = json.loads((tmp_path / "m" / "deepsmote.json").read_text())
     assert info["layout"] == "nhwc" and info["image_shape"] == [1, 8, 8]
@@ -124,7 +99,7 @@ def test_fit_reads_an_h5_file_with_class_names(tmp_path, capsys):
     with h5py.File(path, "w") as file:
         file["images"], file["labels"] = images, labels
         file["classes"] = np.array(["zero", "one"], dtype=h5py.string_dtype())
-    code, out, _ = run(capsys, "fit", path, "--out", tmp_path / "m", *TINY)
+    code, out, _ = run_cli(capsys, "fit", path, "--out", tmp_path / "m", *CLI_TINY)
     assert code == 0 and "per class: zero 10, one 4" in out
 
 
@@ -134,9 +109,9 @@ def test_fit_reads_an_h5_file_with_class_names(tmp_path, capsys):
 )
 def test_fit_reads_fashion_mnist_from_the_system_idx_files(tmp_path, capsys):
     counts = ",".join(["20", "10"] + ["4"] * 8)
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys, "fit", "fashion-mnist", "--root", tmp_path, "--class-counts", counts,
-        "--out", tmp_path / "m", *TINY,
+        "--out", tmp_path / "m", *CLI_TINY,
     )  # fmt: skip
     assert code == 0 and "read 62 images (1x28x28 uint8) of 10 classes" in out
     assert "T-shirt/top 20, Trouser 10" in out
@@ -146,8 +121,8 @@ def test_fit_says_how_to_install_tensorboard_when_it_is_missing(model_dir, tmp_p
     if importlib.util.find_spec("tensorboard") is not None:
         pytest.skip("tensorboard is installed")
     data = model_dir.parent / "images"
-    code, _, err = run(
-        capsys, "fit", data, "--out", tmp_path / "m", "--tensorboard", tmp_path, *TINY
+    code, _, err = run_cli(
+        capsys, "fit", data, "--out", tmp_path / "m", "--tensorboard", tmp_path, *CLI_TINY
     )
     assert code == 1 and "pip install 'torch-deepsmote[tensorboard]'" in err
     assert not (tmp_path / "m").exists()  # refused before reading anything
@@ -155,7 +130,7 @@ def test_fit_says_how_to_install_tensorboard_when_it_is_missing(model_dir, tmp_p
 
 # ---------------------------------------------------------------------- sample, resample
 def test_sample_writes_one_grid_or_a_folder_of_pngs_with_provenance(model_dir, tmp_path, capsys):
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys, "sample", model_dir, "--class", "bars", "-n", 9, "--out", tmp_path / "g.png",
         "--scale", 1,
     )  # fmt: skip
@@ -163,7 +138,9 @@ def test_sample_writes_one_grid_or_a_folder_of_pngs_with_provenance(model_dir, t
     with Image.open(tmp_path / "g.png") as grid:  # 3 x 3 images of 12 px, padding 2
         assert grid.size == (3 * 14 + 2, 3 * 14 + 2)
     assert len(read_provenance(tmp_path / "g.provenance.csv")) == 9
-    code, _, _ = run(capsys, "sample", model_dir, "--class", "0", "-n", 4, "--out", tmp_path / "f")
+    code, _, _ = run_cli(
+        capsys, "sample", model_dir, "--class", "0", "-n", 4, "--out", tmp_path / "f"
+    )
     pngs = sorted(p.name for p in (tmp_path / "f").glob("*.png"))
     assert code == 0 and pngs == [f"bars_0000{i}.png" for i in range(4)]
     with Image.open(tmp_path / "f" / pngs[0]) as image:
@@ -174,24 +151,24 @@ def test_sample_writes_one_grid_or_a_folder_of_pngs_with_provenance(model_dir, t
 
 def test_sample_grid_is_enlarged_to_a_judgeable_size_with_crisp_pixels(model_dir, tmp_path, capsys):
     grid = ["sample", model_dir, "--class", "bars", "-n", 16, "--quiet", "--out"]
-    assert run(capsys, *grid, tmp_path / "native.png", "--scale", 1)[0] == 0
-    assert run(capsys, *grid, tmp_path / "big.png")[0] == 0
+    assert run_cli(capsys, *grid, tmp_path / "native.png", "--scale", 1)[0] == 0
+    assert run_cli(capsys, *grid, tmp_path / "big.png")[0] == 0
     with Image.open(tmp_path / "native.png") as native, Image.open(tmp_path / "big.png") as big:
         assert native.size == (4 * 14 + 2,) * 2  # 58 px: 4 x 4 images of 12 px, padding 2
         assert big.size == (9 * 58,) * 2  # the least whole factor to >= 512 px: 9
         small = np.asarray(native)
         # nearest neighbour: every pixel of the native grid becomes a 9 x 9 block of itself
         assert (np.asarray(big) == small.repeat(9, axis=0).repeat(9, axis=1)).all()
-    assert run(capsys, *grid, tmp_path / "x3.png", "--scale", 3)[0] == 0
+    assert run_cli(capsys, *grid, tmp_path / "x3.png", "--scale", 3)[0] == 0
     with Image.open(tmp_path / "x3.png") as three:
         assert three.size == (3 * 58,) * 2
-    code, _, err = run(capsys, *grid, tmp_path / "folder", "--scale", 3)
+    code, _, err = run_cli(capsys, *grid, tmp_path / "folder", "--scale", 3)
     assert code == 2 and "--scale" in err and "NAME.png" in err
 
 
 def test_sampling_strategy_giving_a_class_twice_is_refused_naming_it(model_dir, tmp_path, capsys):
     for strategy in ("square=4,square=9", "square=4,1=9"):  # by name twice; a name and its label
-        code, _, err = run(
+        code, _, err = run_cli(
             capsys, "resample", model_dir, "--out", tmp_path / "b.npz", "--quiet",
             "--sampling-strategy", strategy,
         )  # fmt: skip
@@ -202,21 +179,23 @@ def test_sampling_strategy_giving_a_class_twice_is_refused_naming_it(model_dir, 
 def test_errors_name_the_flags_the_user_typed_not_python_arguments(model_dir, tmp_path, capsys):
     out = tmp_path / "b.npz"
     out.write_bytes(b"mine")
-    code, _, err = run(capsys, "resample", model_dir, "--out", out, "--quiet")
+    code, _, err = run_cli(capsys, "resample", model_dir, "--out", out, "--quiet")
     assert code == 2 and f"--out {str(out)!r} exists. Pass --overwrite to replace" in err, err
     assert "`out`" not in err and "overwrite=True" not in err
     data = model_dir.parent / "images"
-    code, _, err = run(capsys, "fit", data, "--out", tmp_path / "m", *TINY, "--lr", "-1")
+    code, _, err = run_cli(capsys, "fit", data, "--out", tmp_path / "m", *CLI_TINY, "--lr", "-1")
     assert code == 2 and "--lr should be a positive number, but got --lr -1.0" in err, err
-    code, _, err = run(capsys, "sample", model_dir, "--class", "cats", "-n", 2, "--out", out)
+    code, _, err = run_cli(capsys, "sample", model_dir, "--class", "cats", "-n", 2, "--out", out)
     assert code == 2 and "--class should be a class name or label" in err, err
     (tmp_path / "notes.txt").write_text("not images")
-    code, _, err = run(capsys, "fit", tmp_path / "notes.txt", "--out", tmp_path / "m", *TINY)
+    code, _, err = run_cli(
+        capsys, "fit", tmp_path / "notes.txt", "--out", tmp_path / "m", *CLI_TINY
+    )
     assert code == 1 and err.startswith("torch-deepsmote fit: error: DATA should be"), err
 
 
 def test_sample_of_an_unknown_class_lists_the_classes(model_dir, tmp_path, capsys):
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "sample", model_dir, "--class", "cats", "-n", 2, "--out", tmp_path / "x"
     )
     assert code == 2 and "'bars'" in err and "'stripes'" in err and "Traceback" not in err
@@ -228,7 +207,7 @@ def _class_of_rows(model_dir: Path) -> np.ndarray:
 
 
 def test_resample_npz_holds_originals_first_then_a_balanced_set(model_dir, tmp_path, capsys):
-    code, _, _ = run(capsys, "resample", model_dir, "--out", tmp_path / "b.npz", "--quiet")
+    code, _, _ = run_cli(capsys, "resample", model_dir, "--out", tmp_path / "b.npz", "--quiet")
     assert code == 0
     with np.load(tmp_path / "b.npz") as data:
         images, labels, synthetic = data["images"], data["labels"], data["synthetic"]
@@ -248,7 +227,7 @@ def test_resample_image_folder_is_an_imagefolder_of_balanced_classes(model_dir, 
     from torchvision.datasets import ImageFolder
 
     out = tmp_path / "balanced"
-    assert run(capsys, "resample", model_dir, "--out", out, "--quiet")[0] == 0
+    assert run_cli(capsys, "resample", model_dir, "--out", out, "--quiet")[0] == 0
     folder = ImageFolder(str(out))
     assert folder.classes == ["bars", "square", "stripes"]
     assert np.bincount(folder.targets).tolist() == [12, 12, 12]
@@ -259,7 +238,7 @@ def test_resample_image_folder_is_an_imagefolder_of_balanced_classes(model_dir, 
 
 def test_resample_h5_with_a_sampling_strategy_by_class_name(model_dir, tmp_path, capsys):
     out = tmp_path / "b.h5"
-    code, _, _ = run(
+    code, _, _ = run_cli(
         capsys, "resample", model_dir, "--out", out, "--sampling-strategy", "square=4", "--quiet"
     )
     with h5py.File(out) as file:
@@ -271,20 +250,20 @@ def test_resample_h5_with_a_sampling_strategy_by_class_name(model_dir, tmp_path,
 def test_an_existing_output_is_refused_unless_overwrite(model_dir, tmp_path, capsys):
     out = tmp_path / "b.npz"
     out.write_bytes(b"mine")
-    code, _, err = run(capsys, "resample", model_dir, "--out", out, "--quiet")
+    code, _, err = run_cli(capsys, "resample", model_dir, "--out", out, "--quiet")
     assert code == 2 and "exists" in err and "--overwrite" in err and out.read_bytes() == b"mine"
-    assert run(capsys, "resample", model_dir, "--out", out, "--quiet", "--overwrite")[0] == 0
+    assert run_cli(capsys, "resample", model_dir, "--out", out, "--quiet", "--overwrite")[0] == 0
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"x")
-    code, _, err = run(capsys, "report", model_dir, "--out", foreign, "--overwrite")
+    code, _, err = run_cli(capsys, "report", model_dir, "--out", foreign, "--overwrite")
     assert code == 2 and "did not write" in err and (foreign / "holiday.jpg").exists()
 
 
 # ---------------------------------------------------------------------- report
 def test_report_writes_its_pictures_and_consistent_numbers(model_dir, tmp_path, capsys):
     out = tmp_path / "report"
-    code, stdout, _ = run(capsys, "report", model_dir, "--out", out, "--quiet")
+    code, stdout, _ = run_cli(capsys, "report", model_dir, "--out", out, "--quiet")
     assert code == 0 and "fidelity" in stdout
     report = json.loads((out / "report.json").read_text())
     expected = ["real_vs_synthetic.png"]
@@ -309,7 +288,7 @@ def test_report_writes_its_pictures_and_consistent_numbers(model_dir, tmp_path, 
 
 def test_report_prints_a_verdict_for_each_class_given_new_images(model_dir, tmp_path, capsys):
     out = tmp_path / "report"
-    code, stdout, _ = run(capsys, "report", model_dir, "--out", out, "--quiet")
+    code, stdout, _ = run_cli(capsys, "report", model_dir, "--out", out, "--quiet")
     table = {
         row["label"]: row
         for row in json.loads((out / "report.json").read_text())["quality"]["classes"]
@@ -323,7 +302,7 @@ def test_report_prints_a_verdict_for_each_class_given_new_images(model_dir, tmp_
 @pytest.mark.slow  # about 20 s on 2 CPU cores: training on 2,249 images, then the report
 def test_demo_fits_the_bundled_data_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    code, stdout, _ = run(capsys, "demo", "--epochs", 1, "--hidden", 4, "--out", out, "--quiet")
+    code, stdout, _ = run_cli(capsys, "demo", "--epochs", 1, "--hidden", 4, "--out", out, "--quiet")
     assert code == 0 and "after DeepSMOTE: per class T-shirt/top 1000, Trouser 1000" in stdout
     assert (out / "real_vs_synthetic.png").stat().st_size > 0
     report = json.loads((out / "report.json").read_text())
@@ -331,13 +310,14 @@ def test_demo_fits_the_bundled_data_and_writes_the_report(tmp_path, capsys):
     assert report["counts_after"] == [1000] * 10
     # The demo's folder is a model folder: the other verbs work on it.
     assert (
-        run(capsys, "sample", out, "--class", "Bag", "-n", 4, "--out", tmp_path / "b.png")[0] == 0
+        run_cli(capsys, "sample", out, "--class", "Bag", "-n", 4, "--out", tmp_path / "b.png")[0]
+        == 0
     )
 
 
 @pytest.mark.slow
 def test_demo_with_the_paper_model(tmp_path, capsys):
-    code, stdout, _ = run(capsys, "demo", "--epochs", 2, "--out", tmp_path, "--quiet")
+    code, stdout, _ = run_cli(capsys, "demo", "--epochs", 2, "--out", tmp_path, "--quiet")
     assert code == 0 and "fit: 2 epoch(s)" in stdout
     info = json.loads((tmp_path / "deepsmote.json").read_text())
     # The paper's model: width 64, a 300-d code for 28x28 grey images.
@@ -386,7 +366,7 @@ def _folder_with(tmp_path: Path, case: str) -> Path:
 )
 def test_fit_errors_name_the_problem_without_a_traceback(tmp_path, capsys, case, code, message):
     data = _folder_with(tmp_path, case)
-    status, _, err = run(capsys, "fit", data, "--out", tmp_path / "model", *TINY)
+    status, _, err = run_cli(capsys, "fit", data, "--out", tmp_path / "model", *CLI_TINY)
     assert status == code, err
     assert all(part in err for part in message), err
     assert "Traceback" not in err and err.count("\n") == 1
@@ -394,7 +374,7 @@ def test_fit_errors_name_the_problem_without_a_traceback(tmp_path, capsys, case,
 
 
 def test_an_unknown_dataset_name_lists_the_known_ones(tmp_path, capsys):
-    code, _, err = run(capsys, "fit", "imagenet", "--out", tmp_path / "m", *TINY)
+    code, _, err = run_cli(capsys, "fit", "imagenet", "--out", tmp_path / "m", *CLI_TINY)
     assert code == 2 and "'imagenet'" in err and "cifar10, svhn" in err
 
 
@@ -406,15 +386,15 @@ def test_a_model_folder_of_another_format_version_is_refused(model_dir, tmp_path
     info = json.loads((old / "deepsmote.json").read_text())
     (old / "deepsmote.json").write_text(json.dumps({**info, "format_version": 99}))
     for verb in (["sample", old, "--class", "bars", "-n", 1], ["resample", old], ["report", old]):
-        code, _, err = run(capsys, *verb, "--out", tmp_path / "x")
+        code, _, err = run_cli(capsys, *verb, "--out", tmp_path / "x")
         assert code == 1 and "format version 99" in err and "--overwrite" in err
-    code, _, err = run(capsys, "report", tmp_path / "nothing", "--out", tmp_path / "x")
+    code, _, err = run_cli(capsys, "report", tmp_path / "nothing", "--out", tmp_path / "x")
     assert code == 2 and "no deepsmote.json" in err and "torch-deepsmote fit" in err
 
 
 @pytest.mark.parametrize("verb", ["demo", "fit", "sample", "resample", "report"])
 def test_every_verb_explains_itself_with_a_runnable_example(verb, capsys):
-    code, out, _ = run(capsys, verb, "--help")
+    code, out, _ = run_cli(capsys, verb, "--help")
     assert code == 0 and "example:" in out and f"torch-deepsmote {verb} " in out
     assert "exit status: 0 success; 1 failure" in out
 
@@ -428,13 +408,13 @@ def test_bad_usage_exits_2_with_argparse_usage(capsys):
 
 
 def test_an_output_never_replaces_a_model_folder(model_dir, capsys):
-    code, _, err = run(capsys, "report", model_dir, "--out", model_dir, "--overwrite")
+    code, _, err = run_cli(capsys, "report", model_dir, "--out", model_dir, "--overwrite")
     assert code == 2 and "is a model folder" in err and (model_dir / "deepsmote.h5").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_a_cuda_device_without_cuda_is_bad_usage(model_dir, tmp_path, capsys):
-    code, _, err = run(capsys, "sample", model_dir, "--class", "bars", "-n", 1,
+    code, _, err = run_cli(capsys, "sample", model_dir, "--class", "bars", "-n", 1,
                        "--out", tmp_path / "x.png", "--device", "cuda")  # fmt: skip
     assert code == 2 and "no CUDA device" in err and "--device cpu" in err
 

@@ -4,7 +4,7 @@ and a training loop."""
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY, make_shapes
+from helpers import TINY, make_shapes
 from torch.utils.data import DataLoader, TensorDataset
 
 from torch_deepsmote import (

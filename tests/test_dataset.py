@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 from torchvision.datasets import ImageFolder
@@ -17,7 +17,6 @@ from torchvision.transforms import ToTensor
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 
 COUNTS = (40, 16, 6)
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 
 
 class VisionLike(Dataset):

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from torch.utils.data import DataLoader, TensorDataset
 
 import torch_deepsmote.fitting as fitting_module
 from torch_deepsmote import OversampledDataset
 from torch_deepsmote.storage.hdf5 import StaleCacheError
-
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 
 
 @pytest.fixture()
@@ -37,13 +36,33 @@ def test_second_run_loads_the_cache_and_trains_nothing(base, tmp_path, monkeypat
     assert torch.equal(second.model.latents_, first.model.latents_)
 
 
-def test_a_changed_image_is_noticed_and_refitted(base, tmp_path):
-    OversampledDataset(base, cache_dir=tmp_path, **FIT)
+def test_a_changed_image_is_noticed_and_refitted(base, tmp_path, monkeypatch):
+    first = OversampledDataset(base, cache_dir=tmp_path, **FIT)
     X, y = base.tensors
     X = X.clone()
     X[33, 0, 5, 5] ^= 1  # one pixel of one image
+    trained = []
+    fit_autoencoder = fitting_module.fit_autoencoder
+    monkeypatch.setattr(
+        fitting_module,
+        "fit_autoencoder",
+        lambda *a, **k: trained.append(1) or fit_autoencoder(*a, **k),
+    )
     with pytest.warns(UserWarning, match="stale"):
-        OversampledDataset(TensorDataset(X, y), cache_dir=tmp_path, **FIT)
+        refit = OversampledDataset(TensorDataset(X, y), cache_dir=tmp_path, **FIT)
+    # Refitted on the changed images: trained once, and the model knows the new data.
+    assert trained == [1]
+    assert refit.model.data_fingerprint_ != first.model.data_fingerprint_
+    assert not torch.equal(refit.model.latents_, first.model.latents_)
+    # ... and the cache now holds that model: the changed data reads it, with no warning
+    # and no training.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = OversampledDataset(TensorDataset(X, y), cache_dir=tmp_path, **FIT)
+    assert trained == [1]
+    assert again.model.data_fingerprint_ == refit.model.data_fingerprint_
+    assert torch.equal(again.model.latents_, refit.model.latents_)
+    assert torch.equal(items(again), items(refit))
 
 
 def test_a_changed_setting_is_noticed_and_refitted(base, tmp_path):

@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from sklearn.preprocessing import LabelEncoder
 from torch.utils.data import Dataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 NAMES = np.array(["digit0", "digit1", "digit2"])
 
 

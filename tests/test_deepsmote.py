@@ -4,7 +4,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, TINY, make_shapes
 
 from torch_deepsmote import DeepSMOTE, SMOTEPlan
 
@@ -81,6 +81,27 @@ def test_sample_gives_images_of_the_asked_class_reproducibly(fitted):
 
 def test_sample_without_seed_continues_the_fitted_generator(fitted):
     assert not np.array_equal(fitted.sample(5, 1), fitted.sample(5, 1))
+    # Two models fitted with the same random_state draw the same sequence: the draws come
+    # from the fitted generator, not from the global RNG (moved on between the two fits).
+    X, y = make_shapes((10, 6), size=8)
+    one = DeepSMOTE(**FIT).fit(X, y)
+    torch.manual_seed(123)
+    other = DeepSMOTE(**FIT).fit(X, y)
+    draws = [one.sample(4, 1), one.sample(4, 1)]
+    assert not np.array_equal(*draws)
+    for draw in draws:
+        assert draw.shape == (4, 1, 8, 8) and draw.dtype == np.uint8
+    for draw in draws:
+        np.testing.assert_array_equal(other.sample(4, 1), draw)
+    # Each draw is the next plan of that generator, for the asked class only.
+    generator = one.fitted_.generator
+    state = generator.get_state()
+    third = one.sample(4, 1)
+    generator.set_state(state)
+    plan = one.plan({1: 4})
+    assert (plan.labels == 1).all() and (one.labels_[plan.base] == 1).all()
+    assert (one.labels_[plan.neighbor] == 1).all()
+    np.testing.assert_array_equal(one.synthesize(plan), third)
 
 
 def test_plan_codes_are_smote_interpolations(fitted):

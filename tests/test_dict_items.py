@@ -8,14 +8,13 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote._items import find_layout
 
 COUNTS = (40, 16, 6)
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 
 
 def over(dataset, model=None, **kwargs):
@@ -23,15 +22,16 @@ def over(dataset, model=None, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def data():
+def tensors():
+    """(images, labels) as torch tensors: the items' own form here (not numpy arrays)."""
     X, y = make_shapes(COUNTS)
     return torch.from_numpy(X), torch.from_numpy(y)
 
 
 @pytest.fixture(scope="module")
-def model(data):
+def model(tensors):
     """One model for every form of the same images (each form is checked against it)."""
-    return DeepSMOTE(**FIT).fit_dataset(TensorDataset(*data))
+    return DeepSMOTE(**FIT).fit_dataset(TensorDataset(*tensors))
 
 
 class DictItems(Dataset):
@@ -72,11 +72,11 @@ class TupleItems(Dataset):
 @pytest.mark.parametrize("image_key", ["image", "img", "pixel_values"])
 @pytest.mark.parametrize("label_key", ["label", "labels", "target"])
 def test_dict_items_by_common_keys_give_synthetic_dicts_of_the_same_keys_and_types(
-    data, model, image_key, label_key
+    tensors, model, image_key, label_key
 ):
-    ds = over(DictItems(data, (image_key, label_key)), model)
+    ds = over(DictItems(tensors, (image_key, label_key)), model)
     real, synthetic = ds[3], ds[len(ds) - 1]
-    expected = DictItems(data, (image_key, label_key))[3]  # real items come back unchanged
+    expected = DictItems(tensors, (image_key, label_key))[3]  # real items come back unchanged
     assert list(real) == list(expected) and torch.equal(real[image_key], expected[image_key])
     assert list(synthetic) == list(real)  # same keys, same order
     assert {k: type(v) for k, v in synthetic.items()} == {k: type(v) for k, v in real.items()}
@@ -91,14 +91,14 @@ def test_dict_items_by_common_keys_give_synthetic_dicts_of_the_same_keys_and_typ
     )
 
 
-def test_given_keys_override_the_conventions(data, model):
-    ds = over(DictItems(data, ("x", "y"), extras=False), model, image_key="x", label_key="y")
+def test_given_keys_override_the_conventions(tensors, model):
+    ds = over(DictItems(tensors, ("x", "y"), extras=False), model, image_key="x", label_key="y")
     assert list(ds[len(ds) - 1]) == ["x", "y"] and ds[len(ds) - 1]["y"] == 2
     assert ds.classes == [0, 1, 2]
 
 
-def test_a_real_and_synthetic_batch_collates_with_the_default_collate(data, model):
-    ds = over(DictItems(data), model)
+def test_a_real_and_synthetic_batch_collates_with_the_default_collate(tensors, model):
+    ds = over(DictItems(tensors), model)
     batch = next(iter(DataLoader(ds, batch_size=len(ds))))
     assert batch["image"].shape == (len(ds), 1, 16, 16)
     assert batch["label"].tolist() == ds.targets
@@ -107,30 +107,30 @@ def test_a_real_and_synthetic_batch_collates_with_the_default_collate(data, mode
     assert batch["mask"].shape == (len(ds), 2, 3)
 
 
-def test_extra_keys_drop_removes_them_from_real_and_synthetic_items(data, model):
-    ds = over(DictItems(data, ("img", "target")), model, extra_keys="drop")
+def test_extra_keys_drop_removes_them_from_real_and_synthetic_items(tensors, model):
+    ds = over(DictItems(tensors, ("img", "target")), model, extra_keys="drop")
     assert list(ds[0]) == ["img", "target"] == list(ds[len(ds) - 1])
-    assert torch.equal(ds[0]["img"], data[0][0])
+    assert torch.equal(ds[0]["img"], tensors[0][0])
     batch = next(iter(DataLoader(ds, batch_size=len(ds))))
     assert set(batch) == {"img", "target"} and batch["target"].tolist() == ds.targets
 
 
-def test_longer_tuples_keep_their_length_and_order(data, model):
-    ds = over(TupleItems(data), model)
+def test_longer_tuples_keep_their_length_and_order(tensors, model):
+    ds = over(TupleItems(tensors), model)
     image, target, path = ds[len(ds) - 1]
     assert ds[0][2] == "img0.png" and path == "" and target == 2
     assert image.shape == (1, 16, 16) and image.dtype == torch.uint8
-    first = over(TupleItems(data, path_first=True), model, image_key=1, label_key=2)
+    first = over(TupleItems(tensors, path_first=True), model, image_key=1, label_key=2)
     path, image, target = first[len(first) - 1]
     assert (path, target, image.shape) == ("", 2, (1, 16, 16))
-    dropped = over(TupleItems(data, path_first=True), model, image_key=1,
+    dropped = over(TupleItems(tensors, path_first=True), model, image_key=1,
                                  label_key=2, extra_keys="drop")  # fmt: skip
     assert len(dropped[0]) == len(dropped[len(dropped) - 1]) == 2
-    assert torch.equal(dropped[0][0], data[0][0]) and dropped[0][1] == int(data[1][0])
+    assert torch.equal(dropped[0][0], tensors[0][0]) and dropped[0][1] == int(tensors[1][0])
 
 
 def test_the_datasets_transform_is_set_aside_while_fitting_and_applied_to_synthetic_images(
-    data, model
+    tensors, model
 ):
     calls = []
 
@@ -139,27 +139,27 @@ def test_the_datasets_transform_is_set_aside_while_fitting_and_applied_to_synthe
         return image.float() / 255
 
     # The model was fitted on the raw uint8 images: it is refused unless those are read.
-    ds = over(DictItems(data, transform=scale), model)
+    ds = over(DictItems(tensors, transform=scale), model)
     assert calls == []
     synthetic = ds[len(ds) - 1]
     assert len(calls) == 1 and synthetic["image"].dtype == torch.float32
     assert 0 <= synthetic["image"].min() and synthetic["image"].max() <= 1
     # The wrapper's own transform applies to the image under the same key.
     flipped = over(
-        DictItems(data), ds.model, transform=lambda image: image.flip(-1), transform_real=True
+        DictItems(tensors), ds.model, transform=lambda image: image.flip(-1), transform_real=True
     )
-    assert torch.equal(flipped[0]["image"], data[0][0].flip(-1))
+    assert torch.equal(flipped[0]["image"], tensors[0][0].flip(-1))
 
 
-def test_copies_serve_the_same_dict_items(data, model):
-    ds = over(DictItems(data), model)
+def test_copies_serve_the_same_dict_items(tensors, model):
+    ds = over(DictItems(tensors), model)
     copy = pickle.loads(pickle.dumps(ds))
     for i in (0, len(ds) - 1):
         a, b = ds[i], copy[i]
         assert list(a) == list(b) and torch.equal(a["image"], b["image"])
 
 
-def test_an_item_of_another_form_is_a_bad_item_named_by_index(data, model):
+def test_an_item_of_another_form_is_a_bad_item_named_by_index(tensors, model):
     class Mixed(DictItems):
         def __getitem__(self, i):
             item = super().__getitem__(i)
@@ -169,9 +169,9 @@ def test_an_item_of_another_form_is_a_bad_item_named_by_index(data, model):
         ValueError,
         match=r"item 5 is a dict with keys \['id', 'image', 'label'.* first good item is a dict",
     ):
-        over(Mixed(data), model)
+        over(Mixed(tensors), model)
     with pytest.warns(UserWarning, match="Skipped 1 bad dataset item"):
-        ds = over(Mixed(data), **FIT, on_bad_item="skip")
+        ds = over(Mixed(tensors), **FIT, on_bad_item="skip")
     assert ds.n_real == sum(COUNTS) - 1 and ds.origin(len(ds) - 1)["base"] != 5
 
 
@@ -195,15 +195,15 @@ def test_unsupported_items_say_what_was_found_and_which_argument_to_pass(
         find_layout(item, 0, **kwargs)
 
 
-def test_an_image_that_is_a_path_says_why(data):
+def test_an_image_that_is_a_path_says_why(tensors):
     class Paths(DictItems):
         def __getitem__(self, i):
             return {"image": f"img{i}.png", "label": int(self.y[i])}
 
     with pytest.raises(TypeError, match=r"holds str\. A file path: the transform that loads"):
-        over(Paths(data), **FIT)
+        over(Paths(tensors), **FIT)
     with pytest.raises(ValueError, match=r"`extra_keys` should be one of 'fill', 'drop'"):
-        over(DictItems(data), **FIT, extra_keys="keep")
+        over(DictItems(tensors), **FIT, extra_keys="keep")
 
 
 def test_a_marker_has_the_real_values_type_shape_and_dtype():

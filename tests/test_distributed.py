@@ -15,11 +15,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import TINY, make_shapes
+from helpers import FIT, TINY, make_shapes
 from torch.utils.data import DistributedSampler, TensorDataset
 
+import torch_deepsmote.fitting as fitting
 from torch_deepsmote import DeepSMOTE, DeepSMOTESampler, OversampledDataset
-from torch_deepsmote.distributed import Ranks, map_row_blocks, split_classes
+from torch_deepsmote.distributed import Ranks, current_ranks, map_row_blocks, split_classes
 from torch_deepsmote.distributed import class_neighbors as ranked_class_neighbors
 from torch_deepsmote.knn import class_neighbors
 from torch_deepsmote.storage.checkpoint import CHECKPOINT_NAME
@@ -247,12 +248,29 @@ def test_ranked_neighbors_without_a_group_are_the_plain_search():
     assert torch.equal(plain[0], ranked[0]) and plain[1] == ranked[1]
 
 
-def test_distributed_true_without_a_group_names_the_fix():
-    with pytest.raises(RuntimeError, match="init_process_group"):
-        DeepSMOTE(distributed=True, **OPTIONS).fit_dataset(_data())
-    with pytest.raises(ValueError, match="distributed='yes'"):
+def test_distributed_true_without_a_group_names_the_fix(monkeypatch):
+    assert not dist.is_initialized()
+    with monkeypatch.context() as patch:
+        patch.setattr(fitting, "fit_autoencoder", lambda *a, **k: pytest.fail("trained"))
+        with pytest.raises(RuntimeError, match="init_process_group") as error:
+            DeepSMOTE(distributed=True, **OPTIONS).fit_dataset(_data())
+    message = str(error.value)  # what is wrong, then both fixes
+    assert "`distributed=True`" in message and "none is initialized" in message
+    assert "torch.distributed.init_process_group() first (torchrun" in message
+    assert "or pass distributed='auto' or False" in message
+    # The second fix works: without a group, 'auto' and False fit in this process alone.
+    assert current_ranks("auto") is None and current_ranks(False) is None
+    X, y = make_shapes((8, 6), size=8)
+    assert DeepSMOTE(**dict(FIT, distributed="auto")).fit(X, y).latents_.shape == (14, 8)
+    with pytest.raises(ValueError, match="distributed='yes'") as error:
         DeepSMOTE(distributed="yes")
-    assert Ranks(1, 2).is_main is False
+    assert "`distributed` should be True, False or 'auto'" in str(error.value)
+
+
+def test_rank_zero_is_the_main_process_of_a_group():
+    assert Ranks(0, 2).is_main is True and Ranks(1, 2).is_main is False
+    assert Ranks(0, 1).is_main is True
+    assert Ranks(1, 2).rank == 1 and Ranks(1, 2).world_size == 2
 
 
 def _gpu_worker(rank: int, folder: str) -> None:

@@ -7,16 +7,16 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from PIL import Image
 from torch.utils.data import Dataset, TensorDataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
-from torch_deepsmote._format import ImageFormat, as_images, as_labels
+from torch_deepsmote._format import ImageFormat, as_images
+from torch_deepsmote._labels import as_labels
 from torch_deepsmote.knn import class_neighbors
 from torch_deepsmote.smote import resolve_sampling_strategy
 
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 COUNTS = (30, 10)
 
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -20,7 +20,6 @@ from torch_deepsmote.adapters import find_classes, find_labels  # noqa: E402
 from torch_deepsmote.integrations.hf import to_hf_dataset  # noqa: E402
 
 COUNTS = (40, 16, 6)
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 NAMES = ["stripes", "columns", "square"]
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from torch.utils.data import TensorDataset
 
 L = pytest.importorskip("lightning.pytorch")
@@ -17,7 +17,6 @@ from torch_deepsmote import ClassPriorSampler, DeepSMOTESampler, OversampledData
 from torch_deepsmote.integrations.lightning import DeepSMOTEDataModule  # noqa: E402
 
 COUNTS = (40, 16, 6)
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 
 
 @pytest.fixture(scope="module")

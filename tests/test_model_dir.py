@@ -10,14 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import TINY, make_folder, run
+from helpers import CLI_TINY, make_folder, run_cli
 
 import torch_deepsmote
 from torch_deepsmote.storage.checkpoint import CHECKPOINT_NAME, Checkpoint
 
 REPO = Path(torch_deepsmote.__file__).parent.parent
 
-FIT = [*TINY[:1], "2", *TINY[2:]]  # two epochs: the checkpoint holds both
+FIT = [*CLI_TINY[:1], "2", *CLI_TINY[2:]]  # two epochs: the checkpoint holds both
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def interrupted(tmp_path, monkeypatch, capsys):
     out = tmp_path / "model"
     with monkeypatch.context() as patch:
         patch.setattr(Checkpoint, "remove", lambda self: None)  # kept, as after a kill
-        code, stdout, _ = run(capsys, "fit", data, "--out", out, *FIT)
+        code, stdout, _ = run_cli(capsys, "fit", data, "--out", out, *FIT)
     assert code == 0
     history = json.loads((out / "deepsmote.json").read_text())
     for name in ("deepsmote.h5", "images.h5", "deepsmote.json"):
@@ -41,7 +41,7 @@ def interrupted(tmp_path, monkeypatch, capsys):
 
 def test_the_same_fit_command_resumes_an_interrupted_fit_and_says_so(interrupted, capsys):
     data, out, final_loss, first = interrupted
-    code, stdout, _ = run(capsys, "fit", data, "--out", out, *FIT)
+    code, stdout, _ = run_cli(capsys, "fit", data, "--out", out, *FIT)
     assert code == 0
     assert f"resumed the interrupted fit in {out}" in stdout
     # Resumed after its last complete epoch: the same losses, nothing trained again.
@@ -55,7 +55,7 @@ def test_the_same_fit_command_resumes_an_interrupted_fit_and_says_so(interrupted
 
 def test_an_interrupted_fit_of_other_options_is_refused_without_overwrite(interrupted, capsys):
     data, out, _, _ = interrupted
-    code, _, err = run(capsys, "fit", data, "--out", out, *TINY[:1], "3", *TINY[2:])
+    code, _, err = run_cli(capsys, "fit", data, "--out", out, *CLI_TINY[:1], "3", *CLI_TINY[2:])
     assert code == 2
     assert "interrupted fit of other data or training options" in err and "--overwrite" in err
     assert (out / CHECKPOINT_NAME).exists()  # left as it was
@@ -66,7 +66,7 @@ def test_overwrite_starts_an_interrupted_fit_over(interrupted, capsys, monkeypat
     loaded = []
     original = Checkpoint.load
     monkeypatch.setattr(Checkpoint, "load", lambda self: loaded.append(original(self)))
-    code, stdout, _ = run(capsys, "fit", data, "--out", out, *FIT, "--overwrite")
+    code, stdout, _ = run_cli(capsys, "fit", data, "--out", out, *FIT, "--overwrite")
     assert code == 0 and "resumed" not in stdout
     assert loaded and loaded[0] is None  # nothing was there to resume from
 
@@ -74,7 +74,7 @@ def test_overwrite_starts_an_interrupted_fit_over(interrupted, capsys, monkeypat
 def test_a_folder_with_other_files_still_needs_overwrite(interrupted, capsys):
     data, out, _, _ = interrupted
     (out / "notes.txt").write_text("mine")
-    code, _, err = run(capsys, "fit", data, "--out", out, *FIT)
+    code, _, err = run_cli(capsys, "fit", data, "--out", out, *FIT)
     assert code == 2 and "is not a model folder" in err and "--overwrite" in err
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 
 monai = pytest.importorskip("monai")
 
@@ -24,7 +24,6 @@ from monai.transforms import (  # noqa: E402
 from torch_deepsmote import OversampledDataset  # noqa: E402
 
 COUNTS = (40, 16, 6)
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 
 
 @pytest.fixture(scope="module")

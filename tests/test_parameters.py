@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from helpers import TINY
 
 from torch_deepsmote import DeepSMOTE
 from torch_deepsmote._validation import check_bool_or_auto, check_lam_range

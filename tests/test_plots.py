@@ -5,7 +5,7 @@ import sys
 
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from PIL import Image
 
 from torch_deepsmote import DeepSMOTE
@@ -15,13 +15,14 @@ from torch_deepsmote.quality import assess
 
 
 @pytest.fixture(scope="module")
-def fitted():
+def fit_8x8():
+    """(a DeepSMOTE fitted for two epochs, its images): two classes of 8x8 images, 20 and 8."""
     X, y = make_shapes((20, 8), size=8)
-    return DeepSMOTE(random_state=0, knn="torch", **{**TINY, "max_epochs": 2}).fit(X, y), X
+    return DeepSMOTE(**dict(FIT, max_epochs=2)).fit(X, y), X
 
 
-def test_real_vs_synthetic_has_a_row_per_class_of_real_then_synthetic(fitted):
-    model, X = fitted
+def test_real_vs_synthetic_has_a_row_per_class_of_real_then_synthetic(fit_8x8):
+    model, X = fit_8x8
     grid = plots.real_vs_synthetic(model, X, n=3, scale=2)
     assert grid.shape == (3, 2 * 18 + 2, 6 * 18 + 2) and 0 <= grid.min() and grid.max() <= 1
     first = grid[0, 2:18:2, 2:18:2]  # the first cell, back to 8 x 8: a real image of class 0
@@ -30,8 +31,8 @@ def test_real_vs_synthetic_has_a_row_per_class_of_real_then_synthetic(fitted):
     assert grid.shape == plots.real_vs_synthetic(model, X, n=3, scale=2).shape
 
 
-def test_save_grid_writes_names_left_of_the_rows(fitted, tmp_path):
-    model, X = fitted
+def test_save_grid_writes_names_left_of_the_rows(fit_8x8, tmp_path):
+    model, X = fit_8x8
     grid = plots.real_vs_synthetic(model, X, n=2, scale=1)
     plots.save_grid(grid, tmp_path / "plain.png")
     plots.save_grid(grid, tmp_path / "named.png", ["circle", "square"])
@@ -40,13 +41,13 @@ def test_save_grid_writes_names_left_of_the_rows(fitted, tmp_path):
         assert named.height == plain.height and named.width > plain.width
 
 
-def test_figures_are_matplotlib_figures(fitted, tmp_path):
+def test_figures_are_matplotlib_figures(fit_8x8, tmp_path):
     pytest.importorskip("matplotlib")
     import numpy as np
 
     from torch_deepsmote.quality import latent_pca
 
-    model, X = fitted
+    model, X = fit_8x8
     result = assess(model, X)
     names = {0: "stripes", 1: "bars"}
     counts = plots.plot_counts({0: 20, 1: 8}, {0: 20, 1: 20}, names)
@@ -92,8 +93,8 @@ def test_figures_are_matplotlib_figures(fitted, tmp_path):
         assert (tmp_path / "f.png").stat().st_size > 1000
 
 
-def test_without_matplotlib_figures_say_how_to_install_it(fitted, tmp_path, monkeypatch):
-    model, X = fitted
+def test_without_matplotlib_figures_say_how_to_install_it(fit_8x8, tmp_path, monkeypatch):
+    model, X = fit_8x8
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'torch-deepsmote\[plots\]'"):
@@ -104,8 +105,8 @@ def test_without_matplotlib_figures_say_how_to_install_it(fitted, tmp_path, monk
     assert json.loads((tmp_path / "report.json").read_text())["figures_skipped"]
 
 
-def test_format_table_has_a_line_per_class(fitted, tmp_path):
-    model, X = fitted
+def test_format_table_has_a_line_per_class(fit_8x8, tmp_path):
+    model, X = fit_8x8
     text = format_table(write_report(tmp_path, model, X, {0: "stripes", 1: "bars"}))
     lines = text.splitlines()
     assert lines[0].split()[:3] == ["class", "real", "+new"]

@@ -7,13 +7,11 @@ import pickle
 
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import FIT, make_shapes
 from torch.utils.data import DataLoader, TensorDataset
 
 from torch_deepsmote import DeepSMOTE, DeepSMOTESampler, OversampledDataset
 from torch_deepsmote.pool import SyntheticPool
-
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY, make_shapes
+from helpers import TINY, make_shapes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import TINY, make_shapes
 
 from torch_deepsmote import DeepSMOTE
 from torch_deepsmote.app.report import format_table

@@ -22,16 +22,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
-from test_cli import TINY as CLI_TINY
-from test_cli import make_folder, run
+from helpers import CLI_TINY, FIT, make_folder, make_shapes, run_cli
 from torch.utils.data import DataLoader, TensorDataset
 
 import torch_deepsmote
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote.cli import main
 
-FIT = dict(TINY, random_state=0, knn="torch")
+FIT = dict(FIT, max_epochs=2)
 REPO = Path(torch_deepsmote.__file__).parent.parent
 
 # As root, the child keeps its uid but loses CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH (from
@@ -86,7 +84,7 @@ import numpy as np
 import torch
 import torch_deepsmote.fitting as fitting
 from torch.utils.data import DataLoader, TensorDataset
-from conftest import TINY
+from helpers import FIT
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote.cli import main
 
@@ -95,7 +93,7 @@ original = fitting.fit_autoencoder
 fitting.fit_autoencoder = lambda *a, **k: trained.append(1) or original(*a, **k)
 jobs = json.loads(open(sys.argv[1]).read())
 X, y = np.load(jobs.pop("X")), np.load(jobs.pop("y"))
-FIT = dict(TINY, random_state=0, knn="torch")
+FIT = dict(FIT, max_epochs=2)
 
 
 def fit(cache, **params):
@@ -298,7 +296,7 @@ def test_a_cache_dir_of_the_wrong_type_is_a_type_error():
 def test_fit_names_a_bad_out_in_shell_words(bad_folders, case, tmp_path, capsys):
     value, _, words = bad_folders[case]
     data = make_folder(tmp_path / "images")
-    code, stdout, err = run(capsys, "fit", data, "--out", value, *CLI_TINY)
+    code, stdout, err = run_cli(capsys, "fit", data, "--out", value, *CLI_TINY)
     assert code in (1, 2) and "Traceback" not in err
     assert "`--out` should be a folder" in err and words in err and "Choose" in err
     assert "read " not in stdout  # refused before reading the data

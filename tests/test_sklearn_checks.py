@@ -170,15 +170,16 @@ def test_every_expected_failure_names_a_check_that_runs():
 
 # ---------------------------------------------------------------------- the same, on image rows
 @pytest.fixture(scope="module")
-def rows():
+def classification_rows():
+    """Rows of 64 random features (8x8 images), two classes: not the images of ``shapes``."""
     X, y = make_classification(
         n_samples=60, n_features=64, n_informative=4, weights=[0.7], random_state=0
     )
     return X.astype(np.float32), y
 
 
-def test_fit_on_image_rows_keeps_params_returns_self_and_sets_n_features_in(rows):
-    X, y = rows
+def test_fit_on_image_rows_keeps_params_returns_self_and_sets_n_features_in(classification_rows):
+    X, y = classification_rows
     model = DeepSMOTE(**TINY_ROWS)
     params = repr(model.get_params())
     X_before = X.copy()
@@ -187,8 +188,8 @@ def test_fit_on_image_rows_keeps_params_returns_self_and_sets_n_features_in(rows
     assert model.n_features_in_ == 64
 
 
-def test_fit_on_image_rows_is_idempotent_and_pickles(rows, tmp_path):
-    X, y = rows
+def test_fit_on_image_rows_is_idempotent_and_pickles(classification_rows, tmp_path):
+    X, y = classification_rows
     first = DeepSMOTE(**TINY_ROWS).fit_resample(X, y)
     model = DeepSMOTE(**TINY_ROWS)
     again = model.fit_resample(np.asfortranarray(X), y)  # F-contiguous rows too
@@ -201,8 +202,8 @@ def test_fit_on_image_rows_is_idempotent_and_pickles(rows, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:The given NumPy array is not writable")  # torch's note
-def test_read_only_memmapped_rows_of_any_dtype(rows, tmp_path):
-    X, y = rows
+def test_read_only_memmapped_rows_of_any_dtype(classification_rows, tmp_path):
+    X, y = classification_rows
     for dtype in (np.float32, np.float64, np.int64):
         path = tmp_path / f"X-{np.dtype(dtype).name}.npy"
         np.save(path, (X * 10).astype(dtype))

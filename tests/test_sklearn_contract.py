@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from helpers import TINY
 
 from torch_deepsmote import DeepSMOTE
 

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import make_shapes
+from helpers import make_shapes
 from PIL import Image
 
 from torch_deepsmote.app.sources import read_images

@@ -3,7 +3,7 @@
 import importlib.util
 
 import pytest
-from conftest import TINY
+from helpers import TINY
 
 from torch_deepsmote import DeepSMOTE
 

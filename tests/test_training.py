@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from helpers import TINY
 
 from torch_deepsmote import DeepSMOTE
 from torch_deepsmote.models import Decoder, Encoder

@@ -6,15 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_shapes
+from helpers import CLI_TINY, FIT, TINY, make_shapes
 from sklearn.base import clone
 from torch.utils.data import TensorDataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote._pixels import range_faults
 from torch_deepsmote.reading import read_dataset
-
-FIT = dict(TINY, max_epochs=1, random_state=0, knn="torch")
 
 
 def unit_floats(counts=(30, 10)):
@@ -143,15 +141,14 @@ def test_the_command_line_names_an_odd_image_and_takes_value_range(tmp_path, cap
     from torch_deepsmote.app.model_dir import load_model_dir
     from torch_deepsmote.cli import main
 
-    tiny = ["--epochs", "1", "--hidden", "4", "--latent", "8", "--batch-size", "16", "--quiet"]
     X, y = one_pixel_of_1e30()
     np.savez(tmp_path / "odd.npz", images=X, labels=y)
-    assert main(["fit", str(tmp_path / "odd.npz"), "--out", str(tmp_path / "m1"), *tiny]) == 1
+    assert main(["fit", str(tmp_path / "odd.npz"), "--out", str(tmp_path / "m1"), *CLI_TINY]) == 1
     assert "`X` image 7 has pixel values in [0, 1e+30], far outside" in capsys.readouterr().err
     X, y = unit_floats()
     np.savez(tmp_path / "half.npz", images=X * 0.5, labels=y)
     out = tmp_path / "m2"
     argv = ["fit", str(tmp_path / "half.npz"), "--out", str(out), "--value-range", "0", "1"]
-    assert main([*argv, *tiny]) == 0
+    assert main([*argv, *CLI_TINY]) == 0
     model = load_model_dir(out).model
     assert model.value_range == (0.0, 1.0) and model.image_format_.high == 1.0

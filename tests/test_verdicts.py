@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_shapes
+from helpers import make_shapes
 
 from torch_deepsmote import DeepSMOTE
 from torch_deepsmote.app.report import format_table, write_report

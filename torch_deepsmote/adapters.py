@@ -31,8 +31,9 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, Subset, TensorDataset
 from torchvision.datasets.vision import StandardTransform
 
-from ._format import ImageFormat, TargetFormat, as_labels
+from ._format import ImageFormat
 from ._items import EXTRA_KEYS, ItemLayout
+from ._labels import TargetFormat, as_labels
 from ._validation import check_choice
 
 __all__ = ["DatasetAdapter", "ItemMaker", "Kind", "find_classes", "find_labels"]

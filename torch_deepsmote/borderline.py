@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._format import as_labels
+from ._labels import as_labels
 from ._validation import check_positive_int
 from .knn import check_neighbor_table, get_knn
 

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._format import as_labels
+from ._labels import as_labels
 from ._seeding import epoch_generator
 from ._validation import check_non_negative_int
 

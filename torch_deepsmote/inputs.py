@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._format import as_images, as_labels
+from ._format import as_images
+from ._labels import as_labels
 
 __all__ = ["Targets", "check_dense", "check_image_array", "join_images", "read_rows"]
 __all__ += ["read_targets"]

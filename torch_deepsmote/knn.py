@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from ._format import as_labels
+from ._labels import as_labels
 from ._validation import check_bool, check_positive_int
 
 __all__ = [

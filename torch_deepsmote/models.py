@@ -35,7 +35,14 @@ from torch import Tensor, nn
 from ._pixels import MAX_SIDE, MIN_SIDE
 from ._validation import check_positive_int
 
-__all__ = ["Encoder", "Decoder", "DownConv2d", "build_autoencoder", "default_latent_dim", "encoder_sides"]
+__all__ = [
+    "Encoder",
+    "Decoder",
+    "DownConv2d",
+    "build_autoencoder",
+    "default_latent_dim",
+    "encoder_sides",
+]
 
 
 def check_image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:

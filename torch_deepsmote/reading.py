@@ -21,16 +21,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, get_worker_info
 from tqdm.auto import tqdm
 
-from ._format import (
-    ImageFormat,
-    TargetFormat,
-    TargetReader,
-    as_labels,
-    check_pixels,
-    file_pixels,
-    image_to_tensor,
-)
+from ._format import ImageFormat, check_pixels, file_pixels, image_to_tensor
 from ._items import ItemLayout, find_layout
+from ._labels import TargetFormat, TargetReader, as_labels
 from ._pixels import (
     check_image_shape,
     check_value_range,

@@ -24,7 +24,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from ._format import as_labels
+from ._labels import as_labels
 from ._validation import check_choice, check_fraction
 
 __all__ = [

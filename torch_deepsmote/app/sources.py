@@ -30,7 +30,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .._format import PIL_DEEP_MODES, as_labels, file_pixels, file_rawmode, image_to_tensor
+from .._format import PIL_DEEP_MODES, file_pixels, file_rawmode, image_to_tensor
+from .._labels import as_labels
 from ..adapters import find_classes
 from ..reading import read_dataset
 

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._format import as_labels
 from .._items import IMAGE_KEYS, LABEL_KEYS, ItemLayout
+from .._labels import as_labels
 from ..adapters import Kind, register_kind
 from ..dataset import OversampledDataset
 

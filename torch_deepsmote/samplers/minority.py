@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from .._format import as_labels
+from .._labels import as_labels
 from .._seeding import epoch_generator
 from .._validation import check_non_negative_int, check_positive_float, check_positive_int
 from ._common import resolve_replicas, tell_dataset

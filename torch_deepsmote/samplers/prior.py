@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from .._format import as_labels
+from .._labels import as_labels
 from .._seeding import epoch_generator
 from .._validation import check_non_negative_int, check_positive_int
 from ._common import check_sized, draw_in_turn, resolve_replicas, set_epoch, tell_dataset
