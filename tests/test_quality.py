@@ -191,7 +191,7 @@ def test_prdc_refuses_bad_arguments_by_name():
 
 
 def test_features_are_computed_in_bounded_batches_and_checked(fitted, shapes, monkeypatch):
-    import torch_deepsmote.split_test as split_test
+    import torch_deepsmote.holdout as holdout
 
     X, _ = shapes
     sizes = []
@@ -201,7 +201,7 @@ def test_features_are_computed_in_bounded_batches_and_checked(fitted, shapes, mo
         return torch.as_tensor(images).float().flatten(1)
 
     whole = assess(fitted, X, features=flat, max_per_class=50)
-    monkeypatch.setattr(split_test, "_FEATURE_BATCH", 7)
+    monkeypatch.setattr(holdout, "_FEATURE_BATCH", 7)
     sizes.clear()
     batched = assess(fitted, X, features=flat, max_per_class=50)
     assert sizes and max(sizes) <= 7

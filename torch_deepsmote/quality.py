@@ -17,7 +17,7 @@ For every class ([`assess`][torch_deepsmote.quality.assess]), first what the mod
 Then the split test, which judges synthetic images against real images they were not made
 from. Measured against the codes they were interpolated from, synthetic codes look right
 almost whatever the model (precision and coverage near 100 % even for an untrained one),
-so (``torch_deepsmote.split_test``) each class's real images are split at random:
+so (``torch_deepsmote.holdout``) each class's real images are split at random:
 ``HOLD_OUT`` of them held out, synthetic images made from the rest alone (the
 *parents*; the model's own SMOTE rule, with every neighbour table built among the parents
 only: ``split_synthesizer``), three times over, and the numbers averaged:
@@ -63,10 +63,10 @@ from torch import Tensor
 from ._format import as_images
 from ._validation import check_positive_float, check_positive_int
 from .deepsmote import DeepSMOTE
+from .holdout import HOLD_OUT, draw_splits, hold_out, split_scores, split_synthesizer
 from .latents import decode_codes
 from .metrics import latent_pca, nearest, prdc
 from .smote import SMOTEPlan
-from .split_test import HOLD_OUT, draw_splits, hold_out, split_scores, split_synthesizer
 from .verdicts import scores_of, variety, verdict
 
 __all__ = [
