@@ -1,10 +1,13 @@
 """Variety of DeepSMOTE's images per interpolation: precision, recall, density, coverage.
 
 The autoencoder of a ``classify`` run (its ``--work`` cache: no training) serves each
-``interpolation``; :func:`torch_deepsmote.quality.assess` measures, per class, the
+``interpolation``; ``torch_deepsmote.quality.assess`` measures, per class, the
 synthetic images against the real ones in the autoencoder's code space (Naeem et al.,
-ICML 2020). The minority classes' means are printed beside each other: coverage is the
-share of real images' neighbourhoods that some synthetic image reaches.
+ICML 2020) with its split test: half of each class held out of the interpolation, the
+synthetic images made from the other half and measured against the held-out half, so the
+numbers are those of the split, not of synthetic codes against their own parents. The
+minority classes' means are printed beside each other: coverage is the share of held-out
+real images' neighbourhoods that some synthetic image reaches.
 
     python -m benchmarks.variety --work /tmp/pilot/work --interpolations smote,enemy,transfer
 """
