@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["TargetFormat", "TargetReader", "as_labels"]
+__all__ = ["TargetFormat", "TargetReader", "as_labels", "scalar"]
 
 
 def as_labels(labels: Any, name: str = "y", n: int | None = None) -> Tensor:
@@ -45,7 +45,7 @@ def as_labels(labels: Any, name: str = "y", n: int | None = None) -> Tensor:
         tensor = labels.detach().cpu()
     else:
         if isinstance(labels, Sequence) and not isinstance(labels, (str, bytes)):
-            labels = [_scalar(value) for value in labels]
+            labels = [scalar(value) for value in labels]
         array = np.asarray(labels)
         if array.dtype.kind not in "biuf":
             raise TypeError(
@@ -72,8 +72,9 @@ def as_labels(labels: Any, name: str = "y", n: int | None = None) -> Tensor:
     return tensor
 
 
-def _scalar(value: Any) -> Any:
-    # A one-element tensor or array (a dataset's target) stands for its value.
+def scalar(value: Any) -> Any:
+    """A one-element tensor or array (a dataset's target, a label row) -> its value; anything
+    else as it is."""
     if isinstance(value, Tensor) and value.numel() == 1:
         return value.item()
     if isinstance(value, np.ndarray) and value.size == 1:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ._format import as_images
-from ._labels import as_labels
+from ._labels import as_labels, scalar
 
 __all__ = ["Targets", "check_dense", "check_image_array", "join_images", "read_rows"]
 __all__ += ["read_targets"]
@@ -274,14 +274,11 @@ def _as_array(y: Any) -> np.ndarray:
 
 
 def _scalar(value: Any) -> Any:
-    # One-element tensors, arrays and lists (a column's rows) stand for their value.
-    if isinstance(value, Tensor) and value.numel() == 1:
-        return value.item()
-    if isinstance(value, np.ndarray) and value.size == 1:
-        return value.item()
+    # A column's rows are one-element lists too, beside the tensors and arrays that
+    # ``scalar`` takes.
     if isinstance(value, list) and len(value) == 1:
         return value[0]
-    return value
+    return scalar(value)
 
 
 def _plain(value: Any) -> Any:
