@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from torch.utils.data import Dataset
 
 from torch_deepsmote.cli import main
 
@@ -89,3 +90,18 @@ def run_cli(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+class NumpyItems(Dataset):
+    """A user's own dataset: (H, W) numpy images of (N, 1, H, W) ``images`` with the
+    targets given, as they are, and no ``targets`` or ``labels`` attribute: the library
+    reads the targets from the items."""
+
+    def __init__(self, images, targets):
+        self.images, self.y = images, targets
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i][0], self.y[i]

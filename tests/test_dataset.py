@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from helpers import FIT, make_shapes
+from helpers import FIT, NumpyItems, make_shapes
 from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset
 from torchvision.datasets import ImageFolder
@@ -39,19 +39,6 @@ class VisionLike(Dataset):
         if self.target_transform is not None:
             target = self.target_transform(target)
         return image, target
-
-
-class NumpyItems(Dataset):
-    """A user's own dataset: numpy (H, W) items, numpy targets, no labels attribute."""
-
-    def __init__(self, images, labels):
-        self.images, self.y = images, labels
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.images[i][0], self.y[i]
 
 
 class Flip:

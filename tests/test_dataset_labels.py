@@ -6,26 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import FIT, make_shapes
+from helpers import FIT, NumpyItems, make_shapes
 from sklearn.preprocessing import LabelEncoder
-from torch.utils.data import Dataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 
 NAMES = np.array(["digit0", "digit1", "digit2"])
-
-
-class Items(Dataset):
-    """(H, W) uint8 numpy images with whatever targets the test gives."""
-
-    def __init__(self, images, targets):
-        self.images, self.targets_ = images, targets
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.images[i][0], self.targets_[i]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +26,7 @@ def _served(ds):
 def test_string_targets_are_classes_in_sorted_order_and_synthetic_items_carry_them(data):
     X, y = data
     names = [str(NAMES[label]) for label in y]
-    ds = OversampledDataset(Items(X, names), **FIT)
+    ds = OversampledDataset(NumpyItems(X, names), **FIT)
     assert ds.targets[: len(y)] == y.tolist()  # encoded like LabelEncoder: sorted names
     assert ds.classes == ["digit0", "digit1", "digit2"]
     assert ds.class_to_idx == {"digit0": 0, "digit1": 1, "digit2": 2}
@@ -53,7 +39,7 @@ def test_label_encoded_labels_serve_the_items_own_string_targets(data):
     X, y = data
     names = [str(NAMES[label]) for label in y]
     labels = LabelEncoder().fit_transform(names)  # the advice of as_labels' message
-    ds = OversampledDataset(Items(X, names), labels=labels, **FIT)
+    ds = OversampledDataset(NumpyItems(X, names), labels=labels, **FIT)
     served = _served(ds)
     assert all(type(t) is str for t in served[ds.n_real :])
     assert served == [str(NAMES[label]) for label in ds.targets]
@@ -62,7 +48,7 @@ def test_label_encoded_labels_serve_the_items_own_string_targets(data):
 def test_one_to_one_relabelling_keeps_the_items_targets_for_both_kinds(data):
     X, y = data
     relabel = np.array([3, 7, 100])
-    ds = OversampledDataset(Items(X, y), labels=relabel[y], **FIT)
+    ds = OversampledDataset(NumpyItems(X, y), labels=relabel[y], **FIT)
     served = _served(ds)
     # .targets speak labels=, items carry their own targets: one class, one target.
     back = {3: 0, 7: 1, 100: 2}
@@ -76,7 +62,7 @@ def test_tensor_and_numpy_targets_come_back_in_their_form(data):
         (torch.as_tensor(y, dtype=torch.int32), torch.Tensor),
         (y.astype(np.int16), np.integer),
     ):
-        ds = OversampledDataset(Items(X, list(targets)), **FIT)
+        ds = OversampledDataset(NumpyItems(X, list(targets)), **FIT)
         synthetic = ds[len(ds) - 1][1]
         assert isinstance(synthetic, kind) and synthetic.dtype == targets[0].dtype
         assert int(synthetic) == ds.targets[-1]
@@ -86,11 +72,11 @@ def test_labels_that_disagree_with_the_targets_are_refused_naming_the_item(data)
     X, y = data
     merged = (y == 0).astype(int)  # classes 1 and 2 share a label: two targets, one label
     with pytest.raises(ValueError, match=r"one-to-one.*item 30 .*target_transform"):
-        OversampledDataset(Items(X, y), labels=merged, **FIT)
+        OversampledDataset(NumpyItems(X, y), labels=merged, **FIT)
     split = y.copy()
     split[5] = 2  # one item of class 0 labelled 2: one target, two labels
     with pytest.raises(ValueError, match=r"one-to-one.*item 5 "):
-        OversampledDataset(Items(X, y), labels=split, **FIT)
+        OversampledDataset(NumpyItems(X, y), labels=split, **FIT)
 
 
 def test_targets_of_mixed_types_are_refused(data):
@@ -98,14 +84,14 @@ def test_targets_of_mixed_types_are_refused(data):
     targets = [str(NAMES[label]) for label in y]
     targets[7] = 0
     with pytest.raises(TypeError, match=r"item 7 .*class names"):
-        OversampledDataset(Items(X, targets), **FIT)
+        OversampledDataset(NumpyItems(X, targets), **FIT)
 
 
 def test_fit_dataset_reads_string_targets(data):
     X, y = data
     names = [str(NAMES[label]) for label in y]
-    model = DeepSMOTE(**FIT).fit_dataset(Items(X, names))
-    ds = OversampledDataset(Items(X, names), model)
+    model = DeepSMOTE(**FIT).fit_dataset(NumpyItems(X, names))
+    ds = OversampledDataset(NumpyItems(X, names), model)
     assert ds[len(ds) - 1][1] == "digit2"
 
 
@@ -113,7 +99,7 @@ def test_fit_dataset_reads_string_targets(data):
 @pytest.fixture(scope="module")
 def balanced(data):
     X, y = data
-    return OversampledDataset(Items(X, y), **FIT)
+    return OversampledDataset(NumpyItems(X, y), **FIT)
 
 
 def test_index_like_a_sequence_integers_of_every_kind(balanced):
@@ -167,9 +153,9 @@ def test_the_sampler_seed_draws_the_synthetic_set_of_a_dataset_without_one(data)
     from torch_deepsmote import DeepSMOTESampler
 
     X, y = data
-    model = DeepSMOTE(**FIT).fit_dataset(Items(X, y))
-    ds = OversampledDataset(Items(X, y), model)  # no seed of its own
-    own = OversampledDataset(Items(X, y), model, seed=0)
+    model = DeepSMOTE(**FIT).fit_dataset(NumpyItems(X, y))
+    ds = OversampledDataset(NumpyItems(X, y), model)  # no seed of its own
+    own = OversampledDataset(NumpyItems(X, y), model, seed=0)
     assert torch.equal(_synthetic(ds), _synthetic(own))  # alone: seed 0, as before
     DeepSMOTESampler(ds, seed=1)
     one = _synthetic(ds)
@@ -182,7 +168,7 @@ def test_the_sampler_seed_draws_the_synthetic_set_of_a_dataset_without_one(data)
     assert not torch.equal(_synthetic(ds), one) and not torch.equal(_synthetic(ds), _synthetic(own))
     # A dataset seed of its own wins over the sampler's.
     DeepSMOTESampler(own, seed=1).set_epoch(3)
-    fixed = OversampledDataset(Items(X, y), model, seed=0)
+    fixed = OversampledDataset(NumpyItems(X, y), model, seed=0)
     fixed.set_epoch(3)
     assert torch.equal(_synthetic(own), _synthetic(fixed))
 
@@ -193,8 +179,8 @@ def test_every_rank_draws_the_same_synthetic_set_from_the_sampler_seed(data):
     from torch_deepsmote import ClassPriorSampler, DeepSMOTESampler, MinoritySampler
 
     X, y = data
-    model = DeepSMOTE(**FIT).fit_dataset(Items(X, y))
-    ds = OversampledDataset(Items(X, y), model)
+    model = DeepSMOTE(**FIT).fit_dataset(NumpyItems(X, y))
+    ds = OversampledDataset(NumpyItems(X, y), model)
     for make in (
         lambda d, r: DeepSMOTESampler(d, num_replicas=2, rank=r, seed=5),
         lambda d, r: ClassPriorSampler(d, num_replicas=2, rank=r, seed=5),

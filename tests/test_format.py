@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from helpers import FIT, make_shapes
+from helpers import FIT, NumpyItems, make_shapes
 from PIL import Image
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import TensorDataset
 
 from torch_deepsmote import DeepSMOTE, OversampledDataset
 from torch_deepsmote._format import ImageFormat, as_images
@@ -18,19 +18,6 @@ from torch_deepsmote.knn import class_neighbors
 from torch_deepsmote.smote import resolve_sampling_strategy
 
 COUNTS = (30, 10)
-
-
-class Items(Dataset):
-    """(numpy image, target) items whose targets are given as they are."""
-
-    def __init__(self, images, targets):
-        self.images, self.targets_given = images, targets
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.images[i][0], self.targets_given[i]
 
 
 def label_forms(y):
@@ -67,13 +54,13 @@ def test_every_label_form_is_read_the_same_way_in_every_path(form):
     assert Counter(given.targets) == {0: 30, 1: 30}
     # The same labels as the dataset's own targets, read item by item.
     targets = list(labels) if isinstance(labels, (list, np.ndarray)) else list(labels.unbind())
-    read = OversampledDataset(Items(X, targets), **FIT)
+    read = OversampledDataset(NumpyItems(X, targets), **FIT)
     assert torch.equal(read.model.labels_, expected)
 
 
 def test_bool_targets_come_back_as_bools_on_synthetic_items():
     X, y = make_shapes(COUNTS)
-    ds = OversampledDataset(Items(X, [bool(v) for v in y]), **FIT)
+    ds = OversampledDataset(NumpyItems(X, [bool(v) for v in y]), **FIT)
     target = ds[len(ds) - 1][1]
     assert type(target) is bool and target is True
 
