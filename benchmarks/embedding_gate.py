@@ -394,6 +394,11 @@ def main(argv=None) -> int:
         "backbones": [],
     }
     subsets: dict = {}
+
+    def save() -> None:
+        gate["verdict"] = verdict(gate["backbones"])
+        write_bytes(path, json.dumps(gate, indent=1).encode())
+
     for folder in map(Path, args.backbones):
         result = json.loads((folder / "results.json").read_text())
         config = result["config"]
@@ -418,10 +423,8 @@ def main(argv=None) -> int:
                 + f" ({entry['seconds']:.0f} s)",
                 flush=True,
             )
-            gate["verdict"] = verdict(gate["backbones"])
-            write_bytes(path, json.dumps(gate, indent=1).encode())
-    gate["verdict"] = verdict(gate["backbones"])
-    write_bytes(path, json.dumps(gate, indent=1).encode())
+            save()  # after each backbone: an interrupted gate resumes from here
+    save()
     text = markdown(gate)
     write_bytes(out / "gate.md", text.encode())
     print(text)
